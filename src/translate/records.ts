@@ -1,0 +1,209 @@
+/**
+ * The plain records that flow from the sources into correlation.
+ * Scrapers produce raw bytes or these records; translate/ turns raw bytes into them.
+ * Each source owns its section; correlation reads all of them.
+ */
+
+// ─── kubelet /metrics/resource ────────────────────────────────────────────────
+
+export type KubeletEndpoint = 'resource' | 'v1alpha1';
+
+/** One container as the kubelet reports it (for Kata: the guest's view, relayed through CRI). */
+export interface KubeletContainerStats {
+  namespace: string;
+  pod: string;
+  container: string;
+  cpuSeconds?: number;
+  /** When the kubelet took the CPU sample (ms since epoch), not the scrape time. */
+  cpuTimestampMs?: number;
+  memoryWorkingSetBytes?: number;
+  memoryTimestampMs?: number;
+  startTimeSeconds?: number;
+  swapBytes?: number;
+}
+
+/** One pod as the kubelet reports it: the host pod cgroup, read by cAdvisor. */
+export interface KubeletPodStats {
+  namespace: string;
+  pod: string;
+  cpuSeconds?: number;
+  cpuTimestampMs?: number;
+  memoryWorkingSetBytes?: number;
+  memoryTimestampMs?: number;
+  swapBytes?: number;
+}
+
+export interface KubeletNodeStats {
+  cpuSeconds?: number;
+  memoryWorkingSetBytes?: number;
+  swapBytes?: number;
+}
+
+/** Why a kubelet sample was rejected by the decoder. */
+export type KubeletRejectReason =
+  | 'zero_time' // timestamp -62135596800000 / negative start time (kubernetes#109679)
+  | 'implausible_value' // wrapped uint64, negative, NaN or Inf
+  | 'duplicate'; // same family and label set twice (kubernetes#134518): first wins
+
+export interface KubeletStats {
+  node: KubeletNodeStats;
+  /** Keyed by `${namespace}/${pod}`. */
+  pods: Map<string, KubeletPodStats>;
+  /** Keyed by `${namespace}/${pod}/${container}`. */
+  containers: Map<string, KubeletContainerStats>;
+  /** The kubelet's own scrape_error / resource_scrape_error gauge was 1. */
+  kubeletScrapeError: boolean;
+  rejected: Record<KubeletRejectReason, number>;
+}
+
+// ─── Kata sandboxes (discovery, state files, bundles) ─────────────────────────
+
+export type KataRuntime = 'go' | 'rs';
+export type Hypervisor = 'qemu' | 'cloud-hypervisor' | 'firecracker' | 'dragonball' | 'unknown';
+
+/** A Kata sandbox found on disk, before its shim is scraped. */
+export interface SandboxRecord {
+  id: string;
+  runtime: KataRuntime;
+  /** The sandbox directory under --path.kata-go or --path.kata-rs. */
+  dir: string;
+  /** shim-monitor.sock, when present. */
+  socketPath?: string;
+  hypervisor: Hypervisor;
+  /** Where the hypervisor was learnt from. */
+  hypervisorSource: 'state' | 'process' | 'unknown';
+  sandboxCgroupPath?: string;
+  overheadCgroupPath?: string;
+  sandboxCgroupOnly?: boolean;
+  vmmPid?: number;
+  /** OCI annotations of the sandbox (persist.json / state.json), untrusted-free host data. */
+  annotations: Record<string, string>;
+}
+
+/** How a sandbox id was joined to a pod (domain.md §4, in order of trust). */
+export type SandboxMappingSource = 'containerd' | 'crio' | 'kata-state' | 'cgroup-path';
+
+export interface SandboxPodRef {
+  sandboxId: string;
+  uid?: string;
+  namespace?: string;
+  name?: string;
+  source: SandboxMappingSource;
+}
+
+// ─── Kata shim metrics (decoded) ──────────────────────────────────────────────
+
+/** A process on the host or in the guest, normalised to base units. */
+export interface ProcessStats {
+  /** utime + stime, in seconds (ticks / USER_HZ). */
+  cpuSeconds?: number;
+  residentBytes?: number;
+  virtualBytes?: number;
+  threads?: number;
+  fds?: number;
+  readBytes?: number;
+  writeBytes?: number;
+}
+
+export interface GuestCpuSeconds {
+  user: number;
+  nice: number;
+  system: number;
+  idle: number;
+  iowait: number;
+  irq: number;
+  softirq: number;
+  steal: number;
+  guest: number;
+  guestNice: number;
+}
+
+export interface GuestStats {
+  /** cpu="total" row, converted from milliseconds. */
+  cpu?: GuestCpuSeconds;
+  memTotalBytes?: number;
+  memFreeBytes?: number;
+  memAvailableBytes?: number;
+  /** kata_guest_tasks{item="cur"}. */
+  tasks?: number;
+  tasksMax?: number;
+  load1?: number;
+  /** Sums over guest interfaces other than lo. */
+  networkReceiveBytes?: number;
+  networkTransmitBytes?: number;
+  /** Sums over whole disks (no partitions, loop, ram or dm devices), sectors × 512. */
+  diskReadBytes?: number;
+  diskWrittenBytes?: number;
+}
+
+export interface ShimMetrics {
+  /** The shim process itself (Go: go_* / process_* / kata_shim_*; rs: kata_shim_*). */
+  shim: ProcessStats;
+  hypervisor: ProcessStats;
+  virtiofsd?: ProcessStats;
+  agent?: ProcessStats;
+  guest: GuestStats;
+  /** Firecracker's kata_firecracker_* values: deltas over its ~60 s flush window, never counters. */
+  firecrackerWindow?: Record<string, number>;
+  /** kata_shim_pod_overhead_* as reported; unreliable (domain.md §2), kept for comparison only. */
+  reportedOverhead?: { cpu?: number; memoryBytes?: number };
+  /** Samples the decoder refused (NaN, negative, absurd magnitudes). */
+  rejectedSamples: number;
+}
+
+// ─── host cgroups ─────────────────────────────────────────────────────────────
+
+export type CgroupVersion = 1 | 2;
+
+export interface CgroupUsage {
+  /** Path relative to the cgroup root (e.g. /kubepods/burstable/pod<uid>). */
+  path: string;
+  version: CgroupVersion;
+  cpuSeconds?: number;
+  memoryUsageBytes?: number;
+  memoryInactiveFileBytes?: number;
+  /** usage − inactive_file, floored at 0, as the kubelet computes it. */
+  memoryWorkingSetBytes?: number;
+}
+
+// ─── pod metadata (API server watch) ──────────────────────────────────────────
+
+export interface ContainerSpecRecord {
+  name: string;
+  init: boolean;
+  cpuRequestCores?: number;
+  cpuLimitCores?: number;
+  memoryRequestBytes?: number;
+  memoryLimitBytes?: number;
+  privileged: boolean;
+}
+
+export interface ContainerStatusRecord {
+  name: string;
+  containerId?: string;
+  restartCount: number;
+  state: 'running' | 'waiting' | 'terminated' | 'unknown';
+  /** Seconds since epoch, when running. */
+  startedAt?: number;
+}
+
+export interface PodRecord {
+  uid: string;
+  namespace: string;
+  name: string;
+  nodeName?: string;
+  phase?: string;
+  qosClass?: string;
+  runtimeClassName?: string;
+  /** Resolved from the RuntimeClass object; undefined when the class is unknown. */
+  runtimeHandler?: string;
+  overhead?: { cpuCores?: number; memoryBytes?: number };
+  containers: ContainerSpecRecord[];
+  containerStatuses: ContainerStatusRecord[];
+}
+
+export interface RuntimeClassRecord {
+  name: string;
+  handler: string;
+  overhead?: { cpuCores?: number; memoryBytes?: number };
+}
