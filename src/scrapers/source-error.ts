@@ -1,0 +1,29 @@
+/** Why a source could not be read. Shared by every scraper so correlation can map it to a gap reason. */
+export type SourceErrorReason =
+  | 'unreachable' // connection refused, no such socket or host, reset
+  | 'timeout' // the deadline for the whole exchange passed
+  | 'oversize' // the response passed its byte cap
+  | 'unauthorized' // 401 / 403
+  | 'not_found' // 404 (after any fallback)
+  | 'http_status' // any other non-2xx
+  | 'tls' // certificate or handshake failure
+  | 'malformed' // the bytes could not be decoded
+  | 'io'; // a local file could not be read
+
+/**
+ * An error that names what was read (URL, socket or file) and says what the operator can do.
+ * Scrapers throw or return it; nothing else leaves a scraper.
+ */
+export class SourceError extends Error {
+  constructor(
+    readonly reason: SourceErrorReason,
+    /** The URL, socket path or file involved. */
+    readonly target: string,
+    detail: string,
+    /** What to do about it, in one sentence. */
+    readonly hint?: string,
+  ) {
+    super(`${target}: ${detail}${hint ? ` (${hint})` : ''}`);
+    this.name = 'SourceError';
+  }
+}
