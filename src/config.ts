@@ -1,0 +1,231 @@
+/**
+ * Flags → a validated Config. Flags follow Prometheus exporter conventions (`--area.name`);
+ * every host path and endpoint can be overridden so the exporter runs against a fixtures tree or
+ * a simulated node exactly as on a real one. Bad flags fail at start-up with a clear message.
+ */
+
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const DEFAULT_PORT = 9863;
+
+export type RuntimeRsMode = 'safe' | 'all' | 'none';
+
+export interface Config {
+  listenHost: string | undefined;
+  listenPort: number;
+  telemetryPath: string;
+  webConfigFile?: string;
+  nodeName: string;
+  kubeletUrl: string;
+  kubeletTokenFile?: string;
+  kubeletCaFile?: string;
+  kubeletInsecureSkipTlsVerify: boolean;
+  kubeletTimeoutMs: number;
+  kubeletStaleAfterMs: number;
+  kubeconfig?: string;
+  cgroupRoot: string;
+  kataGoDir: string;
+  kataRsDir: string;
+  containerdTasksDir: string;
+  crioDir: string;
+  procDir: string;
+  shimTimeoutMs: number;
+  shimConcurrency: number;
+  shimMaxBytes: number;
+  shimMaxSeries: number;
+  shimRuntimeRs: RuntimeRsMode;
+  shimRaw: boolean;
+  runtimeHandlers: RegExp;
+  collectMinIntervalMs: number;
+  collectDeadlineMs: number;
+  logLevel: string;
+  once: boolean;
+  demo: boolean;
+}
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  default?: string | boolean;
+  help: string;
+}
+
+const DEFAULT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** The command-line contract; `--help` prints it and docs/operations.md describes it. */
+export const FLAGS: Record<string, FlagSpec> = {
+  'web.listen-address': { type: 'string', default: `:${DEFAULT_PORT}`, help: 'Address to listen on for /metrics, as host:port or :port.' },
+  'web.telemetry-path': { type: 'string', default: '/metrics', help: 'Path under which to expose metrics.' },
+  'web.config.file': { type: 'string', help: 'Prometheus exporter-toolkit web config (TLS, client CA, basic auth).' },
+  'node.name': { type: 'string', help: 'This node\'s name (default: env NODE_NAME).' },
+  'kubelet.url': { type: 'string', help: 'Kubelet base URL (default: https://$HOST_IP:10250).' },
+  'kubelet.token-file': { type: 'string', help: `Bearer token file, re-read when it rotates (default: ${DEFAULT_TOKEN_FILE} when it exists).` },
+  'kubelet.ca-file': { type: 'string', help: 'CA bundle that signed the kubelet serving certificate.' },
+  'kubelet.insecure-skip-tls-verify': { type: 'boolean', default: false, help: 'Do not verify the kubelet certificate (serving certs often lack IP SANs).' },
+  'kubelet.timeout': { type: 'string', default: '4s', help: 'Deadline for one kubelet scrape.' },
+  'kubelet.stale-after': { type: 'string', default: '2m', help: 'A kubelet sample older than this is a gap (kubelet_stale).' },
+  kubeconfig: { type: 'string', help: 'kubeconfig for the pod watch; in-cluster config when absent.' },
+  'path.cgroupfs': { type: 'string', default: '/sys/fs/cgroup', help: 'cgroup filesystem root.' },
+  'path.kata-go': { type: 'string', default: '/run/vc/sbs', help: 'Kata Go runtime sandbox directory.' },
+  'path.kata-rs': { type: 'string', default: '/run/kata', help: 'Kata runtime-rs sandbox directory.' },
+  'path.containerd-tasks': { type: 'string', default: '/run/containerd/io.containerd.runtime.v2.task', help: 'containerd shim v2 task bundles.' },
+  'path.crio': { type: 'string', default: '/run/containers/storage/overlay-containers', help: 'CRI-O container state (sandbox annotations).' },
+  'path.procfs': { type: 'string', default: '/proc', help: 'procfs mount (hypervisor process detection).' },
+  'shim.timeout': { type: 'string', default: '3s', help: 'Deadline for one whole shim scrape (connect, headers and body).' },
+  'shim.concurrency': { type: 'string', default: '8', help: 'Shim sockets scraped at once.' },
+  'shim.max-bytes': { type: 'string', default: '4194304', help: 'Largest shim response read; a larger one is cut off (shim_oversize).' },
+  'shim.max-series': { type: 'string', default: '20000', help: 'Most series read from one shim; more is cut off (shim_malformed).' },
+  'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
+  'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
+  'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
+  'collect.min-interval': { type: 'string', default: '5s', help: 'Concurrent scrapes within this window share one collection.' },
+  'collect.deadline': { type: 'string', default: '5s', help: 'A collection answers within this time with whatever sources finished.' },
+  'log.level': { type: 'string', default: 'info', help: 'Log level: debug, info, warn, error.' },
+  once: { type: 'boolean', default: false, help: 'Collect once, print the exposition to stdout, exit non-zero if a source failed.' },
+  demo: { type: 'boolean', default: false, help: 'Run against a built-in simulated node; no cluster needed.' },
+  help: { type: 'boolean', default: false, help: 'Show this help.' },
+  version: { type: 'boolean', default: false, help: 'Show the version.' },
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses `5s`, `250ms`, `2m`, `1h`, or `1m30s` into milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$/.exec(text);
+  if (match === null) throw new ConfigError(`"${text}" is not a duration: use e.g. 500ms, 5s, 2m`);
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const part of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(part[1]) * (units[part[2] ?? 's'] ?? 0);
+  return total;
+}
+
+function parseListenAddress(address: string): { host: string | undefined; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]*):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[2]);
+  if (match === null || !(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`--web.listen-address "${address}" is not host:port or :port (e.g. :${DEFAULT_PORT})`);
+  }
+  const host = match[1] === '' ? undefined : match[1]!.replace(/^\[|\]$/g, '');
+  return { host, port };
+}
+
+const positiveInt = (flag: string) =>
+  z.coerce.number({ error: `--${flag} must be a whole number` }).int(`--${flag} must be a whole number`).positive(`--${flag} must be above 0`);
+
+function duration(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new ConfigError(`--${flag}: ${(error as Error).message}`);
+  }
+}
+
+function regex(flag: string, value: string): RegExp {
+  try {
+    return new RegExp(value);
+  } catch (error) {
+    throw new ConfigError(`--${flag} "${value}" is not a valid regular expression: ${(error as Error).message}`);
+  }
+}
+
+function integer(flag: string, value: string): number {
+  const parsed = positiveInt(flag).safeParse(value);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues[0]?.message ?? `--${flag} is invalid`);
+  return parsed.data;
+}
+
+export type ParsedCommand = { kind: 'run'; config: Config } | { kind: 'help'; text: string } | { kind: 'version' };
+
+/** Parses argv (without node and script) and the environment into a Config. Throws ConfigError. */
+export function parseCommandLine(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  fileExists: (path: string) => boolean = () => false,
+): ParsedCommand {
+  const options = Object.fromEntries(
+    Object.entries(FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.default !== undefined ? { default: spec.default } : {}) }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}. Run with --help for the flags.`);
+  }
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const bool = (name: string): boolean => values[name] === true;
+  if (bool('help')) return { kind: 'help', text: helpText() };
+  if (bool('version')) return { kind: 'version' };
+
+  const demo = bool('demo');
+  const nodeName = str('node.name') ?? env.NODE_NAME;
+  const hostIp = env.HOST_IP;
+  const kubeletUrl = str('kubelet.url') ?? (hostIp ? `https://${hostIp.includes(':') ? `[${hostIp}]` : hostIp}:10250` : undefined);
+  if (!demo && !nodeName) throw new ConfigError('the node name is unknown: set --node.name or the NODE_NAME environment variable (downward API spec.nodeName)');
+  if (!demo && !kubeletUrl) throw new ConfigError('the kubelet address is unknown: set --kubelet.url or the HOST_IP environment variable (downward API status.hostIP)');
+  if (kubeletUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(kubeletUrl)) {
+    throw new ConfigError(`--kubelet.url "${kubeletUrl}" must be a base URL like https://10.0.0.5:10250`);
+  }
+  const runtimeRs = str('shim.runtime-rs');
+  if (runtimeRs !== 'safe' && runtimeRs !== 'all' && runtimeRs !== 'none') {
+    throw new ConfigError(`--shim.runtime-rs must be safe, all or none, not "${runtimeRs}"`);
+  }
+  const telemetryPath = str('web.telemetry-path') ?? '/metrics';
+  if (!telemetryPath.startsWith('/')) throw new ConfigError(`--web.telemetry-path "${telemetryPath}" must start with /`);
+  const listen = parseListenAddress(str('web.listen-address') ?? `:${DEFAULT_PORT}`);
+  const tokenFile = str('kubelet.token-file') ?? (fileExists(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);
+
+  const config: Config = {
+    listenHost: listen.host,
+    listenPort: listen.port,
+    telemetryPath,
+    webConfigFile: str('web.config.file'),
+    nodeName: nodeName ?? 'demo-node',
+    kubeletUrl: (kubeletUrl ?? 'https://127.0.0.1:10250').replace(/\/$/, ''),
+    kubeletTokenFile: tokenFile,
+    kubeletCaFile: str('kubelet.ca-file'),
+    kubeletInsecureSkipTlsVerify: bool('kubelet.insecure-skip-tls-verify'),
+    kubeletTimeoutMs: duration('kubelet.timeout', str('kubelet.timeout')!),
+    kubeletStaleAfterMs: duration('kubelet.stale-after', str('kubelet.stale-after')!),
+    kubeconfig: str('kubeconfig') ?? env.KUBECONFIG,
+    cgroupRoot: str('path.cgroupfs')!,
+    kataGoDir: str('path.kata-go')!,
+    kataRsDir: str('path.kata-rs')!,
+    containerdTasksDir: str('path.containerd-tasks')!,
+    crioDir: str('path.crio')!,
+    procDir: str('path.procfs')!,
+    shimTimeoutMs: duration('shim.timeout', str('shim.timeout')!),
+    shimConcurrency: integer('shim.concurrency', str('shim.concurrency')!),
+    shimMaxBytes: integer('shim.max-bytes', str('shim.max-bytes')!),
+    shimMaxSeries: integer('shim.max-series', str('shim.max-series')!),
+    shimRuntimeRs: runtimeRs,
+    shimRaw: bool('collector.shim-raw'),
+    runtimeHandlers: regex('pods.runtime-handlers', str('pods.runtime-handlers')!),
+    collectMinIntervalMs: duration('collect.min-interval', str('collect.min-interval')!),
+    collectDeadlineMs: duration('collect.deadline', str('collect.deadline')!),
+    logLevel: str('log.level')!,
+    once: bool('once'),
+    demo,
+  };
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
+    throw new ConfigError(`--log.level must be one of debug, info, warn, error, not "${config.logLevel}"`);
+  }
+  if (config.kubeletCaFile !== undefined && config.kubeletInsecureSkipTlsVerify) {
+    throw new ConfigError('--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict each other: choose one');
+  }
+  if (config.shimTimeoutMs >= config.collectDeadlineMs) {
+    throw new ConfigError(`--shim.timeout (${config.shimTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);
+  }
+  return { kind: 'run', config };
+}
+
+export function helpText(): string {
+  const lines = ['Usage: kata-metrics-bridge [flags]', '', 'Flags:'];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const flag = spec.type === 'boolean' ? `--[no-]${name}` : `--${name}=VALUE`;
+    const fallback = spec.default !== undefined && spec.type === 'string' ? ` (default ${spec.default})` : '';
+    lines.push(`  ${flag.padEnd(44)} ${spec.help}${fallback}`);
+  }
+  return lines.join('\n');
+}

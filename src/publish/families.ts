@@ -1,0 +1,308 @@
+/**
+ * Every family the bridge publishes, declared once. The renderer and docs/metrics.md both read
+ * this table; a test fails when the docs drift from it.
+ */
+
+import {
+  CONTAINER_GAP_REASONS,
+  POD_GAP_REASONS,
+  type ContainerSnapshot,
+  type NodeSnapshot,
+  type PodSnapshot,
+} from '../translate/snapshot.ts';
+
+export const PREFIX = 'kata_bridge_';
+
+export type FamilyScope = 'container' | 'pod' | 'node';
+export type Labels = Record<string, string>;
+export type Emit = (labels: Labels, value: number) => void;
+
+export interface FamilyDef {
+  /** Without the prefix. */
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  scope: FamilyScope;
+  /** Label names in addition to the scope's identity labels (namespace, pod, container). */
+  extraLabels: readonly string[];
+  /** Series this family adds per container / pod at most (for the cardinality budget). */
+  maxSeriesPerScope: number;
+  /** Where the value comes from, for the docs. */
+  source: string;
+  collect(snapshot: NodeSnapshot, emit: Emit): void;
+}
+
+export const SCOPE_LABELS: Record<FamilyScope, readonly string[]> = {
+  container: ['namespace', 'pod', 'container'],
+  pod: ['namespace', 'pod'],
+  node: [],
+};
+
+function containerFamily(
+  name: string,
+  type: FamilyDef['type'],
+  help: string,
+  source: string,
+  value: (c: ContainerSnapshot) => number | undefined,
+): FamilyDef {
+  return {
+    name,
+    type,
+    help,
+    scope: 'container',
+    extraLabels: [],
+    maxSeriesPerScope: 1,
+    source,
+    collect(snapshot, emit) {
+      for (const pod of snapshot.pods) {
+        for (const c of pod.containers) {
+          const v = value(c);
+          if (v !== undefined) emit({ namespace: pod.namespace, pod: pod.pod, container: c.name }, v);
+        }
+      }
+    },
+  };
+}
+
+function podFamily(
+  name: string,
+  type: FamilyDef['type'],
+  help: string,
+  source: string,
+  value: (p: PodSnapshot) => number | undefined,
+): FamilyDef {
+  return {
+    name,
+    type,
+    help,
+    scope: 'pod',
+    extraLabels: [],
+    maxSeriesPerScope: 1,
+    source,
+    collect(snapshot, emit) {
+      for (const pod of snapshot.pods) {
+        const v = value(pod);
+        if (v !== undefined) emit({ namespace: pod.namespace, pod: pod.pod }, v);
+      }
+    },
+  };
+}
+
+function boolLabel(value: boolean | undefined): string {
+  return value === undefined ? 'unknown' : String(value);
+}
+
+export const FAMILIES: readonly FamilyDef[] = [
+  // ── per container ──
+  containerFamily(
+    'container_cpu_usage_seconds_total',
+    'counter',
+    'CPU time used by the container: the kubelet value when first-hand, else the guest total as an estimate for a single-container pod (see container_metrics_gap).',
+    'kubelet container_cpu_usage_seconds_total; during a gap in a one-container pod, guest non-idle CPU',
+    (c) => c.cpuSeconds,
+  ),
+  containerFamily(
+    'container_memory_working_set_bytes',
+    'gauge',
+    'Memory working set of the container: the kubelet value when first-hand, else the guest used memory as an estimate for a single-container pod.',
+    'kubelet container_memory_working_set_bytes; during a gap in a one-container pod, guest MemTotal − MemAvailable',
+    (c) => c.memoryWorkingSetBytes,
+  ),
+  containerFamily('container_cpu_limit_cores', 'gauge', 'CPU limit of the container, when set.', 'pod spec', (c) => c.cpuLimitCores),
+  containerFamily('container_memory_limit_bytes', 'gauge', 'Memory limit of the container, when set.', 'pod spec', (c) => c.memoryLimitBytes),
+  {
+    name: 'container_metrics_gap',
+    type: 'gauge',
+    help: 'Present (1) while the container has no first-hand value; reason says why. Values published during a gap are estimates.',
+    scope: 'container',
+    extraLabels: ['reason'],
+    maxSeriesPerScope: 1,
+    source: `correlation; reasons: ${CONTAINER_GAP_REASONS.join(', ')}`,
+    collect(snapshot, emit) {
+      for (const pod of snapshot.pods) {
+        for (const c of pod.containers) {
+          if (c.gap !== undefined) emit({ namespace: pod.namespace, pod: pod.pod, container: c.name, reason: c.gap }, 1);
+        }
+      }
+    },
+  },
+  // ── per pod ──
+  {
+    name: 'pod_info',
+    type: 'gauge',
+    help: 'Identity of a Kata pod and its sandbox (always 1).',
+    scope: 'pod',
+    extraLabels: ['uid', 'sandbox_id', 'runtime_handler', 'runtime', 'hypervisor', 'sandbox_cgroup_only'],
+    maxSeriesPerScope: 1,
+    source: 'pod watch, Kata state files',
+    collect(snapshot, emit) {
+      for (const pod of snapshot.pods) {
+        emit(
+          {
+            namespace: pod.namespace,
+            pod: pod.pod,
+            uid: pod.uid,
+            sandbox_id: pod.sandboxId ?? '',
+            runtime_handler: pod.runtimeHandler ?? '',
+            runtime: pod.runtime ?? '',
+            hypervisor: pod.hypervisor ?? '',
+            sandbox_cgroup_only: boolLabel(pod.sandboxCgroupOnly),
+          },
+          1,
+        );
+      }
+    },
+  },
+  podFamily(
+    'pod_host_cpu_usage_seconds_total',
+    'counter',
+    'CPU time the node spent on the pod: its host cgroup plus /kata_overhead/<sandbox>. The truth about what the node pays.',
+    'host cgroups',
+    (p) => p.hostCpuSeconds,
+  ),
+  podFamily(
+    'pod_host_memory_working_set_bytes',
+    'gauge',
+    'Memory working set of the pod on the host (usage − inactive file), overhead cgroup included.',
+    'host cgroups',
+    (p) => p.hostMemoryWorkingSetBytes,
+  ),
+  podFamily(
+    'pod_guest_cpu_usage_seconds_total',
+    'counter',
+    'CPU time the guest reports as busy (user+nice+system+irq+softirq). Reported by the guest: untrusted.',
+    'shim kata_guest_cpu_time{cpu="total"} (ms)',
+    (p) => p.guestCpuSeconds,
+  ),
+  podFamily('pod_guest_memory_used_bytes', 'gauge', 'Guest memory in use (MemTotal − MemAvailable). Untrusted.', 'shim kata_guest_meminfo', (p) => p.guestMemoryUsedBytes),
+  podFamily('pod_guest_memory_total_bytes', 'gauge', 'Guest memory size (MemTotal).', 'shim kata_guest_meminfo', (p) => p.guestMemoryTotalBytes),
+  podFamily(
+    'pod_overhead_cpu_usage_seconds_total',
+    'counter',
+    'CPU the VM costs beyond its workload: host − Σ containers (host − guest when a container has no value).',
+    'correlation',
+    (p) => p.overheadCpuSeconds,
+  ),
+  podFamily(
+    'pod_overhead_memory_bytes',
+    'gauge',
+    'Memory the VM costs beyond its workload: host working set − Σ containers (or − guest used), never below 0.',
+    'correlation',
+    (p) => p.overheadMemoryBytes,
+  ),
+  podFamily('pod_overhead_cpu_reserved_cores', 'gauge', 'CPU reserved for VM overhead by the RuntimeClass (pod spec.overhead).', 'pod spec.overhead', (p) => p.overheadCpuReservedCores),
+  podFamily('pod_overhead_memory_reserved_bytes', 'gauge', 'Memory reserved for VM overhead by the RuntimeClass (pod spec.overhead).', 'pod spec.overhead', (p) => p.overheadMemoryReservedBytes),
+  podFamily('pod_guest_tasks', 'gauge', 'Tasks (threads) running in the guest. Untrusted.', 'shim kata_guest_tasks{item="cur"}', (p) => p.guestTasks),
+  podFamily('pod_guest_network_receive_bytes_total', 'counter', 'Bytes received by the guest on all interfaces but lo. Untrusted.', 'shim kata_guest_netdev_stat', (p) => p.guestNetworkReceiveBytes),
+  podFamily('pod_guest_network_transmit_bytes_total', 'counter', 'Bytes sent by the guest on all interfaces but lo. Untrusted.', 'shim kata_guest_netdev_stat', (p) => p.guestNetworkTransmitBytes),
+  podFamily('pod_guest_disk_read_bytes_total', 'counter', 'Bytes read from the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskReadBytes),
+  podFamily('pod_guest_disk_written_bytes_total', 'counter', 'Bytes written to the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskWrittenBytes),
+  {
+    name: 'pod_metrics_gap',
+    type: 'gauge',
+    help: 'Present (1) while part of the pod\'s data is missing; reason says which source and why.',
+    scope: 'pod',
+    extraLabels: ['reason'],
+    maxSeriesPerScope: 4,
+    source: `correlation; reasons: ${POD_GAP_REASONS.join(', ')}`,
+    collect(snapshot, emit) {
+      for (const pod of snapshot.pods) {
+        for (const reason of pod.gaps) emit({ namespace: pod.namespace, pod: pod.pod, reason }, 1);
+      }
+    },
+  },
+  // ── per node and exporter ──
+  {
+    name: 'source_up',
+    type: 'gauge',
+    help: 'Whether the last collection read the source (kubelet, shims, cgroups, pods).',
+    scope: 'node',
+    extraLabels: ['source'],
+    maxSeriesPerScope: 4,
+    source: 'collector',
+    collect(snapshot, emit) {
+      for (const [source, status] of Object.entries(snapshot.sources)) emit({ source }, status.up ? 1 : 0);
+    },
+  },
+  {
+    name: 'collection_duration_seconds',
+    type: 'gauge',
+    help: 'Time the last collection spent reading each source.',
+    scope: 'node',
+    extraLabels: ['source'],
+    maxSeriesPerScope: 4,
+    source: 'collector',
+    collect(snapshot, emit) {
+      for (const [source, status] of Object.entries(snapshot.sources)) emit({ source }, status.durationSeconds);
+    },
+  },
+  {
+    name: 'sandboxes',
+    type: 'gauge',
+    help: 'Kata sandboxes on the node by runtime (go, rs) and state (scraped, failed, unsafe_skipped, disabled, no_socket, unmapped, superseded).',
+    scope: 'node',
+    extraLabels: ['runtime', 'state'],
+    maxSeriesPerScope: 14,
+    source: 'sandbox discovery',
+    collect(snapshot, emit) {
+      const counts = new Map<string, { runtime: string; state: string; n: number }>();
+      for (const s of snapshot.sandboxes) {
+        const key = `${s.runtime}/${s.state}`;
+        const entry = counts.get(key) ?? { runtime: s.runtime, state: s.state, n: 0 };
+        entry.n++;
+        counts.set(key, entry);
+      }
+      for (const { runtime, state, n } of counts.values()) emit({ runtime, state }, n);
+    },
+  },
+  {
+    name: 'sandbox_unmapped',
+    type: 'gauge',
+    help: 'A Kata sandbox that no source could join to a pod on this node (1 per sandbox).',
+    scope: 'node',
+    extraLabels: ['sandbox_id', 'runtime'],
+    maxSeriesPerScope: 0,
+    source: 'sandbox mapping',
+    collect(snapshot, emit) {
+      for (const s of snapshot.sandboxes) if (s.state === 'unmapped') emit({ sandbox_id: s.id, runtime: s.runtime }, 1);
+    },
+  },
+  {
+    name: 'kubelet_endpoint_info',
+    type: 'gauge',
+    help: 'Which kubelet endpoint answered: resource (/metrics/resource) or v1alpha1.',
+    scope: 'node',
+    extraLabels: ['endpoint'],
+    maxSeriesPerScope: 1,
+    source: 'kubelet scraper',
+    collect(snapshot, emit) {
+      if (snapshot.kubeletEndpoint !== undefined) emit({ endpoint: snapshot.kubeletEndpoint }, 1);
+    },
+  },
+];
+
+/** Counters the exporter keeps about itself across collections (not part of one snapshot). */
+export const SELF_COUNTERS = {
+  shimScrapeErrors: {
+    name: 'shim_scrape_errors_total',
+    help: 'Failed shim scrapes by reason (unreachable, timeout, oversize, malformed).',
+    labels: ['reason'],
+  },
+  kubeletRejectedSamples: {
+    name: 'kubelet_rejected_samples_total',
+    help: 'Kubelet samples refused by the decoder by reason (zero_time, implausible_value, duplicate).',
+    labels: ['reason'],
+  },
+  guestRejectedSamples: {
+    name: 'shim_rejected_samples_total',
+    help: 'Guest-reported samples refused by the decoder (NaN, negative, absurd magnitudes).',
+    labels: [],
+  },
+} as const;
+
+/** The stated cardinality budget (docs/metrics.md); a test checks the table stays inside it. */
+export const CARDINALITY_BUDGET = { perContainer: 6, perPod: 20 } as const;
+
+export function seriesBudgetUsed(scope: FamilyScope): number {
+  return FAMILIES.filter((f) => f.scope === scope).reduce((sum, f) => sum + f.maxSeriesPerScope, 0);
+}

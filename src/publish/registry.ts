@@ -1,0 +1,141 @@
+/**
+ * Renders one NodeSnapshot through @prometheus-io/client registries (Prometheus text 0.0.4 and
+ * OpenMetrics). Each family of the table is a registry metric whose values are read from the
+ * snapshot being rendered, so nothing outlives a snapshot; only the exporter's own counters,
+ * build info and the library's process metrics persist.
+ */
+
+import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
+import { FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from './families.ts';
+import type { NodeSnapshot } from '../translate/snapshot.ts';
+
+export type ExpositionFormat = 'text' | 'openmetrics';
+
+export const CONTENT_TYPES: Record<ExpositionFormat, string> = {
+  text: Registry.PROMETHEUS_CONTENT_TYPE,
+  openmetrics: Registry.OPENMETRICS_CONTENT_TYPE,
+};
+
+export interface BuildInfo {
+  version: string;
+  revision: string;
+  nodeVersion: string;
+}
+
+/** Cumulative counts the collector keeps about itself; rendered as counters. */
+export class SelfStats {
+  readonly shimScrapeErrors = new Map<string, number>();
+  readonly kubeletRejectedSamples = new Map<string, number>();
+  guestRejectedSamples = 0;
+
+  add(map: Map<string, number>, key: string, amount = 1): void {
+    if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);
+  }
+}
+
+interface MetricValue {
+  value: number;
+  labels: Labels;
+}
+
+interface MetricSnapshotShape {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge';
+  values: MetricValue[];
+  aggregator: 'sum';
+}
+
+/** A registry metric whose values come from a callback at render time. */
+function callbackMetric(name: string, help: string, type: 'counter' | 'gauge', values: () => MetricValue[]): Metric {
+  const metric = {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: async (): Promise<MetricSnapshotShape> => ({ name: metric.name, help, type, values: values(), aggregator: 'sum' }),
+    reset: () => undefined,
+  };
+  return metric as unknown as Metric;
+}
+
+function familyValues(def: FamilyDef, snapshot: NodeSnapshot | undefined): MetricValue[] {
+  const values: MetricValue[] = [];
+  if (snapshot !== undefined) def.collect(snapshot, (labels, value) => values.push({ labels, value }));
+  return values;
+}
+
+function mapValues(map: ReadonlyMap<string, number>, label: string): MetricValue[] {
+  return [...map].map(([key, value]) => ({ labels: { [label]: key }, value }));
+}
+
+export class SnapshotRenderer {
+  private readonly registries: Record<ExpositionFormat, Registry>;
+  private current: NodeSnapshot | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+  private readonly cache = new WeakMap<NodeSnapshot, Partial<Record<ExpositionFormat, string>>>();
+
+  constructor(
+    private readonly self: SelfStats,
+    build: BuildInfo,
+    options: { processMetrics?: boolean } = {},
+  ) {
+    this.registries = {
+      text: this.createRegistry(Registry.PROMETHEUS_CONTENT_TYPE, build, options.processMetrics ?? true),
+      openmetrics: this.createRegistry(Registry.OPENMETRICS_CONTENT_TYPE, build, options.processMetrics ?? true),
+    };
+  }
+
+  private createRegistry(contentType: string, build: BuildInfo, processMetrics: boolean): Registry {
+    const registry = new Registry(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
+    for (const def of FAMILIES) {
+      registry.registerMetric(callbackMetric(PREFIX + def.name, def.help, def.type, () => familyValues(def, this.current)));
+    }
+    const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
+    registry.registerMetric(
+      callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(this.self.shimScrapeErrors, 'reason')),
+    );
+    registry.registerMetric(
+      callbackMetric(PREFIX + kubeletRejectedSamples.name, kubeletRejectedSamples.help, 'counter', () =>
+        mapValues(this.self.kubeletRejectedSamples, 'reason'),
+      ),
+    );
+    registry.registerMetric(
+      callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [
+        { labels: {}, value: this.self.guestRejectedSamples },
+      ]),
+    );
+    registry.registerMetric(
+      callbackMetric(PREFIX + 'build_info', 'Version of kata-metrics-bridge (always 1).', 'gauge', () => [
+        { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
+      ]),
+    );
+    if (processMetrics) collectDefaultMetrics({ register: registry });
+    return registry;
+  }
+
+  /** Renders a snapshot; concurrent calls are serialised and a snapshot renders once per format. */
+  render(snapshot: NodeSnapshot, format: ExpositionFormat): Promise<string> {
+    const cached = this.cache.get(snapshot)?.[format];
+    if (cached !== undefined) return Promise.resolve(cached);
+    const result = this.lock.then(async () => {
+      this.current = snapshot;
+      try {
+        const text = await this.registries[format].metrics();
+        const entry = this.cache.get(snapshot) ?? {};
+        entry[format] = text;
+        this.cache.set(snapshot, entry);
+        return text;
+      } finally {
+        this.current = undefined;
+      }
+    });
+    this.lock = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** Picks the exposition format from an Accept header, as Prometheus negotiates it. */
+export function negotiateFormat(accept: string | undefined): ExpositionFormat {
+  return accept !== undefined && /application\/openmetrics-text/i.test(accept) ? 'openmetrics' : 'text';
+}

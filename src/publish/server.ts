@@ -1,0 +1,86 @@
+/** The HTTP endpoints: /metrics (text or OpenMetrics, gzip), /healthz, /readyz and a landing page. */
+
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import express, { type Express, type Request, type Response } from 'express';
+import type { Logger } from '../log.ts';
+import type { NodeSnapshot } from '../translate/snapshot.ts';
+import { coverageOf } from './coverage.ts';
+import { renderLandingPage } from './landing.ts';
+import { CONTENT_TYPES, negotiateFormat, type SnapshotRenderer } from './registry.ts';
+
+const gzipAsync = promisify(gzip);
+
+export interface ExporterCore {
+  /** A snapshot no older than the single-flight window; never rejects. */
+  snapshot(): Promise<NodeSnapshot>;
+  latest(): NodeSnapshot | undefined;
+  isReady(): boolean;
+}
+
+export interface AppOptions {
+  core: ExporterCore;
+  renderer: SnapshotRenderer;
+  telemetryPath: string;
+  nodeName: string;
+  version: string;
+  logger: Logger;
+}
+
+function acceptsGzip(req: Request): boolean {
+  return /\bgzip\b/i.test(req.headers['accept-encoding'] ?? '');
+}
+
+export function createApp(options: AppOptions): Express {
+  const { core, renderer, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get(options.telemetryPath, async (req: Request, res: Response) => {
+    try {
+      const snapshot = await core.snapshot();
+      const format = negotiateFormat(req.headers.accept);
+      const text = await renderer.render(snapshot, format);
+      res.setHeader('Content-Type', CONTENT_TYPES[format]);
+      res.setHeader('Cache-Control', 'no-store');
+      if (acceptsGzip(req)) {
+        res.setHeader('Content-Encoding', 'gzip');
+        res.setHeader('Vary', 'Accept-Encoding');
+        res.end(await gzipAsync(text));
+      } else {
+        res.end(text);
+      }
+    } catch (error) {
+      logger.error({ err: error, path: options.telemetryPath }, 'rendering metrics failed');
+      res.status(500).type('text/plain').send('collection failed; see the exporter log\n');
+    }
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+
+  app.get('/readyz', (_req, res) => {
+    const ready = core.isReady();
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'waiting for the first pod list from the API server\n');
+  });
+
+  app.get('/', (_req, res) => {
+    const latest = core.latest();
+    res.type('html').send(
+      renderLandingPage(
+        {
+          nodeName: options.nodeName,
+          version: options.version,
+          telemetryPath: options.telemetryPath,
+          ready: core.isReady(),
+          takenAt: latest === undefined ? undefined : new Date(latest.takenAtMs).toISOString(),
+        },
+        latest === undefined ? undefined : coverageOf(latest),
+      ),
+    );
+  });
+
+  return app;
+}

@@ -1,0 +1,352 @@
+/**
+ * Joins the four views of a node (pod metadata, kubelet, Kata shims, host cgroups) per pod and
+ * container. Pure: the collection time comes in, and counter continuity lives in CounterState.
+ */
+
+import type { CounterState } from './counters.ts';
+import type {
+  CgroupUsage,
+  GuestCpuSeconds,
+  KubeletStats,
+  PodRecord,
+  SandboxPodRef,
+  SandboxRecord,
+  ShimMetrics,
+} from './records.ts';
+import type {
+  ContainerGapReason,
+  ContainerSnapshot,
+  PodGapReason,
+  PodSnapshot,
+  SandboxState,
+  SandboxSummary,
+} from './snapshot.ts';
+
+export type ShimOutcome =
+  | { state: 'ok'; metrics: ShimMetrics }
+  | { state: 'skipped'; reason: 'shim_unsafe_runtime' | 'shim_disabled' | 'shim_socket_missing' }
+  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' };
+
+export interface SandboxObservation {
+  sandbox: SandboxRecord;
+  /** Undefined when no source could join the sandbox to a pod. */
+  pod?: SandboxPodRef;
+  /** Undefined when the shim was not asked (e.g. an unmapped sandbox). */
+  shim?: ShimOutcome;
+  /** `/kata_overhead/<id>` (or the systemd-driver oddity at the root), when it exists. */
+  overheadCgroup?: CgroupUsage;
+}
+
+export interface CorrelationInput {
+  nowMs: number;
+  /** `--pods.runtime-handlers`. */
+  runtimeHandlers: RegExp;
+  /** A kubelet sample older than this is stale. */
+  kubeletStaleAfterMs: number;
+  pods: Iterable<PodRecord>;
+  /** Host pod cgroups by pod UID, for the pods in scope that have one. */
+  podCgroups: ReadonlyMap<string, CgroupUsage>;
+  /** Undefined when the kubelet could not be scraped. */
+  kubelet?: KubeletStats;
+  sandboxes: readonly SandboxObservation[];
+}
+
+export interface CorrelationResult {
+  pods: PodSnapshot[];
+  sandboxes: SandboxSummary[];
+}
+
+/** Pods the exporter reports: Kata by RuntimeClass handler, or joined to a Kata sandbox. */
+export function isPodInScope(pod: PodRecord, runtimeHandlers: RegExp, mappedUids: ReadonlySet<string>): boolean {
+  if (mappedUids.has(pod.uid)) return true;
+  const handler = pod.runtimeHandler ?? pod.runtimeClassName;
+  return handler !== undefined && runtimeHandlers.test(handler);
+}
+
+/** Pods whose containers have all finished keep no series. */
+function isFinished(pod: PodRecord): boolean {
+  return pod.phase === 'Succeeded' || pod.phase === 'Failed';
+}
+
+export function correlate(input: CorrelationInput, counters: CounterState): CorrelationResult {
+  const podsByUid = new Map<string, PodRecord>();
+  for (const pod of input.pods) podsByUid.set(pod.uid, pod);
+
+  const { chosen, summaries } = chooseSandboxPerPod(input.sandboxes, podsByUid);
+  const mappedUids = new Set(chosen.keys());
+
+  const pods: PodSnapshot[] = [];
+  for (const pod of podsByUid.values()) {
+    if (isFinished(pod) || !isPodInScope(pod, input.runtimeHandlers, mappedUids)) continue;
+    pods.push(correlatePod(pod, chosen.get(pod.uid), input, counters));
+  }
+  pods.sort((a, b) => (a.namespace === b.namespace ? cmp(a.pod, b.pod) : cmp(a.namespace, b.namespace)));
+  return { pods, sandboxes: summaries };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * One sandbox per pod. A pod re-created its sandbox while the old directory lingers: prefer the
+ * one whose shim answered, then the one with a socket, then the lowest id, so the choice is stable.
+ */
+function chooseSandboxPerPod(
+  observations: readonly SandboxObservation[],
+  podsByUid: ReadonlyMap<string, PodRecord>,
+): { chosen: Map<string, SandboxObservation>; summaries: SandboxSummary[] } {
+  const chosen = new Map<string, SandboxObservation>();
+  const unmapped: SandboxObservation[] = [];
+  for (const observation of observations) {
+    const uid = observation.pod?.uid;
+    if (uid === undefined || !podsByUid.has(uid)) {
+      unmapped.push(observation);
+      continue;
+    }
+    const current = chosen.get(uid);
+    if (current === undefined || preferSandbox(observation, current)) chosen.set(uid, observation);
+  }
+  const chosenSet = new Set(chosen.values());
+  const summaries = observations.map((o) => ({
+    id: o.sandbox.id,
+    runtime: o.sandbox.runtime,
+    hypervisor: o.sandbox.hypervisor,
+    state: unmapped.includes(o) ? 'unmapped' : chosenSet.has(o) ? shimState(o.shim) : 'superseded',
+  }) satisfies SandboxSummary);
+  summaries.sort((a, b) => cmp(a.id, b.id));
+  return { chosen, summaries };
+}
+
+function preferSandbox(candidate: SandboxObservation, current: SandboxObservation): boolean {
+  const rank = (o: SandboxObservation): number =>
+    o.shim?.state === 'ok' ? 0 : o.sandbox.socketPath !== undefined ? 1 : 2;
+  const diff = rank(candidate) - rank(current);
+  return diff !== 0 ? diff < 0 : candidate.sandbox.id < current.sandbox.id;
+}
+
+function shimState(shim: ShimOutcome | undefined): SandboxState {
+  if (shim === undefined) return 'failed';
+  if (shim.state === 'ok') return 'scraped';
+  if (shim.state === 'failed') return 'failed';
+  switch (shim.reason) {
+    case 'shim_unsafe_runtime':
+      return 'unsafe_skipped';
+    case 'shim_disabled':
+      return 'disabled';
+    case 'shim_socket_missing':
+      return 'no_socket';
+  }
+}
+
+function correlatePod(
+  pod: PodRecord,
+  observation: SandboxObservation | undefined,
+  input: CorrelationInput,
+  counters: CounterState,
+): PodSnapshot {
+  const gaps = new Set<PodGapReason>();
+  const podKey = `${pod.namespace}/${pod.name}`;
+  counters.keep(podKey);
+  const epoch = pod.uid;
+  const sandbox = observation?.sandbox;
+  const snapshot: PodSnapshot = {
+    namespace: pod.namespace,
+    pod: pod.name,
+    uid: pod.uid,
+    sandboxId: sandbox?.id,
+    runtimeHandler: pod.runtimeHandler,
+    runtime: sandbox?.runtime,
+    hypervisor: sandbox?.hypervisor,
+    sandboxCgroupOnly: sandbox?.sandboxCgroupOnly,
+    overheadCpuReservedCores: pod.overhead?.cpuCores,
+    overheadMemoryReservedBytes: pod.overhead?.memoryBytes,
+    gaps: [],
+    containers: [],
+  };
+
+  if (observation === undefined) {
+    if (pod.phase === 'Running') gaps.add('sandbox_unmapped');
+  } else if (observation.shim !== undefined && observation.shim.state !== 'ok') {
+    gaps.add(observation.shim.reason);
+  }
+  if (input.kubelet === undefined) gaps.add('kubelet_unreachable');
+
+  // Host: what the node really pays for this pod's VM.
+  const host = hostUsage(input.podCgroups.get(pod.uid), observation?.overheadCgroup);
+  if (host === undefined) {
+    if (observation !== undefined || pod.phase === 'Running') gaps.add('cgroup_not_found');
+  } else {
+    if (host.cpuSeconds !== undefined) {
+      snapshot.hostCpuSeconds = counters.update(podKey, 'host_cpu', epoch, { source: 'cgroup', value: host.cpuSeconds });
+    }
+    snapshot.hostMemoryWorkingSetBytes = host.memoryWorkingSetBytes;
+  }
+
+  // Guest: what the VM says about itself (untrusted, aggregated only).
+  const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
+  const guest = metrics?.guest;
+  if (guest !== undefined) {
+    const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
+    if (guestCpu !== undefined) {
+      snapshot.guestCpuSeconds = counters.update(podKey, 'guest_cpu', epoch, { source: 'shim', value: guestCpu });
+    }
+    if (guest.memTotalBytes !== undefined && guest.memAvailableBytes !== undefined) {
+      snapshot.guestMemoryUsedBytes = Math.max(0, guest.memTotalBytes - guest.memAvailableBytes);
+    }
+    snapshot.guestMemoryTotalBytes = guest.memTotalBytes;
+    snapshot.guestTasks = guest.tasks;
+    snapshot.guestNetworkReceiveBytes = guestCounter(counters, podKey, 'guest_rx', epoch, guest.networkReceiveBytes);
+    snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes);
+    snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes);
+    snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes);
+  }
+
+  snapshot.containers = correlateContainers(pod, snapshot, input, counters);
+  applyOverhead(snapshot, podKey, epoch, counters);
+  snapshot.gaps = [...gaps].sort();
+  return snapshot;
+}
+
+function hostUsage(
+  podCgroup: CgroupUsage | undefined,
+  overhead: CgroupUsage | undefined,
+): { cpuSeconds?: number; memoryWorkingSetBytes?: number } | undefined {
+  if (podCgroup === undefined && overhead === undefined) return undefined;
+  return {
+    cpuSeconds: sumDefined(podCgroup?.cpuSeconds, overhead?.cpuSeconds),
+    memoryWorkingSetBytes: sumDefined(podCgroup?.memoryWorkingSetBytes, overhead?.memoryWorkingSetBytes),
+  };
+}
+
+function sumDefined(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  return b === undefined ? a : a + b;
+}
+
+/**
+ * Time the guest's CPUs ran work: user + nice + system + irq + softirq. Idle and iowait are idle;
+ * steal is time the host did not give the VM; guest and guest_nice are already inside user and nice.
+ */
+export function guestBusySeconds(cpu: GuestCpuSeconds): number {
+  return cpu.user + cpu.nice + cpu.system + cpu.irq + cpu.softirq;
+}
+
+function guestCounter(counters: CounterState, scope: string, key: string, epoch: string, value: number | undefined): number | undefined {
+  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value });
+}
+
+/** App containers: init containers run before the app and are not reported by the kubelet once done. */
+function appContainerNames(pod: PodRecord): string[] {
+  return pod.containers.filter((c) => !c.init).map((c) => c.name);
+}
+
+function correlateContainers(
+  pod: PodRecord,
+  podSnapshot: PodSnapshot,
+  input: CorrelationInput,
+  counters: CounterState,
+): ContainerSnapshot[] {
+  const names = appContainerNames(pod);
+  const single = names.length === 1;
+  return names.map((name) => {
+    const spec = pod.containers.find((c) => c.name === name);
+    const status = pod.containerStatuses.find((s) => s.name === name);
+    const podKey = `${pod.namespace}/${pod.name}`;
+    const key = `${podKey}/${name}`;
+    const cpuKey = `cpu/${name}`;
+    const epoch = `${pod.uid}/${status?.restartCount ?? 0}`;
+    const container: ContainerSnapshot = {
+      name,
+      cpuLimitCores: spec?.cpuLimitCores,
+      memoryLimitBytes: spec?.memoryLimitBytes,
+    };
+    retireRestartedContainer(counters, podKey, cpuKey, epoch, pod.uid);
+    const running = status?.state === 'running';
+    const stats = input.kubelet?.containers.get(key);
+    const gap = containerGap(input, stats, running);
+    if (gap === undefined && stats !== undefined) {
+      container.source = 'kubelet';
+      container.cpuSeconds = counters.update(podKey, cpuKey, epoch, {
+        source: 'kubelet',
+        value: stats.cpuSeconds ?? 0,
+        timestampMs: stats.cpuTimestampMs,
+      });
+      container.memoryWorkingSetBytes = stats.memoryWorkingSetBytes;
+      return container;
+    }
+    if (gap === undefined) return container; // not running and not reported: nothing to say
+    container.gap = gap;
+    if (single && podSnapshot.guestCpuSeconds !== undefined) {
+      // The VM runs one app container: the guest's own total is the best estimate of it.
+      container.source = 'guest_estimate';
+      container.cpuSeconds = counters.update(
+        podKey,
+        cpuKey,
+        epoch,
+        { source: 'guest_estimate', value: podSnapshot.guestCpuSeconds },
+        'zero',
+      );
+      container.memoryWorkingSetBytes = podSnapshot.guestMemoryUsedBytes;
+    }
+    return container;
+  });
+}
+
+function containerGap(
+  input: CorrelationInput,
+  stats: { cpuSeconds?: number; cpuTimestampMs?: number } | undefined,
+  running: boolean,
+): ContainerGapReason | undefined {
+  if (input.kubelet === undefined) return running ? 'kubelet_unreachable' : undefined;
+  if (stats === undefined || stats.cpuSeconds === undefined) return running ? 'kubelet_missing' : undefined;
+  if (running && stats.cpuSeconds === 0) return 'kubelet_zero';
+  if (stats.cpuTimestampMs !== undefined && input.nowMs - stats.cpuTimestampMs > input.kubeletStaleAfterMs) {
+    return 'kubelet_stale';
+  }
+  return undefined;
+}
+
+const RETIRED_CPU = 'retired_cpu';
+
+/** When a container restarts, what it had counted moves to the pod's retired total. */
+function retireRestartedContainer(counters: CounterState, podKey: string, cpuKey: string, epoch: string, podUid: string): void {
+  const previous = counters.peek(podKey, cpuKey);
+  const restarted = previous !== undefined && previous.epoch !== epoch && previous.epoch.startsWith(`${podUid}/`);
+  counters.accumulate(podKey, RETIRED_CPU, podUid, restarted ? previous.published : 0);
+  if (restarted) counters.forget(podKey, cpuKey);
+}
+
+/**
+ * Overhead = host − workload, where workload is Σ containers (restarted ones' counts included) when
+ * every container has a value, else the guest's own total. Memory is a gauge floored at 0; CPU is a
+ * monotonic counter that follows the difference of increments (see CounterState.updateDifference).
+ */
+function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, counters: CounterState): void {
+  const containers = snapshot.containers;
+  const cpuComplete = containers.length > 0 && containers.every((c) => c.cpuSeconds !== undefined);
+  const retired = counters.peek(podKey, RETIRED_CPU)?.published ?? 0;
+  const cpuBasis = cpuComplete ? 'containers' : 'guest';
+  const workloadCpu = cpuComplete ? sumOf(containers, (c) => c.cpuSeconds) + retired : snapshot.guestCpuSeconds;
+  if (snapshot.hostCpuSeconds !== undefined && workloadCpu !== undefined) {
+    snapshot.overheadCpuSeconds = counters.updateDifference(
+      podKey,
+      'overhead_cpu',
+      epoch,
+      cpuBasis,
+      snapshot.hostCpuSeconds,
+      workloadCpu,
+    );
+  }
+  const memoryComplete = containers.length > 0 && containers.every((c) => c.memoryWorkingSetBytes !== undefined);
+  const workloadMemory = memoryComplete ? sumOf(containers, (c) => c.memoryWorkingSetBytes) : snapshot.guestMemoryUsedBytes;
+  if (snapshot.hostMemoryWorkingSetBytes !== undefined && workloadMemory !== undefined) {
+    snapshot.overheadMemoryBytes = Math.max(0, snapshot.hostMemoryWorkingSetBytes - workloadMemory);
+  }
+}
+
+function sumOf<T>(items: readonly T[], value: (item: T) => number | undefined): number {
+  let sum = 0;
+  for (const item of items) sum += value(item) ?? 0;
+  return sum;
+}

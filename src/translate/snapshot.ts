@@ -1,0 +1,103 @@
+/**
+ * The immutable result of one collection: what publish/ renders. Nothing here refers back to a
+ * source object, so a pod that disappeared cannot linger past the snapshot that last saw it.
+ */
+
+import type { Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
+
+/** Why a container has no first-hand value this collection. */
+export const CONTAINER_GAP_REASONS = [
+  'kubelet_unreachable', // the kubelet could not be scraped
+  'kubelet_missing', // the kubelet has no series for a running container
+  'kubelet_zero', // the kubelet reads zero CPU for a running container (CRI-O / cAdvisor case)
+  'kubelet_stale', // the kubelet's sample is older than --kubelet.stale-after
+] as const;
+export type ContainerGapReason = (typeof CONTAINER_GAP_REASONS)[number];
+
+/** Why part of a pod's VM-level data is missing this collection. */
+export const POD_GAP_REASONS = [
+  'shim_unreachable',
+  'shim_timeout',
+  'shim_oversize',
+  'shim_malformed', // the shim answered with bytes that are not the text format, or past a parser bound
+  'shim_unsafe_runtime', // runtime-rs with a hypervisor whose /metrics aborts the shim (Kata issue 13708)
+  'shim_disabled', // --shim.runtime-rs=none
+  'shim_socket_missing', // the sandbox has no shim-monitor.sock
+  'cgroup_not_found',
+  'sandbox_unmapped', // a running Kata pod that no sandbox on this node maps to
+  'kubelet_unreachable',
+] as const;
+export type PodGapReason = (typeof POD_GAP_REASONS)[number];
+
+export type ValueSource = 'kubelet' | 'guest_estimate';
+
+export interface ContainerSnapshot {
+  name: string;
+  cpuSeconds?: number;
+  memoryWorkingSetBytes?: number;
+  cpuLimitCores?: number;
+  memoryLimitBytes?: number;
+  /** Where the published values came from this collection; undefined when none are published. */
+  source?: ValueSource;
+  gap?: ContainerGapReason;
+}
+
+export interface PodSnapshot {
+  namespace: string;
+  pod: string;
+  uid: string;
+  sandboxId?: string;
+  runtimeHandler?: string;
+  runtime?: KataRuntime;
+  hypervisor?: Hypervisor;
+  sandboxCgroupOnly?: boolean;
+  hostCpuSeconds?: number;
+  hostMemoryWorkingSetBytes?: number;
+  guestCpuSeconds?: number;
+  guestMemoryUsedBytes?: number;
+  guestMemoryTotalBytes?: number;
+  overheadCpuSeconds?: number;
+  overheadMemoryBytes?: number;
+  overheadCpuReservedCores?: number;
+  overheadMemoryReservedBytes?: number;
+  guestTasks?: number;
+  guestNetworkReceiveBytes?: number;
+  guestNetworkTransmitBytes?: number;
+  guestDiskReadBytes?: number;
+  guestDiskWrittenBytes?: number;
+  gaps: PodGapReason[];
+  containers: ContainerSnapshot[];
+}
+
+/** What a sandbox's shim scrape came to, for `kata_bridge_sandboxes{runtime,state}`. */
+export type SandboxState =
+  | 'scraped'
+  | 'failed'
+  | 'unsafe_skipped'
+  | 'disabled'
+  | 'no_socket'
+  | 'unmapped'
+  | 'superseded'; // another sandbox maps to the same pod and was preferred
+
+export interface SandboxSummary {
+  id: string;
+  runtime: KataRuntime;
+  hypervisor: Hypervisor;
+  state: SandboxState;
+}
+
+export const SOURCES = ['kubelet', 'shims', 'cgroups', 'pods'] as const;
+export type SourceName = (typeof SOURCES)[number];
+
+export interface SourceStatus {
+  up: boolean;
+  durationSeconds: number;
+}
+
+export interface NodeSnapshot {
+  takenAtMs: number;
+  pods: PodSnapshot[];
+  sandboxes: SandboxSummary[];
+  sources: Record<SourceName, SourceStatus>;
+  kubeletEndpoint?: KubeletEndpoint;
+}
