@@ -131,6 +131,8 @@ function regex(flag: string, value: string): RegExp {
 }
 
 function integer(flag: string, value: string): number {
+  // Number() would also take 0x10, 1e3 and blanks; a count on the command line is plain digits.
+  if (!/^\s*-?\d+(\.\d+)?\s*$/.test(value)) throw new ConfigError(`--${flag} must be a whole number, not "${value}"`);
   const parsed = positiveInt(flag).safeParse(value);
   if (!parsed.success) throw new ConfigError(parsed.error.issues[0]?.message ?? `--${flag} is invalid`);
   return parsed.data;
@@ -161,7 +163,9 @@ export function parseCommandLine(
   const demo = bool('demo');
   const nodeName = str('node.name') ?? env.NODE_NAME;
   const hostIp = env.HOST_IP;
-  const kubeletUrl = str('kubelet.url') ?? (hostIp ? `https://${hostIp.includes(':') ? `[${hostIp}]` : hostIp}:10250` : undefined);
+  // An IPv6 HOST_IP needs brackets in a URL (once: an already bracketed one is kept).
+  const urlHost = hostIp?.includes(':') && !hostIp.startsWith('[') ? `[${hostIp}]` : hostIp;
+  const kubeletUrl = str('kubelet.url') ?? (urlHost ? `https://${urlHost}:10250` : undefined);
   if (!demo && !nodeName) throw new ConfigError('the node name is unknown: set --node.name or the NODE_NAME environment variable (downward API spec.nodeName)');
   if (!demo && !kubeletUrl) throw new ConfigError('the kubelet address is unknown: set --kubelet.url or the HOST_IP environment variable (downward API status.hostIP)');
   if (kubeletUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(kubeletUrl)) {
@@ -173,6 +177,9 @@ export function parseCommandLine(
   }
   const telemetryPath = str('web.telemetry-path') ?? '/metrics';
   if (!telemetryPath.startsWith('/')) throw new ConfigError(`--web.telemetry-path "${telemetryPath}" must start with /`);
+  if (['/', '/healthz', '/readyz'].includes(telemetryPath)) {
+    throw new ConfigError(`--web.telemetry-path "${telemetryPath}" is taken by the landing page or a health endpoint`);
+  }
   const listen = parseListenAddress(str('web.listen-address') ?? `:${DEFAULT_PORT}`);
   const tokenFile = str('kubelet.token-file') ?? (fileExists(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);
 

@@ -300,6 +300,13 @@ export const SELF_COUNTERS = {
   },
 } as const;
 
+/** The exporter's version series, outside any snapshot. */
+export const BUILD_INFO = {
+  name: 'build_info',
+  help: 'Version of kata-metrics-bridge (always 1).',
+  labels: ['version', 'revision', 'nodejs'],
+} as const;
+
 /** The stated cardinality budget (docs/metrics.md); a test checks the table stays inside it. */
 export const CARDINALITY_BUDGET = { perContainer: 6, perPod: 20 } as const;
 

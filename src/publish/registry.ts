@@ -6,8 +6,9 @@
  */
 
 import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
-import { FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from './families.ts';
+import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
+import { renderRawFamilies } from './raw-exposition.ts';
 
 export type ExpositionFormat = 'text' | 'openmetrics';
 
@@ -106,7 +107,7 @@ export class SnapshotRenderer {
       ]),
     );
     registry.registerMetric(
-      callbackMetric(PREFIX + 'build_info', 'Version of kata-metrics-bridge (always 1).', 'gauge', () => [
+      callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [
         { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
       ]),
     );
@@ -121,7 +122,7 @@ export class SnapshotRenderer {
     const result = this.lock.then(async () => {
       this.current = snapshot;
       try {
-        const text = await this.registries[format].metrics();
+        const text = withRawFamilies(await this.registries[format].metrics(), snapshot, format);
         const entry = this.cache.get(snapshot) ?? {};
         entry[format] = text;
         this.cache.set(snapshot, entry);
@@ -133,6 +134,14 @@ export class SnapshotRenderer {
     this.lock = result.catch(() => undefined);
     return result;
   }
+}
+
+/** Appends the kata-monitor compatible raw families, before OpenMetrics' closing `# EOF`. */
+function withRawFamilies(text: string, snapshot: NodeSnapshot, format: ExpositionFormat): string {
+  if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
+  const raw = renderRawFamilies(snapshot.shimRaw, format);
+  if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
+  return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
 }
 
 /** Picks the exposition format from an Accept header, as Prometheus negotiates it. */

@@ -56,6 +56,17 @@ export interface CorrelationResult {
   sandboxes: SandboxSummary[];
 }
 
+/**
+ * The UID of the pod a sandbox maps to. containerd before 1.7 names the pod but not its UID: the
+ * name and namespace then find it among this node's pods.
+ */
+export function resolvePodUid(ref: SandboxPodRef | undefined, pods: Iterable<PodRecord>): string | undefined {
+  if (ref === undefined) return undefined;
+  if (ref.uid !== undefined) return ref.uid;
+  for (const pod of pods) if (pod.name === ref.name && pod.namespace === ref.namespace) return pod.uid;
+  return undefined;
+}
+
 /** Pods the exporter reports: Kata by RuntimeClass handler, or joined to a Kata sandbox. */
 export function isPodInScope(pod: PodRecord, runtimeHandlers: RegExp, mappedUids: ReadonlySet<string>): boolean {
   if (mappedUids.has(pod.uid)) return true;
@@ -99,7 +110,7 @@ function chooseSandboxPerPod(
   const chosen = new Map<string, SandboxObservation>();
   const unmapped: SandboxObservation[] = [];
   for (const observation of observations) {
-    const uid = observation.pod?.uid;
+    const uid = resolvePodUid(observation.pod, podsByUid.values());
     if (uid === undefined || !podsByUid.has(uid)) {
       unmapped.push(observation);
       continue;
@@ -319,12 +330,13 @@ function retireRestartedContainer(counters: CounterState, podKey: string, cpuKey
 
 /**
  * Overhead = host − workload, where workload is Σ containers (restarted ones' counts included) when
- * every container has a value, else the guest's own total. Memory is a gauge floored at 0; CPU is a
+ * every container has a first-hand value, else the guest's own total. Memory is a gauge floored at 0; CPU is a
  * monotonic counter that follows the difference of increments (see CounterState.updateDifference).
  */
 function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, counters: CounterState): void {
   const containers = snapshot.containers;
-  const cpuComplete = containers.length > 0 && containers.every((c) => c.cpuSeconds !== undefined);
+  // An estimate is the guest total itself: then the guest is the honest basis for the difference.
+  const cpuComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.cpuSeconds !== undefined);
   const retired = counters.peek(podKey, RETIRED_CPU)?.published ?? 0;
   const cpuBasis = cpuComplete ? 'containers' : 'guest';
   const workloadCpu = cpuComplete ? sumOf(containers, (c) => c.cpuSeconds) + retired : snapshot.guestCpuSeconds;
@@ -338,7 +350,7 @@ function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, cou
       workloadCpu,
     );
   }
-  const memoryComplete = containers.length > 0 && containers.every((c) => c.memoryWorkingSetBytes !== undefined);
+  const memoryComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.memoryWorkingSetBytes !== undefined);
   const workloadMemory = memoryComplete ? sumOf(containers, (c) => c.memoryWorkingSetBytes) : snapshot.guestMemoryUsedBytes;
   if (snapshot.hostMemoryWorkingSetBytes !== undefined && workloadMemory !== undefined) {
     snapshot.overheadMemoryBytes = Math.max(0, snapshot.hostMemoryWorkingSetBytes - workloadMemory);

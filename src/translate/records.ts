@@ -89,6 +89,35 @@ export interface SandboxPodRef {
   namespace?: string;
   name?: string;
   source: SandboxMappingSource;
+  /** Set when the uid came from a later source than `source` (e.g. containerd < 1.7 has no sandbox-uid). */
+  uidSource?: SandboxMappingSource;
+}
+
+/** A host process whose command line names a sandbox (read from --path.procfs). */
+export interface HostProcess {
+  pid: number;
+  /** /proc/<pid>/comm: the kernel truncates it to 15 characters. */
+  comm: string;
+  /** /proc/<pid>/cmdline split on NUL; empty for kernel threads and zombies. */
+  cmdline: string[];
+  /** /proc/<pid>/task/<tid>/comm of each thread (vcpuN, fc_vcpu N, db_vcpuN). */
+  threadNames: string[];
+}
+
+/** What discovery read for one sandbox, undecoded (scrapers/kata-sandboxes.ts → translate/). */
+export interface RawSandbox {
+  id: string;
+  runtime: KataRuntime;
+  dir: string;
+  /** shim-monitor.sock, when it exists and is a socket. */
+  socketPath?: string;
+  /** persist.json (Go) or state.json (runtime-rs), when readable. */
+  stateText?: string;
+  /** containerd's OCI bundle config.json for this sandbox id, when present. */
+  containerdConfig?: string;
+  /** CRI-O's infra container config.json (userdata), when present. */
+  crioConfig?: string;
+  processes: HostProcess[];
 }
 
 // ─── Kata shim metrics (decoded) ──────────────────────────────────────────────
@@ -147,6 +176,11 @@ export interface ShimMetrics {
   firecrackerWindow?: Record<string, number>;
   /** kata_shim_pod_overhead_* as reported; unreliable (domain.md §2), kept for comparison only. */
   reportedOverhead?: { cpu?: number; memoryBytes?: number };
+  /**
+   * Dragonball (runtime-rs): the VMM runs inside the shim process, so `shim` covers it and
+   * `hypervisor` stays empty (docs/design/kata-metrics-in-runtime-rs.md, "Kata Hypervisor").
+   */
+  vmmInShim?: boolean;
   /** Samples the decoder refused (NaN, negative, absurd magnitudes). */
   rejectedSamples: number;
 }
@@ -170,7 +204,13 @@ export interface CgroupUsage {
 
 export interface ContainerSpecRecord {
   name: string;
+  /** From spec.initContainers. */
   init: boolean;
+  /**
+   * An init container with restartPolicy Always (native sidecar, Kubernetes 1.28+): it keeps
+   * running beside the regular containers, so its usage is live, not a finished init step.
+   */
+  sidecar?: boolean;
   cpuRequestCores?: number;
   cpuLimitCores?: number;
   memoryRequestBytes?: number;
@@ -180,7 +220,10 @@ export interface ContainerSpecRecord {
 
 export interface ContainerStatusRecord {
   name: string;
+  /** The bare id (`containerd://<id>` → `<id>`), as bundles, shims and cgroups name it. */
   containerId?: string;
+  /** The scheme of status.containerID: `containerd`, `cri-o`, `docker`. */
+  containerRuntime?: string;
   restartCount: number;
   state: 'running' | 'waiting' | 'terminated' | 'unknown';
   /** Seconds since epoch, when running. */
@@ -198,6 +241,12 @@ export interface PodRecord {
   /** Resolved from the RuntimeClass object; undefined when the class is unknown. */
   runtimeHandler?: string;
   overhead?: { cpuCores?: number; memoryBytes?: number };
+  /**
+   * `pod`: spec.overhead, set at admission and what the kubelet applied to the pod cgroup.
+   * `runtime_class`: the pod has none, so the RuntimeClass's current podFixed is shown instead;
+   * it was not applied to this pod (the class gained overhead after the pod was admitted).
+   */
+  overheadSource?: 'pod' | 'runtime_class';
   containers: ContainerSpecRecord[];
   containerStatuses: ContainerStatusRecord[];
 }

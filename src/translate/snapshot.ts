@@ -4,6 +4,7 @@
  */
 
 import type { Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
+import type { RawSandboxFamilies } from './shim-raw.ts';
 
 /** Why a container has no first-hand value this collection. */
 export const CONTAINER_GAP_REASONS = [
@@ -100,4 +101,6 @@ export interface NodeSnapshot {
   sandboxes: SandboxSummary[];
   sources: Record<SourceName, SourceStatus>;
   kubeletEndpoint?: KubeletEndpoint;
+  /** Raw shim families, only with --collector.shim-raw. */
+  shimRaw?: RawSandboxFamilies[];
 }

@@ -198,3 +198,30 @@ describe('gaps and sandboxes', () => {
     ]);
   });
 });
+
+describe('sandbox to pod by name', () => {
+  test('a mapping without a UID (containerd < 1.7) finds the pod by namespace and name', () => {
+    const p = pod('b');
+    const observation = sandboxFor(p, 's', shimOk(guest(2)));
+    observation.pod = { sandboxId: 's', namespace: 'ci', name: 'b', source: 'containerd' };
+    const result = once(input({ pods: [p], sandboxes: [observation] }));
+    expect(only(result.pods).sandboxId).toBe('s');
+    expect(result.sandboxes[0]!.state).toBe('scraped');
+  });
+});
+
+describe('overhead during an estimate', () => {
+  test('a one-container pod on a guest estimate measures overhead against the guest, not against a counter that started at zero', () => {
+    const p = pod('b');
+    const i = input({
+      pods: [p],
+      kubelet: kubelet([kstat(p, 'build', 0, 0)]),
+      podCgroups: new Map([[p.uid, cgroup(500, 2 ** 31)]]),
+      sandboxes: [sandboxFor(p, 's', shimOk(guest(460)))],
+    });
+    const r = only(once(i).pods);
+    expect(r.containers[0]!.source).toBe('guest_estimate');
+    expect(r.overheadCpuSeconds).toBe(40); // 500 host − 460 guest
+    expect(r.overheadMemoryBytes).toBe(2 ** 30); // 2 GiB host − 1 GiB guest used
+  });
+});

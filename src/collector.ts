@@ -1,0 +1,267 @@
+/**
+ * One collection: ask every source, decode, correlate, and return one immutable NodeSnapshot.
+ * Sources are read in parallel; a source that fails becomes gaps, never an exception.
+ */
+
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { SelfStats } from './publish/registry.ts';
+import {
+  detectCgroupLayout,
+  findSandboxCgroups,
+  indexPodCgroups,
+  readCgroupUsage,
+  type CgroupLayout,
+  type PodCgroup,
+} from './scrapers/cgroups.ts';
+import { discoverSandboxes } from './scrapers/kata-sandboxes.ts';
+import type { ShimPool, ShimScrapeResult } from './scrapers/kata-shim.ts';
+import type { KubeletScrape } from './scrapers/kubelet.ts';
+import { SourceError } from './scrapers/source-error.ts';
+import { correlate, isPodInScope, resolvePodUid, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
+import { CounterState } from './translate/counters.ts';
+import { shimScrapeDecision } from './translate/hypervisor.ts';
+import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
+import { decodeShimMetrics } from './translate/kata-decode.ts';
+import { PromParseError } from './translate/prom-text.ts';
+import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
+import type { CgroupUsage, KubeletStats, PodRecord, SandboxRecord } from './translate/records.ts';
+import { resolveSandboxes } from './translate/sandbox-map.ts';
+import type { NodeSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
+
+export interface KubeletSource {
+  scrape(): Promise<KubeletScrape>;
+}
+
+export interface PodSource {
+  pods(): ReadonlyMap<string, PodRecord>;
+  isReady(): boolean;
+  /** Whether the watch is currently healthy (false after errors since the last success). */
+  isHealthy(): boolean;
+}
+
+export interface CollectorDeps {
+  config: Config;
+  logger: Logger;
+  kubelet: KubeletSource;
+  pods: PodSource;
+  shims: ShimPool;
+  self: SelfStats;
+  now?: () => number;
+}
+
+type Timed<T> = { value: T; seconds: number };
+
+async function timed<T>(now: () => number, work: () => Promise<T>): Promise<Timed<T>> {
+  const start = now();
+  const value = await work();
+  return { value, seconds: (now() - start) / 1000 };
+}
+
+const SHIM_FAILURE: Partial<Record<SourceError['reason'], Extract<ShimOutcome, { state: 'failed' }>['reason']>> = {
+  timeout: 'shim_timeout',
+  oversize: 'shim_oversize',
+  malformed: 'shim_malformed',
+};
+
+interface SandboxPlan {
+  record: SandboxRecord;
+  podUid?: string;
+  observation: SandboxObservation;
+}
+
+export class Collector {
+  private readonly counters = new CounterState();
+  private readonly now: () => number;
+  private layout: CgroupLayout | undefined;
+
+  constructor(private readonly deps: CollectorDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async collect(): Promise<NodeSnapshot> {
+    const { config, logger } = this.deps;
+    const takenAtMs = this.now();
+    const kubeletRun = timed(this.now, () => this.readKubelet());
+    const pods = this.deps.pods.pods();
+
+    // Sandboxes first: they decide which pods are in scope and which cgroups to read.
+    const discovered = await timed(this.now, () => this.readSandboxes());
+    const plans = discovered.value.plans;
+    for (const plan of plans) plan.podUid = resolvePodUid(plan.observation.pod, pods.values());
+    const mappedUids = new Set(plans.flatMap((p) => (p.podUid === undefined ? [] : [p.podUid])));
+    const inScope = [...pods.values()].filter((pod) => isPodInScope(pod, config.runtimeHandlers, mappedUids));
+
+    const [cgroups, shims, kubelet] = await Promise.all([
+      timed(this.now, () => this.readCgroups(inScope, plans)),
+      timed(this.now, () => this.readShims(plans)),
+      kubeletRun,
+    ]);
+
+    this.counters.beginCollection();
+    const result = correlate(
+      {
+        nowMs: takenAtMs,
+        runtimeHandlers: config.runtimeHandlers,
+        kubeletStaleAfterMs: config.kubeletStaleAfterMs,
+        pods: pods.values(),
+        podCgroups: cgroups.value.podCgroups,
+        kubelet: kubelet.value.stats,
+        sandboxes: plans.map((p) => p.observation),
+      },
+      this.counters,
+    );
+    this.counters.endCollection();
+
+    const sources: Record<SourceName, SourceStatus> = {
+      kubelet: { up: kubelet.value.stats !== undefined, durationSeconds: kubelet.seconds },
+      shims: { up: discovered.value.ok && shims.value.ok, durationSeconds: discovered.seconds + shims.seconds },
+      cgroups: { up: cgroups.value.ok, durationSeconds: cgroups.seconds },
+      pods: { up: this.deps.pods.isReady() && this.deps.pods.isHealthy(), durationSeconds: 0 },
+    };
+    for (const [source, status] of Object.entries(sources)) {
+      if (!status.up) logger.debug({ source }, 'source down in this collection');
+    }
+    return {
+      takenAtMs,
+      pods: result.pods,
+      sandboxes: result.sandboxes,
+      sources,
+      kubeletEndpoint: kubelet.value.endpoint,
+      shimRaw: shims.value.raw,
+    };
+  }
+
+  private async readKubelet(): Promise<{ stats?: KubeletStats; endpoint?: KubeletScrape['endpoint'] }> {
+    try {
+      const scrape = await this.deps.kubelet.scrape();
+      const stats = decodeKubeletMetrics(scrape.body);
+      for (const [reason, count] of Object.entries(stats.rejected)) this.deps.self.add(this.deps.self.kubeletRejectedSamples, reason, count);
+      return { stats, endpoint: scrape.endpoint };
+    } catch (error) {
+      this.deps.logger.warn({ err: describe(error), source: 'kubelet' }, 'kubelet scrape failed');
+      return {};
+    }
+  }
+
+  private async readSandboxes(): Promise<{ ok: boolean; plans: SandboxPlan[] }> {
+    const { config } = this.deps;
+    const discovery = await discoverSandboxes({
+      kataGoDir: config.kataGoDir,
+      kataRsDir: config.kataRsDir,
+      containerdTasksDir: config.containerdTasksDir,
+      crioDir: config.crioDir,
+      procDir: config.procDir,
+    });
+    for (const error of discovery.errors) this.deps.logger.warn({ err: describe(error), source: 'shims' }, 'sandbox discovery problem');
+    const plans = resolveSandboxes(discovery.sandboxes).map(({ record, mapping }) => {
+      const observation: SandboxObservation = { sandbox: record };
+      if (mapping.mapped) observation.pod = mapping.ref;
+      return { record, observation } as SandboxPlan;
+    });
+    return { ok: discovery.errors.length === 0, plans };
+  }
+
+  private async readCgroups(
+    pods: readonly PodRecord[],
+    plans: readonly SandboxPlan[],
+  ): Promise<{ ok: boolean; podCgroups: Map<string, CgroupUsage> }> {
+    const podCgroups = new Map<string, CgroupUsage>();
+    let index: Map<string, PodCgroup>;
+    try {
+      this.layout = await detectCgroupLayout(this.deps.config.cgroupRoot);
+      index = await indexPodCgroups(this.layout);
+    } catch (error) {
+      this.deps.logger.warn({ err: describe(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
+      return { ok: false, podCgroups };
+    }
+    const layout = this.layout;
+    await Promise.all(
+      pods.map(async (pod) => {
+        const found = index.get(pod.uid);
+        if (found === undefined) return;
+        const usage = await readCgroupUsage(layout, found.path);
+        if (!(usage instanceof SourceError)) podCgroups.set(pod.uid, usage);
+      }),
+    );
+    await Promise.all(
+      plans.map(async (plan) => {
+        const podPath = plan.podUid === undefined ? undefined : index.get(plan.podUid)?.path;
+        const found = await findSandboxCgroups(layout, podPath, plan.record.id, {
+          sandboxCgroupPath: plan.record.sandboxCgroupPath,
+          overheadCgroupPath: plan.record.overheadCgroupPath,
+        });
+        // What the VM spends outside its pod cgroup: the overhead cgroup, and a sandbox cgroup
+        // created at the root instead of inside the pod (Kata issue 11325).
+        const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
+        const usages = await Promise.all(outside.flatMap((path) => (path === undefined ? [] : [readCgroupUsage(layout, path)])));
+        const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
+        if (read.length > 0) plan.observation.overheadCgroup = sumUsage(read);
+      }),
+    );
+    return { ok: true, podCgroups };
+  }
+
+  private async readShims(plans: readonly SandboxPlan[]): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> {
+    const { config, self, logger } = this.deps;
+    const targets: { id: string; socketPath: string }[] = [];
+    for (const plan of plans) {
+      // An unmapped sandbox's numbers would belong to no pod; only kata-monitor mode wants them.
+      if (plan.podUid === undefined && !config.shimRaw) continue;
+      const decision = shimScrapeDecision(plan.record, config.shimRuntimeRs);
+      if (!decision.scrape) {
+        plan.observation.shim = { state: 'skipped', reason: decision.reason };
+        continue;
+      }
+      targets.push({ id: plan.record.id, socketPath: plan.record.socketPath! });
+    }
+    const results = await this.deps.shims.scrapeAll(targets);
+    const raw: RawSandboxFamilies[] = [];
+    let failures = 0;
+    for (const plan of plans) {
+      const result = results.get(plan.record.id);
+      if (result === undefined) continue;
+      plan.observation.shim = this.decodeShim(plan, result, raw);
+      if (plan.observation.shim.state === 'failed') {
+        failures++;
+        self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
+        logger.warn({ sandbox: plan.record.id, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+      }
+    }
+    return { ok: targets.length === 0 || failures < targets.length, raw };
+  }
+
+  private decodeShim(plan: SandboxPlan, result: ShimScrapeResult, raw: RawSandboxFamilies[]): ShimOutcome {
+    const { config, self } = this.deps;
+    if (!result.ok) return { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+    const limits = { maxSeries: config.shimMaxSeries };
+    try {
+      const metrics = decodeShimMetrics(result.body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
+      self.guestRejectedSamples += metrics.rejectedSamples;
+      if (config.shimRaw) raw.push(extractRawFamilies(result.body, plan.record, plan.observation.pod, limits));
+      return { state: 'ok', metrics };
+    } catch (error) {
+      if (error instanceof PromParseError) return { state: 'failed', reason: 'shim_malformed' };
+      throw error;
+    }
+  }
+}
+
+function isInside(path: string, parent: string | undefined): boolean {
+  return parent !== undefined && (path === parent || path.startsWith(`${parent}/`));
+}
+
+function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage {
+  const add = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : a + b);
+  return usages.reduce((sum, u) => ({
+    ...sum,
+    cpuSeconds: add(sum.cpuSeconds, u.cpuSeconds),
+    memoryWorkingSetBytes: add(sum.memoryWorkingSetBytes, u.memoryWorkingSetBytes),
+  }));
+}
+
+/** A loggable form of an error: the message names the URL, socket or file involved. */
+export function describe(error: unknown): { message: string; reason?: string } {
+  if (error instanceof SourceError) return { message: error.message, reason: error.reason };
+  return { message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,143 @@
+/**
+ * Wires the sources, the collector and the renderer into a running exporter, for a Config.
+ * main.ts handles the process (flags, signals, exit codes); this module is what tests start.
+ */
+
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Collector, type PodSource } from './collector.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { SelfStats, SnapshotRenderer, type BuildInfo } from './publish/registry.ts';
+import { createApp, type ExporterCore } from './publish/server.ts';
+import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
+import { KubeletClient } from './scrapers/kubelet.ts';
+import { PodWatcher } from './scrapers/pods.ts';
+import { SingleFlight } from './single-flight.ts';
+import type { NodeSnapshot } from './translate/snapshot.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface ExporterOptions {
+  config: Config;
+  logger: Logger;
+  build: BuildInfo;
+  /** A ready KubeConfig (the demo's simulated API server); else --kubeconfig or in-cluster. */
+  kubeConfig?: KubeConfig;
+  /** Include the client library's process metrics (off in tests that compare whole expositions). */
+  processMetrics?: boolean;
+  /** The collection clock; a simulated node with its own clock passes the same one. */
+  now?: () => number;
+}
+
+/** Adapts the watcher to what the collector needs. */
+function podSource(watcher: PodWatcher): PodSource {
+  return {
+    pods: () => watcher.pods(),
+    isReady: () => watcher.isReady(),
+    isHealthy: () => {
+      const stats = watcher.stats();
+      return stats.pods.consecutiveFailures === 0 && stats.runtimeClasses.consecutiveFailures === 0;
+    },
+  };
+}
+
+export class Exporter implements ExporterCore {
+  readonly watcher: PodWatcher;
+  readonly shims: ShimPool;
+  readonly self = new SelfStats();
+  readonly renderer: SnapshotRenderer;
+  private readonly kubelet: KubeletClient;
+  private readonly collector: Collector;
+  private readonly flight: SingleFlight<NodeSnapshot>;
+  private server: Server | undefined;
+
+  constructor(private readonly options: ExporterOptions) {
+    const { config, logger } = options;
+    this.kubelet = new KubeletClient({
+      baseUrl: config.kubeletUrl,
+      tokenFile: config.kubeletTokenFile,
+      caFile: config.kubeletCaFile,
+      insecureSkipTlsVerify: config.kubeletInsecureSkipTlsVerify,
+      timeoutMs: config.kubeletTimeoutMs,
+      maxBytes: 64 * 1024 * 1024,
+      logger,
+    });
+    this.watcher = new PodWatcher({
+      nodeName: config.nodeName,
+      kubeconfigPath: config.kubeconfig,
+      kubeConfig: options.kubeConfig,
+      logger,
+    });
+    this.shims = createShimPool({ concurrency: config.shimConcurrency, deadlineMs: config.shimTimeoutMs, maxBytes: config.shimMaxBytes });
+    this.collector = new Collector({
+      config,
+      logger,
+      kubelet: this.kubelet,
+      pods: podSource(this.watcher),
+      shims: this.shims,
+      self: this.self,
+      now: options.now,
+    });
+    this.flight = new SingleFlight(() => this.collector.collect(), config.collectMinIntervalMs);
+    this.renderer = new SnapshotRenderer(this.self, options.build, { processMetrics: options.processMetrics ?? true });
+  }
+
+  snapshot(): Promise<NodeSnapshot> {
+    return this.flight.get();
+  }
+
+  latest(): NodeSnapshot | undefined {
+    return this.flight.latest;
+  }
+
+  isReady(): boolean {
+    return this.watcher.isReady();
+  }
+
+  /** Collections started so far (single-flight: one per min-interval under any load). */
+  get collections(): number {
+    return this.flight.runCount;
+  }
+
+  /** Starts the pod watch; waits for the first pod list up to `readyTimeoutMs`. */
+  async startSources(readyTimeoutMs = 0): Promise<boolean> {
+    this.watcher.start();
+    const deadline = Date.now() + readyTimeoutMs;
+    while (!this.watcher.isReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return this.watcher.isReady();
+  }
+
+  /** Serves the endpoints; resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    const { config, logger } = this.options;
+    const app = createApp({
+      core: this,
+      renderer: this.renderer,
+      telemetryPath: config.telemetryPath,
+      nodeName: config.nodeName,
+      version: this.options.build.version,
+      logger,
+    });
+    const server = createHttpServer(app);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) =>
+        reject(new Error(`cannot listen on ${config.listenHost ?? '*'}:${config.listenPort}: ${error.message} (choose another --web.listen-address)`)),
+      );
+      server.listen(config.listenPort, config.listenHost, resolve);
+    });
+    return server.address() as AddressInfo;
+  }
+
+  /** Stops serving and watching; in-flight requests finish first. */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server !== undefined) {
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await this.watcher.stop();
+    await this.kubelet.close();
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * A fake Kata shim monitor socket: plain HTTP/1.1 on a filesystem unix socket (mode 0600, like
+ * the real shim-monitor.sock) serving `GET /metrics` from a payload callback. It can be told to
+ * misbehave the ways real shims and hostile guests do, and counts what it sees.
+ */
+import { chmod, link, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+
+export type ShimBehaviour =
+  | { kind: 'normal' }
+  /** Reads the request and never answers. */
+  | { kind: 'hang' }
+  /** Sends headers, then one body byte per interval, forever. */
+  | { kind: 'trickle'; intervalMs?: number }
+  /** Streams `bytes` of exposition-looking text (default 100 MB), honouring backpressure. */
+  | { kind: 'oversize'; bytes?: number; declareLength?: boolean }
+  /** HTTP 200 with bytes that are not exposition text. */
+  | { kind: 'garbage' }
+  /** Declares the full length, sends half, then destroys the connection. */
+  | { kind: 'close_mid_response' }
+  /** Any non-200 status. */
+  | { kind: 'status'; status: number }
+  /** Nothing listens any more, but the socket file stays (a shim that died): ECONNREFUSED. */
+  | { kind: 'refuse' };
+
+export interface FakeShimOptions {
+  socketPath: string;
+  /** Called per request: the simulated node moves values between calls. */
+  payload: () => string | Uint8Array;
+  behaviour?: ShimBehaviour;
+  /** Wait before answering (to make concurrency observable). */
+  delayMs?: number;
+}
+
+export interface FakeShimStats {
+  /** GET /metrics requests received. */
+  calls: number;
+  /** Requests being handled right now, and the most seen at once. */
+  inFlight: number;
+  maxInFlight: number;
+  /** Body bytes written for the most recent oversize response, and whether the client hung up first. */
+  oversizeWritten: number;
+  oversizeClientClosedEarly: boolean;
+}
+
+export interface FakeShim {
+  readonly socketPath: string;
+  readonly stats: Readonly<FakeShimStats>;
+  setBehaviour(behaviour: ShimBehaviour): Promise<void>;
+  close(): Promise<void>;
+}
+
+const GARBAGE = Buffer.from('\u0000\u0001\u00ff{"not":"prometheus"}\n<html>\u0007 }}}{{{ \n');
+const FILLER_LINE = Buffer.from('kata_guest_vm_stat{item="pgfault"} 123456789\n');
+
+export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim> {
+  const stats: FakeShimStats = { calls: 0, inFlight: 0, maxInFlight: 0, oversizeWritten: 0, oversizeClientClosedEarly: false };
+  let behaviour: ShimBehaviour = options.behaviour ?? { kind: 'normal' };
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let server: Server | undefined;
+
+  const later = (ms: number, fn: () => void): void => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  };
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404).end('URL NOT FOUND');
+      return;
+    }
+    stats.calls++;
+    stats.inFlight++;
+    stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+    res.on('close', () => stats.inFlight--);
+    const answer = (): void => respond(behaviour, res);
+    if (options.delayMs) later(options.delayMs, answer);
+    else answer();
+  }
+
+  function respond(current: ShimBehaviour, res: ServerResponse): void {
+    switch (current.kind) {
+      case 'normal': {
+        const body = Buffer.from(options.payload());
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
+      case 'hang':
+        return;
+      case 'trickle': {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        const interval = current.intervalMs ?? 1000;
+        const tick = (): void => {
+          if (res.destroyed) return;
+          res.write('#');
+          later(interval, tick);
+        };
+        tick();
+        return;
+      }
+      case 'oversize':
+        streamOversize(res, current.bytes ?? 100 * 1024 * 1024, current.declareLength ?? false);
+        return;
+      case 'garbage':
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': GARBAGE.length });
+        res.end(GARBAGE);
+        return;
+      case 'close_mid_response': {
+        const body = Buffer.from(options.payload());
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': body.length });
+        res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
+        return;
+      }
+      case 'status':
+        res.writeHead(current.status).end('failed to get metrics\n');
+        return;
+      case 'refuse':
+        res.socket?.destroy();
+        return;
+    }
+  }
+
+  function streamOversize(res: ServerResponse, bytes: number, declareLength: boolean): void {
+    stats.oversizeWritten = 0;
+    stats.oversizeClientClosedEarly = false;
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', ...(declareLength ? { 'content-length': bytes } : {}) });
+    res.on('close', () => {
+      if (stats.oversizeWritten < bytes) stats.oversizeClientClosedEarly = true;
+    });
+    const chunk = Buffer.concat(Array.from({ length: 1400 }, () => FILLER_LINE));
+    const pump = (): void => {
+      while (!res.destroyed && stats.oversizeWritten < bytes) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, bytes - stats.oversizeWritten));
+        stats.oversizeWritten += piece.length;
+        if (!res.write(piece)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end();
+    };
+    pump();
+  }
+
+  async function listen(): Promise<void> {
+    const created = createServer({ keepAliveTimeout: 1000 }, handle);
+    created.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      created.once('error', reject);
+      created.listen(options.socketPath, () => {
+        created.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(options.socketPath, 0o600);
+    server = created;
+  }
+
+  async function stopListening(): Promise<void> {
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    for (const socket of sockets) socket.destroy();
+    const current = server;
+    server = undefined;
+    if (current) await new Promise<void>((resolve) => current.close(() => resolve()));
+  }
+
+  /** Node unlinks a unix socket on close; a hard link keeps a dead socket file in its place. */
+  async function becomeDeadSocket(): Promise<void> {
+    const keep = join(dirname(options.socketPath), `.dead-${process.pid}-${Date.now()}.sock`);
+    await link(options.socketPath, keep);
+    await stopListening();
+    await rm(options.socketPath, { force: true });
+    await link(keep, options.socketPath);
+    await rm(keep, { force: true });
+  }
+
+  if (behaviour.kind === 'refuse') {
+    await listen();
+    await becomeDeadSocket();
+  } else {
+    await listen();
+  }
+
+  return {
+    socketPath: options.socketPath,
+    stats,
+    async setBehaviour(next) {
+      const wasDead = behaviour.kind === 'refuse';
+      behaviour = next;
+      if (next.kind === 'refuse' && !wasDead) await becomeDeadSocket();
+      if (next.kind !== 'refuse' && wasDead) {
+        await rm(options.socketPath, { force: true });
+        await listen();
+      }
+    },
+    async close() {
+      await stopListening();
+      await rm(options.socketPath, { force: true });
+    },
+  };
+}

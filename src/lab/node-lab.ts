@@ -1,0 +1,513 @@
+/**
+ * The node lab: turns a short scenario into a whole simulated Kata node that the real exporter can
+ * read exactly as it reads a real one, through its flags: a kubelet over real HTTPS with a token,
+ * an API server speaking list/watch, real shim unix sockets, the sandbox and bundle files, and a
+ * cgroup tree whose counters move over time the way real ones do. Used by `--demo` and the
+ * end-to-end tests; each test states only what differs from the defaults.
+ */
+
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Hypervisor, KataRuntime, KubeletContainerStats, KubeletPodStats } from '../translate/records.ts';
+import type { PodQos, CgroupDriver } from '../translate/cgroup-paths.ts';
+import { LabCgroupTree, type LabCgroupUsage } from './cgroup-tree.ts';
+import { FakeApiServer } from './fake-apiserver.ts';
+import { FakeKubelet } from './fake-kubelet.ts';
+import { startFakeShim, type FakeShim, type ShimBehaviour } from './fake-shim.ts';
+import { renderKubeletPayload } from './kubelet-payload.ts';
+import { kataPod, kataRuntimeClasses, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
+import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
+import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
+import { createCertificateAuthority, createServerCertificate } from './tls.ts';
+
+const MIB = 2 ** 20;
+const GIB = 2 ** 30;
+
+export interface LabContainer {
+  name: string;
+  /** Cores the container burns on average; its CPU counter grows at about this rate. */
+  cpuCores: number;
+  memoryBytes: number;
+  limits?: { cpu?: string; memory?: string };
+  requests?: { cpu?: string; memory?: string };
+  restartCount?: number;
+}
+
+/**
+ * What the kubelet says about a pod's containers: first-hand values, zeros (CRI-O/cAdvisor),
+ * nothing, or samples taken five minutes ago (a kubelet whose stats stopped updating).
+ */
+export type LabKubeletView = 'first-hand' | 'zeros' | 'missing' | 'stale';
+
+export interface LabPodScenario {
+  name: string;
+  namespace?: string;
+  runtime?: KataRuntime;
+  hypervisor?: Exclude<Hypervisor, 'unknown'>;
+  /** Default: kata-qemu / kata-clh / kata-fc / kata-dragonball after the hypervisor. */
+  runtimeClassName?: string;
+  containers?: LabContainer[];
+  kubelet?: LabKubeletView;
+  /** How the exporter can join the sandbox to the pod; `none` leaves an unmapped sandbox. */
+  mapping?: LabMapping;
+  /** Default: false for the Go runtime, true for runtime-rs (as each runtime defaults). */
+  sandboxCgroupOnly?: boolean;
+  /** Cores and memory the VMM, shim and I/O threads cost on top of the guest. */
+  vmOverheadCores?: number;
+  vmOverheadMemoryBytes?: number;
+  guestTasks?: number;
+  guestMemoryBytes?: number;
+  networkReceiveBytesPerSecond?: number;
+  networkTransmitBytesPerSecond?: number;
+  diskReadBytesPerSecond?: number;
+  diskWriteBytesPerSecond?: number;
+  shim?: ShimBehaviour;
+  /** Whether the pod object exists in the API server (false: a sandbox whose pod is unknown). */
+  inApiServer?: boolean;
+  /** Seconds the pod has been running when the lab starts. */
+  ageSeconds?: number;
+  /** false: the pod has no Kata sandbox on the node (its sandbox was never created or was lost). */
+  sandbox?: boolean;
+  /** false: the pod's host cgroup is missing (e.g. a different cgroup root than the kubelet's). */
+  podCgroup?: boolean;
+}
+
+export interface LabScenario {
+  nodeName?: string;
+  pods: LabPodScenario[];
+  cgroupVersion?: 1 | 2;
+  cgroupDriver?: CgroupDriver;
+}
+
+/** The exporter flags that point it at the lab. */
+export interface LabEndpoints {
+  nodeName: string;
+  kubeletUrl: string;
+  kubeletTokenFile: string;
+  kubeletCaFile: string;
+  kubeconfig: string;
+  cgroupRoot: string;
+  kataGoDir: string;
+  kataRsDir: string;
+  containerdTasksDir: string;
+  crioDir: string;
+  procDir: string;
+}
+
+interface LabPodState {
+  scenario: Required<Omit<LabPodScenario, 'shim' | 'runtimeClassName'>> & { runtimeClassName: string };
+  uid: string;
+  sandboxId: string;
+  startedAtMs: number;
+  shim?: FakeShim;
+  /** Extra container CPU set by a test (e.g. pin a pod at its limit). */
+  cpuOverride: Map<string, number>;
+  /** CPU seconds accumulated before an override changed the rate. */
+  cpuBase: Map<string, { atMs: number; seconds: number }>;
+  removed: boolean;
+}
+
+const RUNTIME_CLASS: Record<Exclude<Hypervisor, 'unknown'>, string> = {
+  qemu: 'kata-qemu',
+  'cloud-hypervisor': 'kata-clh',
+  firecracker: 'kata-fc',
+  dragonball: 'kata-dragonball',
+};
+
+function sandboxIdFor(namespace: string, name: string): string {
+  return createHash('sha256').update(`sandbox/${namespace}/${name}`).digest('hex');
+}
+
+function qosOf(containers: LabContainer[]): PodQos {
+  const full = containers.every((c) => c.limits?.cpu && c.limits.memory && (c.requests === undefined || (c.requests.cpu === c.limits.cpu && c.requests.memory === c.limits.memory)));
+  const any = containers.some((c) => c.limits !== undefined || c.requests !== undefined);
+  return !any ? 'besteffort' : full ? 'guaranteed' : 'burstable';
+}
+
+/** A smooth, always-increasing work curve: rate × (t + small wave), so graphs are not flat lines. */
+function work(rate: number, seconds: number): number {
+  return rate * (seconds + 3 * Math.sin(seconds / 30));
+}
+
+export class NodeLab {
+  readonly pods = new Map<string, LabPodState>();
+  private ticker: NodeJS.Timeout | undefined;
+  private tickInFlight: Promise<void> | undefined;
+  private socketSeq = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly endpoints: LabEndpoints,
+    readonly kubelet: FakeKubelet,
+    readonly apiServer: FakeApiServer,
+    readonly cgroups: LabCgroupTree,
+    private readonly now: () => number,
+  ) {}
+
+  static async start(scenario: LabScenario, options: { dir?: string; now?: () => number } = {}): Promise<NodeLab> {
+    const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'kmb-lab-')));
+    const now = options.now ?? Date.now;
+    const nodeName = scenario.nodeName ?? 'kata-node-1';
+    const ca = await createCertificateAuthority();
+    const server = await createServerCertificate(ca);
+    const token = createHash('sha256').update(`${dir}/token`).digest('hex');
+    const endpoints: LabEndpoints = {
+      nodeName,
+      kubeletUrl: '',
+      kubeletTokenFile: join(dir, 'token'),
+      kubeletCaFile: join(dir, 'kubelet-ca.crt'),
+      kubeconfig: join(dir, 'kubeconfig'),
+      cgroupRoot: join(dir, 'cgroup'),
+      kataGoDir: join(dir, 'sbs'),
+      kataRsDir: join(dir, 'kata'),
+      containerdTasksDir: join(dir, 'containerd'),
+      crioDir: join(dir, 'crio'),
+      procDir: join(dir, 'proc'),
+    };
+    for (const d of [endpoints.kataGoDir, endpoints.kataRsDir, endpoints.containerdTasksDir, endpoints.crioDir, endpoints.procDir]) {
+      await mkdir(d, { recursive: true });
+    }
+    await writeFile(endpoints.kubeletTokenFile, token);
+    await writeFile(endpoints.kubeletCaFile, ca.certPem);
+
+    let lab: NodeLab | undefined;
+    const kubelet = await FakeKubelet.start({
+      certPem: server.certPem,
+      keyPem: server.keyPem,
+      token,
+      payload: () => lab?.kubeletPayload() ?? '',
+    });
+    endpoints.kubeletUrl = kubelet.url;
+    const apiServer = await FakeApiServer.start({ token });
+    await writeFile(endpoints.kubeconfig, apiServer.kubeconfigYaml());
+    for (const rc of [...kataRuntimeClasses(), runtimeClass('kata-dragonball', 'kata-dragonball')]) apiServer.addRuntimeClass(rc);
+    const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
+
+    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, now);
+    for (const pod of scenario.pods) await lab.addPod(pod);
+    return lab;
+  }
+
+  /** A KubeConfig for the lab's API server (what --kubeconfig points at). */
+  kubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromString(this.apiServer.kubeconfigYaml());
+    return kc;
+  }
+
+  /** The exporter's command line for this node. */
+  flags(): string[] {
+    const e = this.endpoints;
+    return [
+      `--node.name=${e.nodeName}`,
+      `--kubelet.url=${e.kubeletUrl}`,
+      `--kubelet.token-file=${e.kubeletTokenFile}`,
+      `--kubelet.ca-file=${e.kubeletCaFile}`,
+      `--kubeconfig=${e.kubeconfig}`,
+      `--path.cgroupfs=${e.cgroupRoot}`,
+      `--path.kata-go=${e.kataGoDir}`,
+      `--path.kata-rs=${e.kataRsDir}`,
+      `--path.containerd-tasks=${e.containerdTasksDir}`,
+      `--path.crio=${e.crioDir}`,
+      `--path.procfs=${e.procDir}`,
+    ];
+  }
+
+  async addPod(input: LabPodScenario): Promise<LabPodState> {
+    const namespace = input.namespace ?? 'ci';
+    const hypervisor = input.hypervisor ?? 'qemu';
+    const runtime = input.runtime ?? (hypervisor === 'dragonball' ? 'rs' : 'go');
+    const scenario: LabPodState['scenario'] = {
+      name: input.name,
+      namespace,
+      runtime,
+      hypervisor,
+      runtimeClassName: input.runtimeClassName ?? RUNTIME_CLASS[hypervisor],
+      containers: input.containers ?? [{ name: 'build', cpuCores: 0.8, memoryBytes: 700 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '500m', memory: '1Gi' } }],
+      kubelet: input.kubelet ?? 'first-hand',
+      mapping: input.mapping ?? 'containerd',
+      sandboxCgroupOnly: input.sandboxCgroupOnly ?? runtime === 'rs',
+      vmOverheadCores: input.vmOverheadCores ?? 0.05,
+      vmOverheadMemoryBytes: input.vmOverheadMemoryBytes ?? 180 * MIB,
+      guestTasks: input.guestTasks ?? 60,
+      guestMemoryBytes: input.guestMemoryBytes ?? 4 * GIB,
+      networkReceiveBytesPerSecond: input.networkReceiveBytesPerSecond ?? 200_000,
+      networkTransmitBytesPerSecond: input.networkTransmitBytesPerSecond ?? 40_000,
+      diskReadBytesPerSecond: input.diskReadBytesPerSecond ?? 100_000,
+      diskWriteBytesPerSecond: input.diskWriteBytesPerSecond ?? 300_000,
+      inApiServer: input.inApiServer ?? true,
+      ageSeconds: input.ageSeconds ?? 600,
+      sandbox: input.sandbox ?? true,
+      podCgroup: input.podCgroup ?? true,
+    };
+    const uid = stableUid(namespace, input.name);
+    const sandboxId = sandboxIdFor(namespace, input.name);
+    const state: LabPodState = {
+      scenario,
+      uid,
+      sandboxId,
+      startedAtMs: this.now() - scenario.ageSeconds * 1000,
+      cpuOverride: new Map(),
+      cpuBase: new Map(),
+      removed: false,
+    };
+    this.pods.set(`${namespace}/${input.name}`, state);
+
+    const qos = qosOf(scenario.containers);
+    await this.cgroups.addPod({
+      uid,
+      qos,
+      sandboxes: [
+        {
+          id: sandboxId,
+          runtime,
+          sandboxCgroupOnly: scenario.sandboxCgroupOnly,
+          usage: { cpuSeconds: 0, memoryUsageBytes: 0 },
+          ...(scenario.sandboxCgroupOnly ? {} : { overheadUsage: { cpuSeconds: 0, memoryUsageBytes: 0 } }),
+        },
+      ],
+    });
+    const paths = this.cgroups.paths(uid)!;
+    const spec: LabSandboxSpec = {
+      id: sandboxId,
+      runtime,
+      hypervisor,
+      sandboxCgroupOnly: scenario.sandboxCgroupOnly,
+      pod: { uid, name: input.name, namespace },
+      mapping: scenario.mapping,
+      sandboxCgroupPath: paths.sandboxes[sandboxId]?.sandbox ?? paths.pod,
+      overheadCgroupPath: paths.sandboxes[sandboxId]?.overhead,
+    };
+    // Without any mapping the sandbox cgroup path must not name the pod either (a truly unknown VM).
+    if (scenario.mapping === 'none') spec.sandboxCgroupPath = `/kata_unknown/${sandboxId}`;
+    if (scenario.sandbox) {
+      const dir = await writeSandbox(this.endpoints, spec);
+      state.shim = await this.startShim(dir, state, input.shim);
+    }
+    await this.writeCgroups(state);
+    if (!scenario.podCgroup) await this.cgroups.removePod(uid);
+
+    if (scenario.inApiServer) {
+      this.apiServer.addPod(
+        kataPod({
+          name: input.name,
+          namespace,
+          uid,
+          nodeName: this.endpoints.nodeName,
+          runtimeClassName: scenario.runtimeClassName,
+          startTime: new Date(state.startedAtMs).toISOString().replace(/\.\d+Z$/, 'Z'),
+          containers: scenario.containers.map(
+            (c): ContainerOptions => ({ name: c.name, limits: c.limits, requests: c.requests, restartCount: c.restartCount }),
+          ),
+        }),
+      );
+    }
+    return state;
+  }
+
+  /** Binds the socket at a short path and moves it into place: sandbox paths pass the 108-byte limit. */
+  private async startShim(dir: string, state: LabPodState, behaviour: ShimBehaviour | undefined): Promise<FakeShim> {
+    const shortPath = join(this.dir, `s${this.socketSeq++}.sock`);
+    const shim = await startFakeShim({ socketPath: shortPath, payload: () => this.shimPayload(state), behaviour });
+    await rename(shortPath, join(dir, 'shim-monitor.sock'));
+    return shim;
+  }
+
+  async removePod(namespace: string, name: string): Promise<void> {
+    const state = this.pods.get(`${namespace}/${name}`);
+    if (state === undefined) return;
+    state.removed = true;
+    this.pods.delete(`${namespace}/${name}`);
+    if (state.scenario.inApiServer) this.apiServer.deletePod(namespace, name);
+    await state.shim?.close();
+    await removeSandbox(this.endpoints, { id: state.sandboxId, runtime: state.scenario.runtime });
+    await this.cgroups.removePod(state.uid);
+  }
+
+  /** Makes a container burn this many cores from now on (e.g. pinned at its CPU limit). */
+  setContainerCpu(namespace: string, pod: string, container: string, cores: number): void {
+    const state = this.pods.get(`${namespace}/${pod}`);
+    if (state === undefined) throw new Error(`node lab: no pod ${namespace}/${pod}`);
+    const now = this.now();
+    state.cpuBase.set(container, { atMs: now, seconds: this.containerCpu(state, container, now) });
+    state.cpuOverride.set(container, cores);
+  }
+
+  async setShimBehaviour(namespace: string, pod: string, behaviour: ShimBehaviour): Promise<void> {
+    await this.pods.get(`${namespace}/${pod}`)?.shim?.setBehaviour(behaviour);
+  }
+
+  // ─── the values, as functions of time ──────────────────────────────────────
+
+  private seconds(state: LabPodState, atMs: number): number {
+    return Math.max(0, (atMs - state.startedAtMs) / 1000);
+  }
+
+  private containerCpu(state: LabPodState, name: string, atMs: number): number {
+    const container = state.scenario.containers.find((c) => c.name === name);
+    if (container === undefined) return 0;
+    const base = state.cpuBase.get(name);
+    const override = state.cpuOverride.get(name);
+    if (base !== undefined && override !== undefined) return base.seconds + override * Math.max(0, (atMs - base.atMs) / 1000);
+    return work(container.cpuCores, this.seconds(state, atMs));
+  }
+
+  private workloadCpu(state: LabPodState, atMs: number): number {
+    return state.scenario.containers.reduce((sum, c) => sum + this.containerCpu(state, c.name, atMs), 0);
+  }
+
+  /** The guest's own kernel and agent: a little CPU and memory beyond the containers. */
+  private guestCpu(state: LabPodState, atMs: number): number {
+    return this.workloadCpu(state, atMs) + 0.02 * this.seconds(state, atMs);
+  }
+
+  private guestUsedMemory(state: LabPodState): number {
+    return state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) + 160 * MIB;
+  }
+
+  private hostUsage(state: LabPodState, atMs: number): { sandbox: LabCgroupUsage; overhead: LabCgroupUsage } {
+    const t = this.seconds(state, atMs);
+    // vCPU threads run the guest; emulation costs a few percent on top.
+    const vcpu = this.guestCpu(state, atMs) * 1.03;
+    const vmm = work(state.scenario.vmOverheadCores, t);
+    const guestRam = this.guestUsedMemory(state) + 64 * MIB;
+    const vmmMemory = state.scenario.vmOverheadMemoryBytes;
+    if (state.scenario.sandboxCgroupOnly) {
+      return {
+        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes: guestRam + vmmMemory + 40 * MIB, inactiveFileBytes: 40 * MIB },
+        overhead: { cpuSeconds: 0, memoryUsageBytes: 0 },
+      };
+    }
+    return {
+      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB },
+      overhead: { cpuSeconds: vmm, memoryUsageBytes: vmmMemory + 10 * MIB, inactiveFileBytes: 10 * MIB },
+    };
+  }
+
+  private async writeCgroups(state: LabPodState): Promise<void> {
+    if (state.removed || !state.scenario.podCgroup) return;
+    const usage = this.hostUsage(state, this.now());
+    await this.cgroups.updatePod(state.uid, {
+      sandboxes: { [state.sandboxId]: { usage: usage.sandbox, ...(state.scenario.sandboxCgroupOnly ? {} : { overheadUsage: usage.overhead }) } },
+    });
+  }
+
+  /** Rewrites every cgroup counter to now. */
+  async tick(): Promise<void> {
+    for (const state of this.pods.values()) await this.writeCgroups(state);
+  }
+
+  /** Keeps the cgroup files moving, as the kernel does. */
+  startTicking(intervalMs = 1000): void {
+    this.ticker ??= setInterval(() => {
+      this.tickInFlight ??= this.tick().finally(() => {
+        this.tickInFlight = undefined;
+      });
+    }, intervalMs);
+    this.ticker.unref();
+  }
+
+  kubeletPayload(): string {
+    const now = this.now();
+    // The kubelet's stats lag its scrape by its housekeeping interval.
+    const sampleMs = Math.floor((now - 5000) / 1000) * 1000;
+    const pods: KubeletPodStats[] = [];
+    const containers: KubeletContainerStats[] = [];
+    for (const state of this.pods.values()) {
+      const { namespace, name } = state.scenario;
+      const host = this.hostUsage(state, sampleMs);
+      // cAdvisor reads the pod cgroup: with sandbox_cgroup_only=false the VMM is elsewhere.
+      pods.push({
+        namespace,
+        pod: name,
+        cpuSeconds: host.sandbox.cpuSeconds,
+        cpuTimestampMs: sampleMs,
+        memoryWorkingSetBytes: host.sandbox.memoryUsageBytes - (host.sandbox.inactiveFileBytes ?? 0),
+        memoryTimestampMs: sampleMs,
+      });
+      if (state.scenario.kubelet === 'missing') continue;
+      const stale = state.scenario.kubelet === 'stale';
+      for (const c of state.scenario.containers) {
+        const zero = state.scenario.kubelet === 'zeros';
+        const takenMs = stale ? sampleMs - 300_000 : sampleMs;
+        containers.push({
+          namespace,
+          pod: name,
+          container: c.name,
+          cpuSeconds: zero ? 0 : this.containerCpu(state, c.name, takenMs),
+          cpuTimestampMs: takenMs,
+          memoryWorkingSetBytes: zero ? 0 : c.memoryBytes,
+          memoryTimestampMs: takenMs,
+          startTimeSeconds: Math.floor(state.startedAtMs / 1000) + 2,
+        });
+      }
+    }
+    const nodeCpu = pods.reduce((s, p) => s + (p.cpuSeconds ?? 0), 0) + 1000;
+    return renderKubeletPayload({ timestampMs: sampleMs, node: { cpuSeconds: nodeCpu, memoryWorkingSetBytes: 3 * GIB }, pods, containers });
+  }
+
+  shimPayload(state: LabPodState): string {
+    const now = this.now();
+    const t = this.seconds(state, now);
+    const s = state.scenario;
+    const vcpus = 2;
+    const busyMs = this.guestCpu(state, now) * 1000;
+    const perCpu = (share: number): Record<GuestCpuItem, number> => {
+      const busy = busyMs * share;
+      const tens = (ms: number) => Math.round(ms / 10) * 10;
+      const user = tens(busy * 0.8);
+      const system = tens(busy * 0.15);
+      const softirq = tens(busy * 0.03);
+      const irq = tens(busy * 0.02);
+      const steal = tens(t * 2);
+      const iowait = tens(t * 5);
+      const idle = tens(Math.max(0, t * 1000 - user - system - softirq - irq - steal - iowait));
+      return { user, nice: 0, system, idle, iowait, irq, softirq, steal, guest: 0, guest_nice: 0 };
+    };
+    const memTotal = s.guestMemoryBytes;
+    const used = this.guestUsedMemory(state);
+    const proc = (cpuSeconds: number, rss: number, threads: number): ProcValues => ({
+      utimeTicks: Math.round(cpuSeconds * 70),
+      stimeTicks: Math.round(cpuSeconds * 30),
+      rssBytes: rss,
+      vsizeBytes: rss * 4,
+      threads,
+      fds: 40,
+      readBytes: Math.round(t * 1000),
+      writeBytes: Math.round(t * 500),
+    });
+    const vmm = work(s.vmOverheadCores, t);
+    return renderShimPayload({
+      runtime: s.runtime,
+      hypervisor: s.hypervisor,
+      guestCpuMs: [perCpu(0.55), perCpu(0.45)].slice(0, vcpus),
+      meminfo: { mem_total: memTotal, mem_free: Math.max(0, memTotal - used - 300 * MIB), mem_available: Math.max(0, memTotal - used) },
+      load: { load1: Math.min(8, this.workloadCpu(state, now) / Math.max(1, t)), load5: 0.8, load15: 0.6 },
+      tasks: { cur: s.guestTasks, max: 4_194_304 },
+      netdev: {
+        lo: { recvBytes: Math.round(t * 50), sentBytes: Math.round(t * 50) },
+        eth0: { recvBytes: Math.round(work(s.networkReceiveBytesPerSecond, t)), sentBytes: Math.round(work(s.networkTransmitBytesPerSecond, t)) },
+      },
+      disks: {
+        vda: { reads: Math.round(t * 3), sectorsRead: Math.round(work(s.diskReadBytesPerSecond, t) / 512), writes: Math.round(t * 7), sectorsWritten: Math.round(work(s.diskWriteBytesPerSecond, t) / 512) },
+      },
+      shim: proc(vmm * 0.1, 40 * MIB, 12),
+      ...(s.hypervisor === 'dragonball' ? {} : { hypervisorProc: proc(vmm * 0.8, s.vmOverheadMemoryBytes, 8) }),
+      ...(s.hypervisor === 'firecracker' || s.hypervisor === 'dragonball' ? {} : { virtiofsd: proc(vmm * 0.1, 20 * MIB, 6) }),
+      agent: proc(t * 0.005, 30 * MIB, 10),
+      ...(s.hypervisor === 'firecracker' ? { firecracker: { block: { read_bytes: 4096, write_bytes: 8192 }, net: { rx_bytes_count: 1500, tx_bytes_count: 900 } } } : {}),
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    await this.tickInFlight;
+    for (const state of this.pods.values()) await state.shim?.close();
+    await this.kubelet.close();
+    await this.apiServer.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,94 @@
+/** The process: flags → config → start; signals and exit codes. */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { ConfigError, parseCommandLine, type Config } from './config.ts';
+import { Exporter } from './exporter.ts';
+import { createLogger, type Logger } from './log.ts';
+import type { BuildInfo } from './publish/registry.ts';
+
+function buildInfo(): BuildInfo {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return { version: pkg.version, revision: process.env.KATA_BRIDGE_REVISION ?? 'unknown', nodeVersion: process.version };
+}
+
+/** --once: one collection to stdout; non-zero when any source failed. */
+async function runOnce(exporter: Exporter, config: Config, logger: Logger): Promise<number> {
+  const ready = await exporter.startSources(config.collectDeadlineMs);
+  if (!ready) logger.warn({ source: 'pods' }, 'no pod list from the API server yet: pods are reported from sandboxes only');
+  const snapshot = await exporter.snapshot();
+  process.stdout.write(await exporter.renderer.render(snapshot, 'text'));
+  await exporter.close();
+  const down = Object.entries(snapshot.sources).filter(([, status]) => !status.up).map(([source]) => source);
+  if (down.length > 0) logger.error({ sources: down }, 'sources failed during the collection');
+  return down.length > 0 ? 1 : 0;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(argv, process.env, existsSync);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`kata-metrics-bridge: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(`${parsed.text}\n`);
+    return 0;
+  }
+  const build = buildInfo();
+  if (parsed.kind === 'version') {
+    process.stdout.write(`kata-metrics-bridge ${build.version} (node ${build.nodeVersion})\n`);
+    return 0;
+  }
+  let config = parsed.config;
+  const logger = createLogger(config.logLevel);
+
+  let closeLab: (() => Promise<void>) | undefined;
+  let kubeConfig;
+  if (config.demo) {
+    const { startDemoNode } = await import('./lab/demo.ts');
+    const demo = await startDemoNode(config, logger);
+    config = demo.config;
+    kubeConfig = demo.kubeConfig;
+    closeLab = demo.close;
+  }
+
+  const exporter = new Exporter({ config, logger, build, kubeConfig });
+  if (config.once) {
+    const code = await runOnce(exporter, config, logger);
+    await closeLab?.();
+    return code;
+  }
+
+  await exporter.startSources();
+  const address = await exporter.listen();
+  logger.info(
+    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo },
+    `serving metrics on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${config.telemetryPath}`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await exporter.close();
+  await closeLab?.();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`kata-metrics-bridge: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,81 @@
+/**
+ * Renders docs/metrics.md from the metric table. Pure: `npm run docs` writes its output and a
+ * test fails when the checked-in file drifts from it.
+ */
+
+import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from './families.ts';
+
+const SCOPE_TITLES: Record<FamilyScope, string> = {
+  container: 'Per container',
+  pod: 'Per pod',
+  node: 'Per node and exporter',
+};
+
+/** Markdown table cells: a pipe would end the cell, a newline the row, and <x> reads as HTML. */
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/\r?\n/g, ' ');
+}
+
+function code(names: readonly string[]): string {
+  return names.length === 0 ? '(none)' : names.map((n) => `\`${n}\``).join(', ');
+}
+
+export function renderMetricsDoc(): string {
+  const out: string[] = [
+    '# Metrics reference',
+    '',
+    '<!-- Generated from src/publish/families.ts by `npm run docs`; do not edit by hand. -->',
+    '',
+    `Every family the bridge publishes carries the prefix \`${PREFIX}\`. Values use base units`,
+    '(`_seconds`, `_bytes`), counters end in `_total`, and no sample carries a timestamp. A value',
+    "series' identity never depends on where its value came from: the source and any gap are",
+    'separate series (`container_metrics_gap`, `pod_metrics_gap`).',
+    '',
+  ];
+  for (const scope of ['container', 'pod', 'node'] as const) {
+    const scopeLabels = SCOPE_LABELS[scope];
+    out.push(`## ${SCOPE_TITLES[scope]}`, '');
+    out.push(`Identity labels: ${code(scopeLabels)}.`, '');
+    out.push('| metric | type | labels | max series | help | source |', '|---|---|---|---|---|---|');
+    for (const f of FAMILIES.filter((family) => family.scope === scope)) {
+      const labels = code([...scopeLabels, ...f.extraLabels]);
+      // Only sandbox_unmapped is outside the per-scope budget: one series per unmapped sandbox.
+      const max = f.maxSeriesPerScope === 0 ? '1 per unmapped sandbox' : `${f.maxSeriesPerScope} per ${scope}`;
+      out.push(`| \`${PREFIX}${f.name}\` | ${f.type} | ${labels} | ${max} | ${cell(f.help)} | ${cell(f.source)} |`);
+    }
+    out.push('');
+  }
+
+  out.push('## The exporter itself', '');
+  out.push('Counters kept across collections (they never reset while the process runs):', '');
+  out.push('| metric | type | labels | help |', '|---|---|---|---|');
+  for (const counter of Object.values(SELF_COUNTERS)) {
+    out.push(`| \`${PREFIX}${counter.name}\` | counter | ${code(counter.labels)} | ${cell(counter.help)} |`);
+  }
+  out.push(`| \`${PREFIX}${BUILD_INFO.name}\` | gauge | ${code(BUILD_INFO.labels)} | ${cell(BUILD_INFO.help)} |`);
+  out.push(
+    '',
+    "The client library's default process metrics (`process_*`, `nodejs_*`) are exposed as well,",
+    'without the prefix; they describe the exporter process, not the node.',
+    '',
+    'With `--collector.shim-raw`, the raw Kata shim families are re-exposed the way kata-monitor',
+    'does: their own names, each sample labelled `sandbox_id`, `cri_uid`, `cri_name`,',
+    '`cri_namespace`, and the shim\'s `go_*` / `process_*` families renamed `kata_shim_go_*` /',
+    '`kata_shim_process_*`. Their names and units are Kata\'s, outside the budget below.',
+    '',
+  );
+
+  out.push('## Cardinality budget', '');
+  out.push(
+    `At most ${CARDINALITY_BUDGET.perContainer} series per container and ${CARDINALITY_BUDGET.perPod} per pod, by default.`,
+    'The table above states each family\'s maximum; the totals are:',
+    '',
+    '| scope | budget | used by the families above |',
+    '|---|---|---|',
+    `| container | ${CARDINALITY_BUDGET.perContainer} | ${seriesBudgetUsed('container')} |`,
+    `| pod | ${CARDINALITY_BUDGET.perPod} | ${seriesBudgetUsed('pod')} |`,
+    `| node | (fixed) | ${seriesBudgetUsed('node')}, plus 1 per unmapped sandbox |`,
+    '',
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,336 @@
+/**
+ * Host cgroup source: I/O only. Every path lives under a root (--path.cgroupfs, default
+ * /sys/fs/cgroup), so the same code reads a fixture tree, the node lab's fake tree, or a real host.
+ * Naming rules come from translate/cgroup-paths.ts, decoding from translate/cgroup-decode.ts.
+ */
+import { lstat, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { CGROUP_FILES, decodeCgroupUsage, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
+import {
+  CGROUP_DRIVERS,
+  QOS_LEVELS,
+  hintCandidates,
+  isSandboxId,
+  kubepodsPath,
+  normaliseCgroupPath,
+  overheadCgroupPaths,
+  parsePodCgroupName,
+  qosCgroupPath,
+  sandboxChildNames,
+  systemdLiteralSandboxPath,
+  type CgroupDriver,
+  type PodQos,
+} from '../translate/cgroup-paths.ts';
+import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
+import { SourceError } from './source-error.ts';
+
+export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** How the host mounts cgroups: v2 at the root, v1 per controller, or v1 beside a v2 `unified` mount. */
+export type CgroupLayoutKind = 'v1' | 'v2' | 'hybrid';
+
+export interface CgroupLayout {
+  root: string;
+  kind: CgroupLayoutKind;
+  /** The hierarchy the kubelet uses, which every read goes to. */
+  version: CgroupVersion;
+  /** Absolute directory read for CPU: the v1 cpuacct mount, or the v2 hierarchy. */
+  cpuDir?: string;
+  /** Absolute directory read for memory: the v1 memory mount, or the v2 hierarchy. */
+  memoryDir?: string;
+  /** The v2 hierarchy when there is one (the root itself, or `<root>/unified`). */
+  unifiedDir?: string;
+  /** Drivers whose kubepods root existed at detection (empty before the kubelet's first pod). */
+  drivers: CgroupDriver[];
+}
+
+/**
+ * How a cgroup was found: a Kata hint that exists on disk, the naming rules, or (either way) a
+ * literal `<slice>:cri-containerd:<id>` directory at the root (Kata issue 11325).
+ */
+export type CgroupFoundBy = 'hint' | 'naming' | 'systemd-literal';
+
+export interface FoundCgroup {
+  path: string;
+  foundBy: CgroupFoundBy;
+}
+
+export interface SandboxCgroups {
+  /** The sandbox cgroup (inside the pod cgroup, or the root directory of Kata issue 11325). */
+  sandbox?: FoundCgroup;
+  /** The overhead cgroup at the hierarchy root (sandbox_cgroup_only=false). */
+  overhead?: FoundCgroup;
+}
+
+/** Paths from Kata's persist.json (Go) or state.json (runtime-rs), tried before the naming rules. */
+export interface SandboxCgroupHint {
+  sandboxCgroupPath?: string;
+  overheadCgroupPath?: string;
+}
+
+export interface PodCgroup {
+  uid: string;
+  /** Relative to the hierarchy root. */
+  path: string;
+  qos: PodQos;
+  driver: CgroupDriver;
+}
+
+// ─── small I/O helpers ────────────────────────────────────────────────────────
+
+/** Errors that mean the file or its cgroup is gone (ENODEV: read through a removed cgroup). */
+const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENODEV']);
+
+function errorCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
+}
+
+function ioError(target: string, err: unknown): SourceError {
+  const detail = err instanceof Error ? err.message : String(err);
+  return new SourceError('io', target, detail, 'check that the exporter runs as root with the host cgroupfs mounted read-only');
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isDirectory();
+  } catch (err) {
+    if (GONE_CODES.has(errorCode(err) ?? '')) return false;
+    throw ioError(path, err);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (GONE_CODES.has(errorCode(err) ?? '')) return false;
+    throw ioError(path, err);
+  }
+}
+
+/** The text of a file, or undefined when it (or its directory) does not exist. */
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (GONE_CODES.has(errorCode(err) ?? '')) return undefined;
+    throw ioError(path, err);
+  }
+}
+
+/** Names of the subdirectories, or [] when the directory does not exist. */
+async function subdirectories(path: string): Promise<string[]> {
+  try {
+    const entries = await readdir(path, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    if (GONE_CODES.has(errorCode(err) ?? '')) return [];
+    throw ioError(path, err);
+  }
+}
+
+function abs(dir: string, relPath: string): string {
+  return join(dir, relPath);
+}
+
+// ─── layout ───────────────────────────────────────────────────────────────────
+
+/** v1 mounts cpuacct alone, or co-mounted with cpu under either name order (plus symlinks). */
+const V1_CPUACCT_DIRS = ['cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'];
+
+async function firstDirectory(root: string, names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) {
+    const dir = join(root, name);
+    if (await isDirectory(dir)) return dir;
+  }
+  return undefined;
+}
+
+async function kubepodsDrivers(dir: string | undefined): Promise<CgroupDriver[]> {
+  if (dir === undefined) return [];
+  const found: CgroupDriver[] = [];
+  for (const driver of CGROUP_DRIVERS) {
+    if (await isDirectory(abs(dir, kubepodsPath(driver)))) found.push(driver);
+  }
+  return found;
+}
+
+/**
+ * Detects the layout under `root` and the hierarchy the kubelet uses: on hybrid hosts the one that
+ * holds kubepods, else v1 (the kubelet uses v2 only when the root itself is cgroup2).
+ * Throws SourceError('not_found') when neither hierarchy is there.
+ */
+export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Promise<CgroupLayout> {
+  if (await exists(join(root, 'cgroup.controllers'))) {
+    return { root, kind: 'v2', version: 2, cpuDir: root, memoryDir: root, unifiedDir: root, drivers: await kubepodsDrivers(root) };
+  }
+  const cpuDir = await firstDirectory(root, V1_CPUACCT_DIRS);
+  const memoryDir = await firstDirectory(root, ['memory']);
+  const unified = join(root, 'unified');
+  const unifiedDir = (await exists(join(unified, 'cgroup.controllers'))) ? unified : undefined;
+  if (cpuDir === undefined && memoryDir === undefined) {
+    if (unifiedDir === undefined) {
+      throw new SourceError(
+        'not_found',
+        root,
+        'no cgroup v2 (cgroup.controllers) nor v1 controllers (cpuacct, memory) found',
+        'point --path.cgroupfs at the host cgroup mount',
+      );
+    }
+    return { root, kind: 'hybrid', version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: await kubepodsDrivers(unifiedDir) };
+  }
+  const kind: CgroupLayoutKind = unifiedDir === undefined ? 'v1' : 'hybrid';
+  const v1Drivers = [...new Set([...(await kubepodsDrivers(cpuDir)), ...(await kubepodsDrivers(memoryDir))])];
+  if (v1Drivers.length === 0 && unifiedDir !== undefined) {
+    const v2Drivers = await kubepodsDrivers(unifiedDir);
+    if (v2Drivers.length > 0) {
+      return { root, kind, version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: v2Drivers };
+    }
+  }
+  const layout: CgroupLayout = { root, kind, version: 1, drivers: v1Drivers };
+  if (cpuDir !== undefined) layout.cpuDir = cpuDir;
+  if (memoryDir !== undefined) layout.memoryDir = memoryDir;
+  if (unifiedDir !== undefined) layout.unifiedDir = unifiedDir;
+  return layout;
+}
+
+/** The hierarchy directories a cgroup of this layout lives in (one on v2, one per controller on v1). */
+function hierarchyDirs(layout: CgroupLayout): string[] {
+  return [...new Set([layout.cpuDir, layout.memoryDir].filter((d): d is string => d !== undefined))];
+}
+
+/** A cgroup exists when its directory is in any of the hierarchies read. */
+export async function cgroupExists(layout: CgroupLayout, relPath: string): Promise<boolean> {
+  for (const dir of hierarchyDirs(layout)) {
+    if (await isDirectory(abs(dir, relPath))) return true;
+  }
+  return false;
+}
+
+// ─── pod index ────────────────────────────────────────────────────────────────
+
+function addPodEntries(index: Map<string, PodCgroup>, driver: CgroupDriver, qos: PodQos, parent: string, names: string[]): void {
+  for (const name of names) {
+    const parsed = parsePodCgroupName(name);
+    if (!parsed || parsed.driver !== driver) continue;
+    // A systemd name carries its QoS; trust it only where the directory agrees.
+    if (parsed.qos !== undefined && parsed.qos !== qos) continue;
+    if (!index.has(parsed.uid)) index.set(parsed.uid, { uid: parsed.uid, path: `${parent}/${name}`, qos, driver });
+  }
+}
+
+/**
+ * One index per collection: UID → pod cgroup, from a few readdirs of the kubepods levels of both
+ * drivers (kubepods may appear after start-up, so the drivers are probed again each time).
+ */
+export async function indexPodCgroups(layout: CgroupLayout): Promise<Map<string, PodCgroup>> {
+  const index = new Map<string, PodCgroup>();
+  const dir = layout.cpuDir ?? layout.memoryDir;
+  if (dir === undefined) return index;
+  for (const driver of CGROUP_DRIVERS) {
+    const levels: PodQos[] = ['guaranteed', ...QOS_LEVELS];
+    const listings = await Promise.all(levels.map((qos) => subdirectories(abs(dir, qosCgroupPath(driver, qos)))));
+    levels.forEach((qos, i) => addPodEntries(index, driver, qos, qosCgroupPath(driver, qos), listings[i] ?? []));
+  }
+  return index;
+}
+
+// ─── Kata sandbox cgroups ─────────────────────────────────────────────────────
+
+async function firstExisting(layout: CgroupLayout, candidates: string[], foundBy: CgroupFoundBy): Promise<FoundCgroup | undefined> {
+  for (const path of candidates) {
+    if (await cgroupExists(layout, path)) return { path, foundBy: path.includes(':') ? 'systemd-literal' : foundBy };
+  }
+  return undefined;
+}
+
+function podDriver(podPath: string): CgroupDriver {
+  return podPath.endsWith('.slice') ? 'systemd' : 'cgroupfs';
+}
+
+/**
+ * Finds a Kata sandbox's cgroups. Hints from Kata's own state are used first when they exist on
+ * disk; otherwise the naming rules of both runtimes inside `podPath` (undefined when the pod
+ * cgroup is unknown), then the literal root directory of Kata issue 11325, and the overhead
+ * cgroup at the root.
+ */
+export async function findSandboxCgroups(
+  layout: CgroupLayout,
+  podPath: string | undefined,
+  sandboxId: string,
+  hint?: SandboxCgroupHint,
+): Promise<SandboxCgroups> {
+  const result: SandboxCgroups = {};
+  // An id that is not a single path step would let the naming rules escape the pod cgroup.
+  const byName = isSandboxId(sandboxId);
+  const sandboxHint = hint?.sandboxCgroupPath ? await firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
+  const sandbox =
+    sandboxHint ??
+    (podPath === undefined || !byName
+      ? undefined
+      : await firstExisting(
+          layout,
+          [
+            ...sandboxChildNames(podDriver(podPath), sandboxId).map((name) => `${podPath}/${name}`),
+            ...(podDriver(podPath) === 'systemd' ? [systemdLiteralSandboxPath(podPath.split('/').at(-1) ?? '', sandboxId)] : []),
+          ],
+          'naming',
+        ));
+  if (sandbox) result.sandbox = sandbox;
+  const overheadHint = hint?.overheadCgroupPath ? await firstExisting(layout, hintCandidates(hint.overheadCgroupPath), 'hint') : undefined;
+  const overhead = overheadHint ?? (byName ? await firstExisting(layout, overheadCgroupPaths(sandboxId), 'naming') : undefined);
+  if (overhead) result.overhead = overhead;
+  return result;
+}
+
+// ─── reading ──────────────────────────────────────────────────────────────────
+
+interface FileRead {
+  dir: string | undefined;
+  file: string;
+}
+
+function filesToRead(layout: CgroupLayout, relPath: string): { cpu: FileRead; memoryUsage: FileRead; memoryStat: FileRead } {
+  const names = CGROUP_FILES[layout.version];
+  const cpuDir = layout.cpuDir === undefined ? undefined : abs(layout.cpuDir, relPath);
+  const memDir = layout.memoryDir === undefined ? undefined : abs(layout.memoryDir, relPath);
+  return {
+    cpu: { dir: cpuDir, file: names.cpu },
+    memoryUsage: { dir: memDir, file: names.memoryUsage },
+    memoryStat: { dir: memDir, file: names.memoryStat },
+  };
+}
+
+/**
+ * Reads one cgroup's CPU and memory counters, each file once. A file that does not exist leaves
+ * its fields undefined (v2 without the memory controller). Never throws: returns
+ * SourceError('not_found') when the cgroup is absent or vanished during the read (its numbers
+ * would be half of a torn-down cgroup), SourceError('io') for any other failure.
+ */
+export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Promise<CgroupUsage | SourceError> {
+  const target = `cgroup ${relPath}`;
+  const path = normaliseCgroupPath(relPath);
+  if (path === undefined) return new SourceError('malformed', target, 'not a path inside the cgroup hierarchy');
+  try {
+    const plan = filesToRead(layout, path);
+    const keys = ['cpu', 'memoryUsage', 'memoryStat'] as const;
+    const texts = await Promise.all(keys.map((k) => (plan[k].dir === undefined ? undefined : readOptional(join(plan[k].dir, plan[k].file)))));
+    const files: CgroupFileTexts = {};
+    keys.forEach((k, i) => {
+      const text = texts[i];
+      if (text !== undefined) files[k] = text;
+    });
+    // A missing file is normal only while its directory is still there.
+    const missingDirs = new Set(keys.filter((k, i) => texts[i] === undefined && plan[k].dir !== undefined).map((k) => plan[k].dir as string));
+    for (const dir of missingDirs) {
+      if (!(await isDirectory(dir))) {
+        return new SourceError('not_found', target, `no cgroup directory ${dir}`, 'the pod or sandbox was probably removed; it is gone at the next collection');
+      }
+    }
+    return decodeCgroupUsage(path, layout.version, files);
+  } catch (err) {
+    return err instanceof SourceError ? err : ioError(target, err);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Kata shim metrics scraper: `GET /metrics` over each sandbox's shim-monitor.sock. I/O only.
+ *
+ * Each call makes the shim ask its guest agent for metrics (CPU in the shim, ~144 KB), so calls
+ * are bounded three ways: a deadline over the whole exchange, a byte cap, and a concurrency limit.
+ */
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { Client } from 'undici';
+import { SourceError } from './source-error.ts';
+
+export interface ShimScrapeOptions {
+  /** Deadline for connect + headers + body, in milliseconds. */
+  deadlineMs: number;
+  /** The body is abandoned as soon as it passes this many bytes. */
+  maxBytes: number;
+}
+
+export interface ShimTarget {
+  id: string;
+  socketPath: string;
+}
+
+export type ShimScrapeResult =
+  | { ok: true; body: Buffer; durationMs: number }
+  | { ok: false; error: SourceError; durationMs: number };
+
+export interface ShimPoolOptions extends ShimScrapeOptions {
+  concurrency: number;
+}
+
+export interface ShimPool {
+  /** Scrapes every target (once per id, first wins), at most `concurrency` at a time. Never rejects. */
+  scrapeAll(targets: readonly ShimTarget[]): Promise<Map<string, ShimScrapeResult>>;
+  /** Calls started per socket path since the pool was created. */
+  callCounts(): ReadonlyMap<string, number>;
+}
+
+const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
+
+/** One `GET /metrics` on a shim socket; resolves with the body or throws SourceError. */
+export async function scrapeShim(socketPath: string, options: ShimScrapeOptions): Promise<Buffer> {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.deadlineMs);
+  // The host name is ignored by the shim; undici needs an origin to build the request line.
+  const client = new Client('http://shim', {
+    socketPath,
+    pipelining: 0,
+    connect: { timeout: options.deadlineMs },
+  });
+  try {
+    const response = await client.request({
+      method: 'GET',
+      path: '/metrics',
+      headers: { host: 'shim', accept: 'text/plain' },
+      signal: controller.signal,
+    });
+    if (response.statusCode !== 200) {
+      discard(response.body);
+      throw new SourceError(
+        'http_status',
+        socketPath,
+        `GET /metrics answered HTTP ${response.statusCode}`,
+        'check the shim log (journalctl -t kata) for this sandbox',
+      );
+    }
+    const declared = Number(response.headers['content-length']);
+    if (Number.isFinite(declared) && declared > options.maxBytes) {
+      discard(response.body);
+      throw oversize(socketPath, options.maxBytes, `declared ${declared} bytes`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > options.maxBytes) {
+        discard(response.body);
+        throw oversize(socketPath, options.maxBytes, `passed ${options.maxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, total);
+  } catch (error) {
+    throw toSourceError(error, socketPath, options.deadlineMs, timedOut);
+  } finally {
+    clearTimeout(timer);
+    await client.destroy().catch(() => undefined);
+  }
+}
+
+/** Abandon a body: its destroy error has nowhere useful to go, the SourceError says why. */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+function oversize(socketPath: string, maxBytes: number, detail: string): SourceError {
+  return new SourceError(
+    'oversize',
+    socketPath,
+    `metrics response ${detail}, over the ${maxBytes}-byte cap`,
+    'raise --shim.max-bytes if this sandbox is legitimately large',
+  );
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code;
+  return errorCode(cause) ?? (typeof code === 'string' ? code : undefined);
+}
+
+function toSourceError(error: unknown, socketPath: string, deadlineMs: number, timedOut: boolean): SourceError {
+  if (error instanceof SourceError) return error;
+  if (timedOut) {
+    return new SourceError(
+      'timeout',
+      socketPath,
+      `no complete metrics response within ${deadlineMs} ms`,
+      'the shim or its guest agent is stuck or overloaded; raise --shim.timeout only if it is merely slow',
+    );
+  }
+  const code = errorCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  switch (code) {
+    case 'ENOENT':
+      return new SourceError('unreachable', socketPath, 'no such socket', 'the sandbox is gone or its shim did not start its monitor socket');
+    case 'ECONNREFUSED':
+      return new SourceError('unreachable', socketPath, 'connection refused: nothing listens on the socket', 'the shim has exited; the sandbox directory is stale');
+    case 'EACCES':
+    case 'EPERM':
+      return new SourceError('unreachable', socketPath, 'permission denied', RUN_AS_ROOT);
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new SourceError('timeout', socketPath, `timed out (${code})`, 'the shim or its guest agent is stuck or overloaded');
+    default:
+      return new SourceError(
+        'unreachable',
+        socketPath,
+        `connection failed or closed mid-response (${code ?? 'no code'}: ${message})`,
+        'the shim may have crashed or restarted; check the sandbox',
+      );
+  }
+}
+
+export function createShimPool(options: ShimPoolOptions): ShimPool {
+  const limit = pLimit(Math.max(1, options.concurrency));
+  const calls = new Map<string, number>();
+
+  async function scrapeOne(target: ShimTarget): Promise<ShimScrapeResult> {
+    calls.set(target.socketPath, (calls.get(target.socketPath) ?? 0) + 1);
+    const started = performance.now();
+    try {
+      const body = await scrapeShim(target.socketPath, options);
+      return { ok: true, body, durationMs: performance.now() - started };
+    } catch (error) {
+      const sourceError =
+        error instanceof SourceError ? error : toSourceError(error, target.socketPath, options.deadlineMs, false);
+      return { ok: false, error: sourceError, durationMs: performance.now() - started };
+    }
+  }
+
+  return {
+    async scrapeAll(targets) {
+      const unique = new Map<string, ShimTarget>();
+      for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
+      const entries = await Promise.all(
+        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target))] as const),
+      );
+      return new Map(entries);
+    },
+    callCounts: () => calls,
+  };
+}

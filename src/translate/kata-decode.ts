@@ -1,0 +1,376 @@
+/**
+ * Decoder for the raw payload of a Kata shim's `GET /metrics` (shim-monitor.sock). Pure.
+ *
+ * Where the shapes and units come from (kata-containers/kata-containers unless noted):
+ * - Go shim: src/runtime/pkg/containerd-shim-v2/shim_management.go `serveMetrics` writes the
+ *   default Prometheus registry (so the shim's own unprefixed `go_*` / `process_*` families, plus
+ *   `kata_shim_*`, `kata_hypervisor_*`, `kata_virtiofsd_*`, `kata_firecracker_*`), then the agent's
+ *   text, re-encoded, with only `go_`/`process_` agent families renamed to `kata_agent_…`.
+ * - runtime-rs: src/runtime-rs/crates/runtimes/src/shim_mgmt/handlers.rs `metrics_url_handler`
+ *   concatenates agent text, hypervisor text (Dragonball only; Cloud Hypervisor returns an error
+ *   that becomes an empty string) and shim text. Unprefixed `process_*` there would be the
+ *   agent's, never the shim's: they are ignored for `rs`.
+ * - `*_proc_status` memory items: the Go code fills them from prometheus/procfs `ProcStatus`,
+ *   which converts "kB" to bytes (prometheus/procfs proc_status.go `vBytes := vKBytes * 1024`).
+ *   Rust code (src/agent/src/metrics.rs, src/runtime-rs/crates/runtimes/src/shim_metrics.rs) sets
+ *   them from the procfs crate's `Status`, whose fields are "by kibibytes"
+ *   (eminence/procfs procfs-core/src/process/status.rs). So: bytes from the Go shim's own,
+ *   hypervisor and virtiofsd readings; KiB from the agent always and from everything runtime-rs.
+ * - `*_io_stat`: Go spells `readbytes`/`writebytes` (src/runtime/pkg/utils/metrics.go
+ *   `SetGaugeVecProcIO`), Rust `read_bytes`/`write_bytes`; both are bytes.
+ * - `*_proc_stat` `utime`/`stime`: raw clock ticks from /proc/<pid>/stat (same two files).
+ * - `kata_guest_cpu_time`: `CpuTime::user_ms()` etc. in src/agent/src/metrics.rs, milliseconds
+ *   (procfs crate: ticks × 1000 / ticks_per_second).
+ * - `kata_guest_meminfo`: procfs crate `Meminfo`, "generally reported in bytes"
+ *   (eminence/procfs procfs-core/src/meminfo.rs converts kB × 1024).
+ * - `kata_guest_diskstat` `sectors_read`/`sectors_written`: /proc/diskstats sectors, 512 bytes.
+ * - `kata_firecracker_*{item}`: src/runtime/virtcontainers/fc_metrics.go copies Firecracker's
+ *   metrics flush, whose counters are reset at each flush (~60 s): deltas, never counters.
+ * - `kata_shim_pod_overhead_cpu` is a percentage, `_memory_in_bytes` an unsigned subtraction that
+ *   wraps (src/runtime/pkg/containerd-shim-v2/shim_metrics.go `calcOverhead`).
+ *
+ * Everything here was written by code the guest may control. A sample is rejected (and counted)
+ * when it is NaN, infinite, negative or above MAX_PLAUSIBLE_VALUE; unknown items are ignored.
+ */
+import { PromParseError, parsePromText, type ParseLimits, type PromFamily, type PromSample } from './prom-text.ts';
+import type {
+  GuestCpuSeconds,
+  GuestStats,
+  Hypervisor,
+  KataRuntime,
+  ProcessStats,
+  ShimMetrics,
+} from './records.ts';
+
+/**
+ * Largest value accepted from a shim: 2^53 − 1. Integers above it are not exact in a double, and a
+ * wrapped uint64 (~1.8e19) lands far above it; in any of our units (bytes, ms, ticks, sectors) it
+ * is 8 PiB or centuries, far beyond anything a sandbox can report honestly.
+ */
+export const MAX_PLAUSIBLE_VALUE = Number.MAX_SAFE_INTEGER;
+
+/** Firecracker window entries kept at most (its metric set has ~150 items). */
+const MAX_FIRECRACKER_ENTRIES = 1024;
+
+export interface DecodeShimOptions {
+  /** Clock ticks per second for `*_proc_stat` (USER_HZ). Default 100. */
+  userHz?: number;
+  /** When discovery knows it: `dragonball` marks the VMM as part of the shim process. */
+  hypervisor?: Hypervisor;
+  /** Parser bounds (lines, series, labels) against hostile cardinality. */
+  limits?: Partial<ParseLimits>;
+}
+
+type Unit = 'bytes' | 'kib';
+
+/** Only these families are decoded; every other line is skipped by the parser's prefix test. */
+const COMMON_PREFIXES = [
+  'kata_guest_cpu_time',
+  'kata_guest_meminfo',
+  'kata_guest_load',
+  'kata_guest_tasks',
+  'kata_guest_netdev_stat',
+  'kata_guest_diskstat',
+  'kata_agent_proc_stat',
+  'kata_agent_proc_status',
+  'kata_agent_io_stat',
+  'kata_agent_threads',
+  'kata_shim_proc_stat',
+  'kata_shim_proc_status',
+  'kata_shim_io_stat',
+  'kata_shim_threads',
+  'kata_shim_fds',
+  'kata_shim_pod_overhead_',
+  'kata_hypervisor_proc_stat',
+  'kata_hypervisor_proc_status',
+  'kata_hypervisor_io_stat',
+  'kata_hypervisor_threads',
+  'kata_hypervisor_fds',
+  'kata_hypervisor_vcpu',
+  'kata_virtiofsd_',
+  'kata_firecracker_',
+] as const;
+
+/** The Go shim's own client_golang process collector and Go runtime threads. */
+const GO_SHIM_PREFIXES = [
+  'process_cpu_seconds_total',
+  'process_resident_memory_bytes',
+  'process_virtual_memory_bytes',
+  'process_open_fds',
+  'go_threads',
+] as const;
+
+/** Partitions: vda1, sdb2, xvda1, nvme0n1p1, pmem0p1, mmcblk0p1. */
+const PARTITION = /^(?:(?:[shv]d|xvd)[a-z]+\d+|[a-z]+\d+(?:n\d+)?p\d+)$/;
+/** Virtual or stacked devices whose I/O is already counted on a whole disk, or is not disk I/O. */
+const NOT_A_DISK = /^(?:loop|ram|dm-|sr|zram|md)\d/;
+
+export function isWholeDisk(name: string): boolean {
+  return !PARTITION.test(name) && !NOT_A_DISK.test(name);
+}
+
+/**
+ * Decode one raw shim payload. Throws PromParseError (only) when the bytes are not exposition text
+ * or carry no kata_* family at all.
+ */
+export function decodeShimMetrics(
+  body: Uint8Array,
+  runtime: KataRuntime,
+  options: DecodeShimOptions = {},
+): ShimMetrics {
+  const userHz = options.userHz ?? 100;
+  const keepPrefixes = runtime === 'go' ? [...COMMON_PREFIXES, ...GO_SHIM_PREFIXES] : [...COMMON_PREFIXES];
+  const parsed = parsePromText(body, { keepPrefixes, ...(options.limits ? { limits: options.limits } : {}) });
+
+  const families = new Map<string, PromFamily>();
+  for (const family of parsed.families) families.set(family.name, family);
+  // Lines outside keepPrefixes are skipped undecoded, so garbage would otherwise decode to nothing.
+  // Every shim writes kata_shim_* and the agent kata_guest_*: without any kata_ family it is not ours.
+  if (![...families.keys()].some((name) => name.startsWith('kata_'))) {
+    throw new PromParseError('syntax', 1, 'no kata_* family: not a Kata shim metrics payload');
+  }
+
+  const reader = new SampleReader(families);
+  // Go shim: its own readings are bytes; runtime-rs: the procfs crate's KiB.
+  const hostUnit: Unit = runtime === 'go' ? 'bytes' : 'kib';
+
+  const shim = reader.process('kata_shim', hostUnit, userHz);
+  if (runtime === 'go') fillFromGoCollector(shim, reader);
+
+  const result: ShimMetrics = {
+    shim,
+    hypervisor: reader.process('kata_hypervisor', hostUnit, userHz),
+    guest: decodeGuest(reader),
+    rejectedSamples: 0,
+  };
+  if (reader.has('kata_virtiofsd_')) result.virtiofsd = reader.process('kata_virtiofsd', hostUnit, userHz);
+  // The agent is Rust in every supported release: KiB, and guest USER_HZ ticks.
+  if (reader.has('kata_agent_')) result.agent = reader.process('kata_agent', 'kib', userHz);
+
+  const vmmInShim =
+    options.hypervisor === 'dragonball' ||
+    (runtime === 'rs' && families.has('kata_hypervisor_vcpu') && !families.has('kata_hypervisor_proc_stat'));
+  if (vmmInShim) result.vmmInShim = true;
+
+  const firecracker = decodeFirecracker(reader);
+  if (firecracker) result.firecrackerWindow = firecracker;
+
+  const overhead = decodeOverhead(reader);
+  if (overhead) result.reportedOverhead = overhead;
+
+  result.rejectedSamples = reader.rejected;
+  return result;
+}
+
+/** Reads validated values out of the kept families and counts what it refuses. */
+class SampleReader {
+  rejected = 0;
+
+  constructor(private readonly families: ReadonlyMap<string, PromFamily>) {}
+
+  names(prefix: string): string[] {
+    return [...this.families.keys()].filter((name) => name.startsWith(prefix));
+  }
+
+  has(prefix: string): boolean {
+    return this.names(prefix).length > 0;
+  }
+
+  samples(family: string): readonly PromSample[] {
+    return this.families.get(family)?.samples ?? [];
+  }
+
+  /** A value we use: undefined (and counted) when hostile. */
+  accept(value: number): number | undefined {
+    if (!Number.isFinite(value) || value < 0 || value > MAX_PLAUSIBLE_VALUE) {
+      this.rejected++;
+      return undefined;
+    }
+    return value;
+  }
+
+  /** The unlabelled (or first) sample of a single-value family. */
+  single(family: string): number | undefined {
+    const sample = this.samples(family)[0];
+    return sample === undefined ? undefined : this.accept(sample.value);
+  }
+
+  /** Known items of an `{item}` family; the first sample per item wins, unknown items are ignored. */
+  items<K extends string>(family: string, wanted: readonly K[]): Partial<Record<K, number>> {
+    const out: Partial<Record<K, number>> = {};
+    const seen = new Set<string>();
+    for (const sample of this.samples(family)) {
+      const item = sample.labels.item;
+      if (item === undefined || seen.has(item) || !(wanted as readonly string[]).includes(item)) continue;
+      seen.add(item);
+      const value = this.accept(sample.value);
+      if (value !== undefined) out[item as K] = value;
+    }
+    return out;
+  }
+
+  /** `<prefix>_proc_stat`, `_proc_status`, `_io_stat`, `_threads`, `_fds` of one process. */
+  process(prefix: string, memoryUnit: Unit, userHz: number): ProcessStats {
+    const stats: ProcessStats = {};
+    const stat = this.items(`${prefix}_proc_stat`, ['utime', 'stime'] as const);
+    if (stat.utime !== undefined && stat.stime !== undefined) stats.cpuSeconds = (stat.utime + stat.stime) / userHz;
+
+    const scale = memoryUnit === 'kib' ? 1024 : 1;
+    const status = this.items(`${prefix}_proc_status`, ['vmrss', 'vmsize'] as const);
+    if (status.vmrss !== undefined) stats.residentBytes = status.vmrss * scale;
+    if (status.vmsize !== undefined) stats.virtualBytes = status.vmsize * scale;
+
+    const io = this.items(`${prefix}_io_stat`, ['readbytes', 'writebytes', 'read_bytes', 'write_bytes'] as const);
+    const readBytes = io.readbytes ?? io.read_bytes;
+    const writeBytes = io.writebytes ?? io.write_bytes;
+    if (readBytes !== undefined) stats.readBytes = readBytes;
+    if (writeBytes !== undefined) stats.writeBytes = writeBytes;
+
+    const threads = this.single(`${prefix}_threads`);
+    if (threads !== undefined) stats.threads = threads;
+    const fds = this.single(`${prefix}_fds`);
+    if (fds !== undefined) stats.fds = fds;
+    return stats;
+  }
+}
+
+/** client_golang's process collector describes the same shim process: use it where kata_shim_* is silent. */
+function fillFromGoCollector(shim: ProcessStats, reader: SampleReader): void {
+  shim.cpuSeconds ??= reader.single('process_cpu_seconds_total');
+  shim.residentBytes ??= reader.single('process_resident_memory_bytes');
+  shim.virtualBytes ??= reader.single('process_virtual_memory_bytes');
+  shim.fds ??= reader.single('process_open_fds');
+  shim.threads ??= reader.single('go_threads');
+  for (const key of Object.keys(shim) as (keyof ProcessStats)[]) if (shim[key] === undefined) delete shim[key];
+}
+
+const CPU_ITEMS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'] as const;
+type CpuItem = (typeof CPU_ITEMS)[number];
+
+function decodeGuest(reader: SampleReader): GuestStats {
+  const guest: GuestStats = {};
+  const cpu = decodeGuestCpu(reader);
+  if (cpu) guest.cpu = cpu;
+
+  const mem = reader.items('kata_guest_meminfo', ['mem_total', 'mem_free', 'mem_available'] as const);
+  if (mem.mem_total !== undefined) guest.memTotalBytes = mem.mem_total;
+  if (mem.mem_free !== undefined) guest.memFreeBytes = mem.mem_free;
+  if (mem.mem_available !== undefined) guest.memAvailableBytes = mem.mem_available;
+
+  const tasks = reader.items('kata_guest_tasks', ['cur', 'max'] as const);
+  if (tasks.cur !== undefined) guest.tasks = tasks.cur;
+  if (tasks.max !== undefined) guest.tasksMax = tasks.max;
+  const load = reader.items('kata_guest_load', ['load1'] as const);
+  if (load.load1 !== undefined) guest.load1 = load.load1;
+
+  const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', (name) => name !== 'lo', {
+    recv_bytes: 1,
+    sent_bytes: 1,
+  });
+  if (net.recv_bytes !== undefined) guest.networkReceiveBytes = net.recv_bytes;
+  if (net.sent_bytes !== undefined) guest.networkTransmitBytes = net.sent_bytes;
+
+  const disk = sumByLabel(reader, 'kata_guest_diskstat', 'disk', isWholeDisk, {
+    sectors_read: 512,
+    sectors_written: 512,
+  });
+  if (disk.sectors_read !== undefined) guest.diskReadBytes = disk.sectors_read;
+  if (disk.sectors_written !== undefined) guest.diskWrittenBytes = disk.sectors_written;
+  return guest;
+}
+
+/** The cpu="total" row in seconds; absent when a core item is missing or any item was refused. */
+function decodeGuestCpu(reader: SampleReader): GuestCpuSeconds | undefined {
+  const ms: Partial<Record<CpuItem, number>> = {};
+  const seen = new Set<string>();
+  let refused = false;
+  for (const sample of reader.samples('kata_guest_cpu_time')) {
+    const item = sample.labels.item;
+    if (sample.labels.cpu !== 'total' || item === undefined || seen.has(item)) continue;
+    if (!(CPU_ITEMS as readonly string[]).includes(item)) continue;
+    seen.add(item);
+    const value = reader.accept(sample.value);
+    if (value === undefined) refused = true;
+    else ms[item as CpuItem] = value;
+  }
+  if (refused || ms.user === undefined || ms.system === undefined || ms.idle === undefined) return undefined;
+  const s = (item: CpuItem): number => (ms[item] ?? 0) / 1000;
+  return {
+    user: s('user'),
+    nice: s('nice'),
+    system: s('system'),
+    idle: s('idle'),
+    iowait: s('iowait'),
+    irq: s('irq'),
+    softirq: s('softirq'),
+    steal: s('steal'),
+    guest: s('guest'),
+    guestNice: s('guest_nice'),
+  };
+}
+
+/**
+ * Sums chosen items over the devices `include` accepts, each item times its factor. Only the
+ * running sums are kept, so memory does not grow with the number of devices a guest invents.
+ * A device's value that is refused leaves the sum undefined: a partial sum would under-report.
+ */
+function sumByLabel<K extends string>(
+  reader: SampleReader,
+  family: string,
+  label: string,
+  include: (device: string) => boolean,
+  factors: Record<K, number>,
+): Partial<Record<K, number>> {
+  const sums: Partial<Record<K, number>> = {};
+  const poisoned = new Set<string>();
+  for (const sample of reader.samples(family)) {
+    const item = sample.labels.item;
+    const device = sample.labels[label];
+    if (item === undefined || device === undefined || !Object.hasOwn(factors, item) || !include(device)) continue;
+    const key = item as K;
+    const value = reader.accept(sample.value);
+    if (value === undefined) {
+      poisoned.add(key);
+      continue;
+    }
+    sums[key] = (sums[key] ?? 0) + value * factors[key];
+  }
+  for (const key of poisoned) delete sums[key as K];
+  for (const key of Object.keys(sums) as K[]) {
+    if ((sums[key] ?? 0) > MAX_PLAUSIBLE_VALUE) {
+      reader.rejected++;
+      delete sums[key];
+    }
+  }
+  return sums;
+}
+
+/** `kata_firecracker_<group>{item}` → `<group>.<item>`: one flush window of deltas. */
+function decodeFirecracker(reader: SampleReader): Record<string, number> | undefined {
+  const prefix = 'kata_firecracker_';
+  const families = reader.names(prefix);
+  if (families.length === 0) return undefined;
+  const window: Record<string, number> = Object.create(null) as Record<string, number>;
+  let count = 0;
+  for (const family of families) {
+    const group = family.slice(prefix.length);
+    for (const sample of reader.samples(family)) {
+      const item = sample.labels.item;
+      if (item === undefined || count >= MAX_FIRECRACKER_ENTRIES) continue;
+      const key = `${group}.${item}`;
+      if (key in window) continue;
+      const value = reader.accept(sample.value);
+      if (value === undefined) continue;
+      window[key] = value;
+      count++;
+    }
+  }
+  return window;
+}
+
+function decodeOverhead(reader: SampleReader): ShimMetrics['reportedOverhead'] {
+  const cpu = reader.single('kata_shim_pod_overhead_cpu');
+  const memoryBytes = reader.single('kata_shim_pod_overhead_memory_in_bytes');
+  if (cpu === undefined && memoryBytes === undefined) return undefined;
+  return { ...(cpu !== undefined ? { cpu } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}) };
+}

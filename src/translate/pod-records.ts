@@ -1,0 +1,254 @@
+/**
+ * Pods and RuntimeClasses, as the API server sends them (JSON), to the plain records correlation
+ * reads. Pure: the objects come from a watch stream, so every nested field is read defensively and
+ * a malformed part is skipped instead of throwing.
+ */
+import type {
+  ContainerSpecRecord,
+  ContainerStatusRecord,
+  PodRecord,
+  RuntimeClassRecord,
+} from './records.ts';
+import { quantityToBytes, quantityToCores } from './quantity.ts';
+
+/** RFC 3339 on the wire; a Date when the object went through the client's typed deserializer. */
+export type Timestamp = string | Date;
+
+/** A ResourceList (`{ cpu: "250m", memory: "320Mi" }`). */
+export type QuantityMap = Record<string, string | undefined>;
+
+export interface ContainerJson {
+  name: string;
+  image?: string;
+  resources?: { requests?: QuantityMap; limits?: QuantityMap };
+  securityContext?: { privileged?: boolean };
+  /** Only on init containers: `Always` makes it a native sidecar (KEP-753). */
+  restartPolicy?: string;
+}
+
+export interface ContainerStateJson {
+  running?: { startedAt?: Timestamp };
+  waiting?: { reason?: string; message?: string };
+  terminated?: {
+    exitCode?: number;
+    reason?: string;
+    startedAt?: Timestamp;
+    finishedAt?: Timestamp;
+    containerID?: string;
+  };
+}
+
+export interface ContainerStatusJson {
+  name: string;
+  containerID?: string;
+  image?: string;
+  imageID?: string;
+  ready?: boolean;
+  started?: boolean;
+  restartCount?: number;
+  state?: ContainerStateJson;
+  lastState?: ContainerStateJson;
+}
+
+/** The parts of a core/v1 Pod this exporter reads (plus what the lab sets for realism). */
+export interface PodJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    uid: string;
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    creationTimestamp?: Timestamp;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: {
+    nodeName?: string;
+    runtimeClassName?: string;
+    overhead?: QuantityMap;
+    containers?: ContainerJson[];
+    initContainers?: ContainerJson[];
+    restartPolicy?: string;
+  };
+  status?: {
+    phase?: string;
+    qosClass?: string;
+    hostIP?: string;
+    podIP?: string;
+    startTime?: Timestamp;
+    containerStatuses?: ContainerStatusJson[];
+    initContainerStatuses?: ContainerStatusJson[];
+  };
+}
+
+/** A node.k8s.io/v1 RuntimeClass. */
+export interface RuntimeClassJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; resourceVersion?: string; uid?: string };
+  handler: string;
+  overhead?: { podFixed?: QuantityMap };
+}
+
+// ─── defensive readers ───────────────────────────────────────────────────────
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function list(value: unknown): Record<string, unknown>[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((item): Record<string, unknown>[] => {
+    const object = record(item);
+    return object ? [object] : [];
+  });
+}
+
+function seconds(value: unknown): number | undefined {
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? ms / 1000 : undefined;
+}
+
+function quantity(map: unknown, key: string, parse: (q: string) => number | undefined): number | undefined {
+  const raw = record(map)?.[key];
+  // A number can reach us from hand-written JSON; the API server always sends strings.
+  if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
+  return typeof raw === 'string' ? parse(raw) : undefined;
+}
+
+function resourceOverhead(map: unknown): RuntimeClassRecord['overhead'] {
+  const cpuCores = quantity(map, 'cpu', quantityToCores);
+  const memoryBytes = quantity(map, 'memory', quantityToBytes);
+  if (cpuCores === undefined && memoryBytes === undefined) return undefined;
+  return { cpuCores, memoryBytes };
+}
+
+// ─── guards: identity must be there, everything else is optional ─────────────
+
+function hasNamedMetadata(value: unknown, keys: readonly string[]): boolean {
+  const metadata = record(record(value)?.metadata);
+  return metadata !== undefined && keys.every((key) => text(metadata[key]) !== undefined);
+}
+
+export function isPodJson(value: unknown): value is PodJson {
+  return hasNamedMetadata(value, ['uid', 'name', 'namespace']);
+}
+
+export function isRuntimeClassJson(value: unknown): value is RuntimeClassJson {
+  return hasNamedMetadata(value, ['name']) && text(record(value)?.handler) !== undefined;
+}
+
+// ─── translation ─────────────────────────────────────────────────────────────
+
+function toContainerSpec(container: Record<string, unknown>, init: boolean): ContainerSpecRecord | undefined {
+  const name = text(container.name);
+  if (name === undefined) return undefined;
+  const resources = record(container.resources);
+  const spec: ContainerSpecRecord = {
+    name,
+    init,
+    cpuRequestCores: quantity(resources?.requests, 'cpu', quantityToCores),
+    cpuLimitCores: quantity(resources?.limits, 'cpu', quantityToCores),
+    memoryRequestBytes: quantity(resources?.requests, 'memory', quantityToBytes),
+    memoryLimitBytes: quantity(resources?.limits, 'memory', quantityToBytes),
+    privileged: record(container.securityContext)?.privileged === true,
+  };
+  if (init && container.restartPolicy === 'Always') spec.sidecar = true;
+  return spec;
+}
+
+/** `containerd://4f1c…` → runtime `containerd`, id `4f1c…`. */
+function splitContainerId(raw: string | undefined): Pick<ContainerStatusRecord, 'containerId' | 'containerRuntime'> {
+  if (raw === undefined) return {};
+  const at = raw.indexOf('://');
+  if (at < 0) return { containerId: raw };
+  return { containerId: text(raw.slice(at + 3)), containerRuntime: text(raw.slice(0, at)) };
+}
+
+function toContainerStatus(status: Record<string, unknown>): ContainerStatusRecord | undefined {
+  const name = text(status.name);
+  if (name === undefined) return undefined;
+  const state = record(status.state);
+  const restarts = status.restartCount;
+  const result: ContainerStatusRecord = {
+    name,
+    ...splitContainerId(text(status.containerID)),
+    restartCount: typeof restarts === 'number' && Number.isInteger(restarts) && restarts >= 0 ? restarts : 0,
+    state: 'unknown',
+  };
+  const running = record(state?.running);
+  if (running) {
+    result.state = 'running';
+    result.startedAt = seconds(running.startedAt);
+  } else if (record(state?.terminated)) {
+    result.state = 'terminated';
+  } else if (record(state?.waiting)) {
+    result.state = 'waiting';
+  }
+  return result;
+}
+
+/** The pod on its own, before the RuntimeClass join (what a watcher stores per event). */
+export function toBasePodRecord(pod: PodJson): PodRecord {
+  const spec = record(pod.spec);
+  const status = record(pod.status);
+  const overhead = resourceOverhead(spec?.overhead);
+  const mapSpecs = (key: string, init: boolean) =>
+    list(spec?.[key]).flatMap((c) => toContainerSpec(c, init) ?? []);
+  return {
+    uid: pod.metadata.uid,
+    namespace: pod.metadata.namespace,
+    name: pod.metadata.name,
+    nodeName: text(spec?.nodeName),
+    phase: text(status?.phase),
+    qosClass: text(status?.qosClass),
+    runtimeClassName: text(spec?.runtimeClassName),
+    ...(overhead ? { overhead, overheadSource: 'pod' as const } : {}),
+    containers: [...mapSpecs('initContainers', true), ...mapSpecs('containers', false)],
+    containerStatuses: [
+      ...list(status?.initContainerStatuses),
+      ...list(status?.containerStatuses),
+    ].flatMap((s) => toContainerStatus(s) ?? []),
+  };
+}
+
+/**
+ * Adds the RuntimeClass handler, and the class's overhead when the pod carries none of its own.
+ * Idempotent: a record that already took the class overhead gets the current one.
+ */
+export function joinRuntimeClass(
+  base: PodRecord,
+  runtimeClasses: ReadonlyMap<string, RuntimeClassRecord>,
+): PodRecord {
+  const runtimeClass = base.runtimeClassName === undefined ? undefined : runtimeClasses.get(base.runtimeClassName);
+  const joined: PodRecord = { ...base, runtimeHandler: runtimeClass?.handler };
+  if (base.overheadSource !== 'pod') {
+    delete joined.overhead;
+    delete joined.overheadSource;
+    if (runtimeClass?.overhead) {
+      joined.overhead = runtimeClass.overhead;
+      joined.overheadSource = 'runtime_class';
+    }
+  }
+  return joined;
+}
+
+export function toPodRecord(pod: PodJson, runtimeClasses: ReadonlyMap<string, RuntimeClassRecord>): PodRecord {
+  return joinRuntimeClass(toBasePodRecord(pod), runtimeClasses);
+}
+
+export function toRuntimeClassRecord(runtimeClass: RuntimeClassJson): RuntimeClassRecord {
+  const overhead = resourceOverhead(record(runtimeClass.overhead)?.podFixed);
+  return {
+    name: runtimeClass.metadata.name,
+    handler: runtimeClass.handler,
+    ...(overhead ? { overhead } : {}),
+  };
+}

@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { cp, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { discoverSandboxes, readBounded, readSandbox } from '../../src/scrapers/kata-sandboxes.ts';
+import type { RawSandbox } from '../../src/translate/records.ts';
+import type { SourceError } from '../../src/scrapers/source-error.ts';
+import { FIXTURE_NODE, IDS, nodePaths } from '../fixtures/sandboxes/node.ts';
+
+const FIXTURE = FIXTURE_NODE;
+const { A, B, C, D, E, F, G } = IDS;
+
+async function copyNode(): Promise<string> {
+  const root = await mkdtemp(join(os.tmpdir(), 'kmb-sbx-'));
+  await cp(FIXTURE, root, { recursive: true });
+  return root;
+}
+
+const servers: net.Server[] = [];
+
+/** A real listening unix socket at `path`. Bound at a short path and renamed: sun_path holds 108 bytes. */
+async function bindSocket(root: string, path: string): Promise<void> {
+  const short = join(root, `s${servers.length}.sock`);
+  const server = net.createServer();
+  servers.push(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(short, resolve);
+  });
+  await rename(short, path);
+}
+
+function byId(sandboxes: RawSandbox[]): Map<string, RawSandbox> {
+  return new Map(sandboxes.map((s) => [s.id, s]));
+}
+
+const pids = (s: RawSandbox | undefined) => (s?.processes ?? []).map((p) => p.pid).sort((x, y) => x - y);
+
+describe('discoverSandboxes over a copy of the fixture node', () => {
+  let root: string;
+  let found: Map<string, RawSandbox>;
+  let errors: SourceError[];
+
+  beforeAll(async () => {
+    root = await copyNode();
+    const paths = nodePaths(root);
+    for (const id of [A, B]) await bindSocket(root, join(paths.kataGoDir, id, 'shim-monitor.sock'));
+    for (const id of [C, D, E, G]) await bindSocket(root, join(paths.kataRsDir, id, 'shim-monitor.sock'));
+    // F gets a regular file with the socket's name: it is not a socket and must not count as one.
+    await writeFile(join(paths.kataGoDir, F, 'shim-monitor.sock'), '');
+    const result = await discoverSandboxes(paths);
+    found = byId(result.sandboxes);
+    errors = result.errors;
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('finds the seven sandboxes and ignores invalid names and plain files', () => {
+    expect([...found.keys()].sort()).toEqual([A, B, C, D, E, F, G].sort());
+    expect(errors).toEqual([]);
+  });
+
+  test('runtime and directory follow the root each id was found under', () => {
+    const paths = nodePaths(root);
+    expect(found.get(A)).toMatchObject({ runtime: 'go', dir: join(paths.kataGoDir, A) });
+    expect(found.get(F)).toMatchObject({ runtime: 'go', dir: join(paths.kataGoDir, F) });
+    for (const id of [C, D, E, G]) expect(found.get(id)).toMatchObject({ runtime: 'rs', dir: join(paths.kataRsDir, id) });
+  });
+
+  test('socketPath is set for real unix sockets only', () => {
+    const paths = nodePaths(root);
+    expect(found.get(A)?.socketPath).toBe(join(paths.kataGoDir, A, 'shim-monitor.sock'));
+    expect(found.get(C)?.socketPath).toBe(join(paths.kataRsDir, C, 'shim-monitor.sock'));
+    expect(found.get(F)?.socketPath).toBeUndefined();
+  });
+
+  test('reads persist.json for Go and state.json for runtime-rs, raw', () => {
+    expect(JSON.parse(found.get(A)?.stateText ?? 'null')).toMatchObject({ SandboxContainer: A });
+    expect(JSON.parse(found.get(C)?.stateText ?? 'null')).toMatchObject({ hypervisor: { hypervisor_type: 'dragonball' } });
+    expect(found.get(F)?.stateText).toBeUndefined();
+    expect(found.get(G)?.stateText).toBeUndefined();
+  });
+
+  test('reads the containerd bundle and the CRI-O config of the sandbox id', () => {
+    expect(JSON.parse(found.get(A)?.containerdConfig ?? 'null').annotations['io.kubernetes.cri.sandbox-name']).toBe(
+      'build-runner-7f9c4',
+    );
+    expect(found.get(A)?.crioConfig).toBeUndefined();
+    expect(JSON.parse(found.get(C)?.crioConfig ?? 'null').annotations['io.kubernetes.cri-o.KubeName']).toBe('notebook-0');
+    expect(found.get(C)?.containerdConfig).toBeUndefined();
+    expect(found.get(E)?.containerdConfig).toBeUndefined();
+  });
+
+  test('attaches the processes whose command line names the sandbox', () => {
+    // A: QEMU, virtiofsd and `crictl inspectp <id>`; the Go shim daemon carries no -id.
+    expect(pids(found.get(A))).toEqual([41002, 41003, 47001]);
+    expect(pids(found.get(B))).toEqual([42002]);
+    expect(pids(found.get(C))).toEqual([43001]);
+    expect(pids(found.get(D))).toEqual([44001, 44002]);
+    expect(pids(found.get(E))).toEqual([45001, 45002]);
+    // Go Firecracker names only the first 32 characters of the id.
+    expect(pids(found.get(F))).toEqual([46002]);
+    expect(pids(found.get(G))).toEqual([]);
+  });
+
+  test('process records carry comm, NUL-split cmdline and thread names', () => {
+    const clh = found.get(B)?.processes[0];
+    expect(clh).toEqual({
+      pid: 42002,
+      comm: 'cloud-hyperviso',
+      cmdline: ['/opt/kata/bin/cloud-hypervisor', '--api-socket', `/run/vc/vm/${B}/clh-api.sock`],
+      threadNames: expect.arrayContaining(['cloud-hyperviso', 'vcpu0', 'vcpu1']),
+    });
+    expect(clh?.threadNames).toHaveLength(3);
+    const shim = found.get(C)?.processes[0];
+    expect(shim?.threadNames.sort()).toEqual(['containerd-shim', 'db_vcpu0', 'db_vcpu1', 'db_vmm']);
+    expect(found.get(D)?.processes.find((p) => p.pid === 44001)?.threadNames).toEqual([]);
+  });
+});
+
+describe('discoverSandboxes edge cases', () => {
+  test('absent runtime roots are a runtime not installed: no sandboxes, no errors', async () => {
+    const root = await mkdtemp(join(os.tmpdir(), 'kmb-sbx-'));
+    try {
+      const result = await discoverSandboxes({ ...nodePaths(root), procDir: FIXTURE + '/proc' });
+      expect(result).toEqual({ sandboxes: [], errors: [] });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('an absent proc dir is reported as an io error, sandboxes still found', async () => {
+    const paths = nodePaths(FIXTURE);
+    const procDir = join(FIXTURE, 'no-such-proc');
+    const result = await discoverSandboxes({ ...paths, procDir });
+    expect(result.sandboxes).toHaveLength(7);
+    expect(result.errors.map((e) => [e.reason, e.target])).toEqual([['io', procDir]]);
+  });
+
+  test('files above the byte cap are refused as oversize, not read', async () => {
+    const result = await discoverSandboxes({ ...nodePaths(FIXTURE), maxFileBytes: 200 });
+    const a = result.sandboxes.find((s) => s.id === A);
+    expect(a?.stateText).toBeUndefined();
+    expect(a?.containerdConfig).toBeUndefined();
+    const oversize = result.errors.filter((e) => e.reason === 'oversize').map((e) => e.target);
+    expect(oversize).toContain(join(FIXTURE, 'run/vc/sbs', A, 'persist.json'));
+    expect(oversize).toContain(join(FIXTURE, 'run/containerd/io.containerd.runtime.v2.task/k8s.io', A, 'config.json'));
+    // 5 state files + 4 containerd bundles + 1 CRI-O config.
+    expect(oversize).toHaveLength(10);
+  });
+
+  test('readSandbox of a directory that is already gone returns undefined, no error', async () => {
+    const errors: SourceError[] = [];
+    expect(await readSandbox('go', 'f'.repeat(64), nodePaths(FIXTURE), errors)).toBeUndefined();
+    expect(errors).toEqual([]);
+  });
+
+  test('readSandbox refuses an id that is not a sandbox id', async () => {
+    const errors: SourceError[] = [];
+    expect(await readSandbox('go', '../etc', nodePaths(FIXTURE), errors)).toBeUndefined();
+    expect(await readSandbox('go', 'bad.name', nodePaths(FIXTURE), errors)).toBeUndefined();
+    expect(errors).toEqual([]);
+  });
+
+  test('a sandbox torn down while its state file is being read is dropped, deterministically', async () => {
+    const root = await copyNode();
+    try {
+      const paths = nodePaths(root);
+      const dir = join(paths.kataGoDir, A);
+      const state = join(dir, 'persist.json');
+      await rm(state);
+      // A FIFO holds the reader inside the read until we let it go, after the directory is removed.
+      execFileSync('mkfifo', [state]);
+      const errors: SourceError[] = [];
+      const pending = readSandbox('go', A, paths, errors);
+      const writer = await open(state, 'w'); // rendezvous: the reader has the FIFO open now
+      await rm(dir, { recursive: true, force: true });
+      await writer.write('{"SandboxContainer":');
+      await writer.close();
+      expect(await pending).toBeUndefined();
+      expect(errors).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('directories removed concurrently with discovery never make it throw', async () => {
+    for (let round = 0; round < 5; round++) {
+      const root = await copyNode();
+      try {
+        const paths = nodePaths(root);
+        const discovery = discoverSandboxes(paths);
+        await Promise.all(
+          [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
+        );
+        await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
+        const result = await discovery;
+        expect(result.errors).toEqual([]);
+        // Whatever was still there is complete; D, E and G were never touched.
+        expect(result.sandboxes.map((s) => s.id)).toEqual(expect.arrayContaining([D, E, G]));
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    }
+  });
+});
+
+describe('readBounded', () => {
+  test('reads to EOF, returns undefined for a missing file, throws past the cap', async () => {
+    const cmdline = join(FIXTURE, 'proc/41002/cmdline');
+    expect((await readBounded(cmdline, 4096))?.split('\0')[0]).toBe('/opt/kata/bin/qemu-system-x86_64');
+    expect(await readBounded(join(FIXTURE, 'proc/99999/cmdline'), 4096)).toBeUndefined();
+    await expect(readBounded(cmdline, 10)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * Shim scraper against real unix sockets (node:http on a socket path in a temp dir), served by the
+ * lab's fake shim. No assertion on wall time beyond generous bounds on deadlines.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
+import { createShimPool, scrapeShim, type ShimScrapeResult } from '../../src/scrapers/kata-shim.ts';
+import { SourceError } from '../../src/scrapers/source-error.ts';
+import { decodeShimMetrics } from '../../src/translate/kata-decode.ts';
+import { PromParseError } from '../../src/translate/prom-text.ts';
+
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/kata');
+const LIMITS = { deadlineMs: 2_000, maxBytes: 1024 * 1024 };
+
+let dir: string;
+const shims: FakeShim[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kata-shim-'));
+});
+
+afterEach(async () => {
+  await Promise.all(shims.splice(0).map((shim) => shim.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function shim(name: string, behaviour: ShimBehaviour, payload = 'kata_shim_threads 1\n', delayMs?: number): Promise<FakeShim> {
+  const started = await startFakeShim({ socketPath: join(dir, name), payload: () => payload, behaviour, ...(delayMs ? { delayMs } : {}) });
+  shims.push(started);
+  return started;
+}
+
+async function failure(promise: Promise<unknown>): Promise<SourceError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(SourceError);
+  return error as SourceError;
+}
+
+describe('createShimPool over real sockets', () => {
+  it('scrapes a server per fixture kind and the bodies decode', async () => {
+    const kinds = [
+      ['go-qemu', 'go'],
+      ['go-clh', 'go'],
+      ['go-firecracker', 'go'],
+      ['rs-dragonball', 'rs'],
+      ['rs-clh', 'rs'],
+    ] as const;
+    const targets = [];
+    for (const [kind] of kinds) {
+      const payload = await readFile(join(fixtures, `${kind}.prom`), 'utf8');
+      const started = await shim(`${kind}.sock`, { kind: 'normal' }, payload);
+      targets.push({ id: kind, socketPath: started.socketPath });
+    }
+    const pool = createShimPool({ concurrency: 3, ...LIMITS });
+    const results = await pool.scrapeAll(targets);
+    for (const [kind, runtime] of kinds) {
+      const result = results.get(kind);
+      expect(result?.ok, kind).toBe(true);
+      if (!result?.ok) continue;
+      expect(result.body.equals(await readFile(join(fixtures, `${kind}.prom`)))).toBe(true);
+      expect(decodeShimMetrics(result.body, runtime).guest.cpu).toBeDefined();
+    }
+    expect(decodeShimMetrics((results.get('rs-dragonball') as { body: Buffer }).body, 'rs').vmmInShim).toBe(true);
+    for (const target of targets) expect(pool.callCounts().get(target.socketPath)).toBe(1);
+  });
+
+  it('never rejects: failures come back as results, per id, once per id', async () => {
+    const good = await shim('good.sock', { kind: 'normal' });
+    const pool = createShimPool({ concurrency: 2, ...LIMITS });
+    const results = await pool.scrapeAll([
+      { id: 'a', socketPath: good.socketPath },
+      { id: 'b', socketPath: join(dir, 'missing.sock') },
+      { id: 'a', socketPath: good.socketPath },
+    ]);
+    expect(results.get('a')?.ok).toBe(true);
+    const b = results.get('b') as Extract<ShimScrapeResult, { ok: false }>;
+    expect(b.ok).toBe(false);
+    expect(b.error.reason).toBe('unreachable');
+    expect(good.stats.calls).toBe(1);
+    expect(pool.callCounts().get(good.socketPath)).toBe(1);
+  });
+
+  it('honours the concurrency bound (2 at once for 8 targets)', async () => {
+    const targets = [];
+    const started: FakeShim[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = await shim(`c${i}.sock`, { kind: 'normal' }, 'kata_shim_threads 1\n', 150);
+      started.push(s);
+      targets.push({ id: `s${i}`, socketPath: s.socketPath });
+    }
+    // One counter across all servers: the most requests in flight at once, anywhere.
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const timer = setInterval(() => {
+      inFlight = started.reduce((sum, s) => sum + s.stats.inFlight, 0);
+      maxInFlight = Math.max(maxInFlight, inFlight);
+    }, 5);
+    const results = await createShimPool({ concurrency: 2, ...LIMITS }).scrapeAll(targets);
+    clearInterval(timer);
+    expect([...results.values()].every((r) => r.ok)).toBe(true);
+    expect(maxInFlight).toBeGreaterThan(0);
+    expect(maxInFlight).toBeLessThanOrEqual(2);
+    expect(started.every((s) => s.stats.calls === 1)).toBe(true);
+  });
+});
+
+describe('scrapeShim failures', () => {
+  it('missing socket → unreachable, naming the path', async () => {
+    const path = join(dir, 'nope.sock');
+    const error = await failure(scrapeShim(path, LIMITS));
+    expect(error.reason).toBe('unreachable');
+    expect(error.message).toContain(path);
+  });
+
+  it('a socket file nobody listens on → unreachable (connection refused)', async () => {
+    const dead = await shim('dead.sock', { kind: 'refuse' });
+    const error = await failure(scrapeShim(dead.socketPath, LIMITS));
+    expect(error.reason).toBe('unreachable');
+    expect(error.message).toMatch(/refused/);
+  });
+
+  it('a plain file at the socket path → unreachable', async () => {
+    const path = join(dir, 'plain.sock');
+    await writeFile(path, 'not a socket');
+    expect((await failure(scrapeShim(path, LIMITS))).reason).toBe('unreachable');
+  });
+
+  it('hanging server → timeout', async () => {
+    const hung = await shim('hang.sock', { kind: 'hang' });
+    expect((await failure(scrapeShim(hung.socketPath, { ...LIMITS, deadlineMs: 300 }))).reason).toBe('timeout');
+    expect(hung.stats.calls).toBe(1);
+  });
+
+  it('trickling server (a byte every 50 ms, forever) → timeout at the deadline', async () => {
+    const slow = await shim('trickle.sock', { kind: 'trickle', intervalMs: 50 });
+    // Idle timeouts would never fire here; only the whole-exchange deadline ends it.
+    const result = await createShimPool({ concurrency: 1, deadlineMs: 400, maxBytes: LIMITS.maxBytes }).scrapeAll([
+      { id: 't', socketPath: slow.socketPath },
+    ]);
+    const t = result.get('t') as Extract<ShimScrapeResult, { ok: false }>;
+    expect(t.ok).toBe(false);
+    expect(t.error.reason).toBe('timeout');
+    expect(t.durationMs).toBeLessThan(30_000);
+  });
+
+  it('100 MB response → oversize, aborted early (the server saw the close before it finished)', async () => {
+    const big = await shim('big.sock', { kind: 'oversize', bytes: 100 * 1024 * 1024 });
+    const error = await failure(scrapeShim(big.socketPath, { deadlineMs: 20_000, maxBytes: 1024 * 1024 }));
+    expect(error.reason).toBe('oversize');
+    await expect.poll(() => big.stats.oversizeClientClosedEarly, { timeout: 10_000 }).toBe(true);
+    expect(big.stats.oversizeWritten).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it('a Content-Length above the cap → oversize before reading the body', async () => {
+    const declared = await shim('declared.sock', { kind: 'oversize', bytes: 100 * 1024 * 1024, declareLength: true });
+    const error = await failure(scrapeShim(declared.socketPath, { deadlineMs: 20_000, maxBytes: 1024 * 1024 }));
+    expect(error.reason).toBe('oversize');
+    expect(error.message).toContain('declared');
+  });
+
+  it('garbage bytes → body returned; the decoder raises PromParseError', async () => {
+    const junk = await shim('junk.sock', { kind: 'garbage' });
+    const body = await scrapeShim(junk.socketPath, LIMITS);
+    expect(body.length).toBeGreaterThan(0);
+    expect(() => decodeShimMetrics(body, 'go')).toThrow(PromParseError);
+  });
+
+  it('connection closed mid-response → unreachable', async () => {
+    const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
+    const cut = await shim('cut.sock', { kind: 'close_mid_response' }, payload);
+    expect((await failure(scrapeShim(cut.socketPath, LIMITS))).reason).toBe('unreachable');
+  });
+
+  it('non-200 → http_status', async () => {
+    const broken = await shim('500.sock', { kind: 'status', status: 500 });
+    const error = await failure(scrapeShim(broken.socketPath, LIMITS));
+    expect(error.reason).toBe('http_status');
+    expect(error.message).toContain('500');
+  });
+});
+
+describe('fake shim lab', () => {
+  it('serves a fresh payload per call, counts calls, and can switch behaviour', async () => {
+    let n = 0;
+    const lab = await startFakeShim({ socketPath: join(dir, 'lab.sock'), payload: () => `kata_shim_threads ${++n}\n` });
+    shims.push(lab);
+    expect((await scrapeShim(lab.socketPath, LIMITS)).toString()).toBe('kata_shim_threads 1\n');
+    expect((await scrapeShim(lab.socketPath, LIMITS)).toString()).toBe('kata_shim_threads 2\n');
+    await lab.setBehaviour({ kind: 'refuse' });
+    expect((await failure(scrapeShim(lab.socketPath, LIMITS))).reason).toBe('unreachable');
+    await lab.setBehaviour({ kind: 'normal' });
+    expect((await scrapeShim(lab.socketPath, LIMITS)).toString()).toBe('kata_shim_threads 3\n');
+    expect(lab.stats.calls).toBe(3);
+  });
+});
