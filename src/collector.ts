@@ -82,6 +82,7 @@ export class Collector {
   async collect(): Promise<NodeSnapshot> {
     const { config, logger } = this.deps;
     const takenAtMs = this.now();
+    const startedAt = performance.now();
     const kubeletRun = timed(this.now, () => this.readKubelet());
     const pods = this.deps.pods.pods();
 
@@ -94,7 +95,7 @@ export class Collector {
 
     const [cgroups, shims, kubelet] = await Promise.all([
       timed(this.now, () => this.readCgroups(inScope, plans)),
-      timed(this.now, () => this.readShims(plans)),
+      timed(this.now, () => this.readShims(plans, startedAt)),
       kubeletRun,
     ]);
 
@@ -202,7 +203,7 @@ export class Collector {
     return { ok: true, podCgroups };
   }
 
-  private async readShims(plans: readonly SandboxPlan[]): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> {
+  private async readShims(plans: readonly SandboxPlan[], startedAt: number): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> {
     const { config, self, logger } = this.deps;
     const targets: { id: string; socketPath: string }[] = [];
     for (const plan of plans) {
@@ -215,7 +216,8 @@ export class Collector {
       }
       targets.push({ id: plan.record.id, socketPath: plan.record.socketPath! });
     }
-    const results = await this.deps.shims.scrapeAll(targets);
+    // Leave the deadline's last half second for decoding and rendering.
+    const results = await this.deps.shims.scrapeAll(targets, { deadlineAtMs: startedAt + config.collectDeadlineMs - 500 });
     const raw: RawSandboxFamilies[] = [];
     let failures = 0;
     for (const plan of plans) {

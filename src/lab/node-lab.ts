@@ -22,6 +22,9 @@ import { kataPod, kataRuntimeClasses, runtimeClass, stableUid, type ContainerOpt
 import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
 import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
 import { createCertificateAuthority, createServerCertificate } from './tls.ts';
+import { RealPodCgroups } from './real-pod.ts';
+
+const REAL_CGROUP_ROOT = '/sys/fs/cgroup';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -80,6 +83,11 @@ export interface LabScenario {
   pods: LabPodScenario[];
   cgroupVersion?: 1 | 2;
   cgroupDriver?: CgroupDriver;
+  /**
+   * Root only: put each pod's VM in real kernel cgroups (under the host's /sys/fs/cgroup) with real
+   * processes that burn its CPU and hold its memory, instead of a simulated cgroup tree.
+   */
+  realCgroups?: boolean;
 }
 
 /** The exporter flags that point it at the lab. */
@@ -108,6 +116,7 @@ interface LabPodState {
   /** CPU seconds accumulated before an override changed the rate. */
   cpuBase: Map<string, { atMs: number; seconds: number }>;
   removed: boolean;
+  real?: RealPodCgroups;
 }
 
 const RUNTIME_CLASS: Record<Exclude<Hypervisor, 'unknown'>, string> = {
@@ -145,6 +154,7 @@ export class NodeLab {
     readonly apiServer: FakeApiServer,
     readonly cgroups: LabCgroupTree,
     private readonly now: () => number,
+    private readonly realCgroups: boolean,
   ) {}
 
   static async start(scenario: LabScenario, options: { dir?: string; now?: () => number } = {}): Promise<NodeLab> {
@@ -185,8 +195,9 @@ export class NodeLab {
     await writeFile(endpoints.kubeconfig, apiServer.kubeconfigYaml());
     for (const rc of [...kataRuntimeClasses(), runtimeClass('kata-dragonball', 'kata-dragonball')]) apiServer.addRuntimeClass(rc);
     const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
+    if (scenario.realCgroups) endpoints.cgroupRoot = REAL_CGROUP_ROOT;
 
-    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, now);
+    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, now, scenario.realCgroups ?? false);
     for (const pod of scenario.pods) await lab.addPod(pod);
     return lab;
   }
@@ -270,7 +281,20 @@ export class NodeLab {
         },
       ],
     });
-    const paths = this.cgroups.paths(uid)!;
+    if (this.realCgroups) {
+      state.real = await RealPodCgroups.create({
+        uid,
+        qos,
+        sandboxId,
+        runtime,
+        sandboxCgroupOnly: scenario.sandboxCgroupOnly,
+        workloadCores: Math.min(1, scenario.containers.reduce((sum, c) => sum + c.cpuCores, 0)),
+        workloadBytes: this.guestUsedMemory(state),
+        vmmCores: scenario.vmOverheadCores,
+        vmmBytes: scenario.vmOverheadMemoryBytes,
+      });
+    }
+    const paths = this.realPaths(state) ?? this.cgroups.paths(uid)!;
     const spec: LabSandboxSpec = {
       id: sandboxId,
       runtime,
@@ -325,6 +349,15 @@ export class NodeLab {
     await state.shim?.close();
     await removeSandbox(this.endpoints, { id: state.sandboxId, runtime: state.scenario.runtime });
     await this.cgroups.removePod(state.uid);
+    await state.real?.destroy();
+  }
+
+  /** Where a pod's real cgroups are, in the simulated tree's shape. */
+  private realPaths(state: LabPodState): { pod: string; sandboxes: Record<string, { sandbox: string; overhead?: string }> } | undefined {
+    const real = state.real;
+    if (real === undefined) return undefined;
+    const sandbox = real.overheadPath === undefined ? { sandbox: real.sandboxPath } : { sandbox: real.sandboxPath, overhead: real.overheadPath };
+    return { pod: real.podPath, sandboxes: { [state.sandboxId]: sandbox } };
   }
 
   /** Makes a container burn this many cores from now on (e.g. pinned at its CPU limit). */
@@ -505,7 +538,10 @@ export class NodeLab {
   async close(): Promise<void> {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     await this.tickInFlight;
-    for (const state of this.pods.values()) await state.shim?.close();
+    for (const state of this.pods.values()) {
+      await state.shim?.close();
+      await state.real?.destroy();
+    }
     await this.kubelet.close();
     await this.apiServer.close();
     await rm(this.dir, { recursive: true, force: true });

@@ -30,8 +30,12 @@ export interface ShimPoolOptions extends ShimScrapeOptions {
 }
 
 export interface ShimPool {
-  /** Scrapes every target (once per id, first wins), at most `concurrency` at a time. Never rejects. */
-  scrapeAll(targets: readonly ShimTarget[]): Promise<Map<string, ShimScrapeResult>>;
+  /**
+   * Scrapes every target (once per id, first wins), at most `concurrency` at a time. Never rejects.
+   * With `deadlineAtMs` (performance.now() time), no scrape outlives it and targets still queued
+   * then fail as timeouts, so hanging shims cannot hold the whole collection.
+   */
+  scrapeAll(targets: readonly ShimTarget[], options?: { deadlineAtMs?: number }): Promise<Map<string, ShimScrapeResult>>;
   /** Calls started per socket path since the pool was created. */
   callCounts(): ReadonlyMap<string, number>;
 }
@@ -152,11 +156,16 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
   const limit = pLimit(Math.max(1, options.concurrency));
   const calls = new Map<string, number>();
 
-  async function scrapeOne(target: ShimTarget): Promise<ShimScrapeResult> {
-    calls.set(target.socketPath, (calls.get(target.socketPath) ?? 0) + 1);
+  async function scrapeOne(target: ShimTarget, deadlineAtMs: number): Promise<ShimScrapeResult> {
     const started = performance.now();
+    const remainingMs = Math.min(options.deadlineMs, deadlineAtMs - started);
+    if (remainingMs <= 0) {
+      const error = new SourceError('timeout', target.socketPath, 'not scraped: the collection deadline passed while it was queued', 'raise --shim.concurrency or --collect.deadline, or look for hanging shims');
+      return { ok: false, error, durationMs: 0 };
+    }
+    calls.set(target.socketPath, (calls.get(target.socketPath) ?? 0) + 1);
     try {
-      const body = await scrapeShim(target.socketPath, options);
+      const body = await scrapeShim(target.socketPath, { ...options, deadlineMs: remainingMs });
       return { ok: true, body, durationMs: performance.now() - started };
     } catch (error) {
       const sourceError =
@@ -166,11 +175,12 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
   }
 
   return {
-    async scrapeAll(targets) {
+    async scrapeAll(targets, scrapeOptions = {}) {
       const unique = new Map<string, ShimTarget>();
       for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
+      const deadlineAtMs = scrapeOptions.deadlineAtMs ?? Number.POSITIVE_INFINITY;
       const entries = await Promise.all(
-        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target))] as const),
+        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs))] as const),
       );
       return new Map(entries);
     },

@@ -111,6 +111,25 @@ describe('createShimPool over real sockets', () => {
   });
 });
 
+describe('the collection deadline', () => {
+  it('hanging shims cannot hold the pool past it: queued targets fail as timeouts without a call', async () => {
+    const targets = [];
+    const hanging: FakeShim[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await shim(`h${i}.sock`, { kind: 'hang' });
+      hanging.push(s);
+      targets.push({ id: `h${i}`, socketPath: s.socketPath });
+    }
+    // Per-scrape deadline 2 s, one at a time, but the whole pool has 300 ms.
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    const results = await pool.scrapeAll(targets, { deadlineAtMs: performance.now() + 300 });
+    const reasons = [...results.values()].map((r) => (r.ok ? 'ok' : r.error.reason));
+    expect(reasons).toEqual(['timeout', 'timeout', 'timeout', 'timeout']);
+    // The first one was asked and cut at the pool deadline; the others were never called.
+    expect(hanging.map((s) => s.stats.calls)).toEqual([1, 0, 0, 0]);
+  });
+});
+
 describe('scrapeShim failures', () => {
   it('missing socket → unreachable, naming the path', async () => {
     const path = join(dir, 'nope.sock');
