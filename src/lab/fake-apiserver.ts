@@ -20,6 +20,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -46,7 +47,7 @@ export interface FakeApiServerOptions {
   bookmarkIntervalMs?: number;
 }
 
-type KubeObject = { metadata: { name: string; namespace?: string; resourceVersion?: string } };
+type KubeObject = { metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string } };
 
 interface Change {
   rv: number;
@@ -203,6 +204,7 @@ export class FakeApiServer {
   private create(resource: FakeResource, input: KubeObject): KubeObject {
     const object = clone(input);
     if (resource === 'pods') object.metadata.namespace ??= 'default';
+    object.metadata.uid ??= randomUUID(); // the API server assigns one on create
     const key = this.key(resource, object);
     if (this.store[resource].has(key)) throw new Error(`${resource} ${key} already exists`);
     this.commit(resource, key, 'ADDED', object);

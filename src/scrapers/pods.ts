@@ -2,13 +2,15 @@
  * Pod metadata from the API server: list then watch this node's pods (`spec.nodeName=<node>`) and
  * the cluster's RuntimeClasses, kept in memory and joined on read.
  *
- * Why not the client's informer (ListWatch / makeInformer, @kubernetes/client-node 2.0.1): read
- * against its source, it stops for good after any error other than 410 or a client timeout (API
- * server down at start ⇒ never retries), an event without metadata makes its async handler reject
- * (an unhandled rejection), it keys objects by namespace/name rather than uid, and it cannot abort a
- * list in flight. Its `Watch` helper is closer, but it cannot be aborted while connecting, drops the
+ * Why not the client's informer (ListWatch / makeInformer, @kubernetes/client-node 2.0.1), tried
+ * against the lab's fake API server: its 410 handling is right (an ERROR 410 event relists), but
+ * after any other error (connection refused at start, an HTTP 500) it reports once and never
+ * retries; an event whose object lacks metadata makes its async handler reject (an unhandled
+ * rejection); it keys objects by namespace/name rather than uid; and a list in flight cannot be
+ * aborted. Its `Watch` helper is closer, but it cannot be aborted while connecting, drops the
  * API server's Status body (the RBAC message an operator needs), and never closes the undici Agent
- * that KubeConfig creates per request (TLS or token setups), which leaves sockets behind.
+ * that KubeConfig creates for every request once any TLS setting (CA, client cert, skip-verify) is
+ * present.
  *
  * So this file drives the protocol itself and takes from the library what it does well: loading
  * the kubeconfig or in-cluster config, and authenticating each request (bearer token, rotated token
@@ -36,6 +38,7 @@ import {
   isPodJson,
   isRuntimeClassJson,
   joinRuntimeClass,
+  record,
   toBasePodRecord,
   toRuntimeClassRecord,
 } from '../translate/pod-records.ts';
@@ -101,8 +104,8 @@ export interface PodWatcherStats {
   lastError?: WatchErrorInfo;
 }
 
-const MAX_LINE_BYTES = 16 * 1024 * 1024;
-const MAX_LIST_BYTES = 256 * 1024 * 1024;
+const MAX_LINE_CHARS = 16 * 1024 * 1024;
+const MAX_LIST_CHARS = 256 * 1024 * 1024;
 /** A watch that lasted this long without an event still counts as healthy (a quiet node). */
 const HEALTHY_WATCH_MS = 10_000;
 
@@ -216,10 +219,10 @@ class ApiClient {
     if (code === 410) return new GoneError('http_status', href, detail);
     const reason: SourceErrorReason =
       code === 401 || code === 403 ? 'unauthorized' : code === 404 ? 'not_found' : 'http_status';
-    return new SourceError(reason, href, detail, code === 401 ? this.hint('unauthorized', target) : this.hint(reason, target, code));
+    return new SourceError(reason, href, detail, this.hint(reason, target, code));
   }
 
-  hint(reason: SourceErrorReason, target: Target, code?: number): string {
+  private hint(reason: SourceErrorReason, target: Target, code?: number): string {
     const rbac = `grant list and watch on ${target.resource} (apiGroups: ["${target.group}"]) to this identity`;
     switch (reason) {
       case 'unreachable':
@@ -256,12 +259,14 @@ async function* lines(body: ReadableStream<Uint8Array>, href: string, onChunk: (
   for await (const chunk of body) {
     onChunk();
     pending += decoder.decode(chunk, { stream: true });
+    let start = 0;
     let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      yield pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
+    while ((newline = pending.indexOf('\n', start)) >= 0) {
+      yield pending.slice(start, newline);
+      start = newline + 1;
     }
-    if (pending.length > MAX_LINE_BYTES) throw new SourceError('oversize', href, `a watch event passed ${MAX_LINE_BYTES} bytes`);
+    pending = pending.slice(start);
+    if (pending.length > MAX_LINE_CHARS) throw new SourceError('oversize', href, `a watch event passed ${MAX_LINE_CHARS} characters`);
   }
   pending += decoder.decode();
   if (pending.trim() !== '') yield pending;
@@ -273,13 +278,9 @@ async function readAll(body: ReadableStream<Uint8Array> | null, cap: number, hre
   let text = '';
   for await (const chunk of body) {
     text += decoder.decode(chunk, { stream: true });
-    if (text.length > cap) throw new SourceError('oversize', href, `the response passed ${cap} bytes`);
+    if (text.length > cap) throw new SourceError('oversize', href, `the response passed ${cap} characters`);
   }
   return text + decoder.decode();
-}
-
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 function resourceVersionOf(object: unknown): string | undefined {
@@ -289,6 +290,20 @@ function resourceVersionOf(object: unknown): string | undefined {
 
 // ─── one resource: list, watch, relist ───────────────────────────────────────
 
+/**
+ * The wait before the next attempt after this many consecutive failures: none after a success,
+ * then doubling from initialMs up to maxMs, with equal jitter (somewhere in [ceiling/2, ceiling])
+ * so a fleet of nodes does not retry in step after an API server restart.
+ */
+export function backoffDelayMs(
+  failures: number,
+  { initialMs, maxMs, random }: { initialMs: number; maxMs: number; random: () => number },
+): number {
+  if (failures <= 0) return 0;
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures - 1, 30));
+  return ceiling / 2 + (ceiling / 2) * random();
+}
+
 interface ResourceKind<T> {
   target: Target;
   path: string;
@@ -297,10 +312,13 @@ interface ResourceKind<T> {
   decode(object: unknown): { key: string; value: T } | undefined;
 }
 
-interface Backoff {
-  initialMs: number;
-  maxMs: number;
-  random: () => number;
+/** What both resource loops share. */
+interface WatchDeps {
+  client: ApiClient;
+  backoff: { initialMs: number; maxMs: number; random: () => number };
+  watchTimeoutSeconds: () => number;
+  logger: Logger;
+  onChange: () => void;
 }
 
 class ResourceWatch<T> {
@@ -318,14 +336,16 @@ class ResourceWatch<T> {
   private watchesStarted = 0;
   private lastReason: SourceErrorReason | undefined;
 
+  private readonly client: ApiClient;
+  private readonly logger: Logger;
+
   constructor(
     private readonly kind: ResourceKind<T>,
-    private readonly client: ApiClient,
-    private readonly backoff: Backoff,
-    private readonly watchTimeoutSeconds: () => number,
-    private readonly logger: Logger,
-    private readonly onChange: () => void,
-  ) {}
+    private readonly deps: WatchDeps,
+  ) {
+    this.client = deps.client;
+    this.logger = deps.logger;
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -352,12 +372,7 @@ class ResourceWatch<T> {
   }
 
   private delayMs(): number {
-    const failures = this.stats.consecutiveFailures;
-    if (failures === 0) return 0;
-    const { initialMs, maxMs, random } = this.backoff;
-    const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures - 1, 30));
-    // Equal jitter: somewhere in [ceiling/2, ceiling], so a fleet of nodes does not retry in step.
-    return ceiling / 2 + (ceiling / 2) * random();
+    return backoffDelayMs(this.stats.consecutiveFailures, this.deps.backoff);
   }
 
   private async list(signal: AbortSignal): Promise<void> {
@@ -366,7 +381,7 @@ class ResourceWatch<T> {
     const request = await this.client.open(this.kind.path, query, this.kind.target, signal);
     let text: string;
     try {
-      text = await readAll(request.body, MAX_LIST_BYTES, request.url);
+      text = await readAll(request.body, MAX_LIST_CHARS, request.url);
     } catch (error) {
       throw request.fail(error);
     } finally {
@@ -396,13 +411,13 @@ class ResourceWatch<T> {
     if (this.stats.lists > 0) this.stats.relists += 1;
     this.stats.lists += 1;
     this.succeeded();
-    this.onChange();
+    this.deps.onChange();
   }
 
   /** One watch stream until it ends; true when it was healthy (events, or long enough). */
   private async watch(signal: AbortSignal): Promise<boolean> {
     if (this.watchesStarted++ > 0) this.stats.watchRestarts += 1;
-    const timeoutSeconds = this.watchTimeoutSeconds();
+    const timeoutSeconds = this.deps.watchTimeoutSeconds();
     const query = {
       ...this.kind.query,
       watch: 'true',
@@ -450,7 +465,7 @@ class ResourceWatch<T> {
     if (decoded) {
       if (type === 'DELETED') this.items.delete(decoded.key);
       else this.items.set(decoded.key, decoded.value);
-      this.onChange();
+      this.deps.onChange();
     } else if (type !== 'BOOKMARK') {
       // Unknown type or malformed object: skip it, as a newer server may send what we do not know.
       this.stats.ignoredEvents += 1;
@@ -552,13 +567,15 @@ export class PodWatcher {
   /** Throws a SourceError when no configuration can be loaded (a startup error, not retried). */
   constructor(private readonly options: PodWatcherOptions) {
     const { kc, source } = loadKubeConfig(options);
-    const client = new ApiClient(kc, source, options.requestTimeoutMs ?? 60_000);
-    const logger = options.logger ?? silentLogger;
     const random = options.random ?? Math.random;
-    const backoff = { initialMs: options.backoff?.initialMs ?? 500, maxMs: options.backoff?.maxMs ?? 30_000, random };
-    const timeout = () => options.watchTimeoutSeconds ?? Math.floor(300 * (1 + random()));
-    const changed = () => {
-      this.version += 1;
+    const deps: WatchDeps = {
+      client: new ApiClient(kc, source, options.requestTimeoutMs ?? 60_000),
+      backoff: { initialMs: options.backoff?.initialMs ?? 500, maxMs: options.backoff?.maxMs ?? 30_000, random },
+      watchTimeoutSeconds: () => options.watchTimeoutSeconds ?? Math.floor(300 * (1 + random())),
+      logger: options.logger ?? silentLogger,
+      onChange: () => {
+        this.version += 1;
+      },
     };
     this.podWatch = new ResourceWatch<PodRecord>(
       {
@@ -571,11 +588,7 @@ export class PodWatcher {
           return { key: base.uid, value: base };
         },
       },
-      client,
-      backoff,
-      timeout,
-      logger,
-      changed,
+      deps,
     );
     this.classWatch = new ResourceWatch<RuntimeClassRecord>(
       {
@@ -588,11 +601,7 @@ export class PodWatcher {
           return { key: runtimeClass.name, value: runtimeClass };
         },
       },
-      client,
-      backoff,
-      timeout,
-      logger,
-      changed,
+      deps,
     );
   }
 

@@ -161,6 +161,7 @@ function correlatePod(
   counters.keep(podKey);
   const epoch = pod.uid;
   const sandbox = observation?.sandbox;
+  const reserved = pod.overheadSource === 'runtime_class' ? undefined : pod.overhead;
   const snapshot: PodSnapshot = {
     namespace: pod.namespace,
     pod: pod.name,
@@ -170,8 +171,9 @@ function correlatePod(
     runtime: sandbox?.runtime,
     hypervisor: sandbox?.hypervisor,
     sandboxCgroupOnly: sandbox?.sandboxCgroupOnly,
-    overheadCpuReservedCores: pod.overhead?.cpuCores,
-    overheadMemoryReservedBytes: pod.overhead?.memoryBytes,
+    // Only what admission really added to the pod: a class overhead the pod lacks was never reserved.
+    overheadCpuReservedCores: reserved?.cpuCores,
+    overheadMemoryReservedBytes: reserved?.memoryBytes,
     gaps: [],
     containers: [],
   };
@@ -247,9 +249,12 @@ function guestCounter(counters: CounterState, scope: string, key: string, epoch:
   return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value });
 }
 
-/** App containers: init containers run before the app and are not reported by the kubelet once done. */
+/**
+ * App containers: init containers run before the app and are not reported by the kubelet once
+ * done, except native sidecars (restartPolicy Always), which run beside the app.
+ */
 function appContainerNames(pod: PodRecord): string[] {
-  return pod.containers.filter((c) => !c.init).map((c) => c.name);
+  return pod.containers.filter((c) => !c.init || c.sidecar === true).map((c) => c.name);
 }
 
 function correlateContainers(

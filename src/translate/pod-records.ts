@@ -93,7 +93,8 @@ export interface RuntimeClassJson {
 
 // ─── defensive readers ───────────────────────────────────────────────────────
 
-function record(value: unknown): Record<string, unknown> | undefined {
+/** The value as a plain JSON object, or undefined (arrays and null are not objects here). */
+export function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;

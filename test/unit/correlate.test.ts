@@ -225,3 +225,22 @@ describe('overhead during an estimate', () => {
     expect(r.overheadMemoryBytes).toBe(2 ** 30); // 2 GiB host − 1 GiB guest used
   });
 });
+
+describe('pod spec details', () => {
+  test('a native sidecar (init container with restartPolicy Always) is an app container', () => {
+    const p = pod('b', ['app']);
+    p.containers.push({ name: 'proxy', init: true, sidecar: true, privileged: false });
+    const r = only(once(input({ pods: [p], kubelet: kubelet([kstat(p, 'app', 3, 1), kstat(p, 'proxy', 1, 1)]) })).pods);
+    expect(r.containers.map((c) => [c.name, c.cpuSeconds])).toEqual([
+      ['app', 3],
+      ['proxy', 1],
+    ]);
+  });
+
+  test('a RuntimeClass overhead the pod does not carry in spec.overhead was never reserved', () => {
+    const p = pod('b', ['app'], { overhead: { cpuCores: 0.25, memoryBytes: 1 }, overheadSource: 'runtime_class' });
+    const r = only(once(input({ pods: [p] })).pods);
+    expect(r.overheadCpuReservedCores).toBeUndefined();
+    expect(r.overheadMemoryReservedBytes).toBeUndefined();
+  });
+});

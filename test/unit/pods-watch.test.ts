@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { FakeApiServer } from '../../src/lab/fake-apiserver.ts';
 import { kataPod, kataRuntimeClasses, runtimeClass, stableUid } from '../../src/lab/pod-builders.ts';
-import { PodWatcher, type PodWatcherOptions } from '../../src/scrapers/pods.ts';
+import { backoffDelayMs, PodWatcher, type PodWatcherOptions } from '../../src/scrapers/pods.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 
 const NODE = 'worker-1';
@@ -275,12 +275,17 @@ describe('reconnects', () => {
     fake.deletePod('ci', 'build-a');
     fake.addPod(kataPod({ name: 'build-c', nodeName: NODE }));
     fake.compact();
+    const mark = fake.requests.length;
     await fake.comeUp();
 
     await eventually(() => expect(names(watcher)).toEqual(['ci/build-c', 'shop/web']));
     expect(watcher.stats().pods.relists).toBe(1);
-    // The watch from the old resourceVersion is what got the 410.
-    expect(podWatchRequests(fake).some((r) => r.query.resourceVersion === before)).toBe(true);
+    // After the outage the watcher first resumed from its old resourceVersion (which got the 410),
+    // then relisted without one.
+    const after = fake.requests.slice(mark).filter((r) => r.resource === 'pods');
+    expect(after[0]).toMatchObject({ watch: true, query: { resourceVersion: before } });
+    expect(after[1]).toMatchObject({ watch: false });
+    expect(after[1]?.query.resourceVersion).toBeUndefined();
     expect(watcher.isReady()).toBe(true);
   });
 
@@ -304,6 +309,20 @@ describe('reconnects', () => {
     fake.addPod(kataPod({ name: 'build-c', nodeName: NODE }));
     await eventually(() => expect(names(watcher)).toContain('ci/build-c'));
     expect(watcher.stats().pods.relists).toBe(0);
+  });
+});
+
+describe('backoff', () => {
+  // initial 500 ms, cap 30 s; the jitter draw picks a point in [ceiling/2, ceiling].
+  test.each([
+    [0, 0.7, 0], // after a success: reconnect at once
+    [1, 0, 250],
+    [1, 1, 500],
+    [3, 0.5, 1_500], // ceiling 2000
+    [7, 0, 15_000], // 500 × 64 = 32 000, capped at 30 000
+    [1000, 1, 30_000], // no overflow however long the outage
+  ])('after %i failures with jitter draw %d: %d ms', (failures, draw, expected) => {
+    expect(backoffDelayMs(failures, { initialMs: 500, maxMs: 30_000, random: () => draw })).toBe(expected);
   });
 });
 
