@@ -71,12 +71,20 @@ async function main(argv: readonly string[]): Promise<number> {
   );
 
   await new Promise<void>((resolve) => {
+    let stopping = false;
+    // Handlers stay installed: a repeated signal (a relaying wrapper such as tsx resends one it
+    // has not seen acknowledged) must not cut the graceful shutdown short with exit 143.
     const stop = (signal: string) => {
+      if (stopping) {
+        logger.info({ signal }, 'already shutting down');
+        return;
+      }
+      stopping = true;
       logger.info({ signal }, 'shutting down');
       resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   await exporter.close();
   await closeLab?.();

@@ -629,9 +629,11 @@ export class PodWatcher {
     this.controller = undefined;
   }
 
-  /** True once this node's pods have been listed; stays true while later watches recover. */
+  /** True once this node's pods and the RuntimeClasses have been listed; stays true while later watches recover. */
   isReady(): boolean {
-    return this.podWatch.stats.lists > 0;
+    // Both lists: before the RuntimeClasses are known a pod's handler (and with it its scope and
+    // pod_info labels) would change under a running series.
+    return this.podWatch.stats.lists > 0 && this.classWatch.stats.lists > 0;
   }
 
   /** This node's pods by uid, joined with their RuntimeClass (handler, overhead). */

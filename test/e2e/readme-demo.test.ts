@@ -27,7 +27,8 @@ function freePort(): Promise<number> {
 afterAll(async () => {
   if (child && child.exitCode === null) {
     const exited = new Promise((resolve) => child!.once('exit', resolve));
-    child.kill('SIGTERM');
+    // npm does not pass signals on to the exporter it started: stop the whole process group.
+    process.kill(-child.pid!, 'SIGTERM');
     await exited;
   }
 });
@@ -46,7 +47,7 @@ test('`npm start -- --demo` serves every family of the metric table', async () =
   child = spawn('npm', ['start', '--silent', '--', '--demo', `--web.listen-address=127.0.0.1:${port}`], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
-    detached: false,
+    detached: true,
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

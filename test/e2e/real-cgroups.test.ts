@@ -20,7 +20,9 @@ async function kernelCpuSeconds(relPath: string): Promise<number> {
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the real-cgroup end-to-end test needs root (CI runs as root)');
-  [cpuacct] = await realHierarchies();
+  const [first] = await realHierarchies();
+  if (first === undefined) throw new Error('no cgroup hierarchy found');
+  cpuacct = first;
   bridge = await startBridge({
     realCgroups: true,
     pods: [

@@ -68,7 +68,7 @@ function decodesOrRejects<T>(decode: () => T, check: (result: T) => boolean): bo
   return check(result);
 }
 
-export const decoderProperties = {
+export const decoderProperties: Record<'kubelet' | 'shim', () => fc.IPropertyWithHooks<any>> = {
   kubelet: () => {
     const payloads = fixtureBytes('kubelet', '.txt');
     return fc.property(anyInput(payloads), (bytes) =>

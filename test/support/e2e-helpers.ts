@@ -1,0 +1,182 @@
+/**
+ * Shared pieces of the end-to-end tests: the real exporter against a node lab, raw HTTP (no
+ * automatic decompression, so gzip is seen as sent), promtool, and the real process.
+ */
+
+import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { parseCommandLine, type Config } from '../../src/config.ts';
+import { Exporter } from '../../src/exporter.ts';
+import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
+import { silentLogger } from '../../src/log.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const TEST_BUILD = { version: '9.9.9-test', revision: 'e2e', nodeVersion: process.version };
+
+/** Parses a command line that must be a run (not --help / --version). */
+export function configFrom(argv: readonly string[], env: Record<string, string | undefined> = {}): Config {
+  const parsed = parseCommandLine(argv, env);
+  if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${argv.join(' ')}`);
+  return parsed.config;
+}
+
+export interface LabExporter {
+  lab: NodeLab;
+  exporter: Exporter;
+  config: Config;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  close(): Promise<void>;
+}
+
+export interface LabExporterOptions {
+  flags?: string[];
+  /** Wait this long for the first pod list before listening; 0 starts without waiting. */
+  readyTimeoutMs?: number;
+  processMetrics?: boolean;
+  /** Called after the lab is up and before the exporter starts (e.g. take the API server down). */
+  beforeStart?: (lab: NodeLab) => Promise<void>;
+}
+
+/** A lab and the real exporter configured from the lab's own flags, listening on 127.0.0.1. */
+export async function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
+  const lab = await NodeLab.start(scenario);
+  let exporter: Exporter | undefined;
+  try {
+    await options.beforeStart?.(lab);
+    const config = configFrom([...lab.flags(), '--web.listen-address=127.0.0.1:0', ...(options.flags ?? [])]);
+    exporter = new Exporter({
+      config,
+      logger: silentLogger,
+      build: TEST_BUILD,
+      kubeConfig: lab.kubeConfig(),
+      processMetrics: options.processMetrics ?? false,
+    });
+    const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
+    const ready = await exporter.startSources(readyTimeoutMs);
+    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
+    const address = await exporter.listen();
+    const started = exporter;
+    return {
+      lab,
+      exporter: started,
+      config,
+      base: `http://127.0.0.1:${address.port}`,
+      close: async () => {
+        await started.close();
+        await lab.close();
+      },
+    };
+  } catch (error) {
+    await exporter?.close();
+    await lab.close();
+    throw error;
+  }
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** GET with node:http: the body arrives exactly as sent (fetch would gunzip it). */
+export function httpGet(url: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Polls until `check` holds; fails with `what` after a generous bound (never a timing assertion). */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (for a child process to bind). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `promtool check metrics` with the exposition on stdin. Exit 0 clean, 3 lint problems, 1 errors. */
+export function promtoolCheckMetrics(exposition: string): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('/usr/bin/promtool', ['check', 'metrics'], { timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      if (code === -1) reject(error);
+      else resolve({ code, stdout, stderr });
+    });
+    child.stdin?.end(exposition);
+  });
+}
+
+export interface Spawned {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Resolves with the exit code (or 128+n for a signal), or rejects after `timeoutMs`. */
+  exited(timeoutMs?: number): Promise<number>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Runs a script with this Node (24) from the repository root, capturing its output. */
+export function spawnNode(args: readonly string[], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, [...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exit = new Promise<number>((resolve) => {
+    child.on('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15)));
+  });
+  return {
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited: (timeoutMs = 60_000) =>
+      Promise.race([
+        exit,
+        new Promise<number>((_, reject) => {
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`process did not exit within ${timeoutMs} ms; stderr:\n${stderr}`));
+          }, timeoutMs);
+          void exit.then(() => clearTimeout(timer));
+        }),
+      ]),
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+export const TSX_CLI = 'node_modules/tsx/dist/cli.mjs';
+export const BIN = 'bin/kata-metrics-bridge.js';

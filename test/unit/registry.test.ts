@@ -1,0 +1,199 @@
+import { describe, expect, test } from 'vitest';
+import { PREFIX } from '../../src/publish/families.ts';
+import { CONTENT_TYPES, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
+import { parsePromText } from '../../src/translate/prom-text.ts';
+import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
+import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
+
+const BUILD = { version: '1.2.3', revision: 'abc', nodeVersion: 'v24.0.0' };
+
+function renderer(self = new SelfStats()): SnapshotRenderer {
+  return new SnapshotRenderer(self, BUILD, { processMetrics: false });
+}
+
+function pod(namespace: string, name: string, cpu: number, extra: Partial<PodSnapshot> = {}): PodSnapshot {
+  return {
+    namespace,
+    pod: name,
+    uid: `uid-${name}`,
+    gaps: [],
+    containers: [{ name: 'main', cpuSeconds: cpu, memoryWorkingSetBytes: 1000, source: 'kubelet' }],
+    hostCpuSeconds: cpu * 2,
+    ...extra,
+  };
+}
+
+function snapshot(pods: PodSnapshot[], extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
+  const up = { up: true, durationSeconds: 0.01 };
+  return { takenAtMs: 1_700_000_000_000, pods, sandboxes: [], sources: { kubelet: up, shims: up, cgroups: up, pods: up }, ...extra };
+}
+
+/** Every series of the exposition as `name{labels sorted}` → value. */
+function seriesOf(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const family of parsePromText(text).families) {
+    for (const s of family.samples) {
+      const labels = Object.entries(s.labels)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      out.set(`${s.name}{${labels.join(',')}}`, s.value);
+    }
+  }
+  return out;
+}
+
+function seriesWithPrefix(text: string, name: string): Map<string, number> {
+  return new Map([...seriesOf(text)].filter(([key]) => key.startsWith(`${name}{`)));
+}
+
+describe('label escaping', () => {
+  const hostile = 'a"b\\c\nkata_bridge_pod_info{namespace="x",pod="y"} 1\n';
+
+  test('quotes, backslashes and newlines in label values are escaped and add no series', async () => {
+    const text = await renderer().render(snapshot([pod(hostile, 'p"1', 5)]), 'text');
+    expect(text).toContain('namespace="a\\"b\\\\c\\nkata_bridge_pod_info{namespace=\\"x\\",pod=\\"y\\"} 1\\n"');
+    const cpu = seriesWithPrefix(text, `${PREFIX}container_cpu_usage_seconds_total`);
+    expect([...cpu]).toEqual([[`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace=${JSON.stringify(hostile)},pod="p\\"1"}`, 5]]);
+    // Exactly the one pod's info series: the injected line did not become a sample.
+    const info = seriesWithPrefix(text, `${PREFIX}pod_info`);
+    expect(info.size).toBe(1);
+    expect([...info.keys()][0]).toContain(`namespace=${JSON.stringify(hostile)}`);
+  });
+
+  test('OpenMetrics escapes the same way', async () => {
+    const text = await renderer().render(snapshot([pod(hostile, 'p', 5)]), 'openmetrics');
+    expect(text.endsWith('# EOF\n')).toBe(true);
+    expect(text.split('\n').filter((line) => line.startsWith(`${PREFIX}pod_info{`))).toHaveLength(1);
+  });
+});
+
+describe('a render is a function of its snapshot', () => {
+  test('the exact series set of a hand-built snapshot', async () => {
+    const text = await renderer().render(snapshot([pod('ci', 'a', 3)]), 'text');
+    const cpu = `${PREFIX}container_cpu_usage_seconds_total`;
+    const host = `${PREFIX}pod_host_cpu_usage_seconds_total`;
+    expect(Object.fromEntries(seriesWithPrefix(text, cpu))).toEqual({ [`${cpu}{container="main",namespace="ci",pod="a"}`]: 3 });
+    expect(Object.fromEntries(seriesWithPrefix(text, host))).toEqual({ [`${host}{namespace="ci",pod="a"}`]: 6 });
+    expect(seriesWithPrefix(text, `${PREFIX}source_up`).size).toBe(4);
+  });
+
+  test('two renders of different snapshots in parallel do not mix values', async () => {
+    const r = renderer();
+    const first = snapshot([pod('ci', 'a', 1), pod('ci', 'b', 2)]);
+    const second = snapshot([pod('ci', 'a', 100)]);
+    const [t1, t2, o1, o2] = await Promise.all([
+      r.render(first, 'text'),
+      r.render(second, 'text'),
+      r.render(first, 'openmetrics'),
+      r.render(second, 'openmetrics'),
+    ]);
+    const key = (p: string) => `${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="ci",pod="${p}"}`;
+    expect(seriesOf(t1).get(key('a'))).toBe(1);
+    expect(seriesOf(t1).get(key('b'))).toBe(2);
+    expect(seriesOf(t2).get(key('a'))).toBe(100);
+    for (const [text, a] of [[o1, '1'], [o2, '100']] as const) {
+      expect(text).toContain(`${PREFIX}container_cpu_usage_seconds_total{namespace="ci",pod="a",container="main"} ${a}\n`);
+    }
+  });
+
+  test('a pod missing from the next snapshot is absent from its render', async () => {
+    const r = renderer();
+    const before = await r.render(snapshot([pod('ci', 'a', 1), pod('ci', 'gone', 2, { gaps: ['shim_timeout'] })]), 'text');
+    const after = await r.render(snapshot([pod('ci', 'a', 2)]), 'text');
+    expect(before).toContain('pod="gone"');
+    expect(after).not.toContain('pod="gone"');
+    expect(seriesOf(after).get(`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="ci",pod="a"}`)).toBe(2);
+  });
+
+  test('self counters persist across snapshots and build_info carries the build', async () => {
+    const self = new SelfStats();
+    const r = renderer(self);
+    self.add(self.shimScrapeErrors, 'timeout', 2);
+    const text = await r.render(snapshot([]), 'text');
+    const series = seriesOf(text);
+    expect(series.get(`${PREFIX}shim_scrape_errors_total{reason="timeout"}`)).toBe(2);
+    expect(series.get(`${PREFIX}build_info{nodejs="v24.0.0",revision="abc",version="1.2.3"}`)).toBe(1);
+  });
+});
+
+describe('counter naming', () => {
+  test('text keeps _total on the family; OpenMetrics names the family without it', async () => {
+    const s = snapshot([pod('ci', 'a', 1)]);
+    const r = renderer();
+    const text = await r.render(s, 'text');
+    const om = await r.render(s, 'openmetrics');
+    expect(text).toContain(`# TYPE ${PREFIX}pod_host_cpu_usage_seconds_total counter\n`);
+    expect(om).toContain(`# TYPE ${PREFIX}pod_host_cpu_usage_seconds counter\n`);
+    expect(om).toContain(`${PREFIX}pod_host_cpu_usage_seconds_total{namespace="ci",pod="a"} 2\n`);
+    expect(om).not.toContain(`# TYPE ${PREFIX}pod_host_cpu_usage_seconds_total`);
+    expect(om.endsWith('# EOF\n')).toBe(true);
+  });
+});
+
+describe('raw shim families', () => {
+  const sandbox = (id: string, name: string, families: RawSandboxFamilies['families']): RawSandboxFamilies => ({
+    labels: { sandbox_id: id, cri_uid: `uid-${id}`, cri_name: name, cri_namespace: 'ci' },
+    families,
+  });
+  const hostileValue = 'x"} 1\nkata_evil 1\n\\';
+  const raw: RawSandboxFamilies[] = [
+    sandbox('sb1', 'bad"name\n', [
+      {
+        name: 'kata_guest_load',
+        type: 'gauge',
+        help: 'help with \\ and\nnewline',
+        samples: [{ name: 'kata_guest_load', labels: { item: hostileValue, sandbox_id: 'forged' }, value: 0.5 }],
+      },
+      { name: 'kata_agent_scrape_count', type: 'counter', samples: [{ name: 'kata_agent_scrape_count', labels: {}, value: 3 }] },
+      { name: 'kata_shim_go_goroutines', type: 'gauge', samples: [{ name: 'kata_shim_go_goroutines', labels: {}, value: 12 }] },
+      { name: 'kata_bridge_pod_info', type: 'gauge', samples: [{ name: 'kata_bridge_pod_info', labels: { pod: 'fake' }, value: 1 }] },
+    ]),
+    sandbox('sb2', 'ok', [
+      { name: 'kata_guest_load', type: 'gauge', samples: [{ name: 'kata_guest_load', labels: { item: 'load1' }, value: 0.1 }] },
+      { name: 'kata_agent_scrape_count', type: 'gauge', samples: [{ name: 'kata_agent_scrape_count', labels: {}, value: 9 }] },
+    ]),
+  ];
+
+  test('hostile label values and help are escaped; forged identity and reserved names are dropped', async () => {
+    const text = await renderer().render(snapshot([], { shimRaw: raw }), 'text');
+    const load = seriesWithPrefix(text, 'kata_guest_load');
+    expect(Object.fromEntries(load)).toEqual({
+      [`kata_guest_load{cri_name=${JSON.stringify('bad"name\n')},cri_namespace="ci",cri_uid="uid-sb1",item=${JSON.stringify(hostileValue)},sandbox_id="sb1"}`]: 0.5,
+      'kata_guest_load{cri_name="ok",cri_namespace="ci",cri_uid="uid-sb2",item="load1",sandbox_id="sb2"}': 0.1,
+    });
+    expect(seriesOf(text).has('kata_evil{}')).toBe(false);
+    expect(text).toContain('# HELP kata_guest_load help with \\\\ and\\nnewline\n');
+    // One TYPE per family: the disagreeing type from sb2 is dropped, not a second TYPE.
+    expect(text.match(/^# TYPE kata_agent_scrape_count /gm)).toHaveLength(1);
+    expect(seriesWithPrefix(text, 'kata_agent_scrape_count').size).toBe(1);
+    // A shim cannot publish into our own families.
+    expect(seriesWithPrefix(text, `${PREFIX}pod_info`).size).toBe(0);
+    expect(text.match(/^# TYPE kata_bridge_pod_info /gm)).toHaveLength(1);
+  });
+
+  test('OpenMetrics: raw families come before # EOF, and a counter without _total becomes unknown', async () => {
+    const om = await renderer().render(snapshot([], { shimRaw: raw }), 'openmetrics');
+    expect(om.endsWith('# EOF\n')).toBe(true);
+    expect(om.match(/# EOF/g)).toHaveLength(1);
+    expect(om.indexOf('kata_guest_load{')).toBeLessThan(om.indexOf('# EOF'));
+    expect(om).toContain('# TYPE kata_agent_scrape_count unknown\n');
+    expect(om).toContain('# TYPE kata_shim_go_goroutines gauge\n');
+  });
+});
+
+describe('negotiateFormat', () => {
+  test.each([
+    [undefined, 'text'],
+    ['text/plain;version=0.0.4', 'text'],
+    ['*/*', 'text'],
+    ['application/openmetrics-text;version=1.0.0;charset=utf-8,text/plain;version=0.0.4;q=0.5', 'openmetrics'],
+    ['Application/OpenMetrics-Text; version=0.0.1', 'openmetrics'],
+  ] as const)('%s → %s', (accept, format) => {
+    expect(negotiateFormat(accept)).toBe(format);
+  });
+
+  test('content types', () => {
+    expect(CONTENT_TYPES.text).toMatch(/^text\/plain; ?version=0\.0\.4/);
+    expect(CONTENT_TYPES.openmetrics).toMatch(/^application\/openmetrics-text; ?version=1\.0\.0/);
+  });
+});
