@@ -6,7 +6,10 @@
  * `resource_scrape_error` only (`scrape_error` is hidden since 1.30).
  * Pure: the lab's simulated kubelet calls it with values that move over time.
  */
-import type { KubeletContainerStats, KubeletNodeStats, KubeletPodStats } from '../translate/records.js';
+import { escapeLabelValue, formatGoFloat } from '../translate/prom-text-format.ts';
+import type { KubeletContainerStats, KubeletNodeStats, KubeletPodStats } from '../translate/records.ts';
+
+export { formatGoFloat };
 
 export interface KubeletPayloadInput {
   /** When the stats were taken (ms since epoch); used for samples without their own timestamp. */
@@ -30,29 +33,6 @@ interface FamilyDef {
   type: 'counter' | 'gauge';
   help: string;
   rows: (input: KubeletPayloadInput) => Row[];
-}
-
-/**
- * Go's strconv.FormatFloat(v, 'g', -1, 64), as the Prometheus text encoder writes values:
- * shortest round-trip digits; exponent form (at least two exponent digits) when the decimal
- * exponent is < -4 or >= 6, e.g. 12533760 → 1.253376e+07, 4.710169 → 4.710169.
- */
-export function formatGoFloat(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  if (v === 0) return Object.is(v, -0) ? '-0' : '0';
-  const exp = v.toExponential(); // shortest digits, e.g. "1.253376e+7"
-  const m = /^(-?[\d.]+)e([+-])(\d+)$/.exec(exp);
-  if (!m) return String(v);
-  const [, mantissa, sign, digits] = m as unknown as [string, string, string, string];
-  const e = Number(digits) * (sign === '-' ? -1 : 1);
-  if (e < -4 || e >= 6) return `${mantissa}e${sign}${digits.padStart(2, '0')}`;
-  return String(v);
-}
-
-function escapeLabelValue(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 const podLabels = (p: { namespace: string; pod: string }): [string, string][] => [

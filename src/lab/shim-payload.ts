@@ -11,6 +11,7 @@
  *   prometheus crate encodes it (plain decimal numbers, no go_*, no histograms).
  */
 import type { Hypervisor, KataRuntime } from '../translate/records.ts';
+import { escapeLabelValue, formatGoFloat } from '../translate/prom-text-format.ts';
 
 export const GUEST_CPU_ITEMS = ['guest', 'guest_nice', 'idle', 'iowait', 'irq', 'nice', 'softirq', 'steal', 'system', 'user'] as const;
 export type GuestCpuItem = (typeof GUEST_CPU_ITEMS)[number];
@@ -77,21 +78,6 @@ export interface ShimPayloadValues {
 
 type Flavour = 'go' | 'rs';
 
-/** Go's strconv.FormatFloat(f, 'g', -1, 64), as expfmt writes sample values. */
-export function formatGo(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  if (value === 0) return '0';
-  const [mantissa, exp] = value.toExponential().split('e') as [string, string];
-  const exponent = Number(exp);
-  if (exponent < -4 || exponent >= 6) {
-    const sign = exponent < 0 ? '-' : '+';
-    return `${mantissa}e${sign}${String(Math.abs(exponent)).padStart(2, '0')}`;
-  }
-  return String(value);
-}
-
 /** The Rust prometheus crate writes f64 with Display: plain decimal. */
 export function formatRs(value: number): string {
   if (Number.isNaN(value)) return 'NaN';
@@ -109,8 +95,8 @@ class Writer {
   }
 
   sample(name: string, labels: Record<string, string>, value: number): this {
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-    const text = this.flavour === 'go' ? formatGo(value) : formatRs(value);
+    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+    const text = this.flavour === 'go' ? formatGoFloat(value) : formatRs(value);
     this.parts.push(`${name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${text}\n`);
     return this;
   }
@@ -139,10 +125,6 @@ class Writer {
   text(): string {
     return this.parts.join('');
   }
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
 // ─── per-process families ──────────────────────────────────────────────────────

@@ -7,14 +7,7 @@
 import type { RawSandboxFamilies } from '../translate/shim-raw.ts';
 import { RAW_IDENTITY_LABELS } from '../translate/shim-raw.ts';
 import type { ExpositionFormat } from './registry.ts';
-
-function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function escapeHelp(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
+import { escapeHelp, escapeLabelValue } from '../translate/prom-text-format.ts';
 
 function formatValue(value: number): string {
   if (Number.isNaN(value)) return 'NaN';

@@ -7,6 +7,7 @@
  * uid, and only when it does not contradict the name and namespace already found.
  */
 
+import { podUidFromCgroupPath as uidInCgroupPath } from './cgroup-paths.ts';
 import { hypervisorFromProcesses } from './hypervisor.ts';
 import { asObject, asString, asStringMap, decodeKataState } from './kata-state.ts';
 import type { RawSandbox, SandboxMappingSource, SandboxPodRef, SandboxRecord } from './records.ts';
@@ -116,13 +117,10 @@ export function readOciConfig(text: string | undefined): { annotations: Record<s
  * cgroupfs `/kubepods/<qos>/pod<uid>/...`; systemd `kubepods-<qos>-pod<uid_with_underscores>.slice`
  * (as a path, or in the `slice:prefix:name` form of an OCI cgroupsPath).
  */
-const POD_IN_CGROUP =
-  /(?:^|[/-])pod([0-9a-fA-F]{8}([-_])[0-9a-fA-F]{4}\2[0-9a-fA-F]{4}\2[0-9a-fA-F]{4}\2[0-9a-fA-F]{12})(?=$|[/.:])/;
-
+/** The pod UID inside a sandbox cgroup path (either driver), when it is a well-formed UID. */
 export function podUidFromCgroupPath(path: string | undefined): string | undefined {
-  const match = path === undefined ? null : POD_IN_CGROUP.exec(path);
-  if (match?.[1] === undefined) return undefined;
-  return valid({ uid: match[1].replaceAll('_', '-') }).uid;
+  const uid = path === undefined ? undefined : uidInCgroupPath(path);
+  return uid === undefined ? undefined : valid({ uid: uid.replaceAll('_', '-') }).uid;
 }
 
 // ─── the mapping ──────────────────────────────────────────────────────────────
