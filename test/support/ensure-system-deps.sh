@@ -8,6 +8,10 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+# kubectl renders the kustomize manifests (test/unit/manifests.test.ts): the `kubectl` package when
+# an apt source offers it (Kubernetes or Google Cloud repository), else Debian's kubernetes-client,
+# whose old bundled kustomize may be too old for deploy/kubernetes (the test then says so).
+command -v kubectl >/dev/null || need+=("$(apt-cache show kubectl >/dev/null 2>&1 && echo kubectl || echo kubernetes-client)")
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "installing test dependencies: ${need[*]}" >&2
