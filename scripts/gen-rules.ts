@@ -1,0 +1,465 @@
+/**
+ * `npm run rules`: writes deploy/prometheus/kata-bridge.rules.yaml, the Prometheus recording and
+ * alert rules, from the thresholds in deploy/prometheus/thresholds.ts.
+ *
+ *   npm run rules                                         regenerate the committed file (defaults)
+ *   npm run rules -- --check                              exit 1 when the committed file is stale
+ *   npm run rules -- --thresholds my.json --out my.yaml   your own thresholds (see thresholds.ts)
+ *   npm run rules -- --thresholds my.json --out -         ... printed to stdout
+ */
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { DEFAULT_THRESHOLDS, resolveThresholds, type Severity, type Thresholds } from '../deploy/prometheus/thresholds.ts';
+
+export const RULE_FILE = new URL('../deploy/prometheus/kata-bridge.rules.yaml', import.meta.url);
+
+export interface RecordingRule {
+  kind: 'record';
+  record: string;
+  expr: string;
+}
+
+export interface AlertRule {
+  kind: 'alert';
+  alert: string;
+  expr: string;
+  for: string;
+  severity: Severity;
+  summary: string;
+  description: string;
+  /** What one alert instance stands for: it decides which labels the description may use. */
+  scope: 'container' | 'pod' | 'node';
+}
+
+export interface RuleGroup {
+  name: string;
+  rules: (RecordingRule | AlertRule)[];
+}
+
+/** The anchor of an alert's section in docs/runbooks.md (GitHub's slug of a `## <alert>` heading). */
+export function runbookAnchor(alert: string): string {
+  return alert.toLowerCase();
+}
+
+// ── recording rule names (level:metric:operations) ──
+export const R = {
+  containerCpuRate: 'namespace_pod_container:kata_bridge_container_cpu_usage:rate5m',
+  containerCpuPerLimit: 'namespace_pod_container:kata_bridge_container_cpu_usage_per_limit:ratio_rate5m',
+  containerMemPerLimit: 'namespace_pod_container:kata_bridge_container_memory_working_set_per_limit:ratio',
+  podCpuLimitSum: 'namespace_pod:kata_bridge_container_cpu_limit_cores:sum',
+  podHostCpuRate: 'namespace_pod:kata_bridge_pod_host_cpu_usage:rate5m',
+  podHostCpuPerLimit: 'namespace_pod:kata_bridge_pod_host_cpu_usage_per_limit:ratio_rate5m',
+  podGuestCpuRate: 'namespace_pod:kata_bridge_pod_guest_cpu_usage:rate5m',
+  podGuestPerHostCpu: 'namespace_pod:kata_bridge_pod_guest_cpu_usage_per_host:ratio_rate5m',
+  podOverheadCpuRate: 'namespace_pod:kata_bridge_pod_overhead_cpu_usage:rate5m',
+  podOverheadCpuPerReserved: 'namespace_pod:kata_bridge_pod_overhead_cpu_usage_per_reserved:ratio_rate5m',
+  podOverheadMemPerReserved: 'namespace_pod:kata_bridge_pod_overhead_memory_per_reserved:ratio',
+  podGuestTasksDeriv: 'namespace_pod:kata_bridge_pod_guest_tasks:deriv5m',
+  podGuestTxRate: 'namespace_pod:kata_bridge_pod_guest_network_transmit_bytes:rate5m',
+  podGuestRxRate: 'namespace_pod:kata_bridge_pod_guest_network_receive_bytes:rate5m',
+  podGuestDiskWriteRate: 'namespace_pod:kata_bridge_pod_guest_disk_written_bytes:rate5m',
+  podGuestDiskReadRate: 'namespace_pod:kata_bridge_pod_guest_disk_read_bytes:rate5m',
+} as const;
+
+function num(n: number): string {
+  return String(n);
+}
+
+function recordingRules(): RecordingRule[] {
+  const rec = (record: string, expr: string): RecordingRule => ({ kind: 'record', record, expr });
+  return [
+    rec(R.containerCpuRate, 'rate(kata_bridge_container_cpu_usage_seconds_total[5m])'),
+    rec(R.containerCpuPerLimit, `${R.containerCpuRate}\n  /\n(kata_bridge_container_cpu_limit_cores > 0)`),
+    rec(
+      R.containerMemPerLimit,
+      'kata_bridge_container_memory_working_set_bytes\n  /\n(kata_bridge_container_memory_limit_bytes > 0)',
+    ),
+    // The pod cgroup has a CPU quota only when every container declares a limit: sum the limits
+    // only for those pods (a container is known by any of its per-container series).
+    rec(
+      R.podCpuLimitSum,
+      [
+        'sum without (container) (kata_bridge_container_cpu_limit_cores)',
+        'unless',
+        'count without (container) (',
+        '  (',
+        '    group without (reason) (kata_bridge_container_metrics_gap)',
+        '    or group without () (kata_bridge_container_memory_working_set_bytes)',
+        '    or group without () (kata_bridge_container_cpu_usage_seconds_total)',
+        '  )',
+        '  unless kata_bridge_container_cpu_limit_cores',
+        ')',
+      ].join('\n'),
+    ),
+    rec(R.podHostCpuRate, 'rate(kata_bridge_pod_host_cpu_usage_seconds_total[5m])'),
+    rec(R.podHostCpuPerLimit, `${R.podHostCpuRate}\n  /\n(${R.podCpuLimitSum} > 0)`),
+    rec(R.podGuestCpuRate, 'rate(kata_bridge_pod_guest_cpu_usage_seconds_total[5m])'),
+    rec(R.podGuestPerHostCpu, `${R.podGuestCpuRate}\n  /\n(${R.podHostCpuRate} > 0)`),
+    rec(R.podOverheadCpuRate, 'rate(kata_bridge_pod_overhead_cpu_usage_seconds_total[5m])'),
+    rec(R.podOverheadCpuPerReserved, `${R.podOverheadCpuRate}\n  /\n(kata_bridge_pod_overhead_cpu_reserved_cores > 0)`),
+    rec(R.podOverheadMemPerReserved, 'kata_bridge_pod_overhead_memory_bytes\n  /\n(kata_bridge_pod_overhead_memory_reserved_bytes > 0)'),
+    rec(R.podGuestTasksDeriv, 'deriv(kata_bridge_pod_guest_tasks[5m])'),
+    rec(R.podGuestTxRate, 'rate(kata_bridge_pod_guest_network_transmit_bytes_total[5m])'),
+    rec(R.podGuestRxRate, 'rate(kata_bridge_pod_guest_network_receive_bytes_total[5m])'),
+    rec(R.podGuestDiskWriteRate, 'rate(kata_bridge_pod_guest_disk_written_bytes_total[5m])'),
+    rec(R.podGuestDiskReadRate, 'rate(kata_bridge_pod_guest_disk_read_bytes_total[5m])'),
+  ];
+}
+
+const POD = '{{ $labels.namespace }}/{{ $labels.pod }}';
+const CONTAINER = '{{ $labels.namespace }}/{{ $labels.pod }} container {{ $labels.container }}';
+const NODE = '{{ $labels.instance }}';
+
+function buildAbuse(t: Thresholds): AlertRule[] {
+  const c = t.cpuAtLimit;
+  // A container whose own view is first-hand and pinned flat at its limit.
+  const containerPinned = [
+    '(',
+    `  ${R.containerCpuPerLimit} >= ${num(c.ratio)}`,
+    '  and',
+    `  stddev_over_time(${R.containerCpuPerLimit}[${c.varianceWindow}]) < ${num(c.maxStddev)}`,
+    ')',
+    'unless ignoring (reason) kata_bridge_container_metrics_gap',
+  ];
+  const podPinned = [
+    '(',
+    `  ${R.podHostCpuPerLimit} >= ${num(c.ratio)}`,
+    '  and',
+    `  stddev_over_time(${R.podHostCpuPerLimit}[${c.varianceWindow}]) < ${num(c.maxStddev)}`,
+    ')',
+    'unless on (namespace, pod)',
+    '(',
+    ...containerPinned.map((l) => `  ${l}`),
+    ')',
+  ];
+  const g = t.guestCpuPlausibility;
+  const o = t.overheadAboveReservation;
+  return [
+    {
+      kind: 'alert',
+      alert: 'KataBridgeContainerCpuFlatAtLimit',
+      scope: 'container',
+      expr: containerPinned.join('\n'),
+      for: c.for,
+      severity: c.severity,
+      summary: 'Container CPU pinned flat at its limit (possible crypto-mining).',
+      description: `${CONTAINER} has used {{ $value | humanizePercentage }} of its CPU limit with almost no variation for ${c.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgePodHostCpuFlatAtLimit',
+      scope: 'pod',
+      expr: podPinned.join('\n'),
+      for: c.for,
+      severity: c.severity,
+      summary: 'The host spends flat, saturated CPU on a Kata pod whose own view does not show it (possible crypto-mining).',
+      description: `The host has spent {{ $value | humanizePercentage }} of the summed CPU limits of ${POD} on its VM with almost no variation for ${c.for}; no container's own first-hand view explains it.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeContainerMemoryNearLimit',
+      scope: 'container',
+      expr: `${R.containerMemPerLimit} >= ${num(t.memoryNearLimit.ratio)}`,
+      for: t.memoryNearLimit.for,
+      severity: t.memoryNearLimit.severity,
+      summary: 'Container memory working set close to its limit.',
+      description: `${CONTAINER} has used {{ $value | humanizePercentage }} of its memory limit for ${t.memoryNearLimit.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestTasksHigh',
+      scope: 'pod',
+      expr: `kata_bridge_pod_guest_tasks > ${num(t.guestTasks.max)}`,
+      for: t.guestTasks.maxFor,
+      severity: t.guestTasks.severity,
+      summary: 'Too many tasks in a Kata guest (possible fork bomb).',
+      description: `The guest of ${POD} reports {{ $value }} tasks (bound ${num(t.guestTasks.max)}).`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestTasksGrowingFast',
+      scope: 'pod',
+      expr: `${R.podGuestTasksDeriv} > ${num(t.guestTasks.growthPerSecond)}`,
+      for: t.guestTasks.growthFor,
+      severity: t.guestTasks.severity,
+      summary: 'Tasks in a Kata guest grow fast (possible fork bomb).',
+      description: `The guest of ${POD} gains {{ $value | humanize }} tasks per second (bound ${num(t.guestTasks.growthPerSecond)}).`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestNetworkEgressFlood',
+      scope: 'pod',
+      expr: `${R.podGuestTxRate} > ${num(t.egressFlood.bytesPerSecond)}`,
+      for: t.egressFlood.for,
+      severity: t.egressFlood.severity,
+      summary: 'A Kata guest sends a flood of network traffic.',
+      description: `The guest of ${POD} has sent {{ $value | humanize }}B/s for ${t.egressFlood.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestDiskWriteFlood',
+      scope: 'pod',
+      expr: `${R.podGuestDiskWriteRate} > ${num(t.diskWriteFlood.bytesPerSecond)}`,
+      for: t.diskWriteFlood.for,
+      severity: t.diskWriteFlood.severity,
+      summary: 'A Kata guest writes to disk at a flood rate.',
+      description: `The guest of ${POD} has written {{ $value | humanize }}B/s for ${t.diskWriteFlood.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeVmOverheadMemoryAboveReservation',
+      scope: 'pod',
+      expr: `${R.podOverheadMemPerReserved} > ${num(o.memoryRatio)}`,
+      for: o.memoryFor,
+      severity: o.severity,
+      summary: 'VM memory overhead exceeds the RuntimeClass reservation.',
+      description: `The VM of ${POD} uses {{ $value | humanizePercentage }} of the memory its RuntimeClass reserves for overhead; the VMM may be OOM-killed with the pod.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeVmOverheadCpuAboveReservation',
+      scope: 'pod',
+      expr: `${R.podOverheadCpuPerReserved} > ${num(o.cpuRatio)}`,
+      for: o.cpuFor,
+      severity: o.severity,
+      summary: 'VM CPU overhead exceeds the RuntimeClass reservation.',
+      description: `The VM of ${POD} uses {{ $value | humanizePercentage }} of the CPU its RuntimeClass reserves for overhead.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestCpuOverReported',
+      scope: 'pod',
+      expr: [
+        `${R.podGuestPerHostCpu} > ${num(1 + g.overReportTolerance)}`,
+        `and ${R.podGuestCpuRate} >= ${num(g.overReportMinGuestCores)}`,
+      ].join('\n'),
+      for: g.for,
+      severity: g.severity,
+      summary: 'A Kata guest reports more CPU time than the host spent on its whole VM.',
+      description: `The guest of ${POD} claims {{ $value | humanizePercentage }} of the CPU time the host spent on its VM: the guest is broken or lying.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeGuestCpuUnderReported',
+      scope: 'pod',
+      expr: [
+        `${R.podGuestPerHostCpu} < ${num(g.underReportFraction)}`,
+        `and ${R.podHostCpuRate} >= ${num(g.underReportMinHostCores)}`,
+      ].join('\n'),
+      for: g.for,
+      severity: g.severity,
+      summary: 'A Kata guest reports far less CPU time than the host spends on its VM.',
+      description: `The guest of ${POD} claims only {{ $value | humanizePercentage }} of the CPU time the host spends on its busy VM: it hides work, or costs unusually much to emulate.`,
+    },
+  ];
+}
+
+function blindSpots(t: Thresholds): AlertRule[] {
+  return [
+    {
+      kind: 'alert',
+      alert: 'KataBridgeContainerMetricsGap',
+      scope: 'container',
+      expr: 'kata_bridge_container_metrics_gap{reason!="kubelet_zero"} > 0',
+      for: t.containerGap.for,
+      severity: t.containerGap.severity,
+      summary: 'A Kata container has had no first-hand metrics for a while.',
+      description: `${CONTAINER} has had no first-hand value (reason {{ $labels.reason }}, gap {{ $value }}) for ${t.containerGap.for}; its published values are estimates.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgePodMetricsGap',
+      scope: 'pod',
+      expr: 'kata_bridge_pod_metrics_gap{reason!~"shim_unsafe_runtime|shim_disabled"} > 0',
+      for: t.podGap.for,
+      severity: t.podGap.severity,
+      summary: 'Part of a Kata pod\'s data has been missing for a while.',
+      description: `${POD} has been missing data (reason {{ $labels.reason }}, gap {{ $value }}) for ${t.podGap.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeKubeletReportsZeros',
+      scope: 'node',
+      expr: `count without (namespace, pod, container, reason) (kata_bridge_container_metrics_gap{reason="kubelet_zero"}) >= ${num(t.kubeletZeros.minContainers)}`,
+      for: t.kubeletZeros.for,
+      severity: t.kubeletZeros.severity,
+      summary: 'The kubelet of a node reports zeros for Kata containers.',
+      description: `The kubelet behind ${NODE} reports zero CPU for {{ $value }} running Kata containers; kubectl top, the HPA and per-container dashboards are blind there.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeUnsafeRuntimeSandboxesSkipped',
+      scope: 'node',
+      expr: 'sum without (state) (kata_bridge_sandboxes{state="unsafe_skipped"}) > 0',
+      for: t.unsafeSkipped.for,
+      severity: t.unsafeSkipped.severity,
+      summary: 'Kata runtime-rs sandboxes are left unscraped because scraping them could crash their shim.',
+      description: `{{ $value }} {{ $labels.runtime }} sandboxes on ${NODE} are not scraped (--shim.runtime-rs=safe): their guest view is missing.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeSandboxUnmapped',
+      scope: 'node',
+      expr: 'kata_bridge_sandbox_unmapped > 0',
+      for: t.sandboxUnmapped.for,
+      severity: t.sandboxUnmapped.severity,
+      summary: 'A Kata sandbox cannot be joined to any pod.',
+      description: `Sandbox {{ $labels.sandbox_id }} ({{ $labels.runtime }}, value {{ $value }}) on ${NODE} belongs to no known pod on this node.`,
+    },
+  ];
+}
+
+function exporterHealth(t: Thresholds): AlertRule[] {
+  const job = `job=~"${t.exporterJobRegex}"`;
+  return [
+    {
+      kind: 'alert',
+      alert: 'KataBridgeExporterDown',
+      scope: 'node',
+      expr: `up{${job}} == 0`,
+      for: t.exporterDown.for,
+      severity: t.exporterDown.severity,
+      summary: 'A kata-metrics-bridge target is down.',
+      description: `Prometheus cannot scrape ${NODE} (job {{ $labels.job }}, up {{ $value }}): the Kata pods there are unwatched.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeExporterAbsent',
+      scope: 'node',
+      expr: `absent(up{${job}})`,
+      for: t.exporterAbsent.for,
+      severity: t.exporterAbsent.severity,
+      summary: 'Prometheus has no kata-metrics-bridge target at all.',
+      description: `No scrape target matches job=~"${t.exporterJobRegex}" (absent {{ $value }}): no Kata node is watched.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeSourceDown',
+      scope: 'node',
+      expr: 'kata_bridge_source_up == 0',
+      for: t.sourceDown.for,
+      severity: t.sourceDown.severity,
+      summary: 'kata-metrics-bridge cannot read one of its sources.',
+      description: `The exporter on ${NODE} has failed to read its {{ $labels.source }} source (up {{ $value }}) for ${t.sourceDown.for}.`,
+    },
+    {
+      kind: 'alert',
+      alert: 'KataBridgeCollectionSlow',
+      scope: 'node',
+      expr: `max without (source) (kata_bridge_collection_duration_seconds) > ${num(t.collectionSlow.seconds)}`,
+      for: t.collectionSlow.for,
+      severity: t.collectionSlow.severity,
+      summary: 'kata-metrics-bridge collections are slow.',
+      description: `The slowest source of a collection on ${NODE} takes {{ $value | humanizeDuration }} (bound ${num(t.collectionSlow.seconds)}s); scrapes risk timing out.`,
+    },
+  ];
+}
+
+export function buildRuleGroups(t: Thresholds = DEFAULT_THRESHOLDS): RuleGroup[] {
+  return [
+    { name: 'kata-bridge.recording', rules: recordingRules() },
+    { name: 'kata-bridge.build-abuse', rules: buildAbuse(t) },
+    { name: 'kata-bridge.blind-spots', rules: blindSpots(t) },
+    { name: 'kata-bridge.exporter-health', rules: exporterHealth(t) },
+  ];
+}
+
+// ── a tiny YAML emitter: mappings, sequences, double-quoted (JSON) strings, literal blocks ──
+
+function scalar(value: string): string {
+  return JSON.stringify(value);
+}
+
+function exprLines(expr: string, indent: string): string[] {
+  const lines = expr.split('\n').map((l) => l.trimEnd());
+  if (lines.length === 1) return [`${indent}expr: ${scalar(lines[0] ?? '')}`];
+  if ((lines[0] ?? '').startsWith(' ')) throw new Error(`expression must not start with a space: ${expr}`);
+  return [`${indent}expr: |-`, ...lines.map((l) => (l === '' ? '' : `${indent}  ${l}`))];
+}
+
+export function renderRuleFile(groups: RuleGroup[], t: Thresholds = DEFAULT_THRESHOLDS): string {
+  const out: string[] = [
+    '# Generated by `npm run rules` (scripts/gen-rules.ts) from deploy/prometheus/thresholds.ts.',
+    '# Do not edit: change a threshold with `npm run rules -- --thresholds my.json --out my.yaml`',
+    '# (see thresholds.ts and docs/runbooks.md). A test fails when this file drifts from the generator.',
+    'groups:',
+  ];
+  for (const group of groups) {
+    out.push(`  - name: ${scalar(group.name)}`, '    rules:');
+    for (const rule of group.rules) {
+      if (rule.kind === 'record') {
+        out.push(`      - record: ${scalar(rule.record)}`, ...exprLines(rule.expr, '        '));
+      } else {
+        out.push(
+          `      - alert: ${scalar(rule.alert)}`,
+          ...exprLines(rule.expr, '        '),
+          `        for: ${scalar(rule.for)}`,
+          '        labels:',
+          `          severity: ${scalar(rule.severity)}`,
+          '        annotations:',
+          `          summary: ${scalar(rule.summary)}`,
+          `          description: ${scalar(rule.description)}`,
+          `          runbook_url: ${scalar(`${t.runbookBaseUrl}#${runbookAnchor(rule.alert)}`)}`,
+        );
+      }
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function generate(t: Thresholds = DEFAULT_THRESHOLDS): string {
+  return renderRuleFile(buildRuleGroups(t), t);
+}
+
+function main(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      thresholds: { type: 'string' },
+      out: { type: 'string' },
+      check: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  let t: Thresholds = DEFAULT_THRESHOLDS;
+  if (values.thresholds !== undefined) {
+    if (values.out === undefined) {
+      process.stderr.write('--thresholds needs --out (a file, or - for stdout): the committed rule file keeps the defaults\n');
+      return 2;
+    }
+    t = resolveThresholds(JSON.parse(readFileSync(values.thresholds, 'utf8')) as unknown);
+  }
+  const text = generate(t);
+  if (values.check) {
+    let current = '';
+    try {
+      current = readFileSync(RULE_FILE, 'utf8');
+    } catch {
+      // missing counts as stale
+    }
+    if (current !== text) {
+      process.stderr.write('deploy/prometheus/kata-bridge.rules.yaml is stale: run `npm run rules`\n');
+      return 1;
+    }
+    return 0;
+  }
+  if (values.out === '-') {
+    process.stdout.write(text);
+  } else {
+    const target = values.out ?? RULE_FILE;
+    writeFileSync(target, text);
+    process.stderr.write(`wrote ${typeof target === 'string' ? target : 'deploy/prometheus/kata-bridge.rules.yaml'}\n`);
+  }
+  return 0;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  }
+}
