@@ -29,6 +29,7 @@ export const DEMO_SCENARIO: LabScenario = {
     // CRI-O with cAdvisor stats: the kubelet reports explicit zeros for Kata containers.
     { name: 'lint-zeros-5d2bq', hypervisor: 'firecracker', runtime: 'go', kubelet: 'zeros' },
     { name: 'notebook-0', namespace: 'tenant-a', hypervisor: 'dragonball', runtime: 'rs' },
+    // Its VMM has outgrown the RuntimeClass's 130Mi overhead: it would be OOM-killed with the pod.
     { name: 'trainer-8k2lm', namespace: 'ml', hypervisor: 'cloud-hypervisor', runtime: 'rs', vmOverheadMemoryBytes: 150 * MIB },
     // runtime-rs + QEMU: GET /metrics would abort the shim (Kata issue 13708); never scraped by default.
     { name: 'fuzz-rs-qemu-0', namespace: 'security', hypervisor: 'qemu', runtime: 'rs', shim: { kind: 'status', status: 500 } },

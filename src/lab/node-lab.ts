@@ -119,6 +119,21 @@ interface LabPodState {
   real?: RealPodCgroups;
 }
 
+/** The guest kernel and agent: memory the guest uses beyond its containers. */
+export const GUEST_KERNEL_BYTES = 64 * MIB;
+
+/**
+ * What each VMM (with its shim and virtiofsd) costs on the host by default, chosen so a default pod
+ * stays inside kata-deploy's RuntimeClass overhead (QEMU 320Mi, Cloud Hypervisor and Firecracker
+ * 130Mi); a scenario that wants a VMM outgrowing its reservation says so.
+ */
+const VMM_MEMORY: Record<Exclude<Hypervisor, 'unknown'>, number> = {
+  qemu: 150 * MIB,
+  'cloud-hypervisor': 32 * MIB,
+  firecracker: 24 * MIB,
+  dragonball: 40 * MIB,
+};
+
 const RUNTIME_CLASS: Record<Exclude<Hypervisor, 'unknown'>, string> = {
   qemu: 'kata-qemu',
   'cloud-hypervisor': 'kata-clh',
@@ -242,7 +257,7 @@ export class NodeLab {
       mapping: input.mapping ?? 'containerd',
       sandboxCgroupOnly: input.sandboxCgroupOnly ?? runtime === 'rs',
       vmOverheadCores: input.vmOverheadCores ?? 0.05,
-      vmOverheadMemoryBytes: input.vmOverheadMemoryBytes ?? 180 * MIB,
+      vmOverheadMemoryBytes: input.vmOverheadMemoryBytes ?? VMM_MEMORY[hypervisor],
       guestTasks: input.guestTasks ?? 60,
       guestMemoryBytes: input.guestMemoryBytes ?? 4 * GIB,
       networkReceiveBytesPerSecond: input.networkReceiveBytesPerSecond ?? 200_000,
@@ -398,7 +413,7 @@ export class NodeLab {
   }
 
   private guestUsedMemory(state: LabPodState): number {
-    return state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) + 160 * MIB;
+    return state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) + GUEST_KERNEL_BYTES;
   }
 
   private hostUsage(state: LabPodState, atMs: number): { sandbox: LabCgroupUsage; overhead: LabCgroupUsage } {
@@ -406,7 +421,8 @@ export class NodeLab {
     // vCPU threads run the guest; emulation costs a few percent on top.
     const vcpu = this.guestCpu(state, atMs) * 1.03;
     const vmm = work(state.scenario.vmOverheadCores, t);
-    const guestRam = this.guestUsedMemory(state) + 64 * MIB;
+    // Guest RAM the VM has touched: what the guest uses plus a little page cache it has freed.
+    const guestRam = this.guestUsedMemory(state) + 16 * MIB;
     const vmmMemory = state.scenario.vmOverheadMemoryBytes;
     if (state.scenario.sandboxCgroupOnly) {
       return {

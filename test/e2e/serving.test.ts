@@ -9,7 +9,7 @@ import {
   promtoolCheckMetrics,
   spawnNode,
   startLabExporter,
-  TSX_CLI,
+  NPM_START,
   BIN,
   waitFor,
   type LabExporter,
@@ -200,8 +200,8 @@ describe.concurrent('the real process', () => {
     expect(logs.find((l) => l.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM', app: 'kata-metrics-bridge' });
   }
 
-  test('SIGTERM: src/main.ts exits 0 and logs "shutting down" as JSON', async () => {
-    await servesThenStops([TSX_CLI, 'src/main.ts']);
+  test('SIGTERM: `npm start`\'s command (node --import tsx src/main.ts) exits 0 and logs "shutting down" as JSON', async () => {
+    await servesThenStops(NPM_START);
   });
 
   test('SIGTERM to the bin reaches the exporter, which exits 0', async () => {
@@ -209,7 +209,7 @@ describe.concurrent('the real process', () => {
   });
 
   test('--once --demo prints an exposition and exits 0', async () => {
-    const child = spawnNode([TSX_CLI, 'src/main.ts', '--once', '--demo']);
+    const child = spawnNode([...NPM_START, '--once', '--demo']);
     expect(await child.exited(90_000)).toBe(0);
     const families = parsePromText(child.stdout).families;
     expect(families.find((f) => f.name === 'kata_bridge_source_up')?.samples.every((s) => s.value === 1)).toBe(true);
@@ -229,8 +229,7 @@ describe('--once against an unreachable kubelet', () => {
   test('exits non-zero and names the failed source', async () => {
     const closed = await freePort();
     const child = spawnNode([
-      TSX_CLI,
-      'src/main.ts',
+      ...NPM_START,
       '--once',
       ...node.lab.flags(),
       `--kubelet.url=https://127.0.0.1:${closed}`,

@@ -178,5 +178,6 @@ export function spawnNode(args: readonly string[], env: Record<string, string> =
   };
 }
 
-export const TSX_CLI = 'node_modules/tsx/dist/cli.mjs';
+/** What `npm start` runs (after `node`): tsx as a loader in the exporter's own process. */
+export const NPM_START = ['--import', 'tsx', 'src/main.ts'];
 export const BIN = 'bin/kata-metrics-bridge.js';
