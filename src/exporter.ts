@@ -3,13 +3,15 @@
  * main.ts handles the process (flags, signals, exit codes); this module is what tests start.
  */
 
-import { createServer as createHttpServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Collector, type PodSource } from './collector.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { SelfStats, SnapshotRenderer, type BuildInfo } from './publish/registry.ts';
 import { createApp, type ExporterCore } from './publish/server.ts';
+import { createWebServer, webMiddleware } from './publish/listener.ts';
+import { WebConfigSource } from './publish/web-config.ts';
 import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
 import { PodWatcher } from './scrapers/pods.ts';
@@ -107,9 +109,13 @@ export class Exporter implements ExporterCore {
     return this.watcher.isReady();
   }
 
-  /** Serves the endpoints; resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
+  /**
+   * Serves the endpoints, over HTTPS and behind basic auth when --web.config.file says so;
+   * resolves with the bound address. A bad web config rejects with a ConfigError naming the file.
+   */
+  async listen(): Promise<AddressInfo & { tls: boolean }> {
     const { config, logger } = this.options;
+    const web = config.webConfigFile === undefined ? undefined : new WebConfigSource(config.webConfigFile);
     const app = createApp({
       core: this,
       renderer: this.renderer,
@@ -117,8 +123,9 @@ export class Exporter implements ExporterCore {
       nodeName: config.nodeName,
       version: this.options.build.version,
       logger,
+      middleware: web === undefined ? [] : webMiddleware(() => web.current.config, logger),
     });
-    const server = createHttpServer(app);
+    const { server, tls } = createWebServer(app, web, logger);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error) =>
@@ -126,7 +133,7 @@ export class Exporter implements ExporterCore {
       );
       server.listen(config.listenPort, config.listenHost, resolve);
     });
-    return server.address() as AddressInfo;
+    return { ...(server.address() as AddressInfo), tls };
   }
 
   /** Stops serving and watching; in-flight requests finish first. */

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, parseCommandLine, type Config } from './config.ts';
 import { Exporter } from './exporter.ts';
 import { createLogger, type Logger } from './log.ts';
+import { loadWebConfig } from './publish/web-config.ts';
 import type { BuildInfo } from './publish/registry.ts';
 
 function buildInfo(): BuildInfo {
@@ -27,6 +28,8 @@ async function main(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseCommandLine(argv, process.env, existsSync);
+    // A bad web config (YAML, keys, unreadable certificates) fails before anything starts.
+    if (parsed.kind === 'run' && !parsed.config.once && parsed.config.webConfigFile !== undefined) loadWebConfig(parsed.config.webConfigFile);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`kata-metrics-bridge: ${error.message}\n`);
@@ -64,10 +67,20 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 
   await exporter.startSources();
-  const address = await exporter.listen();
+  let address;
+  try {
+    address = await exporter.listen();
+  } catch (error) {
+    // The web config changed between the check above and now.
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`kata-metrics-bridge: ${error.message}\n`);
+    await exporter.close();
+    await closeLab?.();
+    return 2;
+  }
   logger.info(
-    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo },
-    `serving metrics on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${config.telemetryPath}`,
+    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo, tls: address.tls },
+    `serving metrics on ${address.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${config.telemetryPath}`,
   );
 
   await new Promise<void>((resolve) => {

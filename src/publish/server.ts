@@ -2,7 +2,7 @@
 
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../log.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import { coverageOf } from './coverage.ts';
@@ -25,6 +25,8 @@ export interface AppOptions {
   nodeName: string;
   version: string;
   logger: Logger;
+  /** Runs before every route: response headers and basic auth from the web config (listener.ts). */
+  middleware?: RequestHandler[];
 }
 
 function acceptsGzip(req: Request): boolean {
@@ -36,6 +38,7 @@ export function createApp(options: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  for (const handler of options.middleware ?? []) app.use(handler);
 
   app.get(options.telemetryPath, async (req: Request, res: Response) => {
     try {
