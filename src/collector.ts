@@ -15,10 +15,10 @@ import {
   type PodCgroup,
 } from './scrapers/cgroups.ts';
 import { discoverSandboxes } from './scrapers/kata-sandboxes.ts';
-import type { ShimPool, ShimScrapeResult } from './scrapers/kata-shim.ts';
+import type { ShimPool, ShimTarget } from './scrapers/kata-shim.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import { SourceError } from './scrapers/source-error.ts';
-import { correlate, isPodInScope, resolvePodUid, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
+import { correlate, isPodInScope, resolvePodUid, sumBoth, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
@@ -197,7 +197,14 @@ export class Collector {
         const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
         const usages = await Promise.all(outside.flatMap((path) => (path === undefined ? [] : [readCgroupUsage(layout, path)])));
         const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
-        if (read.length > 0) plan.observation.overheadCgroup = sumUsage(read);
+        const outsideTotal = sumUsage(read);
+        if (outsideTotal !== undefined) plan.observation.overheadCgroup = outsideTotal;
+        // A part that vanished mid-read, or an overhead cgroup Kata's state names but that is not
+        // there, would make the host total a partial sum: say so instead.
+        const expectedMissing = Boolean(plan.record.overheadCgroupPath) && found.overhead === undefined;
+        if (read.length < usages.length || expectedMissing || (read.length > 0 && outsideTotal === undefined)) {
+          plan.observation.overheadCgroupIncomplete = true;
+        }
       }),
     );
     return { ok: true, podCgroups };
@@ -206,6 +213,7 @@ export class Collector {
   private async readShims(plans: readonly SandboxPlan[], startedAt: number): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> {
     const { config, self, logger } = this.deps;
     const targets: { id: string; socketPath: string }[] = [];
+    const byId = new Map<string, SandboxPlan>();
     for (const plan of plans) {
       // An unmapped sandbox's numbers would belong to no pod; only kata-monitor mode wants them.
       if (plan.podUid === undefined && !config.shimRaw) continue;
@@ -215,15 +223,26 @@ export class Collector {
         continue;
       }
       targets.push({ id: plan.record.id, socketPath: plan.record.socketPath! });
+      if (!byId.has(plan.record.id)) byId.set(plan.record.id, plan);
     }
-    // Leave the deadline's last half second for decoding and rendering.
-    const results = await this.deps.shims.scrapeAll(targets, { deadlineAtMs: startedAt + config.collectDeadlineMs - 500 });
+    // Each body is decoded in its pool slot as soon as it is in, and dropped: at most
+    // --shim.concurrency bodies are in memory at once. Leave the deadline's last half second for
+    // decoding and rendering.
+    const results = await this.deps.shims.scrapeAll(targets, {
+      deadlineAtMs: startedAt + config.collectDeadlineMs - 500,
+      handle: (body: Buffer, target: ShimTarget): DecodedShim => this.decodeShim(byId.get(target.id)!, body),
+    });
     const raw: RawSandboxFamilies[] = [];
     let failures = 0;
     for (const plan of plans) {
       const result = results.get(plan.record.id);
       if (result === undefined) continue;
-      plan.observation.shim = this.decodeShim(plan, result, raw);
+      if (result.ok) {
+        plan.observation.shim = result.body.outcome;
+        if (result.body.raw !== undefined) raw.push(result.body.raw);
+      } else {
+        plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+      }
       if (plan.observation.shim.state === 'failed') {
         failures++;
         self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
@@ -233,33 +252,42 @@ export class Collector {
     return { ok: targets.length === 0 || failures < targets.length, raw };
   }
 
-  private decodeShim(plan: SandboxPlan, result: ShimScrapeResult, raw: RawSandboxFamilies[]): ShimOutcome {
+  /** Decodes one body (a view the pool reuses: nothing here may keep it). */
+  private decodeShim(plan: SandboxPlan, body: Buffer): DecodedShim {
     const { config, self } = this.deps;
-    if (!result.ok) return { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
     const limits = { maxSeries: config.shimMaxSeries };
     try {
-      const metrics = decodeShimMetrics(result.body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
+      const metrics = decodeShimMetrics(body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
       self.guestRejectedSamples += metrics.rejectedSamples;
-      if (config.shimRaw) raw.push(extractRawFamilies(result.body, plan.record, plan.observation.pod, limits));
-      return { state: 'ok', metrics };
+      const raw = config.shimRaw ? extractRawFamilies(body, plan.record, plan.observation.pod, limits) : undefined;
+      return raw === undefined ? { outcome: { state: 'ok', metrics } } : { outcome: { state: 'ok', metrics }, raw };
     } catch (error) {
-      if (error instanceof PromParseError) return { state: 'failed', reason: 'shim_malformed' };
+      if (error instanceof PromParseError) return { outcome: { state: 'failed', reason: 'shim_malformed' } };
       throw error;
     }
   }
+}
+
+/** What one shim body decodes to, kept after its bytes are dropped. */
+interface DecodedShim {
+  outcome: ShimOutcome;
+  raw?: RawSandboxFamilies;
 }
 
 function isInside(path: string, parent: string | undefined): boolean {
   return parent !== undefined && (path === parent || path.startsWith(`${parent}/`));
 }
 
-function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage {
-  const add = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : a + b);
-  return usages.reduce((sum, u) => ({
-    ...sum,
-    cpuSeconds: add(sum.cpuSeconds, u.cpuSeconds),
-    memoryWorkingSetBytes: add(sum.memoryWorkingSetBytes, u.memoryWorkingSetBytes),
-  }));
+/** The sum of several cgroups, or undefined when one has a field another lacks (a partial sum). */
+function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
+  let total: CgroupUsage | undefined = usages[0];
+  for (const u of usages.slice(1)) {
+    if (total === undefined) break;
+    const cpuSeconds = sumBoth(total.cpuSeconds, u.cpuSeconds);
+    const memoryWorkingSetBytes = sumBoth(total.memoryWorkingSetBytes, u.memoryWorkingSetBytes);
+    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...total, cpuSeconds, memoryWorkingSetBytes };
+  }
+  return total;
 }
 
 /** A loggable form of an error: the message names the URL, socket or file involved. */

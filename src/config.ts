@@ -221,6 +221,9 @@ export function parseCommandLine(
   if (config.kubeletCaFile !== undefined && config.kubeletInsecureSkipTlsVerify) {
     throw new ConfigError('--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict each other: choose one');
   }
+  if (config.kubeletTimeoutMs >= config.collectDeadlineMs) {
+    throw new ConfigError(`--kubelet.timeout (${config.kubeletTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);
+  }
   if (config.shimTimeoutMs >= config.collectDeadlineMs) {
     throw new ConfigError(`--shim.timeout (${config.shimTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);
   }

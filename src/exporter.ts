@@ -37,8 +37,10 @@ function podSource(watcher: PodWatcher): PodSource {
     pods: () => watcher.pods(),
     isReady: () => watcher.isReady(),
     isHealthy: () => {
-      const stats = watcher.stats();
-      return stats.pods.consecutiveFailures === 0 && stats.runtimeClasses.consecutiveFailures === 0;
+      // A watch that reconnected is healthy as soon as it is open, though its failure count only
+      // resets when it ends (minutes later).
+      const { pods, runtimeClasses } = watcher.stats();
+      return [pods, runtimeClasses].every((w) => w.watching || w.consecutiveFailures === 0);
     },
   };
 }

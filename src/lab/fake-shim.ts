@@ -3,7 +3,7 @@
  * the real shim-monitor.sock) serving `GET /metrics` from a payload callback. It can be told to
  * misbehave the ways real shims and hostile guests do, and counts what it sees.
  */
-import { chmod, link, rm } from 'node:fs/promises';
+import { chmod, link, rename, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,11 @@ export type ShimBehaviour =
 
 export interface FakeShimOptions {
   socketPath: string;
+  /**
+   * Where to bind before the socket is moved to `socketPath`: a unix socket path is limited to
+   * 108 bytes at bind time, and real sandbox paths are longer. The moved socket keeps working.
+   */
+  bindPath?: string;
   /** Called per request: the simulated node moves values between calls. */
   payload: () => string | Uint8Array;
   behaviour?: ShimBehaviour;
@@ -157,11 +162,12 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
     });
     await new Promise<void>((resolve, reject) => {
       created.once('error', reject);
-      created.listen(options.socketPath, () => {
+      created.listen(options.bindPath ?? options.socketPath, () => {
         created.off('error', reject);
         resolve();
       });
     });
+    if (options.bindPath !== undefined) await rename(options.bindPath, options.socketPath);
     await chmod(options.socketPath, 0o600);
     server = created;
   }

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -349,10 +349,12 @@ export class NodeLab {
 
   /** Binds the socket at a short path and moves it into place: sandbox paths pass the 108-byte limit. */
   private async startShim(dir: string, state: LabPodState, behaviour: ShimBehaviour | undefined): Promise<FakeShim> {
-    const shortPath = join(this.dir, `s${this.socketSeq++}.sock`);
-    const shim = await startFakeShim({ socketPath: shortPath, payload: () => this.shimPayload(state), behaviour });
-    await rename(shortPath, join(dir, 'shim-monitor.sock'));
-    return shim;
+    return startFakeShim({
+      socketPath: join(dir, 'shim-monitor.sock'),
+      bindPath: join(this.dir, `s${this.socketSeq++}.sock`),
+      payload: () => this.shimPayload(state),
+      behaviour,
+    });
   }
 
   async removePod(namespace: string, name: string): Promise<void> {

@@ -35,6 +35,8 @@ export interface SandboxObservation {
   shim?: ShimOutcome;
   /** `/kata_overhead/<id>` (or the systemd-driver oddity at the root), when it exists. */
   overheadCgroup?: CgroupUsage;
+  /** One of those cgroups exists but could not be read in this collection (it vanished mid-read). */
+  overheadCgroupIncomplete?: boolean;
 }
 
 export interface CorrelationInput {
@@ -186,7 +188,7 @@ function correlatePod(
   if (input.kubelet === undefined) gaps.add('kubelet_unreachable');
 
   // Host: what the node really pays for this pod's VM.
-  const host = hostUsage(input.podCgroups.get(pod.uid), observation?.overheadCgroup);
+  const host = observation?.overheadCgroupIncomplete ? undefined : hostUsage(input.podCgroups.get(pod.uid), observation?.overheadCgroup);
   if (host === undefined) {
     if (observation !== undefined || pod.phase === 'Running') gaps.add('cgroup_not_found');
   } else {
@@ -221,20 +223,25 @@ function correlatePod(
   return snapshot;
 }
 
+/** The pod cgroup plus what the VM spends outside it; nothing when the pod cgroup itself is missing. */
 function hostUsage(
   podCgroup: CgroupUsage | undefined,
   overhead: CgroupUsage | undefined,
 ): { cpuSeconds?: number; memoryWorkingSetBytes?: number } | undefined {
-  if (podCgroup === undefined && overhead === undefined) return undefined;
-  return {
-    cpuSeconds: sumDefined(podCgroup?.cpuSeconds, overhead?.cpuSeconds),
-    memoryWorkingSetBytes: sumDefined(podCgroup?.memoryWorkingSetBytes, overhead?.memoryWorkingSetBytes),
-  };
+  // The overhead alone is a fraction of the VM: publishing it as the host total would be a lie.
+  if (podCgroup === undefined) return undefined;
+  if (overhead === undefined) return { cpuSeconds: podCgroup.cpuSeconds, memoryWorkingSetBytes: podCgroup.memoryWorkingSetBytes };
+  // Likewise a field one part has and the other lacks (its files were mid-removal).
+  const cpuSeconds = sumBoth(podCgroup.cpuSeconds, overhead.cpuSeconds);
+  const memoryWorkingSetBytes = sumBoth(podCgroup.memoryWorkingSetBytes, overhead.memoryWorkingSetBytes);
+  if (cpuSeconds === null || memoryWorkingSetBytes === null) return undefined;
+  return { cpuSeconds, memoryWorkingSetBytes };
 }
 
-function sumDefined(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  return b === undefined ? a : a + b;
+/** Both defined: their sum; both undefined: undefined; only one: null (a partial sum). */
+export function sumBoth(a: number | undefined, b: number | undefined): number | undefined | null {
+  if (a === undefined && b === undefined) return undefined;
+  return a === undefined || b === undefined ? null : a + b;
 }
 
 /**

@@ -83,7 +83,7 @@ describe('a node with every rule and gap reason at once', () => {
           { name: 'ghost', hypervisor: 'qemu', mapping: 'none', inApiServer: false },
         ],
       },
-      ['--shim.timeout=1s', '--shim.max-bytes=1048576', '--collect.deadline=4s'],
+      ['--shim.timeout=1s', '--shim.max-bytes=1048576', '--kubelet.timeout=3s', '--collect.deadline=4s'],
       { now: () => nowMs },
     );
     series = await bridge.scrape();

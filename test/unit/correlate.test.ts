@@ -244,3 +244,26 @@ describe('pod spec details', () => {
     expect(r.overheadMemoryReservedBytes).toBeUndefined();
   });
 });
+
+describe('partial host readings', () => {
+  test('an overhead cgroup without its pod cgroup is not published as the host total', () => {
+    const p = pod('b');
+    const i = input({ pods: [p], sandboxes: [sandboxFor(p, 's', shimOk(guest(1)), { overheadCgroup: cgroup(4, 150e6) })] });
+    const r = only(once(i).pods);
+    expect(r.hostCpuSeconds).toBeUndefined();
+    expect(r.hostMemoryWorkingSetBytes).toBeUndefined();
+    expect(r.gaps).toContain('cgroup_not_found');
+  });
+
+  test('an overhead cgroup that vanished mid-read withholds the host values for that collection', () => {
+    const p = pod('b');
+    const i = input({
+      pods: [p],
+      podCgroups: new Map([[p.uid, cgroup(10, 1e9)]]),
+      sandboxes: [sandboxFor(p, 's', shimOk(guest(1)), { overheadCgroupIncomplete: true })],
+    });
+    const r = only(once(i).pods);
+    expect(r.hostCpuSeconds).toBeUndefined();
+    expect(r.gaps).toContain('cgroup_not_found');
+  });
+});

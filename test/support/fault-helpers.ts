@@ -1,0 +1,406 @@
+/**
+ * Helpers for the fault matrix and the hostile-guest tests: the real exporter against a node lab
+ * with a frozen clock (so two scrapes of an unchanged node are byte-for-byte comparable), timed
+ * scrapes, per-pod series views, and the faults the lab itself cannot make: a custom shim payload
+ * at a sandbox's socket, a missing or dead socket, a projected-token symlink swap, cgroup
+ * directories that vanish and come back, a reused VMM pid.
+ */
+
+import { cp, link, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseCommandLine } from '../../src/config.ts';
+import { Exporter } from '../../src/exporter.ts';
+import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
+import { NodeLab, type LabPodScenario, type LabScenario } from '../../src/lab/node-lab.ts';
+import { silentLogger } from '../../src/log.ts';
+import { parsePromText } from '../../src/translate/prom-text.ts';
+import { afterAll, beforeAll } from 'vitest';
+
+/** The default --collect.deadline, and the one timing bound the tests assert: deadline + 2 s of margin. */
+export const COLLECT_DEADLINE_MS = 5000;
+export const ANSWER_BOUND_MS = COLLECT_DEADLINE_MS + 2000;
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface Scrape {
+  status: number;
+  elapsedMs: number;
+  text: string;
+  /** Parsed samples (empty unless status is 200; a body that does not parse throws). */
+  samples: Sample[];
+}
+
+export interface RunningExporter {
+  exporter: Exporter;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  scrape(): Promise<Scrape>;
+  /** Status of GET /readyz. */
+  readyz(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** One GET, timed from the request to the last body byte; throws when the body is not valid UTF-8. */
+export async function timedGet(url: string): Promise<{ status: number; elapsedMs: number; text: string }> {
+  const started = performance.now();
+  const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  // Fatal: the exporter's own output must always be valid UTF-8, whatever a guest sent.
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(await response.arrayBuffer());
+  return { status: response.status, elapsedMs: performance.now() - started, text };
+}
+
+export function parseSamples(text: string): Sample[] {
+  return parsePromText(text).families.flatMap((f) => f.samples.map((s) => ({ name: s.name, labels: { ...s.labels }, value: s.value })));
+}
+
+/** The real exporter on 127.0.0.1 against a lab, configured from the lab's flags plus `flags` (later flags win). */
+export async function startExporter(
+  lab: NodeLab,
+  flags: readonly string[] = [],
+  options: { now?: () => number; readyTimeoutMs?: number } = {},
+): Promise<RunningExporter> {
+  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', ...flags], {});
+  if (parsed.kind !== 'run') throw new Error('expected a run configuration');
+  const exporter = new Exporter({
+    config: parsed.config,
+    logger: silentLogger,
+    build: { version: 'test', revision: 'test', nodeVersion: 'test' },
+    kubeConfig: lab.kubeConfig(),
+    processMetrics: false,
+    now: options.now,
+  });
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  try {
+    const ready = await exporter.startSources(readyTimeoutMs);
+    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
+  } catch (error) {
+    await exporter.close();
+    throw error;
+  }
+  const address = await exporter.listen();
+  const base = `http://127.0.0.1:${address.port}`;
+  return {
+    exporter,
+    base,
+    async scrape() {
+      const got = await timedGet(`${base}/metrics`);
+      return { ...got, samples: got.status === 200 ? parseSamples(got.text) : [] };
+    },
+    async readyz() {
+      return (await timedGet(`${base}/readyz`)).status;
+    },
+    close: () => exporter.close(),
+  };
+}
+
+export interface FaultNode {
+  lab: NodeLab;
+  bridge: RunningExporter;
+  close(): Promise<void>;
+}
+
+/** A lab and one exporter, both on the same frozen clock. */
+export async function startFaultNode(scenario: LabScenario, flags: readonly string[], now: () => number): Promise<FaultNode> {
+  const lab = await NodeLab.start(scenario, { now });
+  let bridge: RunningExporter;
+  try {
+    bridge = await startExporter(lab, flags, { now });
+  } catch (error) {
+    await lab.close();
+    throw error;
+  }
+  return {
+    lab,
+    bridge,
+    async close() {
+      await bridge.close();
+      await lab.close();
+    },
+  };
+}
+
+export interface FaultNodeContext {
+  /** The frozen clock of the lab and the exporter. */
+  readonly nowMs: number;
+  node: FaultNode;
+  /** The first scrape, before any fault. */
+  baseline: Scrape;
+}
+
+/** Registers beforeAll/afterAll hooks for a describe block: one node, one exporter, one baseline scrape. */
+export function useFaultNode(pods: LabPodScenario[], flags: readonly string[] = ['--shim.timeout=1s', '--kubelet.timeout=1s']): FaultNodeContext {
+  const context = { nowMs: Date.now() } as FaultNodeContext;
+  beforeAll(async () => {
+    context.node = await startFaultNode({ pods }, flags, () => context.nowMs);
+    context.baseline = await context.node.bridge.scrape();
+  });
+  afterAll(async () => {
+    await context.node?.close();
+  });
+  return context;
+}
+
+// ─── views of one scrape ──────────────────────────────────────────────────────
+
+/** An unambiguous identity for a sample: name and labels sorted, values JSON-quoted. */
+export function sampleKey(sample: Sample): string {
+  const labels = Object.keys(sample.labels)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(sample.labels[k])}`);
+  return `${sample.name}{${labels.join(',')}}`;
+}
+
+/** Every series of one pod, as sorted `key value` lines (the comparison unit for "identical"). */
+export function podLines(scrape: Scrape, pod: string, namespace = 'ci', nameFilter: (name: string) => boolean = () => true): string[] {
+  return scrape.samples
+    .filter((s) => s.labels.pod === pod && s.labels.namespace === namespace && nameFilter(s.name))
+    .map((s) => `${sampleKey(s)} ${s.value}`)
+    .sort();
+}
+
+/** The series of every pod except `excluded`, keyed by pod. */
+export function otherPods(scrape: Scrape, excluded: readonly string[], namespace = 'ci'): Record<string, string[]> {
+  const pods = new Set(scrape.samples.filter((s) => s.labels.namespace === namespace && s.labels.pod !== undefined).map((s) => s.labels.pod!));
+  const out: Record<string, string[]> = {};
+  for (const pod of [...pods].sort()) if (!excluded.includes(pod)) out[pod] = podLines(scrape, pod, namespace);
+  return out;
+}
+
+export function find(scrape: Scrape, name: string, labels: Record<string, string> = {}): Sample[] {
+  return scrape.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+/** The value of the one series matching, or undefined when there is none. */
+export function valueOf(scrape: Scrape, name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = find(scrape, name, labels);
+  if (found.length > 1) throw new Error(`${found.length} series match ${name} ${JSON.stringify(labels)}`);
+  return found[0]?.value;
+}
+
+export function podGaps(scrape: Scrape, pod: string, namespace = 'ci'): string[] {
+  return find(scrape, 'kata_bridge_pod_metrics_gap', { namespace, pod }).map((s) => s.labels.reason!).sort();
+}
+
+export function containerGaps(scrape: Scrape, pod: string, namespace = 'ci'): string[] {
+  return find(scrape, 'kata_bridge_container_metrics_gap', { namespace, pod }).map((s) => `${s.labels.container}:${s.labels.reason}`).sort();
+}
+
+export function sourceUp(scrape: Scrape, source: string): number | undefined {
+  return valueOf(scrape, 'kata_bridge_source_up', { source });
+}
+
+/** Sample names outside the bridge's own families. */
+export function foreignNames(scrape: Scrape): string[] {
+  return [...new Set(scrape.samples.map((s) => s.name).filter((n) => !n.startsWith('kata_bridge_')))];
+}
+
+/** Pod-level families that depend on no kubelet value (host cgroups, guest, pod spec, identity). */
+export function kubeletIndependent(name: string): boolean {
+  return (
+    name.startsWith('kata_bridge_pod_host_') ||
+    name.startsWith('kata_bridge_pod_guest_') ||
+    name === 'kata_bridge_pod_info' ||
+    name === 'kata_bridge_pod_overhead_cpu_reserved_cores' ||
+    name === 'kata_bridge_pod_overhead_memory_reserved_bytes' ||
+    name === 'kata_bridge_container_cpu_limit_cores' ||
+    name === 'kata_bridge_container_memory_limit_bytes'
+  );
+}
+
+/** Polls `probe` until `accept` holds (or the time runs out, returning the last value). */
+export async function waitFor<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await probe();
+  while (!accept(value) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    value = await probe();
+  }
+  return value;
+}
+
+// ─── shim sockets ─────────────────────────────────────────────────────────────
+
+function podState(lab: NodeLab, namespace: string, pod: string) {
+  const state = lab.pods.get(`${namespace}/${pod}`);
+  if (state === undefined) throw new Error(`node lab: no pod ${namespace}/${pod}`);
+  return state;
+}
+
+export function sandboxDirOf(lab: NodeLab, namespace: string, pod: string): string {
+  const state = podState(lab, namespace, pod);
+  return join(state.scenario.runtime === 'go' ? lab.endpoints.kataGoDir : lab.endpoints.kataRsDir, state.sandboxId);
+}
+
+export function socketPathOf(lab: NodeLab, namespace: string, pod: string): string {
+  return join(sandboxDirOf(lab, namespace, pod), 'shim-monitor.sock');
+}
+
+let shortSeq = 0;
+/** Unix socket paths are limited to 108 bytes: bind short, then move into the sandbox directory. */
+function shortSocketPath(lab: NodeLab): string {
+  return join(lab.dir, `f${process.pid}-${shortSeq++}.sock`);
+}
+
+export interface ReplacedShim {
+  shim: FakeShim;
+  /** What the shim answers from now on (normal behaviour). */
+  setPayload(payload: string | Uint8Array): void;
+}
+
+/**
+ * Puts a fake shim of our own at the pod's socket path, serving `payload` (a hostile guest's
+ * answer). The lab's own shim stops listening; the lab closes ours when it closes.
+ */
+export async function replaceShim(lab: NodeLab, namespace: string, pod: string, payload: string | Uint8Array, behaviour?: ShimBehaviour): Promise<ReplacedShim> {
+  const state = podState(lab, namespace, pod);
+  await state.shim?.close();
+  const target = socketPathOf(lab, namespace, pod);
+  await rm(target, { force: true });
+  let current = payload;
+  const shortPath = shortSocketPath(lab);
+  const shim = await startFakeShim({ socketPath: shortPath, payload: () => current, ...(behaviour ? { behaviour } : {}) });
+  await rename(shortPath, target);
+  state.shim = shim;
+  return {
+    shim,
+    setPayload(next) {
+      current = next;
+    },
+  };
+}
+
+/** Removes the socket file (the listener keeps running); returns the undo. */
+export async function hideSocket(lab: NodeLab, namespace: string, pod: string): Promise<() => Promise<void>> {
+  const target = socketPathOf(lab, namespace, pod);
+  const keep = `${target}.hidden`;
+  await link(target, keep);
+  await rm(target);
+  return async () => {
+    await link(keep, target);
+    await rm(keep);
+  };
+}
+
+/**
+ * Replaces the socket with a dead one (a socket file nobody listens on: a crashed shim, ECONNREFUSED).
+ * Returns the undo.
+ */
+export async function deadSocket(lab: NodeLab, namespace: string, pod: string): Promise<() => Promise<void>> {
+  const target = socketPathOf(lab, namespace, pod);
+  const restore = await hideSocket(lab, namespace, pod);
+  const shortPath = shortSocketPath(lab);
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(shortPath, () => resolve());
+  });
+  await link(shortPath, target);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await rm(shortPath, { force: true });
+  return async () => {
+    await rm(target, { force: true });
+    await restore();
+  };
+}
+
+// ─── kubelet token: the projected-volume layout and its atomic swap ──────────
+
+/**
+ * A token file laid out as the kubelet projects ServiceAccount tokens: `token -> ..data/token`,
+ * `..data -> ..<version>`. `rotate` writes a new version and swaps `..data` with one rename.
+ */
+export async function projectedToken(dir: string, token: string): Promise<{ path: string; rotate(next: string): Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  let version = 0;
+  const writeVersion = async (value: string): Promise<string> => {
+    const name = `..v${++version}`;
+    await mkdir(join(dir, name));
+    await writeFile(join(dir, name, 'token'), value);
+    return name;
+  };
+  await symlink(await writeVersion(token), join(dir, '..data'));
+  await symlink(join('..data', 'token'), join(dir, 'token'));
+  return {
+    path: join(dir, 'token'),
+    async rotate(next) {
+      const name = await writeVersion(next);
+      await symlink(name, join(dir, '..data_tmp'));
+      await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    },
+  };
+}
+
+// ─── cgroups that vanish and come back ────────────────────────────────────────
+
+/** The hierarchy directories of the lab's tree that hold kubepods (both v1 controllers, or the v2 root). */
+async function hierarchies(root: string): Promise<string[]> {
+  const entries = await readdir(root, { withFileTypes: true });
+  const dirs = entries.filter((e) => e.isDirectory()).map((e) => join(root, e.name));
+  const withKubepods: string[] = [];
+  for (const dir of [root, ...dirs]) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    if (names.some((n) => n.startsWith('kubepods'))) withKubepods.push(dir);
+  }
+  return withKubepods;
+}
+
+/**
+ * Removes and re-creates a pod's cgroup directories (the pod cgroup with its sandbox child, and
+ * the overhead cgroup) in a tight loop until `stop` resolves. As on a real cgroupfs, a directory
+ * appears with all its files at once (it is copied aside and renamed into place); removal goes
+ * overhead first (Kata), then the pod cgroup (the kubelet), re-creation the other way round.
+ */
+export async function flickerCgroups(lab: NodeLab, namespace: string, pod: string, stop: Promise<void>): Promise<number> {
+  const state = podState(lab, namespace, pod);
+  const paths = lab.cgroups.paths(state.uid);
+  if (paths === undefined) throw new Error(`no cgroups for ${namespace}/${pod}`);
+  const rels = [paths.pod, ...Object.values(paths.sandboxes).flatMap((p) => (p.overhead === undefined ? [] : [p.overhead]))];
+  const dirs = (await hierarchies(lab.endpoints.cgroupRoot)).flatMap((h) => rels.map((rel) => ({ h, live: join(h, rel) })));
+  const stash = join(lab.dir, `cgroup-stash-${process.pid}`);
+  const originals = dirs.map((d, i) => ({ ...d, saved: join(stash, String(i)) }));
+  for (const d of originals) await cp(d.live, d.saved, { recursive: true });
+  let stopped = false;
+  void stop.then(() => {
+    stopped = true;
+  });
+  let cycles = 0;
+  while (!stopped) {
+    for (const d of [...originals].reverse()) await rm(d.live, { recursive: true, force: true });
+    await new Promise((r) => setImmediate(r));
+    for (const d of originals) {
+      const staged = join(d.h, `.staging-${process.pid}`);
+      await rm(staged, { recursive: true, force: true });
+      await cp(d.saved, staged, { recursive: true });
+      await rename(staged, d.live);
+    }
+    await new Promise((r) => setImmediate(r));
+    cycles++;
+  }
+  await rm(stash, { recursive: true, force: true });
+  return cycles;
+}
+
+// ─── processes and state files ────────────────────────────────────────────────
+
+/** A process in the lab's /proc (comm and cmdline only, which is what discovery reads). */
+export async function writeProcess(lab: NodeLab, pid: number, comm: string, cmdline: readonly string[]): Promise<void> {
+  const dir = join(lab.endpoints.procDir, String(pid));
+  await mkdir(join(dir, 'task'), { recursive: true });
+  await writeFile(join(dir, 'comm'), `${comm}\n`);
+  await writeFile(join(dir, 'cmdline'), `${cmdline.join('\0')}\0`);
+}
+
+/** Rewrites the Go runtime's persist.json of a pod with HypervisorState.Pid = pid (atomically). */
+export async function setPersistedVmmPid(lab: NodeLab, namespace: string, pod: string, pid: number): Promise<void> {
+  const file = join(sandboxDirOf(lab, namespace, pod), 'persist.json');
+  const state = JSON.parse(await readFile(file, 'utf8')) as { HypervisorState: { Pid: number } };
+  state.HypervisorState.Pid = pid;
+  await writeFile(`${file}.tmp`, JSON.stringify(state));
+  await rename(`${file}.tmp`, file);
+}
