@@ -82,6 +82,8 @@ export class Exporter implements ExporterCore {
       self: this.self,
       now: options.now,
     });
+    // The reuse window is about real load on the shims, so it runs on real time even when the
+    // collection clock is simulated.
     this.flight = new SingleFlight(() => this.collector.collect(), config.collectMinIntervalMs);
     this.renderer = new SnapshotRenderer(this.self, options.build, { processMetrics: options.processMetrics ?? true });
   }

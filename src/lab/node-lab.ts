@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from '../config.ts';
 import type { Hypervisor, KataRuntime, KubeletContainerStats, KubeletPodStats } from '../translate/records.ts';
 import type { PodQos, CgroupDriver } from '../translate/cgroup-paths.ts';
 import { LabCgroupTree, type LabCgroupUsage } from './cgroup-tree.ts';
@@ -90,20 +91,23 @@ export interface LabScenario {
   realCgroups?: boolean;
 }
 
-/** The exporter flags that point it at the lab. */
-export interface LabEndpoints {
-  nodeName: string;
-  kubeletUrl: string;
-  kubeletTokenFile: string;
-  kubeletCaFile: string;
-  kubeconfig: string;
-  cgroupRoot: string;
-  kataGoDir: string;
-  kataRsDir: string;
-  containerdTasksDir: string;
-  crioDir: string;
-  procDir: string;
-}
+/** Where the exporter finds each part of the lab: what its flags point at. */
+export type LabEndpoints = Required<
+  Pick<
+    Config,
+    | 'nodeName'
+    | 'kubeletUrl'
+    | 'kubeletTokenFile'
+    | 'kubeletCaFile'
+    | 'kubeconfig'
+    | 'cgroupRoot'
+    | 'kataGoDir'
+    | 'kataRsDir'
+    | 'containerdTasksDir'
+    | 'crioDir'
+    | 'procDir'
+  >
+>;
 
 interface LabPodState {
   scenario: Required<Omit<LabPodScenario, 'shim' | 'runtimeClassName'>> & { runtimeClassName: string };
@@ -363,6 +367,7 @@ export class NodeLab {
     state.removed = true;
     this.pods.delete(`${namespace}/${name}`);
     if (state.scenario.inApiServer) this.apiServer.deletePod(namespace, name);
+    await this.tickInFlight;
     await state.shim?.close();
     await removeSandbox(this.endpoints, { id: state.sandboxId, runtime: state.scenario.runtime });
     await this.cgroups.removePod(state.uid);
@@ -446,17 +451,27 @@ export class NodeLab {
     });
   }
 
-  /** Rewrites every cgroup counter to now. */
+  /** Rewrites every cgroup counter to now. A pod removed meanwhile is skipped, never recreated. */
   async tick(): Promise<void> {
-    for (const state of this.pods.values()) await this.writeCgroups(state);
+    for (const state of [...this.pods.values()]) {
+      try {
+        await this.writeCgroups(state);
+      } catch (error) {
+        // removePod deleted the directories under the write: that pod is gone anyway.
+        if (!state.removed) throw error;
+      }
+      if (state.removed) await this.cgroups.removePod(state.uid);
+    }
   }
 
   /** Keeps the cgroup files moving, as the kernel does. */
   startTicking(intervalMs = 1000): void {
     this.ticker ??= setInterval(() => {
-      this.tickInFlight ??= this.tick().finally(() => {
-        this.tickInFlight = undefined;
-      });
+      this.tickInFlight ??= this.tick()
+        .catch(() => undefined) // the next tick rewrites everything; a failed one loses nothing
+        .finally(() => {
+          this.tickInFlight = undefined;
+        });
     }, intervalMs);
     this.ticker.unref();
   }

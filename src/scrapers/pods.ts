@@ -163,12 +163,12 @@ class ApiClient {
         local.abort();
       }, ms);
     };
-    let dispatcher: Dispatcher | undefined;
+    let baseDispatcher: Dispatcher | undefined;
     const close = async () => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onStop);
       local.abort();
-      await dispatcher?.destroy().catch(() => undefined);
+      await baseDispatcher?.destroy().catch(() => undefined);
     };
 
     try {
@@ -178,7 +178,10 @@ class ApiClient {
       } catch (error) {
         throw new SourceError('unauthorized', href, `credentials could not be prepared: ${errorMessage(error)}`, this.hint('unauthorized', target));
       }
-      dispatcher = ctx.getDispatcher() ?? new Agent();
+      baseDispatcher = ctx.getDispatcher() ?? new Agent();
+      // Our own deadlines bound every request (a list's request timeout, a watch's idle limit);
+      // undici's default 300 s body timeout would cut a watch that is merely quiet.
+      const dispatcher = baseDispatcher.compose((dispatch) => (opts, handler) => dispatch({ ...opts, bodyTimeout: 0 }, handler));
       deadline(this.requestTimeoutMs);
       const response = await fetch(href, {
         headers: { ...ctx.getHeaders(), accept: 'application/json' },
@@ -203,7 +206,8 @@ class ApiClient {
     if (timedOut) return new SourceError('timeout', href, 'no answer before the deadline', this.hint('unreachable', target));
     const code = errorCode(error);
     const tls = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code);
-    const reason: SourceErrorReason = tls ? 'tls' : code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'unreachable';
+    const timeout = ['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'].includes(code);
+    const reason: SourceErrorReason = tls ? 'tls' : timeout ? 'timeout' : 'unreachable';
     return new SourceError(reason, href, `${code || 'request failed'}: ${errorMessage(error)}`, this.hint(reason, target));
   }
 

@@ -31,9 +31,16 @@ export function toSeriesMap(text: string): Map<string, number> {
   return map;
 }
 
-export async function startBridge(scenario: LabScenario, extraFlags: string[] = [], options: { now?: () => number } = {}): Promise<Bridge> {
-  const lab = await NodeLab.start(scenario, options);
-  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', ...extraFlags], {});
+/**
+ * The real exporter, configured from a lab's flags plus `flags` (later flags win), with its pod
+ * watch started; waits up to `readyTimeoutMs` for the first pod list (0: do not wait).
+ */
+export async function startLabExporter(
+  lab: NodeLab,
+  flags: readonly string[] = [],
+  options: { now?: () => number; readyTimeoutMs?: number } = {},
+): Promise<Exporter> {
+  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', ...flags], {});
   if (parsed.kind !== 'run') throw new Error('no config');
   const exporter = new Exporter({
     config: parsed.config,
@@ -43,8 +50,20 @@ export async function startBridge(scenario: LabScenario, extraFlags: string[] = 
     processMetrics: false,
     now: options.now,
   });
-  const ready = await exporter.startSources(20_000);
-  if (!ready) throw new Error('the lab API server never delivered the pod list');
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  try {
+    const ready = await exporter.startSources(readyTimeoutMs);
+    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
+  } catch (error) {
+    await exporter.close();
+    throw error;
+  }
+  return exporter;
+}
+
+export async function startBridge(scenario: LabScenario, extraFlags: string[] = [], options: { now?: () => number } = {}): Promise<Bridge> {
+  const lab = await NodeLab.start(scenario, options);
+  const exporter = await startLabExporter(lab, extraFlags, options);
   const address = await exporter.listen();
   const url = `http://127.0.0.1:${address.port}/metrics`;
   const scrapeText = async () => {

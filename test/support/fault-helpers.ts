@@ -10,13 +10,12 @@ import { cp, link, mkdir, readFile, readdir, rename, rm, symlink, writeFile } fr
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseCommandLine } from '../../src/config.ts';
-import { Exporter } from '../../src/exporter.ts';
+import type { Exporter } from '../../src/exporter.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
 import { NodeLab, type LabPodScenario, type LabScenario } from '../../src/lab/node-lab.ts';
-import { silentLogger } from '../../src/log.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
 import { afterAll, beforeAll } from 'vitest';
+import { startLabExporter } from './bridge-harness.ts';
 
 /** The default --collect.deadline, and the one timing bound the tests assert: deadline + 2 s of margin. */
 export const COLLECT_DEADLINE_MS = 5000;
@@ -65,24 +64,7 @@ export async function startExporter(
   flags: readonly string[] = [],
   options: { now?: () => number; readyTimeoutMs?: number } = {},
 ): Promise<RunningExporter> {
-  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', ...flags], {});
-  if (parsed.kind !== 'run') throw new Error('expected a run configuration');
-  const exporter = new Exporter({
-    config: parsed.config,
-    logger: silentLogger,
-    build: { version: 'test', revision: 'test', nodeVersion: 'test' },
-    kubeConfig: lab.kubeConfig(),
-    processMetrics: false,
-    now: options.now,
-  });
-  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
-  try {
-    const ready = await exporter.startSources(readyTimeoutMs);
-    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
-  } catch (error) {
-    await exporter.close();
-    throw error;
-  }
+  const exporter = await startLabExporter(lab, flags, options);
   const address = await exporter.listen();
   const base = `http://127.0.0.1:${address.port}`;
   return {
