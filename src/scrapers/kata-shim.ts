@@ -21,12 +21,23 @@ export interface ShimTarget {
   socketPath: string;
 }
 
-export type ShimScrapeResult =
-  | { ok: true; body: Buffer; durationMs: number }
+export type ShimScrapeResult<T = Buffer> =
+  | { ok: true; body: T; durationMs: number }
   | { ok: false; error: SourceError; durationMs: number };
 
 export interface ShimPoolOptions extends ShimScrapeOptions {
   concurrency: number;
+}
+
+/**
+ * Turns one body into what the caller keeps, inside the pool slot, as soon as the body is in.
+ * The body is a view of a buffer the pool reuses: valid only during the call, never to be kept.
+ */
+export type ShimBodyHandler<T> = (body: Buffer, target: ShimTarget) => T;
+
+export interface ScrapeAllOptions {
+  /** performance.now() time after which nothing is scraped and queued targets fail as timeouts. */
+  deadlineAtMs?: number;
 }
 
 export interface ShimPool {
@@ -35,15 +46,33 @@ export interface ShimPool {
    * With `deadlineAtMs` (performance.now() time), no scrape outlives it and targets still queued
    * then fail as timeouts, so hanging shims cannot hold the whole collection.
    */
-  scrapeAll(targets: readonly ShimTarget[], options?: { deadlineAtMs?: number }): Promise<Map<string, ShimScrapeResult>>;
+  scrapeAll(targets: readonly ShimTarget[], options?: ScrapeAllOptions): Promise<Map<string, ShimScrapeResult>>;
+  /**
+   * The same, handing each body to `handle` in its pool slot and keeping only what it returns: at
+   * most `concurrency` bodies are in memory at once, however many targets. An exception thrown by
+   * `handle` rejects the whole call.
+   */
+  scrapeAll<T>(
+    targets: readonly ShimTarget[],
+    options: ScrapeAllOptions & { handle: ShimBodyHandler<T> },
+  ): Promise<Map<string, ShimScrapeResult<T>>>;
   /** Calls started per socket path since the pool was created. */
   callCounts(): ReadonlyMap<string, number>;
 }
 
 const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
 
+/** Where a body is assembled: a fresh buffer, or one the pool reuses across scrapes. */
+type BodySink = (length: number) => Buffer;
+
+const freshBuffer: BodySink = (length) => Buffer.allocUnsafe(length);
+
 /** One `GET /metrics` on a shim socket; resolves with the body or throws SourceError. */
 export async function scrapeShim(socketPath: string, options: ShimScrapeOptions): Promise<Buffer> {
+  return readShimBody(socketPath, options, freshBuffer);
+}
+
+async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink: BodySink): Promise<Buffer> {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -51,6 +80,7 @@ export async function scrapeShim(socketPath: string, options: ShimScrapeOptions)
     controller.abort();
   }, options.deadlineMs);
   // The host name is ignored by the shim; undici needs an origin to build the request line.
+  let completed = false;
   const client = new Client('http://shim', {
     socketPath,
     pipelining: 0,
@@ -87,12 +117,20 @@ export async function scrapeShim(socketPath: string, options: ShimScrapeOptions)
       }
       chunks.push(chunk);
     }
-    return Buffer.concat(chunks, total);
+    const body = sink(total).subarray(0, total);
+    let offset = 0;
+    for (const chunk of chunks) {
+      chunk.copy(body, offset);
+      offset += chunk.length;
+    }
+    completed = true;
+    return body;
   } catch (error) {
     throw toSourceError(error, socketPath, options.deadlineMs, timedOut);
   } finally {
     clearTimeout(timer);
-    await client.destroy().catch(() => undefined);
+    // After a complete exchange, close: destroy() would build (and stack-trace) an error per call.
+    await (completed ? client.close() : client.destroy()).catch(() => undefined);
   }
 }
 
@@ -152,11 +190,17 @@ function toSourceError(error: unknown, socketPath: string, deadlineMs: number, t
   }
 }
 
-export function createShimPool(options: ShimPoolOptions): ShimPool {
-  const limit = pLimit(Math.max(1, options.concurrency));
-  const calls = new Map<string, number>();
+/** Most bytes a reused body buffer keeps between scrapes; a larger body gets a buffer of its own. */
+const MAX_REUSED_BODY_BYTES = 1024 * 1024;
 
-  async function scrapeOne(target: ShimTarget, deadlineAtMs: number): Promise<ShimScrapeResult> {
+export function createShimPool(options: ShimPoolOptions): ShimPool {
+  const concurrency = Math.max(1, options.concurrency);
+  const limit = pLimit(concurrency);
+  const calls = new Map<string, number>();
+  // Body buffers for handled scrapes: one per slot at most, grown to the largest body seen.
+  const spare: Buffer[] = [];
+
+  async function scrapeOne<T>(target: ShimTarget, deadlineAtMs: number, handle: ShimBodyHandler<T> | undefined): Promise<ShimScrapeResult<T>> {
     const started = performance.now();
     const remainingMs = Math.min(options.deadlineMs, deadlineAtMs - started);
     if (remainingMs <= 0) {
@@ -164,26 +208,50 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
       return { ok: false, error, durationMs: 0 };
     }
     calls.set(target.socketPath, (calls.get(target.socketPath) ?? 0) + 1);
+    let lent: Buffer | undefined;
+    const sink: BodySink =
+      handle === undefined
+        ? freshBuffer
+        : (length) => {
+            if (length > MAX_REUSED_BODY_BYTES) return Buffer.allocUnsafe(length);
+            let buffer = spare.pop();
+            if (buffer === undefined || buffer.length < length) buffer = Buffer.allocUnsafe(Math.max(length, buffer?.length ?? 0));
+            lent = buffer;
+            return buffer;
+          };
+    let body: Buffer;
     try {
-      const body = await scrapeShim(target.socketPath, { ...options, deadlineMs: remainingMs });
-      return { ok: true, body, durationMs: performance.now() - started };
+      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink);
     } catch (error) {
+      if (lent !== undefined) spare.push(lent);
       const sourceError =
         error instanceof SourceError ? error : toSourceError(error, target.socketPath, options.deadlineMs, false);
       return { ok: false, error: sourceError, durationMs: performance.now() - started };
     }
+    const durationMs = performance.now() - started;
+    if (handle === undefined) return { ok: true, body: body as T, durationMs };
+    try {
+      return { ok: true, body: handle(body, target), durationMs };
+    } finally {
+      if (lent !== undefined && spare.length < concurrency) spare.push(lent);
+    }
+  }
+
+  async function scrapeAll<T>(
+    targets: readonly ShimTarget[],
+    scrapeOptions: ScrapeAllOptions & { handle?: ShimBodyHandler<T> } = {},
+  ): Promise<Map<string, ShimScrapeResult<T>>> {
+    const unique = new Map<string, ShimTarget>();
+    for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
+    const deadlineAtMs = scrapeOptions.deadlineAtMs ?? Number.POSITIVE_INFINITY;
+    const entries = await Promise.all(
+      [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs, scrapeOptions.handle))] as const),
+    );
+    return new Map(entries);
   }
 
   return {
-    async scrapeAll(targets, scrapeOptions = {}) {
-      const unique = new Map<string, ShimTarget>();
-      for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
-      const deadlineAtMs = scrapeOptions.deadlineAtMs ?? Number.POSITIVE_INFINITY;
-      const entries = await Promise.all(
-        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs))] as const),
-      );
-      return new Map(entries);
-    },
+    scrapeAll: scrapeAll as ShimPool['scrapeAll'],
     callCounts: () => calls,
   };
 }

@@ -187,23 +187,41 @@ const INTERN_PROBES = 8;
 const INTERN_MAX_BYTES = 256;
 
 /**
- * Per-parse string interning for ASCII byte ranges (names, short label values): a repeated
- * string is built once. The lookup hash samples a few bytes (O(1), hashing every byte cost more
+ * String interning for ASCII byte ranges (names, short label values): a repeated string is built
+ * once per parse, and a string a previous parse built in the same slot is reused when its bytes
+ * match, so successive scrapes of the same shim allocate almost no strings (a bounded cache: one
+ * string per slot). The lookup hash samples a few bytes (O(1), hashing every byte cost more
  * than the rest of the parse); a hit is verified byte against byte at the string's first
- * occurrence. A string is either always found in its slot or, once its probe run is full, never:
- * so the slot number is a stable identity for series hashing.
+ * occurrence. Within a parse a string is either always found in its slot or, once its probe run
+ * is full, never: so the slot number is a stable identity for series hashing.
  */
 class InternTable {
   private readonly lengths = new Int32Array(INTERN_SLOTS);
   private readonly starts = new Int32Array(INTERN_SLOTS);
+  /** The parse that filled each slot: a slot of an older parse is free (its string may be reused). */
+  private readonly generations = new Int32Array(INTERN_SLOTS);
   private readonly strings: string[] = new Array<string>(INTERN_SLOTS).fill('');
+  private generation = 0;
   /** Slot of the last interned string, or -1 when it was not interned. */
   lastSlot = -1;
 
-  private readonly view: DataView;
+  private bytes: Buffer = EMPTY_BYTES;
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
-  constructor(private readonly bytes: Buffer) {
+  /** Starts a parse over `bytes`. */
+  begin(bytes: Buffer): void {
+    this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (++this.generation === 0x7fffffff) {
+      this.generations.fill(0);
+      this.generation = 1;
+    }
+  }
+
+  /** Ends a parse: the input is not kept alive by the table. */
+  end(): void {
+    this.bytes = EMPTY_BYTES;
+    this.view = new DataView(new ArrayBuffer(0));
   }
 
   intern(start: number, end: number): string {
@@ -214,10 +232,10 @@ class InternTable {
     const last = end - 1;
     const sampled = length ^ (b[start]! << 5) ^ (b[last]! << 12) ^ (b[start + (length >> 1)]! << 19) ^ (b[last - (length >> 2)]! << 26);
     let slot = Math.imul(sampled, 0x9e3779b1) >>> 21;
+    const generation = this.generation;
     for (let probe = 0; probe < INTERN_PROBES; probe++) {
-      const slotLength = this.lengths[slot]!;
-      if (slotLength === 0) return this.fill(slot, start, end);
-      if (slotLength === length && this.sameBytes(this.starts[slot]!, start, length)) {
+      if (this.generations[slot] !== generation) return this.fill(slot, start, end);
+      if (this.lengths[slot] === length && this.sameBytes(this.starts[slot]!, start, length)) {
         this.lastSlot = slot;
         return this.strings[slot]!;
       }
@@ -227,8 +245,11 @@ class InternTable {
   }
 
   private fill(slot: number, start: number, end: number): string {
-    const fresh = latin1Slice(this.bytes, start, end);
-    this.lengths[slot] = end - start;
+    const length = end - start;
+    const previous = this.strings[slot]!;
+    const fresh = previous.length === length && this.sameString(previous, start) ? previous : latin1Slice(this.bytes, start, end);
+    this.generations[slot] = this.generation;
+    this.lengths[slot] = length;
     this.starts[slot] = start;
     this.strings[slot] = fresh;
     this.lastSlot = slot;
@@ -243,9 +264,20 @@ class InternTable {
     for (; i < length; i++) if (view.getUint8(a + i) !== view.getUint8(b + i)) return false;
     return true;
   }
+
+  /** An interned string is latin1 of ASCII bytes: one char code per byte. */
+  private sameString(text: string, start: number): boolean {
+    const b = this.bytes;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== b[start + i]) return false;
+    return true;
+  }
 }
 
+const EMPTY_BYTES = Buffer.alloc(0);
+
 const SERIES_TABLE_INITIAL = 2048;
+/** Largest table kept between parses (a 32 768-series input); a larger one is dropped after use. */
+const SERIES_TABLE_KEPT = 65_536;
 
 /**
  * Kept series as an open-addressing table of (hash, index + 1); equal hashes are compared in
@@ -255,6 +287,17 @@ class SeriesTable {
   private hashes = new Int32Array(SERIES_TABLE_INITIAL);
   private refs = new Int32Array(SERIES_TABLE_INITIAL);
   private readonly samples: PromSample[] = [];
+
+  /** Empties the table for the next parse, keeping its arrays unless a huge input grew them. */
+  reset(): void {
+    this.samples.length = 0;
+    if (this.refs.length > SERIES_TABLE_KEPT) {
+      this.hashes = new Int32Array(SERIES_TABLE_INITIAL);
+      this.refs = new Int32Array(SERIES_TABLE_INITIAL);
+    } else {
+      this.refs.fill(0);
+    }
+  }
 
   /** The first kept sample with this hash at or after `slot`'s probe position, and its slot. */
   candidate(hash: number, from: number): number {
@@ -296,6 +339,19 @@ class SeriesTable {
   }
 }
 
+/**
+ * Tables every parse needs, allocated once and reused: a parse is synchronous and calls out to
+ * nothing, so two can never overlap. Each parse resets what it reads (see Parser.run).
+ */
+const SCRATCH = {
+  strings: new InternTable(),
+  series: new SeriesTable(),
+  slotFamily: new Array<FamilyState | undefined>(INTERN_SLOTS).fill(undefined),
+  /** Float64: epochs grow across parses and must not wrap. */
+  slotFamilyEpoch: new Float64Array(INTERN_SLOTS),
+  epoch: 0,
+};
+
 class Parser {
   private line = 0;
   /** Start of the line being parsed, to tell a too-long line from the error it caused. */
@@ -306,12 +362,13 @@ class Parser {
   private readonly familyByName = new Map<string, FamilyState>();
   // Sample name (by intern slot) → family, valid while familyEpoch is unchanged: resolution only
   // changes when a HELP/TYPE line creates or types a family.
-  private readonly slotFamily: (FamilyState | undefined)[] = new Array<FamilyState | undefined>(INTERN_SLOTS).fill(undefined);
-  private readonly slotFamilyEpoch = new Int32Array(INTERN_SLOTS);
-  private familyEpoch = 1;
-  private readonly series = new SeriesTable();
+  private readonly slotFamily = SCRATCH.slotFamily;
+  private readonly slotFamilyEpoch = SCRATCH.slotFamilyEpoch;
+  /** Above every epoch an earlier parse left in slotFamilyEpoch. */
+  private familyEpoch = ++SCRATCH.epoch;
+  private readonly series = SCRATCH.series;
   private readonly strings: InternTable;
-  private readonly prefixes: Uint8Array[] | undefined;
+  private readonly prefixes: PrefixTrie | undefined;
   private readonly prefixStrings: readonly string[] | undefined;
   // Scratch for the labels of the current line, reused across lines.
   private readonly labelNames: string[] = [];
@@ -326,14 +383,26 @@ class Parser {
     private readonly limits: ParseLimits,
     keepPrefixes: readonly string[] | undefined,
   ) {
-    this.strings = new InternTable(bytes);
+    this.strings = SCRATCH.strings;
     if (keepPrefixes !== undefined) {
       this.prefixStrings = keepPrefixes;
-      this.prefixes = keepPrefixes.map((p) => Buffer.from(p, 'utf8'));
+      this.prefixes = prefixTrie(keepPrefixes);
     }
   }
 
   run(): ParseResult {
+    this.strings.begin(this.bytes);
+    this.series.reset();
+    try {
+      return this.parseAll();
+    } finally {
+      this.strings.end();
+      this.series.reset();
+      this.slotFamily.fill(undefined);
+    }
+  }
+
+  private parseAll(): ParseResult {
     const b = this.bytes;
     const length = b.length;
     const maxLine = this.limits.maxLineBytes;
@@ -415,7 +484,7 @@ class Parser {
     const type = TYPES.get(latin1Slice(this.bytes, start, tokenEnd).toLowerCase());
     if (type === undefined) this.syntax('unknown metric type');
     family.type = type;
-    this.familyEpoch++;
+    this.familyEpoch = ++SCRATCH.epoch;
   }
 
   /**
@@ -424,8 +493,19 @@ class Parser {
    */
   private unescape(start: number, end: number, escapes: string, what: string): string {
     const b = this.bytes;
-    const firstEscape = b.indexOf(BACKSLASH, start);
-    if (firstEscape < 0 || firstEscape >= end) return b.toString('utf8', start, end);
+    // Bounded to the range (an indexOf from `start` would search the rest of the input on every
+    // line without a backslash); plain ASCII, the common case, is sliced without UTF-8 decoding.
+    let firstEscape = -1;
+    let ascii = true;
+    for (let p = start; p < end; p++) {
+      const c = b[p]!;
+      if (c === BACKSLASH) {
+        firstEscape = p;
+        break;
+      }
+      if (c >= 0x80) ascii = false;
+    }
+    if (firstEscape < 0) return ascii ? latin1Slice(b, start, end) : b.toString('utf8', start, end);
     const out = Buffer.allocUnsafe(end - start);
     let n = 0;
     for (let p = start; p < end; p++) {
@@ -639,7 +719,7 @@ class Parser {
     const existing = this.familyByName.get(name);
     if (existing !== undefined) return existing;
     // The exact family now wins over a parent this name may have resolved to before.
-    this.familyEpoch++;
+    this.familyEpoch = ++SCRATCH.epoch;
     return this.createFamily(name);
   }
 
@@ -780,18 +860,26 @@ class Parser {
     return p;
   }
 
-  /** Compares the name at p with every keep prefix, without decoding anything. */
+  /**
+   * Walks the name at p down the keep-prefix trie, one byte per step and without decoding
+   * anything: a line of a skipped family costs the bytes it shares with some prefix.
+   */
   private matchPrefix(p: number, end: number): number {
     const b = this.bytes;
-    let best = NO_MATCH;
-    for (const prefix of this.prefixes!) {
-      let i = 0;
-      const n = prefix.length;
-      while (i < n && p + i < end && b[p + i] === prefix[i]) i++;
-      if (i === n) return PREFIX_MATCH;
-      if (i > 0 && (p + i >= end || !(CLASS[b[p + i]!]! & METRIC_CONT))) best = NAME_INSIDE_PREFIX;
+    const trie = this.prefixes!;
+    const next = trie.next;
+    const terminal = trie.terminal;
+    let node = 0;
+    let i = p;
+    for (; i < end; i++) {
+      const child = next[(node << 8) | b[i]!]!;
+      if (child === 0) break;
+      node = child;
+      if (terminal[node] === 1) return PREFIX_MATCH;
     }
-    return best;
+    // The walk stopped inside the trie: the name is a proper prefix of a keep prefix when it ends here.
+    if (i > p && (i >= end || !(CLASS[b[i]!]! & METRIC_CONT))) return NAME_INSIDE_PREFIX;
+    return NO_MATCH;
   }
 
   private syntax(message: string): never {
@@ -807,6 +895,49 @@ class Parser {
     }
     throw new PromParseError(kind, this.line, message);
   }
+}
+
+/** Keep prefixes as a byte trie: 256 child slots per node (0 = none), node 0 the root. */
+interface PrefixTrie {
+  next: Int32Array;
+  /** 1 where a keep prefix ends. */
+  terminal: Uint8Array;
+}
+
+const TRIE_CACHE_MAX = 16;
+/** Built once per prefix list: the decoder passes the same few lists on every scrape. */
+const trieCache = new Map<string, PrefixTrie>();
+
+function prefixTrie(prefixes: readonly string[]): PrefixTrie {
+  const key = `${prefixes.length}\n${prefixes.join('\n')}`;
+  const cached = trieCache.get(key);
+  if (cached !== undefined) return cached;
+  const encoded = prefixes.map((p) => Buffer.from(p, 'utf8'));
+  const capacity = 2 + encoded.reduce((sum, p) => sum + p.length, 0);
+  const next = new Int32Array(capacity * 256);
+  const terminal = new Uint8Array(capacity);
+  let nodes = 1;
+  let emptyPrefix = false;
+  for (const prefix of encoded) {
+    if (prefix.length === 0) emptyPrefix = true;
+    let node = 0;
+    for (const byte of prefix) {
+      const slot = (node << 8) | byte;
+      if (next[slot] === 0) next[slot] = nodes++;
+      node = next[slot]!;
+    }
+    terminal[node] = 1;
+  }
+  // An empty prefix keeps every name: every first byte leads to a terminal node.
+  if (emptyPrefix) {
+    const all = nodes++;
+    terminal[all] = 1;
+    for (let c = 0; c < 256; c++) next[c] = all;
+  }
+  const trie = { next: next.slice(0, Math.max(1, nodes) * 256), terminal: terminal.slice(0, nodes) };
+  if (trieCache.size >= TRIE_CACHE_MAX) trieCache.delete(trieCache.keys().next().value!);
+  trieCache.set(key, trie);
+  return trie;
 }
 
 const HELP_ESCAPES = '\\n';

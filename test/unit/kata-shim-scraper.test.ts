@@ -111,6 +111,37 @@ describe('createShimPool over real sockets', () => {
   });
 });
 
+describe('scrapeAll with a body handler', () => {
+  it('hands each body to the handler in its slot and keeps only what it returns; failures stay results', async () => {
+    const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
+    const targets = [];
+    for (let i = 0; i < 5; i++) {
+      const s = await shim(`b${i}.sock`, { kind: 'normal' }, payload, 30);
+      targets.push({ id: `s${i}`, socketPath: s.socketPath });
+    }
+    targets.push({ id: 'gone', socketPath: join(dir, 'missing.sock') });
+    let live = 0;
+    let maxLive = 0;
+    const results = await createShimPool({ concurrency: 2, ...LIMITS }).scrapeAll(targets, {
+      handle: (body: Buffer, target) => {
+        live++;
+        maxLive = Math.max(maxLive, live);
+        const decoded = { id: target.id, bytes: body.length, cpu: decodeShimMetrics(body, 'go').guest.cpu?.user };
+        live--;
+        return decoded;
+      },
+    });
+    for (let i = 0; i < 5; i++) {
+      const result = results.get(`s${i}`);
+      expect(result?.ok).toBe(true);
+      if (result?.ok) expect(result.body).toEqual({ id: `s${i}`, bytes: Buffer.byteLength(payload), cpu: expect.any(Number) });
+    }
+    const gone = results.get('gone');
+    expect(gone?.ok === false && gone.error.reason).toBe('unreachable');
+    expect(maxLive).toBe(1);
+  });
+});
+
 describe('the collection deadline', () => {
   it('hanging shims cannot hold the pool past it: queued targets fail as timeouts without a call', async () => {
     const targets = [];

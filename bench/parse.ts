@@ -1,0 +1,86 @@
+/**
+ * Part (a): the same bytes parsed four ways, side by side: each run times every way in turn, so a
+ * noisy neighbour hits all of them alike and each run yields its own ratios.
+ */
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { decodeShimMetrics } from '../src/translate/kata-decode.ts';
+import { parsePromText } from '../src/translate/prom-text.ts';
+import { benchShimPayload } from './payload.ts';
+
+const require = createRequire(import.meta.url);
+const parsePeer = require('parse-prometheus-text-format') as (text: string) => unknown;
+
+/** The floor any line-oriented parser pays: one indexOf(10) per line, nothing else. */
+export function newlineScan(bytes: Uint8Array): number {
+  let lines = 0;
+  for (let pos = 0; pos < bytes.length; lines++) {
+    const nl = bytes.indexOf(10, pos);
+    pos = nl < 0 ? bytes.length : nl + 1;
+  }
+  return lines;
+}
+
+export interface ParseRun {
+  /** Microseconds per call. */
+  scan: number;
+  full: number;
+  decode: number;
+  peer: number;
+}
+
+export interface ParseBench {
+  bytes: number;
+  lines: number;
+  series: number;
+  runs: ParseRun[];
+}
+
+/** Short batches, many runs: the four ways of one run are measured within ~100 ms of each other. */
+const BATCH_MS = 25;
+
+function calibrate(fn: () => unknown): number {
+  let iterations = 1;
+  for (;;) {
+    const start = performance.now();
+    for (let i = 0; i < iterations; i++) fn();
+    if (performance.now() - start >= BATCH_MS) return iterations;
+    iterations *= 2;
+  }
+}
+
+/**
+ * Microseconds of this process's CPU per call (user + system, GC threads included): on a shared
+ * machine, time slices lost to neighbours do not count against any of the four ways.
+ */
+function timeBatch(fn: () => unknown, iterations: number): number {
+  const start = process.cpuUsage();
+  for (let i = 0; i < iterations; i++) fn();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / iterations;
+}
+
+export function runParseBench(runs: number): ParseBench {
+  const text = benchShimPayload(7);
+  const bytes = Buffer.from(text, 'utf8');
+  const ways: Record<keyof ParseRun, () => unknown> = {
+    scan: () => newlineScan(bytes),
+    full: () => parsePromText(bytes),
+    decode: () => decodeShimMetrics(bytes, 'go'),
+    // The peer takes a string; decoding the bytes to it is not charged to the peer.
+    peer: () => parsePeer(text),
+  };
+  const keys = Object.keys(ways) as (keyof ParseRun)[];
+  const iterations = Object.fromEntries(keys.map((k) => [k, calibrate(ways[k])])) as Record<keyof ParseRun, number>;
+  const result: ParseRun[] = [];
+  for (let run = 0; run < runs; run++) {
+    const row = {} as ParseRun;
+    // A different order each run, so no way always follows the same one (GC debt, caches).
+    for (let j = 0; j < keys.length; j++) {
+      const k = keys[(j + run) % keys.length]!;
+      row[k] = timeBatch(ways[k], iterations[k]);
+    }
+    result.push(row);
+  }
+  return { bytes: bytes.length, lines: newlineScan(bytes), series: parsePromText(bytes).seriesCount, runs: result };
+}

@@ -1,0 +1,272 @@
+/**
+ * The performance benchmark (never part of npm test): `npm run bench [-- --runs=5 --sizes=50,100,250,500]`.
+ *
+ * (a) parsing one ~144 KB shim payload four ways, side by side in each run;
+ * (b) one full collection by the whole Exporter, alone in a child process, against a simulated
+ *     node in another child (N sandboxes × 3 containers, 20 ms per shim call), next to a
+ *     read-only baseline client in a third child that reads the same sockets and discards bytes;
+ * (c) rendering /metrics for the snapshot; (d) series per container and pod vs the budget;
+ * (e) (b) at several N, as cost per sandbox.
+ * Prints min / median / max over the runs and exits 1 when a target is missed.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CARDINALITY_BUDGET } from '../src/publish/families.ts';
+import type { CollectSample } from './exporter-child.ts';
+import { runParseBench, type ParseRun } from './parse.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const RUNS = Math.max(5, Number(args.get('runs') ?? 5));
+const SIZES = (args.get('sizes') ?? '50,100,250,500').split(',').map(Number);
+const REFERENCE_N = SIZES.includes(250) ? 250 : SIZES[SIZES.length - 1]!;
+const CONCURRENCY = 8; // the exporter's --shim.concurrency default
+const WARMUP = 2;
+const MIB = 2 ** 20;
+
+// ─── child processes ─────────────────────────────────────────────────────────
+
+type Message = { kind: string; [key: string]: unknown };
+
+class Child {
+  private readonly proc: ChildProcess;
+  private readonly inbox: Message[] = [];
+  private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
+
+  constructor(file: string, argv: string[] = []) {
+    // Inherits this process's tsx loader (as the bin runs the exporter under tsx too).
+    const profile = process.env.BENCH_PROFILE_DIR !== undefined && file.startsWith(process.env.BENCH_PROFILE ?? '\0');
+    const execArgv = profile ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : process.execArgv;
+    this.proc = fork(join(here, file), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    this.proc.on('message', (m: Message) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        if (m.kind === 'error') w.reject(new Error(`${file}: ${String(m.message)}`));
+        else w.resolve(m);
+      } else this.inbox.push(m);
+    });
+    this.proc.on('exit', (code) => this.waiter?.reject(new Error(`${file} exited (${code})`)));
+  }
+
+  next<T = Message>(): Promise<T> {
+    const queued = this.inbox.shift();
+    if (queued) return Promise.resolve(queued as unknown as T);
+    return new Promise<T>((resolve, reject) => {
+      this.waiter = { resolve: resolve as (m: Message) => void, reject };
+    });
+  }
+
+  request<T = Message>(message: Message): Promise<T> {
+    this.proc.send(message);
+    return this.next<T>();
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.send({ kind: 'stop' });
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+// ─── statistics ──────────────────────────────────────────────────────────────
+
+interface Stat {
+  min: number;
+  median: number;
+  max: number;
+}
+
+function stat(values: number[]): Stat {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { min: sorted[0]!, median, max: sorted[sorted.length - 1]! };
+}
+
+const fmt = (v: number, digits = 2): string => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(digits));
+const show = (s: Stat, digits = 2, unit = ''): string => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+
+// ─── one node size ───────────────────────────────────────────────────────────
+
+interface Ready {
+  flags: string[];
+  sockets: string[];
+  latencyMs: number;
+  bodyBytes: number;
+  kubelet: { kubeletUrl: string; kubeletTokenFile: string; kubeletCaFile: string };
+}
+interface BaselineRead {
+  wallMs: number;
+  cpuMs: number;
+  kubeletMs: number;
+  bytes: number;
+}
+
+interface SizeResult {
+  n: number;
+  bodyBytes: number;
+  wall: Stat;
+  ideal: Stat;
+  wallRatio: Stat;
+  cpu: Stat;
+  baseCpu: Stat;
+  cpuRatio: Stat;
+  renderCpu: Stat;
+  renderShare: Stat;
+  perSandboxCpu: Stat;
+  idleRss: number;
+  peakRss: number;
+  baselinePeakRss: number;
+  series: CollectSample['series'];
+  failures: string[];
+}
+
+async function measureSize(n: number): Promise<SizeResult> {
+  const node = new Child('node-child.ts', [String(n)]);
+  const exporter = new Child('exporter-child.ts');
+  const baseline = new Child('baseline-child.ts');
+  try {
+    const ready = await node.next<Ready>();
+    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
+    const k = ready.kubelet;
+    await baseline.request({
+      kind: 'start',
+      sockets: ready.sockets,
+      concurrency: CONCURRENCY,
+      kubelet: { url: k.kubeletUrl, tokenFile: k.kubeletTokenFile, caFile: k.kubeletCaFile },
+    });
+    const samples: { e: CollectSample; b: BaselineRead }[] = [];
+    for (let run = 0; run < WARMUP + RUNS; run++) {
+      const e = await exporter.request<CollectSample>({ kind: 'collect' });
+      const b = await baseline.request<BaselineRead>({ kind: 'read' });
+      if (run >= WARMUP) samples.push({ e, b });
+    }
+    const failures = new Set<string>();
+    for (const { e } of samples) {
+      if (e.shimsOk !== n) failures.add(`${n - e.shimsOk} of ${n} shims not scraped`);
+      if (e.sourcesDown.length > 0) failures.add(`sources down: ${e.sourcesDown.join(', ')}`);
+    }
+    const ideal = samples.map(({ b }) => (n * ready.latencyMs) / CONCURRENCY + b.kubeletMs);
+    const exporterStop = await exporter.request<{ maxRssBytes: number }>({ kind: 'stop' });
+    const baselineStop = await baseline.request<{ maxRssBytes: number }>({ kind: 'stop' });
+    return {
+      n,
+      bodyBytes: ready.bodyBytes,
+      wall: stat(samples.map((s) => s.e.wallMs)),
+      ideal: stat(ideal),
+      wallRatio: stat(samples.map((s, i) => s.e.wallMs / ideal[i]!)),
+      cpu: stat(samples.map((s) => s.e.cpuMs)),
+      baseCpu: stat(samples.map((s) => s.b.cpuMs)),
+      cpuRatio: stat(samples.map((s) => s.e.cpuMs / s.b.cpuMs)),
+      renderCpu: stat(samples.map((s) => s.e.renderCpuMs)),
+      renderShare: stat(samples.map((s) => (100 * s.e.renderCpuMs) / s.e.cpuMs)),
+      perSandboxCpu: stat(samples.map((s) => s.e.cpuMs / n)),
+      idleRss: started.idleRssBytes,
+      peakRss: Math.max(exporterStop.maxRssBytes, ...samples.map((s) => s.e.maxRssBytes)),
+      baselinePeakRss: baselineStop.maxRssBytes,
+      series: samples[samples.length - 1]!.e.series,
+      failures: [...failures],
+    };
+  } finally {
+    await Promise.all([exporter.stop(), baseline.stop(), node.stop()]);
+  }
+}
+
+// ─── report ──────────────────────────────────────────────────────────────────
+
+interface Verdict {
+  target: string;
+  measured: string;
+  ok: boolean;
+}
+
+async function main(): Promise<void> {
+  const cpu = cpus();
+  const loadBefore = loadavg();
+  console.log('## Machine');
+  console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
+  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} (after ${WARMUP} warm-up), parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
+  console.log('figures: median (min–max)\n');
+
+  const parseRuns = args.has('skip-parse') ? 1 : Math.max(21, RUNS * 4 + 1);
+  const parse = runParseBench(parseRuns);
+  const col = (k: keyof ParseRun): Stat => stat(parse.runs.map((r) => r[k]));
+  const ratio = (f: (r: ParseRun) => number): Stat => stat(parse.runs.map(f));
+  const fullScan = ratio((r) => r.full / r.scan);
+  const decodeScan = ratio((r) => r.decode / r.scan);
+  const peerFull = ratio((r) => r.peer / r.full);
+  console.log(`## (a) Parsing one shim payload: ${(parse.bytes / 1024).toFixed(1)} KiB, ${parse.lines} lines, ${parse.series} series`);
+  console.log('| way | µs per payload | vs bare scan |');
+  console.log('|---|---|---|');
+  console.log(`| bare newline scan (floor) | ${show(col('scan'), 1)} | 1 |`);
+  console.log(`| full parse (parsePromText) | ${show(col('full'), 1)} | ${show(fullScan)}× |`);
+  console.log(`| skipping decoder (decodeShimMetrics) | ${show(col('decode'), 1)} | ${show(decodeScan)}× |`);
+  console.log(`| peer parse-prometheus-text-format | ${show(col('peer'), 1)} | ${show(ratio((r) => r.peer / r.scan))}× |`);
+  console.log(`peer / full parse: ${show(peerFull, 1)}×\n`);
+
+  const sizes: SizeResult[] = [];
+  for (const n of SIZES) {
+    process.stderr.write(`measuring N = ${n}…\n`);
+    sizes.push(await measureSize(n));
+  }
+  const ref = sizes.find((s) => s.n === REFERENCE_N)!;
+
+  console.log(`## (b) One full collection at N = ${ref.n} (${ref.n * 3} containers, ${(ref.bodyBytes / 1024).toFixed(0)} KiB per shim, 20 ms per shim call, concurrency ${CONCURRENCY})`);
+  console.log('| figure | value |');
+  console.log('|---|---|');
+  console.log(`| wall time | ${show(ref.wall, 0, ' ms')} |`);
+  console.log(`| ideal (Σ latency / concurrency + kubelet) | ${show(ref.ideal, 0, ' ms')} |`);
+  console.log(`| wall / ideal | ${show(ref.wallRatio)}× |`);
+  console.log(`| exporter CPU per collection | ${show(ref.cpu, 0, ' ms')} |`);
+  console.log(`| read-only baseline client CPU | ${show(ref.baseCpu, 0, ' ms')} |`);
+  console.log(`| exporter CPU / baseline | ${show(ref.cpuRatio)}× |`);
+  console.log(`| exporter peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB (baseline client ${(ref.baselinePeakRss / MIB).toFixed(0)} MiB) |`);
+  console.log(`| exporter RSS before its first collection (modules loaded, pod list in) | ${(ref.idleRss / MIB).toFixed(0)} MiB |`);
+  console.log('');
+  console.log(`## (c) Rendering /metrics (text) at N = ${ref.n}`);
+  console.log(`render CPU ${show(ref.renderCpu, 1, ' ms')} = ${show(ref.renderShare, 1, '%')} of collection CPU\n`);
+  console.log(`## (d) Series at N = ${ref.n}`);
+  console.log(`${ref.series.total} series in kata_bridge_* families; most per container ${ref.series.maxPerContainer} (budget ${CARDINALITY_BUDGET.perContainer}) over ${ref.series.containers} containers; most per pod ${ref.series.maxPerPod} (budget ${CARDINALITY_BUDGET.perPod}) over ${ref.series.pods} pods\n`);
+  console.log('## (e) Scaling');
+  console.log('| N | wall ms | ideal ms | wall/ideal | CPU ms | baseline CPU ms | CPU/baseline | CPU ms per sandbox | render % | idle → peak RSS MiB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const s of sizes) {
+    console.log(
+      `| ${s.n} | ${show(s.wall, 0)} | ${fmt(s.ideal.median, 0)} | ${show(s.wallRatio)} | ${show(s.cpu, 0)} | ${fmt(s.baseCpu.median, 0)} | ${show(s.cpuRatio)} | ${show(s.perSandboxCpu, 3)} | ${fmt(s.renderShare.median, 1)} | ${(s.idleRss / MIB).toFixed(0)} → ${(s.peakRss / MIB).toFixed(0)} |`,
+    );
+  }
+  const perSandbox = sizes.map((s) => s.perSandboxCpu.median);
+  const center = stat(perSandbox).median;
+  const spread = Math.max(...perSandbox.map((v) => Math.abs(v / center - 1)));
+  console.log(`cost per sandbox: ${perSandbox.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(spread * 100).toFixed(0)}% from their median\n`);
+
+  const verdicts: Verdict[] = [
+    { target: 'full parse ≥ 10× faster than the peer', measured: `${fmt(peerFull.median, 1)}×`, ok: peerFull.median >= 10 },
+    { target: 'full parse ≤ 6× the bare scan', measured: `${fmt(fullScan.median)}×`, ok: fullScan.median <= 6 },
+    { target: 'skipping decode ≤ 2.5× the bare scan', measured: `${fmt(decodeScan.median)}×`, ok: decodeScan.median <= 2.5 },
+    { target: `collection wall ≤ 1.2× the ideal (N = ${ref.n})`, measured: `${fmt(ref.wallRatio.median)}×`, ok: ref.wallRatio.median <= 1.2 },
+    { target: `collection CPU ≤ 3× the read-only baseline (N = ${ref.n})`, measured: `${fmt(ref.cpuRatio.median)}×`, ok: ref.cpuRatio.median <= 3 },
+    { target: `peak RSS ≤ 150 MiB (N = ${ref.n})`, measured: `${(ref.peakRss / MIB).toFixed(0)} MiB`, ok: ref.peakRss <= 150 * MIB },
+    { target: `rendering ≤ 10% of collection CPU (N = ${ref.n})`, measured: `${fmt(ref.renderShare.median, 1)}%`, ok: ref.renderShare.median <= 10 },
+    {
+      target: `series ≤ ${CARDINALITY_BUDGET.perContainer} per container, ≤ ${CARDINALITY_BUDGET.perPod} per pod`,
+      measured: `${ref.series.maxPerContainer} / ${ref.series.maxPerPod}`,
+      ok: ref.series.maxPerContainer <= CARDINALITY_BUDGET.perContainer && ref.series.maxPerPod <= CARDINALITY_BUDGET.perPod,
+    },
+    { target: `cost per sandbox flat within ±25% (N = ${SIZES.join(', ')})`, measured: `±${(spread * 100).toFixed(0)}%`, ok: spread <= 0.25 },
+  ];
+  const failures = sizes.flatMap((s) => s.failures.map((f) => `N = ${s.n}: ${f}`));
+  for (const f of failures) verdicts.push({ target: 'every collection complete', measured: f, ok: false });
+  console.log('## Targets');
+  console.log('| target | measured (median) | met |');
+  console.log('|---|---|---|');
+  for (const v of verdicts) console.log(`| ${v.target} | ${v.measured} | ${v.ok ? 'yes' : '**no**'} |`);
+  console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  process.exitCode = verdicts.every((v) => v.ok) ? 0 : 1;
+}
+
+await main();
