@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CARDINALITY_BUDGET } from '../src/publish/families.ts';
 import type { CollectSample } from './exporter-child.ts';
+import { compileBenchChildren, IMAGE_NODE_FLAGS } from './build.ts';
 import { runParseBench, type ParseRun } from './parse.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,6 +26,14 @@ const REFERENCE_N = SIZES.includes(250) ? 250 : SIZES[SIZES.length - 1]!;
 const CONCURRENCY = 8; // the exporter's --shim.concurrency default
 const WARMUP = 2;
 const MIB = 2 ** 20;
+/**
+ * How the exporter and baseline children run: 'compiled' (default) is what the image ships (tsc
+ * output, `node --enable-source-maps`); 'tsx' is the development loader. --compare-tsx adds a
+ * second exporter under tsx, interleaved in the same runs, for a side-by-side RSS / CPU figure.
+ */
+const RUNTIME: Runtime = args.get('runtime') === 'tsx' ? 'tsx' : 'compiled';
+const COMPARE_TSX = args.has('compare-tsx') && RUNTIME === 'compiled';
+type Runtime = 'tsx' | 'compiled';
 
 // ─── child processes ─────────────────────────────────────────────────────────
 
@@ -35,11 +44,13 @@ class Child {
   private readonly inbox: Message[] = [];
   private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
 
-  constructor(file: string, argv: string[] = []) {
-    // Inherits this process's tsx loader (as the bin runs the exporter under tsx too).
+  constructor(file: string, argv: string[] = [], runtime: Runtime = 'tsx') {
+    // 'tsx' inherits this process's tsx loader; 'compiled' runs the tsc output like the image.
     const profile = process.env.BENCH_PROFILE_DIR !== undefined && file.startsWith(process.env.BENCH_PROFILE ?? '\0');
-    const execArgv = profile ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : process.execArgv;
-    this.proc = fork(join(here, file), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    const base = runtime === 'compiled' ? IMAGE_NODE_FLAGS : process.execArgv;
+    const execArgv = profile ? [...base, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : base;
+    const path = runtime === 'compiled' ? compileBenchChildren().file(file.replace(/\.ts$/, '')) : join(here, file);
+    this.proc = fork(path, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     this.proc.on('message', (m: Message) => {
       if (this.waiter) {
         const w = this.waiter;
@@ -107,6 +118,8 @@ interface BaselineRead {
 }
 
 interface SizeResult {
+  /** The same exporter under tsx, interleaved in the same runs (--compare-tsx). */
+  tsx: { idleRss: number; peakRss: number; wall: Stat; cpu: Stat } | undefined;
   n: number;
   bodyBytes: number;
   wall: Stat;
@@ -127,11 +140,14 @@ interface SizeResult {
 
 async function measureSize(n: number): Promise<SizeResult> {
   const node = new Child('node-child.ts', [String(n)]);
-  const exporter = new Child('exporter-child.ts');
-  const baseline = new Child('baseline-child.ts');
+  const exporter = new Child('exporter-child.ts', [], RUNTIME);
+  const baseline = new Child('baseline-child.ts', [], RUNTIME);
+  const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], 'tsx') : undefined;
   try {
     const ready = await node.next<Ready>();
     const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
+    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
+    const tsxSamples: CollectSample[] = [];
     const k = ready.kubelet;
     await baseline.request({
       kind: 'start',
@@ -144,6 +160,8 @@ async function measureSize(n: number): Promise<SizeResult> {
       const e = await exporter.request<CollectSample>({ kind: 'collect' });
       const b = await baseline.request<BaselineRead>({ kind: 'read' });
       if (run >= WARMUP) samples.push({ e, b });
+      const t = await tsxExporter?.request<CollectSample>({ kind: 'collect' });
+      if (t && run >= WARMUP) tsxSamples.push(t);
     }
     const failures = new Set<string>();
     for (const { e } of samples) {
@@ -153,7 +171,18 @@ async function measureSize(n: number): Promise<SizeResult> {
     const ideal = samples.map(({ b }) => (n * ready.latencyMs) / CONCURRENCY + b.kubeletMs);
     const exporterStop = await exporter.request<{ maxRssBytes: number }>({ kind: 'stop' });
     const baselineStop = await baseline.request<{ maxRssBytes: number }>({ kind: 'stop' });
+    const tsxStop = await tsxExporter?.request<{ maxRssBytes: number }>({ kind: 'stop' });
+    const tsx =
+      tsxStarted && tsxStop
+        ? {
+            idleRss: tsxStarted.idleRssBytes,
+            peakRss: Math.max(tsxStop.maxRssBytes, ...tsxSamples.map((s) => s.maxRssBytes)),
+            wall: stat(tsxSamples.map((s) => s.wallMs)),
+            cpu: stat(tsxSamples.map((s) => s.cpuMs)),
+          }
+        : undefined;
     return {
+      tsx,
       n,
       bodyBytes: ready.bodyBytes,
       wall: stat(samples.map((s) => s.e.wallMs)),
@@ -172,7 +201,7 @@ async function measureSize(n: number): Promise<SizeResult> {
       failures: [...failures],
     };
   } finally {
-    await Promise.all([exporter.stop(), baseline.stop(), node.stop()]);
+    await Promise.all([exporter.stop(), baseline.stop(), node.stop(), tsxExporter?.stop()]);
   }
 }
 
@@ -189,6 +218,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   console.log('## Machine');
   console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
+  console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, node ${IMAGE_NODE_FLAGS.join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}`);
   console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} (after ${WARMUP} warm-up), parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
   console.log('figures: median (min–max)\n');
 
@@ -227,6 +257,16 @@ async function main(): Promise<void> {
   console.log(`| exporter peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB (baseline client ${(ref.baselinePeakRss / MIB).toFixed(0)} MiB) |`);
   console.log(`| exporter RSS before its first collection (modules loaded, pod list in) | ${(ref.idleRss / MIB).toFixed(0)} MiB |`);
   console.log('');
+  if (ref.tsx) {
+    console.log(`### Compiled (as shipped) vs tsx, same runs, N = ${ref.n}`);
+    console.log('| figure | compiled | tsx |');
+    console.log('|---|---|---|');
+    console.log(`| RSS before the first collection | ${(ref.idleRss / MIB).toFixed(0)} MiB | ${(ref.tsx.idleRss / MIB).toFixed(0)} MiB |`);
+    console.log(`| peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB | ${(ref.tsx.peakRss / MIB).toFixed(0)} MiB |`);
+    console.log(`| CPU per collection | ${show(ref.cpu, 0, ' ms')} | ${show(ref.tsx.cpu, 0, ' ms')} |`);
+    console.log(`| wall per collection | ${show(ref.wall, 0, ' ms')} | ${show(ref.tsx.wall, 0, ' ms')} |`);
+    console.log('');
+  }
   console.log(`## (c) Rendering /metrics (text) at N = ${ref.n}`);
   console.log(`render CPU ${show(ref.renderCpu, 1, ' ms')} = ${show(ref.renderShare, 1, '%')} of collection CPU\n`);
   console.log(`## (d) Series at N = ${ref.n}`);

@@ -15,7 +15,7 @@ import {
   type PodCgroup,
 } from './scrapers/cgroups.ts';
 import { discoverSandboxes } from './scrapers/kata-sandboxes.ts';
-import type { ShimPool, ShimTarget } from './scrapers/kata-shim.ts';
+import type { ShimPool, ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import { SourceError } from './scrapers/source-error.ts';
 import { correlate, isPodInScope, resolvePodUid, sumBoth, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
@@ -26,7 +26,7 @@ import { decodeShimMetrics } from './translate/kata-decode.ts';
 import { PromParseError } from './translate/prom-text.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, PodRecord, SandboxRecord } from './translate/records.ts';
-import { resolveSandboxes } from './translate/sandbox-map.ts';
+import { resolveSandboxes, type SandboxPodMapping } from './translate/sandbox-map.ts';
 import type { NodeSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
 
 export interface KubeletSource {
@@ -86,16 +86,20 @@ export class Collector {
     const kubeletRun = timed(this.now, () => this.readKubelet());
     const pods = this.deps.pods.pods();
 
-    // Sandboxes first: they decide which pods are in scope and which cgroups to read.
-    const discovered = await timed(this.now, () => this.readSandboxes());
+    // Sandboxes first: they decide which pods are in scope and which cgroups to read. Each shim
+    // scrape starts as soon as its sandbox is settled, while discovery reads the others (and the
+    // kubelet answers); the scrapes of sandboxes that needed /proc start when discovery ends.
+    const shimsStart = this.now();
+    const scrapes = this.shimScrapes(pods, startedAt);
+    const discovered = await timed(this.now, () => this.readSandboxes(scrapes.early));
     const plans = discovered.value.plans;
-    for (const plan of plans) plan.podUid = resolvePodUid(plan.observation.pod, pods.values());
+    for (const plan of plans) plan.podUid ??= resolvePodUid(plan.observation.pod, pods.values());
     const mappedUids = new Set(plans.flatMap((p) => (p.podUid === undefined ? [] : [p.podUid])));
     const inScope = [...pods.values()].filter((pod) => isPodInScope(pod, config.runtimeHandlers, mappedUids));
 
     const [cgroups, shims, kubelet] = await Promise.all([
       timed(this.now, () => this.readCgroups(inScope, plans)),
-      timed(this.now, () => this.readShims(plans, startedAt)),
+      scrapes.finish(plans).then((value) => ({ value, seconds: (this.now() - shimsStart) / 1000 })),
       kubeletRun,
     ]);
 
@@ -116,7 +120,8 @@ export class Collector {
 
     const sources: Record<SourceName, SourceStatus> = {
       kubelet: { up: kubelet.value.stats !== undefined, durationSeconds: kubelet.seconds },
-      shims: { up: discovered.value.ok && shims.value.ok, durationSeconds: discovered.seconds + shims.seconds },
+      // Discovery and the scrapes overlap: the source's time is from discovery's start to the last scrape.
+      shims: { up: discovered.value.ok && shims.value.ok, durationSeconds: Math.max(discovered.seconds, shims.seconds) },
       cgroups: { up: cgroups.value.ok, durationSeconds: cgroups.seconds },
       pods: { up: this.deps.pods.isReady() && this.deps.pods.isHealthy(), durationSeconds: 0 },
     };
@@ -145,20 +150,31 @@ export class Collector {
     }
   }
 
-  private async readSandboxes(): Promise<{ ok: boolean; plans: SandboxPlan[] }> {
+  private async readSandboxes(onSettled: (plan: SandboxPlan) => void): Promise<{ ok: boolean; plans: SandboxPlan[] }> {
     const { config } = this.deps;
+    // Plans of settled sandboxes, made as they come in: the same objects end up in `plans`.
+    const early = new Map<string, SandboxPlan>();
     const discovery = await discoverSandboxes({
       kataGoDir: config.kataGoDir,
       kataRsDir: config.kataRsDir,
       containerdTasksDir: config.containerdTasksDir,
       crioDir: config.crioDir,
       procDir: config.procDir,
+      onSettled: (raw) => {
+        const plan = toPlan(resolveSandboxes([raw])[0]!);
+        early.set(raw.id, plan);
+        onSettled(plan);
+      },
     });
     for (const error of discovery.errors) this.deps.logger.warn({ err: describe(error), source: 'shims' }, 'sandbox discovery problem');
-    const plans = resolveSandboxes(discovery.sandboxes).map(({ record, mapping }) => {
-      const observation: SandboxObservation = { sandbox: record };
-      if (mapping.mapped) observation.pod = mapping.ref;
-      return { record, observation } as SandboxPlan;
+    const plans = resolveSandboxes(discovery.sandboxes).map((resolved) => {
+      const plan = early.get(resolved.record.id);
+      if (plan === undefined) return toPlan(resolved);
+      // The final record may carry a vmmPid from /proc; hypervisor, socket, cgroup paths and the
+      // pod mapping are those the early plan was made with.
+      plan.record = resolved.record;
+      plan.observation.sandbox = resolved.record;
+      return plan;
     });
     return { ok: discovery.errors.length === 0, plans };
   }
@@ -210,46 +226,80 @@ export class Collector {
     return { ok: true, podCgroups };
   }
 
-  private async readShims(plans: readonly SandboxPlan[], startedAt: number): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> {
+  /**
+   * The shim scrapes of one collection: `early(plan)` starts a settled sandbox's scrape at once;
+   * `finish(plans)` starts the rest, waits for all and assembles the results in plan order. The
+   * pool bounds the concurrency across all of them.
+   */
+  private shimScrapes(
+    pods: ReadonlyMap<string, PodRecord>,
+    startedAt: number,
+  ): { early: (plan: SandboxPlan) => void; finish: (plans: readonly SandboxPlan[]) => Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> } {
     const { config, self, logger } = this.deps;
-    const targets: { id: string; socketPath: string }[] = [];
-    const byId = new Map<string, SandboxPlan>();
-    for (const plan of plans) {
+    // A handler that throws rejects its scrape; that is kept and rethrown by finish(), as before.
+    const started = new Map<string, Promise<{ result: ShimScrapeResult<DecodedShim> | undefined } | { error: unknown }>>();
+    const handled = new Set<SandboxPlan>();
+    let targets = 0;
+    // Leave the deadline's last half second for decoding and rendering.
+    const deadlineAtMs = startedAt + config.collectDeadlineMs - 500;
+    const start = (plan: SandboxPlan): void => {
+      if (handled.has(plan)) return;
+      handled.add(plan);
       // An unmapped sandbox's numbers would belong to no pod; only kata-monitor mode wants them.
-      if (plan.podUid === undefined && !config.shimRaw) continue;
+      if (plan.podUid === undefined && !config.shimRaw) return;
       const decision = shimScrapeDecision(plan.record, config.shimRuntimeRs);
       if (!decision.scrape) {
         plan.observation.shim = { state: 'skipped', reason: decision.reason };
-        continue;
+        return;
       }
-      targets.push({ id: plan.record.id, socketPath: plan.record.socketPath! });
-      if (!byId.has(plan.record.id)) byId.set(plan.record.id, plan);
-    }
-    // Each body is decoded in its pool slot as soon as it is in, and dropped: at most
-    // --shim.concurrency bodies are in memory at once. Leave the deadline's last half second for
-    // decoding and rendering.
-    const results = await this.deps.shims.scrapeAll(targets, {
-      deadlineAtMs: startedAt + config.collectDeadlineMs - 500,
-      handle: (body: Buffer, target: ShimTarget): DecodedShim => this.decodeShim(byId.get(target.id)!, body),
-    });
-    const raw: RawSandboxFamilies[] = [];
-    let failures = 0;
-    for (const plan of plans) {
-      const result = results.get(plan.record.id);
-      if (result === undefined) continue;
-      if (result.ok) {
-        plan.observation.shim = result.body.outcome;
-        if (result.body.raw !== undefined) raw.push(result.body.raw);
-      } else {
-        plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+      targets++;
+      // Once per id, first wins (the same id under both runtimes: the first one settled).
+      if (started.has(plan.record.id)) return;
+      // Each body is decoded in its pool slot as soon as it is in, and dropped: at most
+      // --shim.concurrency bodies are in memory at once.
+      const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath! };
+      started.set(
+        target.id,
+        this.deps.shims
+          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer): DecodedShim => this.decodeShim(plan, body) })
+          .then(
+            (results) => ({ result: results.get(target.id) }),
+            (error: unknown) => ({ error }),
+          ),
+      );
+    };
+    const early = (plan: SandboxPlan): void => {
+      plan.podUid = resolvePodUid(plan.observation.pod, pods.values());
+      start(plan);
+    };
+    const finish = async (plans: readonly SandboxPlan[]): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> => {
+      for (const plan of plans) start(plan);
+      const results = new Map<string, ShimScrapeResult<DecodedShim> | undefined>();
+      for (const [id, pending] of started) {
+        const settled = await pending;
+        if ('error' in settled) throw settled.error;
+        results.set(id, settled.result);
       }
-      if (plan.observation.shim.state === 'failed') {
-        failures++;
-        self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
-        logger.warn({ sandbox: plan.record.id, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+      const raw: RawSandboxFamilies[] = [];
+      let failures = 0;
+      for (const plan of plans) {
+        const result = results.get(plan.record.id);
+        if (result === undefined) continue;
+        if (result.ok) {
+          plan.observation.shim = result.body.outcome;
+          if (result.body.raw !== undefined) raw.push(result.body.raw);
+        } else {
+          plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+        }
+        if (plan.observation.shim.state === 'failed') {
+          failures++;
+          self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
+          logger.warn({ sandbox: plan.record.id, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+        }
       }
-    }
-    return { ok: targets.length === 0 || failures < targets.length, raw };
+      return { ok: targets === 0 || failures < targets, raw };
+    };
+    return { early, finish };
   }
 
   /** Decodes one body (a view the pool reuses: nothing here may keep it). */
@@ -272,6 +322,12 @@ export class Collector {
 interface DecodedShim {
   outcome: ShimOutcome;
   raw?: RawSandboxFamilies;
+}
+
+function toPlan({ record, mapping }: { record: SandboxRecord; mapping: SandboxPodMapping }): SandboxPlan {
+  const observation: SandboxObservation = { sandbox: record };
+  if (mapping.mapped) observation.pod = mapping.ref;
+  return { record, observation };
 }
 
 function isInside(path: string, parent: string | undefined): boolean {

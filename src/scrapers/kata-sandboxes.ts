@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
+import { needsProcessScan } from '../translate/sandbox-map.ts';
 import { SourceError } from './source-error.ts';
 
 export interface SandboxDiscoveryOptions {
@@ -27,6 +28,13 @@ export interface SandboxDiscoveryOptions {
   procDir?: string;
   /** Cap on each state file and bundle. */
   maxFileBytes?: number;
+  /**
+   * Called as soon as a sandbox is read whose state file names its hypervisor, before the other
+   * sandboxes are in: its record's hypervisor, socket, cgroup paths and pod mapping are then
+   * settled. Its `processes` are empty here; the result may still attach some (when another
+   * sandbox makes discovery read /proc), which only the record's `vmmPid` can use.
+   */
+  onSettled?: (sandbox: RawSandbox) => void;
 }
 
 export const SANDBOX_DISCOVERY_DEFAULTS = {
@@ -36,7 +44,7 @@ export const SANDBOX_DISCOVERY_DEFAULTS = {
   crioDir: '/run/containers/storage/overlay-containers',
   procDir: '/proc',
   maxFileBytes: 4 * 1024 * 1024,
-} as const satisfies Required<SandboxDiscoveryOptions>;
+} as const satisfies Required<Omit<SandboxDiscoveryOptions, 'onSettled'>>;
 
 export interface SandboxDiscovery {
   sandboxes: RawSandbox[];
@@ -142,7 +150,7 @@ async function listSandboxIds(root: string, errors: SourceError[]): Promise<stri
   }
 }
 
-type Paths = Required<SandboxDiscoveryOptions>;
+type Paths = Required<Omit<SandboxDiscoveryOptions, 'onSettled'>>;
 
 /**
  * Reads one sandbox directory and its bundles. Undefined when the directory is gone by the end
@@ -233,22 +241,35 @@ export async function readProcessTable(
   return processes.filter((p) => p !== undefined);
 }
 
-/** All Kata sandboxes of the node. Never throws: what could not be read is in `errors`. */
+/**
+ * All Kata sandboxes of the node. Never throws: what could not be read is in `errors`.
+ *
+ * The state files are read first. The host's process table (every /proc/<pid>/comm and cmdline)
+ * is read only when some state file does not name its sandbox's hypervisor (needsProcessScan):
+ * then, and only then, the processes are the fallback. Otherwise every sandbox has no processes.
+ */
 export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): Promise<SandboxDiscovery> {
   const paths: Paths = { ...SANDBOX_DISCOVERY_DEFAULTS, ...definedOptions(options) };
   const errors: SourceError[] = [];
-  const [goIds, rsIds, processTable] = await Promise.all([
-    listSandboxIds(paths.kataGoDir, errors),
-    listSandboxIds(paths.kataRsDir, errors),
-    readProcessTable(paths.procDir, errors),
-  ]);
+  const [goIds, rsIds] = await Promise.all([listSandboxIds(paths.kataGoDir, errors), listSandboxIds(paths.kataRsDir, errors)]);
 
   const limit = pLimit(READ_CONCURRENCY);
-  const found = await Promise.all([
-    ...goIds.map((id) => limit(() => readSandbox('go', id, paths, errors))),
-    ...rsIds.map((id) => limit(() => readSandbox('rs', id, paths, errors))),
-  ]);
+  const onSettled = options.onSettled;
+  let scan = false;
+  const read = async (runtime: KataRuntime, id: string): Promise<Omit<RawSandbox, 'processes'> | undefined> => {
+    const sandbox = await readSandbox(runtime, id, paths, errors);
+    if (sandbox === undefined) return undefined;
+    if (needsProcessScan([sandbox])) scan = true;
+    else onSettled?.({ ...sandbox, processes: [] });
+    return sandbox;
+  };
+  const found = (
+    await Promise.all([...goIds.map((id) => limit(() => read('go', id))), ...rsIds.map((id) => limit(() => read('rs', id)))])
+  ).filter((s) => s !== undefined);
 
+  if (!scan) return { sandboxes: found.map((s) => ({ ...s, processes: [] })), errors };
+
+  const processTable = await readProcessTable(paths.procDir, errors);
   const threadCache = new Map<number, Promise<string[]>>();
   const threadsOf = (pid: number): Promise<string[]> => {
     let names = threadCache.get(pid);
@@ -261,7 +282,6 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
 
   const sandboxes: RawSandbox[] = [];
   for (const sandbox of found) {
-    if (sandbox === undefined) continue;
     const mine = processTable.filter((p) => cmdlineMentionsSandbox(p.cmdline, sandbox.id));
     const processes = await Promise.all(mine.map(async (p) => ({ ...p, threadNames: await threadsOf(p.pid) })));
     sandboxes.push({ ...sandbox, processes });

@@ -172,7 +172,21 @@ function definedOnly(fields: PodFields): PodFields {
 
 // ─── records ──────────────────────────────────────────────────────────────────
 
-/** The state file decides the hypervisor; the processes are the fallback; else 'unknown'. */
+/**
+ * Whether discovery must read the host's process table: only when some sandbox's state file does
+ * not name a hypervisor we know, since buildSandboxRecord uses the processes as the fallback for
+ * the hypervisor. When every state file names it, the records' hypervisor, source and every
+ * published figure are the same without the scan; only `vmmPid`, which nothing publishes, is then
+ * the state file's alone (runtime-rs persists none).
+ */
+export function needsProcessScan(raw: ReadonlyArray<Pick<RawSandbox, 'id' | 'runtime' | 'stateText'>>): boolean {
+  return raw.some((r) => decodeKataState(r.runtime, r.stateText, r.id).hypervisor === undefined);
+}
+
+/**
+ * The state file decides the hypervisor; the processes are the fallback; else 'unknown'. The
+ * processes may be empty when discovery skipped the scan (see needsProcessScan).
+ */
 export function buildSandboxRecord(raw: RawSandbox): SandboxRecord {
   const state = decodeKataState(raw.runtime, raw.stateText, raw.id);
   const fromProcess = hypervisorFromProcesses(raw.processes);

@@ -142,6 +142,38 @@ describe('discoverSandboxes edge cases', () => {
     expect(result.errors.map((e) => [e.reason, e.target])).toEqual([['io', procDir]]);
   });
 
+  test('no /proc read when every state file names its hypervisor: an absent proc dir is no error', async () => {
+    const root = await copyNode();
+    try {
+      const paths = nodePaths(root);
+      // F (no state file) and G (no state file) are the only sandboxes that need the processes.
+      await rm(join(paths.kataGoDir, F), { recursive: true, force: true });
+      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+      const procDir = join(root, 'no-such-proc');
+      const result = await discoverSandboxes({ ...paths, procDir });
+      expect(result.errors).toEqual([]);
+      expect(result.sandboxes.map((s) => s.id).sort()).toEqual([A, B, C, D, E].sort());
+      for (const s of result.sandboxes) expect(s.processes).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('one sandbox whose state names no hypervisor makes discovery read /proc', async () => {
+    const root = await copyNode();
+    try {
+      const paths = nodePaths(root);
+      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+      const result = await discoverSandboxes(paths);
+      expect(result.errors).toEqual([]);
+      // F has no state file: its Firecracker process is found, and the others' processes with it.
+      expect(pids(byId(result.sandboxes).get(F))).not.toEqual([]);
+      expect(pids(byId(result.sandboxes).get(A))).not.toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   test('files above the byte cap are refused as oversize, not read', async () => {
     const result = await discoverSandboxes({ ...nodePaths(FIXTURE), maxFileBytes: 200 });
     const a = result.sandboxes.find((s) => s.id === A);

@@ -8,6 +8,7 @@ import {
   buildSandboxRecords,
   isPodUid,
   mapSandboxToPod,
+  needsProcessScan,
   podUidFromCgroupPath,
   resolveSandboxes,
   type SandboxPodMapping,
@@ -294,5 +295,25 @@ describe('helpers', () => {
     [undefined, undefined],
   ])('podUidFromCgroupPath(%s) → %s', (path, expected) => {
     expect(podUidFromCgroupPath(path)).toBe(expected);
+  });
+});
+
+describe('needsProcessScan', () => {
+  const go = (stateText: string | undefined) => ({ id: 'x', runtime: 'go' as const, stateText });
+  const rs = (stateText: string | undefined) => ({ id: 'y', runtime: 'rs' as const, stateText });
+  test('false when every state file names a known hypervisor, or there is no sandbox', () => {
+    expect(needsProcessScan([])).toBe(false);
+    expect(
+      needsProcessScan([
+        go(JSON.stringify({ HypervisorState: { Type: 'qemu', Pid: 0 } })),
+        rs(JSON.stringify({ hypervisor: { hypervisor_type: 'dragonball', pid: null } })),
+      ]),
+    ).toBe(false);
+  });
+  test('true when one state file is missing, unreadable or names no known hypervisor', () => {
+    const ok = go(JSON.stringify({ HypervisorState: { Type: 'clh' } }));
+    expect(needsProcessScan([ok, go(undefined)])).toBe(true);
+    expect(needsProcessScan([ok, rs('{not json')])).toBe(true);
+    expect(needsProcessScan([ok, rs(JSON.stringify({ hypervisor: { hypervisor_type: 'stratovirt' } }))])).toBe(true);
   });
 });
