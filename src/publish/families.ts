@@ -38,6 +38,22 @@ export const SCOPE_LABELS: Record<FamilyScope, readonly string[]> = {
   node: [],
 };
 
+/** A family with one value series per container or per pod and no labels beyond the scope's. */
+function valueFamily(
+  scope: FamilyScope,
+  name: string,
+  type: FamilyDef['type'],
+  help: string,
+  source: string,
+  collect: FamilyDef['collect'],
+): FamilyDef {
+  return { name, type, help, scope, extraLabels: [], maxSeriesPerScope: 1, source, collect };
+}
+
+function emitDefined(emit: Emit, labels: Labels, value: number | undefined): void {
+  if (value !== undefined) emit(labels, value);
+}
+
 function containerFamily(
   name: string,
   type: FamilyDef['type'],
@@ -45,23 +61,11 @@ function containerFamily(
   source: string,
   value: (c: ContainerSnapshot) => number | undefined,
 ): FamilyDef {
-  return {
-    name,
-    type,
-    help,
-    scope: 'container',
-    extraLabels: [],
-    maxSeriesPerScope: 1,
-    source,
-    collect(snapshot, emit) {
-      for (const pod of snapshot.pods) {
-        for (const c of pod.containers) {
-          const v = value(c);
-          if (v !== undefined) emit({ namespace: pod.namespace, pod: pod.pod, container: c.name }, v);
-        }
-      }
-    },
-  };
+  return valueFamily('container', name, type, help, source, (snapshot, emit) => {
+    for (const pod of snapshot.pods) {
+      for (const c of pod.containers) emitDefined(emit, { namespace: pod.namespace, pod: pod.pod, container: c.name }, value(c));
+    }
+  });
 }
 
 function podFamily(
@@ -71,21 +75,9 @@ function podFamily(
   source: string,
   value: (p: PodSnapshot) => number | undefined,
 ): FamilyDef {
-  return {
-    name,
-    type,
-    help,
-    scope: 'pod',
-    extraLabels: [],
-    maxSeriesPerScope: 1,
-    source,
-    collect(snapshot, emit) {
-      for (const pod of snapshot.pods) {
-        const v = value(pod);
-        if (v !== undefined) emit({ namespace: pod.namespace, pod: pod.pod }, v);
-      }
-    },
-  };
+  return valueFamily('pod', name, type, help, source, (snapshot, emit) => {
+    for (const pod of snapshot.pods) emitDefined(emit, { namespace: pod.namespace, pod: pod.pod }, value(pod));
+  });
 }
 
 function boolLabel(value: boolean | undefined): string {
