@@ -20,6 +20,9 @@ export interface CollectSample {
   renderCpuMs: number;
   rssBytes: number;
   maxRssBytes: number;
+  /** V8 heap right after the collection (before rendering): used, and reserved by V8. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
   shimsOk: number;
   sandboxes: number;
   sourcesDown: string[];
@@ -81,6 +84,7 @@ async function collect(): Promise<CollectSample> {
   const snapshot = await e.snapshot();
   const wallMs = performance.now() - t0;
   const collectCpu = cpuMs(process.cpuUsage(cpu0));
+  const heap = process.memoryUsage();
   const r0 = process.cpuUsage();
   const rt0 = performance.now();
   const text = await e.renderer.render(snapshot, 'text');
@@ -94,6 +98,8 @@ async function collect(): Promise<CollectSample> {
     renderCpuMs,
     rssBytes: process.memoryUsage.rss(),
     maxRssBytes: peakRssBytes(),
+    heapUsedBytes: heap.heapUsed,
+    heapTotalBytes: heap.heapTotal,
     shimsOk: snapshot.sandboxes.filter((s) => s.state === 'scraped').length,
     sandboxes: snapshot.sandboxes.length,
     sourcesDown: Object.entries(snapshot.sources).flatMap(([name, s]) => (s.up ? [] : [name])),

@@ -19,7 +19,13 @@ import { compileBenchChildren, IMAGE_NODE_FLAGS } from './build.ts';
 import { runParseBench, type ParseRun } from './parse.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const flag = a.replace(/^--/, '');
+    const eq = flag.indexOf('=');
+    return (eq < 0 ? [flag, ''] : [flag.slice(0, eq), flag.slice(eq + 1)]) as [string, string];
+  }),
+);
 const RUNS = Math.max(5, Number(args.get('runs') ?? 5));
 const SIZES = (args.get('sizes') ?? '50,100,250,500').split(',').map(Number);
 const REFERENCE_N = SIZES.includes(250) ? 250 : SIZES[SIZES.length - 1]!;
@@ -34,6 +40,12 @@ const MIB = 2 ** 20;
 const RUNTIME: Runtime = args.get('runtime') === 'tsx' ? 'tsx' : 'compiled';
 const COMPARE_TSX = args.has('compare-tsx') && RUNTIME === 'compiled';
 type Runtime = 'tsx' | 'compiled';
+/**
+ * Extra node flags for the exporter children only (not the baseline, not the simulated node), e.g.
+ * `--node-flags=--max-old-space-size=96` for the DaemonSet's NODE_OPTIONS. Several flags are
+ * separated by commas or blanks.
+ */
+const EXPORTER_NODE_FLAGS = (args.get('node-flags') ?? '').split(/[\s,]+/).filter((f) => f !== '');
 
 // ─── child processes ─────────────────────────────────────────────────────────
 
@@ -44,10 +56,10 @@ class Child {
   private readonly inbox: Message[] = [];
   private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
 
-  constructor(file: string, argv: string[] = [], runtime: Runtime = 'tsx') {
+  constructor(file: string, argv: string[] = [], runtime: Runtime = 'tsx', extraFlags: readonly string[] = []) {
     // 'tsx' inherits this process's tsx loader; 'compiled' runs the tsc output like the image.
     const profile = process.env.BENCH_PROFILE_DIR !== undefined && file.startsWith(process.env.BENCH_PROFILE ?? '\0');
-    const base = runtime === 'compiled' ? IMAGE_NODE_FLAGS : process.execArgv;
+    const base = [...(runtime === 'compiled' ? IMAGE_NODE_FLAGS : process.execArgv), ...extraFlags];
     const execArgv = profile ? [...base, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : base;
     const path = runtime === 'compiled' ? compileBenchChildren().file(file.replace(/\.ts$/, '')) : join(here, file);
     this.proc = fork(path, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
@@ -133,6 +145,8 @@ interface SizeResult {
   perSandboxCpu: Stat;
   idleRss: number;
   peakRss: number;
+  heapUsed: Stat;
+  heapTotal: Stat;
   baselinePeakRss: number;
   series: CollectSample['series'];
   failures: string[];
@@ -140,9 +154,9 @@ interface SizeResult {
 
 async function measureSize(n: number): Promise<SizeResult> {
   const node = new Child('node-child.ts', [String(n)]);
-  const exporter = new Child('exporter-child.ts', [], RUNTIME);
+  const exporter = new Child('exporter-child.ts', [], RUNTIME, EXPORTER_NODE_FLAGS);
   const baseline = new Child('baseline-child.ts', [], RUNTIME);
-  const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], 'tsx') : undefined;
+  const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], 'tsx', EXPORTER_NODE_FLAGS) : undefined;
   try {
     const ready = await node.next<Ready>();
     const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
@@ -195,6 +209,8 @@ async function measureSize(n: number): Promise<SizeResult> {
       renderShare: stat(samples.map((s) => (100 * s.e.renderCpuMs) / s.e.cpuMs)),
       perSandboxCpu: stat(samples.map((s) => s.e.cpuMs / n)),
       idleRss: started.idleRssBytes,
+      heapUsed: stat(samples.map((s) => s.e.heapUsedBytes / MIB)),
+      heapTotal: stat(samples.map((s) => s.e.heapTotalBytes / MIB)),
       peakRss: Math.max(exporterStop.maxRssBytes, ...samples.map((s) => s.e.maxRssBytes)),
       baselinePeakRss: baselineStop.maxRssBytes,
       series: samples[samples.length - 1]!.e.series,
@@ -218,7 +234,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   console.log('## Machine');
   console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
-  console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, node ${IMAGE_NODE_FLAGS.join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}`);
+  console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, node ${IMAGE_NODE_FLAGS.join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}${EXPORTER_NODE_FLAGS.length > 0 ? `; exporter children also with ${EXPORTER_NODE_FLAGS.join(' ')}` : ''}`);
   console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} (after ${WARMUP} warm-up), parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
   console.log('figures: median (min–max)\n');
 
@@ -256,6 +272,7 @@ async function main(): Promise<void> {
   console.log(`| exporter CPU / baseline | ${show(ref.cpuRatio)}× |`);
   console.log(`| exporter peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB (baseline client ${(ref.baselinePeakRss / MIB).toFixed(0)} MiB) |`);
   console.log(`| exporter RSS before its first collection (modules loaded, pod list in) | ${(ref.idleRss / MIB).toFixed(0)} MiB |`);
+  console.log(`| exporter V8 heap right after a collection: used / reserved | ${show(ref.heapUsed, 0, ' MiB')} / ${show(ref.heapTotal, 0, ' MiB')} |`);
   console.log('');
   if (ref.tsx) {
     console.log(`### Compiled (as shipped) vs tsx, same runs, N = ${ref.n}`);

@@ -85,6 +85,8 @@ function ioError(path: string, error: unknown): SourceError {
 
 class Oversize extends Error {}
 
+const FIRST_READ_BYTES = 8 * 1024;
+
 /**
  * Reads a whole file, refusing more than `maxBytes`. Loops to EOF because /proc files report
  * size 0. Undefined when the file is gone.
@@ -100,15 +102,19 @@ export async function readBounded(path: string, maxBytes: number): Promise<strin
   try {
     const chunks: Buffer[] = [];
     let total = 0;
-    for (;;) {
-      const buffer = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
+    // A state file or /proc entry is a few KiB: the first read is small, later ones 64 KiB. Only
+    // the bytes read are ever looked at, so the buffers need no zero-filling. (Each used to be a
+    // zeroed 64 KiB buffer: ~16 MiB of off-heap churn per collection at N = 250, which V8 counts
+    // against its heap limits.)
+    for (let size = FIRST_READ_BYTES; ; size = 64 * 1024) {
+      const buffer = Buffer.allocUnsafe(Math.min(size, maxBytes + 1 - total));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
       if (bytesRead === 0) break;
       chunks.push(buffer.subarray(0, bytesRead));
       total += bytesRead;
       if (total > maxBytes) throw new Oversize();
     }
-    return Buffer.concat(chunks).toString('utf8');
+    return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8');
   } catch (error) {
     if (isGone(error)) return undefined;
     throw error;

@@ -32,7 +32,14 @@
  * Everything here was written by code the guest may control. A sample is rejected (and counted)
  * when it is NaN, infinite, negative or above MAX_PLAUSIBLE_VALUE; unknown items are ignored.
  */
-import { PromParseError, parsePromText, type ParseLimits, type PromFamily, type PromSample } from './prom-text.ts';
+import {
+  PromParseError,
+  parsePromText,
+  type ParseLimits,
+  type PromFamily,
+  type PromSample,
+  type SeriesLabels,
+} from './prom-text.ts';
 import type {
   GuestCpuSeconds,
   GuestStats,
@@ -100,6 +107,41 @@ const GO_SHIM_PREFIXES = [
   'go_threads',
 ] as const;
 
+const PROCESS_PREFIXES = ['kata_shim', 'kata_hypervisor', 'kata_virtiofsd', 'kata_agent'] as const;
+const PROC_STAT_ITEMS = ['utime', 'stime'] as const;
+const PROC_STATUS_ITEMS = ['vmrss', 'vmsize'] as const;
+const IO_STAT_ITEMS = ['readbytes', 'writebytes', 'read_bytes', 'write_bytes'] as const;
+const MEMINFO_ITEMS = ['mem_total', 'mem_free', 'mem_available'] as const;
+const TASKS_ITEMS = ['cur', 'max'] as const;
+const LOAD_ITEMS = ['load1'] as const;
+const NETDEV_ITEMS = { recv_bytes: 1, sent_bytes: 1 } as const;
+const DISK_ITEMS = { sectors_read: 512, sectors_written: 512 } as const;
+
+/**
+ * Of the big `{item}` families, the series the decoder reads: the parser builds nothing for the
+ * others (most of the ~840 kept lines of a payload). Must match what the readers below use.
+ */
+const WANTED_ITEMS: ReadonlyMap<string, ReadonlySet<string>> = new Map<string, ReadonlySet<string>>([
+  ...PROCESS_PREFIXES.flatMap((prefix) => [
+    [`${prefix}_proc_stat`, new Set<string>(PROC_STAT_ITEMS)] as const,
+    [`${prefix}_proc_status`, new Set<string>(PROC_STATUS_ITEMS)] as const,
+    [`${prefix}_io_stat`, new Set<string>(IO_STAT_ITEMS)] as const,
+  ]),
+  ['kata_guest_meminfo', new Set<string>(MEMINFO_ITEMS)],
+  ['kata_guest_tasks', new Set<string>(TASKS_ITEMS)],
+  ['kata_guest_load', new Set<string>(LOAD_ITEMS)],
+  ['kata_guest_netdev_stat', new Set<string>(Object.keys(NETDEV_ITEMS))],
+  ['kata_guest_diskstat', new Set<string>(Object.keys(DISK_ITEMS))],
+]);
+
+function keepSeries(family: string, labels: SeriesLabels): boolean {
+  if (family === 'kata_guest_cpu_time') return labels.get('cpu') === 'total';
+  const wanted = WANTED_ITEMS.get(family);
+  if (wanted === undefined) return true;
+  const item = labels.get('item');
+  return item !== undefined && wanted.has(item);
+}
+
 /** Partitions: vda1, sdb2, xvda1, nvme0n1p1, pmem0p1, mmcblk0p1. */
 const PARTITION = /^(?:(?:[shv]d|xvd)[a-z]+\d+|[a-z]+\d+(?:n\d+)?p\d+)$/;
 /** Virtual or stacked devices whose I/O is already counted on a whole disk, or is not disk I/O. */
@@ -120,7 +162,7 @@ export function decodeShimMetrics(
 ): ShimMetrics {
   const userHz = options.userHz ?? 100;
   const keepPrefixes = runtime === 'go' ? [...COMMON_PREFIXES, ...GO_SHIM_PREFIXES] : [...COMMON_PREFIXES];
-  const parsed = parsePromText(body, { keepPrefixes, ...(options.limits ? { limits: options.limits } : {}) });
+  const parsed = parsePromText(body, { keepPrefixes, keepSeries, ...(options.limits ? { limits: options.limits } : {}) });
 
   const families = new Map<string, PromFamily>();
   for (const family of parsed.families) families.set(family.name, family);
@@ -212,15 +254,15 @@ class SampleReader {
   /** `<prefix>_proc_stat`, `_proc_status`, `_io_stat`, `_threads`, `_fds` of one process. */
   process(prefix: string, memoryUnit: Unit, userHz: number): ProcessStats {
     const stats: ProcessStats = {};
-    const stat = this.items(`${prefix}_proc_stat`, ['utime', 'stime'] as const);
+    const stat = this.items(`${prefix}_proc_stat`, PROC_STAT_ITEMS);
     if (stat.utime !== undefined && stat.stime !== undefined) stats.cpuSeconds = (stat.utime + stat.stime) / userHz;
 
     const scale = memoryUnit === 'kib' ? 1024 : 1;
-    const status = this.items(`${prefix}_proc_status`, ['vmrss', 'vmsize'] as const);
+    const status = this.items(`${prefix}_proc_status`, PROC_STATUS_ITEMS);
     if (status.vmrss !== undefined) stats.residentBytes = status.vmrss * scale;
     if (status.vmsize !== undefined) stats.virtualBytes = status.vmsize * scale;
 
-    const io = this.items(`${prefix}_io_stat`, ['readbytes', 'writebytes', 'read_bytes', 'write_bytes'] as const);
+    const io = this.items(`${prefix}_io_stat`, IO_STAT_ITEMS);
     const readBytes = io.readbytes ?? io.read_bytes;
     const writeBytes = io.writebytes ?? io.write_bytes;
     if (readBytes !== undefined) stats.readBytes = readBytes;
@@ -252,28 +294,22 @@ function decodeGuest(reader: SampleReader): GuestStats {
   const cpu = decodeGuestCpu(reader);
   if (cpu) guest.cpu = cpu;
 
-  const mem = reader.items('kata_guest_meminfo', ['mem_total', 'mem_free', 'mem_available'] as const);
+  const mem = reader.items('kata_guest_meminfo', MEMINFO_ITEMS);
   if (mem.mem_total !== undefined) guest.memTotalBytes = mem.mem_total;
   if (mem.mem_free !== undefined) guest.memFreeBytes = mem.mem_free;
   if (mem.mem_available !== undefined) guest.memAvailableBytes = mem.mem_available;
 
-  const tasks = reader.items('kata_guest_tasks', ['cur', 'max'] as const);
+  const tasks = reader.items('kata_guest_tasks', TASKS_ITEMS);
   if (tasks.cur !== undefined) guest.tasks = tasks.cur;
   if (tasks.max !== undefined) guest.tasksMax = tasks.max;
-  const load = reader.items('kata_guest_load', ['load1'] as const);
+  const load = reader.items('kata_guest_load', LOAD_ITEMS);
   if (load.load1 !== undefined) guest.load1 = load.load1;
 
-  const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', (name) => name !== 'lo', {
-    recv_bytes: 1,
-    sent_bytes: 1,
-  });
+  const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', (name) => name !== 'lo', NETDEV_ITEMS);
   if (net.recv_bytes !== undefined) guest.networkReceiveBytes = net.recv_bytes;
   if (net.sent_bytes !== undefined) guest.networkTransmitBytes = net.sent_bytes;
 
-  const disk = sumByLabel(reader, 'kata_guest_diskstat', 'disk', isWholeDisk, {
-    sectors_read: 512,
-    sectors_written: 512,
-  });
+  const disk = sumByLabel(reader, 'kata_guest_diskstat', 'disk', isWholeDisk, DISK_ITEMS);
   if (disk.sectors_read !== undefined) guest.diskReadBytes = disk.sectors_read;
   if (disk.sectors_written !== undefined) guest.diskWrittenBytes = disk.sectors_written;
   return guest;

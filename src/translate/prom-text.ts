@@ -52,7 +52,24 @@ export interface ParseOptions {
    * skipped by a byte-prefix test without being decoded.
    */
   keepPrefixes?: readonly string[];
+  /**
+   * Called for each series of a kept family before anything is built for it; false skips the
+   * series (no labels object, no sample), which is how a decoder that reads a few items of a big
+   * family avoids making garbage of the rest. The line is still fully checked. A skipped series
+   * counts toward `maxSeries` (duplicates included) but not toward `seriesCount` or
+   * `duplicates`. A family whose every series was skipped is still returned, with no samples,
+   * so callers can tell it was there.
+   */
+  keepSeries?: SeriesFilter;
 }
+
+/** The labels of the series being parsed; valid only during a `keepSeries` call. */
+export interface SeriesLabels {
+  /** The value of a label of the series, or undefined when it has none of that name. */
+  get(name: string): string | undefined;
+}
+
+export type SeriesFilter = (family: string, labels: SeriesLabels) => boolean;
 
 export interface ParseResult {
   /** In first-seen order. */
@@ -93,7 +110,7 @@ LabelSet.prototype = Object.freeze(Object.create(null) as object);
 export function parsePromText(input: Uint8Array | string, options: ParseOptions = {}): ParseResult {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : asBuffer(input);
   const limits = { ...DEFAULT_PARSE_LIMITS, ...options.limits };
-  return new Parser(bytes, limits, options.keepPrefixes).run();
+  return new Parser(bytes, limits, options.keepPrefixes, options.keepSeries).run();
 }
 
 /** A view, not a copy: Buffer gives the replacing UTF-8 and latin1 decoders over byte ranges. */
@@ -172,6 +189,8 @@ interface FamilyState {
   hasSamples: boolean;
   /** False for a family outside keepPrefixes that is tracked only for name resolution. */
   kept: boolean;
+  /** Some series of it were skipped by keepSeries. */
+  filtered: boolean;
   samples: PromSample[];
 }
 
@@ -352,11 +371,13 @@ const SCRATCH = {
   epoch: 0,
 };
 
-class Parser {
+class Parser implements SeriesLabels {
   private line = 0;
   /** Start of the line being parsed, to tell a too-long line from the error it caused. */
   private lineStart = 0;
   private seriesCount = 0;
+  /** Series keepSeries skipped: they count toward maxSeries. */
+  private skippedSeries = 0;
   private duplicates = 0;
   private readonly familyList: FamilyState[] = [];
   private readonly familyByName = new Map<string, FamilyState>();
@@ -382,6 +403,7 @@ class Parser {
     private readonly bytes: Buffer,
     private readonly limits: ParseLimits,
     keepPrefixes: readonly string[] | undefined,
+    private readonly keepSeries: SeriesFilter | undefined,
   ) {
     this.strings = SCRATCH.strings;
     if (keepPrefixes !== undefined) {
@@ -647,12 +669,20 @@ class Parser {
     const family = this.familyForSample(name, nameSlot);
     family.hasSamples = true;
     if (!family.kept) return;
+    if (this.keepSeries !== undefined && !this.keepSeries(family.name, this)) {
+      family.filtered = true;
+      if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
+        this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
+      }
+      this.skippedSeries++;
+      return;
+    }
     const freeSlot = this.freeSeriesSlot(hash, name);
     if (freeSlot < 0) {
       this.duplicates++;
       return;
     }
-    if (this.seriesCount === this.limits.maxSeries) {
+    if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
       this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
     }
     this.seriesCount++;
@@ -682,6 +712,13 @@ class Parser {
       if (!Object.hasOwn(labels, key) || labels[key] !== this.labelValues[i]) return false;
     }
     return true;
+  }
+
+  /** SeriesLabels over the scratch labels of the current line (for keepSeries). */
+  get(name: string): string | undefined {
+    const names = this.labelNames;
+    for (let i = 0; i < this.labelCount; i++) if (names[i] === name) return this.labelValues[i];
+    return undefined;
   }
 
   private buildLabels(): Record<string, string> {
@@ -729,6 +766,7 @@ class Parser {
       type: undefined,
       help: undefined,
       hasSamples: false,
+      filtered: false,
       kept: this.prefixStrings === undefined || this.prefixStrings.some((p) => name.startsWith(p)),
       samples: [],
     };
@@ -740,7 +778,7 @@ class Parser {
   private result(): ParseResult {
     const families: PromFamily[] = [];
     for (const f of this.familyList) {
-      if (f.samples.length === 0) continue;
+      if (f.samples.length === 0 && !f.filtered) continue;
       const type = f.type ?? 'untyped';
       families.push(
         f.help === undefined

@@ -240,6 +240,13 @@ describe('hostile payloads', () => {
     expect(JSON.stringify(m).length).toBeLessThan(1_000);
   });
 
+  it('families whose series are all unused (never built) still count as present', () => {
+    const m = decodeText(family('kata_guest_cpu_time', ['{cpu="0",item="user"} 1']) + family('kata_virtiofsd_proc_stat', ['{item="minflt"} 1']));
+    expect(m.virtiofsd).toEqual({});
+    expect(m.guest.cpu).toBeUndefined();
+    expect(m.rejectedSamples).toBe(0);
+  });
+
   it('parser limits bound cardinality: past maxSeries it is a PromParseError', () => {
     const lines = Array.from({ length: 500 }, (_, i) => `{disk="vd${i}",item="reads"} 1`);
     expect(() => decodeShimMetrics(Buffer.from(family('kata_guest_diskstat', lines)), 'go', { limits: { maxSeries: 100 } })).toThrow(

@@ -464,3 +464,57 @@ describe('string and byte input agree', () => {
     expect(expected.families[0]!.samples[0]).toEqual({ name: 'm', labels: { a: 'é\n' }, value: 1.5, timestampMs: -1 });
   });
 });
+
+describe('keepSeries', () => {
+  const text = [
+    '# TYPE m gauge',
+    'm{item="a",cpu="total"} 1',
+    'm{item="b",cpu="0"} 2',
+    'm{item="a",cpu="total"} 9',
+    '# TYPE n gauge',
+    'n{item="x"} 3',
+    'o 4',
+    '',
+  ].join('\n');
+
+  test('skipped series build nothing; kept ones, duplicates and other families are as without it', () => {
+    const seen: string[] = [];
+    const result = parsePromText(text, {
+      keepSeries: (family, labels) => {
+        seen.push(`${family}:${labels.get('item') ?? '-'}:${labels.get('missing') ?? '-'}`);
+        return family !== 'n' && labels.get('cpu') !== '0';
+      },
+    });
+    expect(seen).toEqual(['m:a:-', 'm:b:-', 'm:a:-', 'n:x:-', 'o:-:-']);
+    expect(result.families.map((f) => [f.name, f.samples.map((s) => s.value)])).toEqual([
+      ['m', [1]],
+      ['n', []],
+      ['o', [4]],
+    ]);
+    expect(result.seriesCount).toBe(2);
+    expect(result.duplicates).toBe(1);
+  });
+
+  test('a family whose every series is skipped is returned empty; families outside keepPrefixes are never asked about', () => {
+    const asked = new Set<string>();
+    const result = parsePromText(text, {
+      keepPrefixes: ['n', 'o'],
+      keepSeries: (family) => {
+        asked.add(family);
+        return false;
+      },
+    });
+    expect([...asked]).toEqual(['n', 'o']);
+    expect(result.families.map((f) => [f.name, f.type, f.samples.length])).toEqual([
+      ['n', 'gauge', 0],
+      ['o', 'untyped', 0],
+    ]);
+  });
+
+  test('skipped series count toward maxSeries, and skipped lines are still checked', () => {
+    const many = `${Array.from({ length: 20 }, (_, i) => `m{i="${i}"} 1`).join('\n')}\n`;
+    expect(() => parsePromText(many, { keepSeries: () => false, limits: { maxSeries: 10 } })).toThrow(PromParseError);
+    expect(parsePromText(many, { keepSeries: () => false, limits: { maxSeries: 20 } }).seriesCount).toBe(0);
+    expect(() => parsePromText('m{i="1"} nope\n', { keepSeries: () => false })).toThrow(PromParseError);
+  });
+});
