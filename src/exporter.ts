@@ -150,5 +150,6 @@ export class Exporter implements ExporterCore {
     }
     await this.watcher.stop();
     await this.kubelet.close();
+    await this.shims.close();
   }
 }

@@ -23,7 +23,13 @@ export type ShimBehaviour =
   /** Any non-200 status. */
   | { kind: 'status'; status: number }
   /** Nothing listens any more, but the socket file stays (a shim that died): ECONNREFUSED. */
-  | { kind: 'refuse' };
+  | { kind: 'refuse' }
+  /**
+   * Reads the request and closes the connection without a byte of answer: what a client sees when
+   * the shim closed an idle kept-alive connection just as a request went out on it. With
+   * `onlyReused`, only requests on a connection that already served one are dropped.
+   */
+  | { kind: 'drop'; onlyReused?: boolean };
 
 export interface FakeShimOptions {
   socketPath: string;
@@ -37,6 +43,11 @@ export interface FakeShimOptions {
   behaviour?: ShimBehaviour;
   /** Wait before answering (to make concurrency observable). */
   delayMs?: number;
+  /**
+   * Close connections idle this long (Node's server then announces `Keep-Alive: timeout=`). By
+   * default idle connections are kept, like the Go shim's http.Server, which sets no idle timeout.
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface FakeShimStats {
@@ -48,6 +59,9 @@ export interface FakeShimStats {
   /** Body bytes written for the most recent oversize response, and whether the client hung up first. */
   oversizeWritten: number;
   oversizeClientClosedEarly: boolean;
+  /** Connections accepted, and connections open right now. */
+  connections: number;
+  openConnections: number;
 }
 
 export interface FakeShim {
@@ -61,9 +75,11 @@ const GARBAGE = Buffer.from('\u0000\u0001\u00ff{"not":"prometheus"}\n<html>\u000
 const FILLER_LINE = Buffer.from('kata_guest_vm_stat{item="pgfault"} 123456789\n');
 
 export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim> {
-  const stats: FakeShimStats = { calls: 0, inFlight: 0, maxInFlight: 0, oversizeWritten: 0, oversizeClientClosedEarly: false };
+  const stats: FakeShimStats = { calls: 0, inFlight: 0, maxInFlight: 0, oversizeWritten: 0, oversizeClientClosedEarly: false, connections: 0, openConnections: 0 };
   let behaviour: ShimBehaviour = options.behaviour ?? { kind: 'normal' };
   const sockets = new Set<Socket>();
+  // Requests seen per connection, for `drop` with `onlyReused`.
+  const served = new WeakMap<Socket, number>();
   const timers = new Set<NodeJS.Timeout>();
   let server: Server | undefined;
 
@@ -81,10 +97,17 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
       return;
     }
     stats.calls++;
+    const seen = served.get(req.socket) ?? 0;
+    served.set(req.socket, seen + 1);
+    if (behaviour.kind === 'drop' && (!behaviour.onlyReused || seen > 0)) {
+      req.socket.destroy();
+      return;
+    }
     stats.inFlight++;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
     res.on('close', () => stats.inFlight--);
-    const answer = (): void => respond(behaviour, res);
+    // A `drop` that spared this request (first on its connection) answers normally.
+    const answer = (): void => respond(behaviour.kind === 'drop' ? { kind: 'normal' } : behaviour, res);
     if (options.delayMs) later(options.delayMs, answer);
     else answer();
   }
@@ -127,6 +150,7 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
         res.writeHead(current.status).end('failed to get metrics\n');
         return;
       case 'refuse':
+      case 'drop':
         res.socket?.destroy();
         return;
     }
@@ -155,10 +179,15 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
   }
 
   async function listen(): Promise<void> {
-    const created = createServer({ keepAliveTimeout: 1000 }, handle);
+    const created = createServer({ keepAliveTimeout: options.idleTimeoutMs ?? 0 }, handle);
     created.on('connection', (socket: Socket) => {
+      stats.connections++;
+      stats.openConnections++;
       sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
+      socket.on('close', () => {
+        stats.openConnections--;
+        sockets.delete(socket);
+      });
     });
     await new Promise<void>((resolve, reject) => {
       created.once('error', reject);

@@ -4,6 +4,7 @@
  * Each call makes the shim ask its guest agent for metrics (CPU in the shim, ~144 KB), so calls
  * are bounded three ways: a deadline over the whole exchange, a byte cap, and a concurrency limit.
  */
+import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { Client } from 'undici';
@@ -58,6 +59,8 @@ export interface ShimPool {
   ): Promise<Map<string, ShimScrapeResult<T>>>;
   /** Calls started per socket path since the pool was created. */
   callCounts(): ReadonlyMap<string, number>;
+  /** Closes every kept connection. Scrapes after this still work, each on a connection of its own. */
+  close(): Promise<void>;
 }
 
 const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
@@ -67,71 +70,120 @@ type BodySink = (length: number) => Buffer;
 
 const freshBuffer: BodySink = (length) => Buffer.allocUnsafe(length);
 
-/** One `GET /metrics` on a shim socket; resolves with the body or throws SourceError. */
-export async function scrapeShim(socketPath: string, options: ShimScrapeOptions): Promise<Buffer> {
-  return readShimBody(socketPath, options, freshBuffer);
+/**
+ * A client for one exchange. `reused`: its connection was already open (kept alive) when it was
+ * handed out. `done(ok)` gives it back: after a failure the client must not serve another request.
+ */
+interface ClientLease {
+  client: Client;
+  reused: boolean;
+  done(ok: boolean): Promise<void>;
 }
 
-async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink: BodySink): Promise<Buffer> {
+/** The host name is ignored by the shim; undici needs an origin to build the request line. */
+const ORIGIN = 'http://shim';
+
+/** A client for one call, closed after it (pipelining 0: no keep-alive). */
+function oneShotLease(socketPath: string, deadlineMs: number): ClientLease {
+  const client = new Client(ORIGIN, { socketPath, pipelining: 0, connect: { timeout: deadlineMs } });
+  return {
+    client,
+    reused: false,
+    // After a complete exchange, close: destroy() would build (and stack-trace) an error per call.
+    done: (ok) => (ok ? client.close() : client.destroy()).catch(() => undefined),
+  };
+}
+
+/** One `GET /metrics` on a shim socket; resolves with the body or throws SourceError. */
+export async function scrapeShim(socketPath: string, options: ShimScrapeOptions): Promise<Buffer> {
+  return readShimBody(socketPath, options, freshBuffer, () => oneShotLease(socketPath, options.deadlineMs));
+}
+
+/**
+ * The exchange under one deadline (connect if needed, headers, body). A request on a kept-alive
+ * connection that the shim closed while it was idle fails before any response byte ("other side
+ * closed", a reset, a broken pipe): that one is retried once, on a fresh connection, within the
+ * same deadline. Every other failure is final, and every failure retires its client.
+ */
+async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink: BodySink, lease: () => ClientLease | Promise<ClientLease>): Promise<Buffer> {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
   }, options.deadlineMs);
-  // The host name is ignored by the shim; undici needs an origin to build the request line.
-  let completed = false;
-  const client = new Client('http://shim', {
-    socketPath,
-    pipelining: 0,
-    connect: { timeout: options.deadlineMs },
-  });
   try {
-    const response = await client.request({
-      method: 'GET',
-      path: '/metrics',
-      headers: { host: 'shim', accept: 'text/plain' },
-      signal: controller.signal,
-    });
-    if (response.statusCode !== 200) {
-      discard(response.body);
-      throw new SourceError(
-        'http_status',
-        socketPath,
-        `GET /metrics answered HTTP ${response.statusCode}`,
-        'check the shim log (journalctl -t kata) for this sandbox',
-      );
-    }
-    const declared = Number(response.headers['content-length']);
-    if (Number.isFinite(declared) && declared > options.maxBytes) {
-      discard(response.body);
-      throw oversize(socketPath, options.maxBytes, `declared ${declared} bytes`);
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > options.maxBytes) {
-        discard(response.body);
-        throw oversize(socketPath, options.maxBytes, `passed ${options.maxBytes} bytes`);
+    for (let attempt = 0; ; attempt++) {
+      const current = await lease();
+      const progress = { headers: false };
+      let body: Buffer;
+      try {
+        body = await exchange(current.client, socketPath, options, sink, controller.signal, progress);
+      } catch (error) {
+        await current.done(false);
+        if (attempt === 0 && current.reused && !progress.headers && !timedOut && isStaleConnection(error)) continue;
+        throw toSourceError(error, socketPath, options.deadlineMs, timedOut);
       }
-      chunks.push(chunk);
+      await current.done(true);
+      return body;
     }
-    const body = sink(total).subarray(0, total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      chunk.copy(body, offset);
-      offset += chunk.length;
-    }
-    completed = true;
-    return body;
-  } catch (error) {
-    throw toSourceError(error, socketPath, options.deadlineMs, timedOut);
   } finally {
     clearTimeout(timer);
-    // After a complete exchange, close: destroy() would build (and stack-trace) an error per call.
-    await (completed ? client.close() : client.destroy()).catch(() => undefined);
   }
+}
+
+async function exchange(
+  client: Client,
+  socketPath: string,
+  options: ShimScrapeOptions,
+  sink: BodySink,
+  signal: AbortSignal,
+  progress: { headers: boolean },
+): Promise<Buffer> {
+  const response = await client.request({
+    method: 'GET',
+    path: '/metrics',
+    headers: { host: 'shim', accept: 'text/plain' },
+    signal,
+  });
+  progress.headers = true;
+  if (response.statusCode !== 200) {
+    discard(response.body);
+    throw new SourceError(
+      'http_status',
+      socketPath,
+      `GET /metrics answered HTTP ${response.statusCode}`,
+      'check the shim log (journalctl -t kata) for this sandbox',
+    );
+  }
+  const declared = Number(response.headers['content-length']);
+  if (Number.isFinite(declared) && declared > options.maxBytes) {
+    discard(response.body);
+    throw oversize(socketPath, options.maxBytes, `declared ${declared} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > options.maxBytes) {
+      discard(response.body);
+      throw oversize(socketPath, options.maxBytes, `passed ${options.maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const body = sink(total).subarray(0, total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    chunk.copy(body, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+/** What a request on a connection the shim closed while idle fails with, before any response byte. */
+function isStaleConnection(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** Abandon a body: its destroy error has nowhere useful to go, the SourceError says why. */
@@ -193,12 +245,107 @@ function toSourceError(error: unknown, socketPath: string, deadlineMs: number, t
 /** Most bytes a reused body buffer keeps between scrapes; a larger body gets a buffer of its own. */
 const MAX_REUSED_BODY_BYTES = 1024 * 1024;
 
+/**
+ * How long a kept connection may sit idle, when the shim sends no Keep-Alive hint (the Go shim's
+ * server has no idle timeout and sends none). Longer than any sane scrape interval, so connections
+ * survive from one collection to the next; eviction, not this timer, closes those of gone sandboxes.
+ * A shim that announces a shorter idle timeout is believed (undici closes 2 s before it does).
+ */
+const KEEP_ALIVE_MS = 10 * 60 * 1000;
+
+/** The pool's client for one shim socket, kept across collections. */
+interface KeptClient {
+  /** Undefined after a failure: the next scrape builds a fresh client (and connection). */
+  client: Client | undefined;
+  /** A scrape is using it; a second concurrent scrape of the same socket gets a one-shot client. */
+  busy: boolean;
+  /** The last round (see createShimPool) in which this socket was scraped. */
+  round: number;
+  /** Device and inode of the socket file when the client's connection was made. */
+  identity: string | undefined;
+}
+
+/**
+ * Which socket file the path names now (a new shim at the same path is a new file). Synchronous on
+ * purpose: the sockets live on a local tmpfs (/run), a stat there takes microseconds, and the async
+ * form queued behind discovery's and the cgroup reads' file I/O on libuv's 4 threads, which cost
+ * more wall time than the kept connection saved (see docs/performance.md).
+ */
+function socketIdentity(socketPath: string): string | undefined {
+  try {
+    const found = statSync(socketPath, { bigint: true, throwIfNoEntry: false });
+    return found === undefined ? undefined : `${found.dev}:${found.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createShimPool(options: ShimPoolOptions): ShimPool {
   const concurrency = Math.max(1, options.concurrency);
   const limit = pLimit(concurrency);
   const calls = new Map<string, number>();
   // Body buffers for handled scrapes: one per slot at most, grown to the largest body seen.
   const spare: Buffer[] = [];
+  // One client per socket path, kept alive across collections. A round is a stretch of time in
+  // which some scrapeAll call is running; when the last one ends, the clients of sockets not
+  // scraped in that round are closed (their sandboxes are gone, or out of scope).
+  const kept = new Map<string, KeptClient>();
+  let round = 0;
+  let running = 0;
+  let closed = false;
+
+  function keptLease(socketPath: string, deadlineMs: number): () => ClientLease | Promise<ClientLease> {
+    let entry = kept.get(socketPath);
+    if (closed || entry?.busy === true) return () => oneShotLease(socketPath, deadlineMs);
+    if (entry === undefined) {
+      entry = { client: undefined, busy: false, round, identity: undefined };
+      kept.set(socketPath, entry);
+    }
+    const slot = entry;
+    slot.round = round;
+    return async () => {
+      slot.busy = true;
+      // An open connection is only reused while the path still names the socket it was made to:
+      // a shim that was replaced (or a socket file swapped for a dead one) is connected afresh.
+      const identity = socketIdentity(socketPath);
+      if (slot.client !== undefined && slot.client.stats.connected && identity !== slot.identity) {
+        const stale = slot.client;
+        slot.client = undefined;
+        await stale.destroy().catch(() => undefined);
+      }
+      if (slot.client === undefined || !slot.client.stats.connected) slot.identity = identity;
+      const client =
+        slot.client ??
+        new Client(ORIGIN, {
+          socketPath,
+          pipelining: 1,
+          keepAliveTimeout: KEEP_ALIVE_MS,
+          keepAliveMaxTimeout: KEEP_ALIVE_MS,
+          connect: { timeout: options.deadlineMs },
+        });
+      slot.client = client;
+      return {
+        client,
+        reused: client.stats.connected,
+        done: async (ok) => {
+          slot.busy = false;
+          if (ok && !closed && kept.get(socketPath) === slot) return;
+          // A failed exchange may have left a half-read response behind: never reuse its client.
+          if (slot.client === client) slot.client = undefined;
+          await (ok ? client.close() : client.destroy()).catch(() => undefined);
+        },
+      };
+    };
+  }
+
+  /** At the end of a round: close the clients of sockets it did not scrape. */
+  function evict(): void {
+    for (const [socketPath, entry] of kept) {
+      if (entry.round === round || entry.busy) continue;
+      kept.delete(socketPath);
+      entry.client?.close().catch(() => undefined);
+    }
+  }
 
   async function scrapeOne<T>(target: ShimTarget, deadlineAtMs: number, handle: ShimBodyHandler<T> | undefined): Promise<ShimScrapeResult<T>> {
     const started = performance.now();
@@ -221,7 +368,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
           };
     let body: Buffer;
     try {
-      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink);
+      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink, keptLease(target.socketPath, options.deadlineMs));
     } catch (error) {
       if (lent !== undefined) spare.push(lent);
       const sourceError =
@@ -244,14 +391,33 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
     const unique = new Map<string, ShimTarget>();
     for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
     const deadlineAtMs = scrapeOptions.deadlineAtMs ?? Number.POSITIVE_INFINITY;
-    const entries = await Promise.all(
-      [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs, scrapeOptions.handle))] as const),
-    );
-    return new Map(entries);
+    if (running++ === 0) round++;
+    // A target of this round keeps its client even if the deadline passes before it is scraped.
+    for (const target of unique.values()) {
+      const entry = kept.get(target.socketPath);
+      if (entry !== undefined) entry.round = round;
+    }
+    try {
+      const entries = await Promise.all(
+        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs, scrapeOptions.handle))] as const),
+      );
+      return new Map(entries);
+    } finally {
+      if (--running === 0) evict();
+    }
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    const clients = [...kept.values()].flatMap((entry) => (entry.client === undefined ? [] : [entry.client]));
+    kept.clear();
+    // close() lets a scrape still running finish (it is bounded by its deadline).
+    await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
   }
 
   return {
     scrapeAll: scrapeAll as ShimPool['scrapeAll'],
     callCounts: () => calls,
+    close,
   };
 }

@@ -161,6 +161,155 @@ describe('the collection deadline', () => {
   });
 });
 
+describe('kept connections (one client per shim socket in the pool)', () => {
+  const one = async (pool: ReturnType<typeof createShimPool>, s: FakeShim, id = 'x'): Promise<ShimScrapeResult> =>
+    (await pool.scrapeAll([{ id, socketPath: s.socketPath }])).get(id)!;
+  const reason = (r: ShimScrapeResult): string => (r.ok ? 'ok' : r.error.reason);
+
+  it('two scrapes of the same socket use one connection, and close() ends it', async () => {
+    let n = 0;
+    const s = await startFakeShim({ socketPath: join(dir, 'kept.sock'), payload: () => `kata_shim_threads ${++n}\n` });
+    shims.push(s);
+    const pool = createShimPool({ concurrency: 2, ...LIMITS });
+    const first = await one(pool, s);
+    const second = await one(pool, s);
+    expect(first.ok && first.body.toString()).toBe('kata_shim_threads 1\n');
+    expect(second.ok && second.body.toString()).toBe('kata_shim_threads 2\n');
+    expect(s.stats.calls).toBe(2);
+    expect(s.stats.connections).toBe(1);
+    expect(s.stats.openConnections).toBe(1);
+    await pool.close();
+    await expect.poll(() => s.stats.openConnections).toBe(0);
+  });
+
+  it.each([
+    ['http_status', { kind: 'status', status: 500 }, LIMITS.deadlineMs],
+    ['timeout', { kind: 'trickle', intervalMs: 20 }, 300],
+    ['timeout', { kind: 'hang' }, 300],
+    ['oversize', { kind: 'oversize', bytes: 100 * 1024 * 1024 }, LIMITS.deadlineMs],
+    ['oversize', { kind: 'oversize', bytes: 100 * 1024 * 1024, declareLength: true }, LIMITS.deadlineMs],
+    ['unreachable', { kind: 'close_mid_response' }, LIMITS.deadlineMs],
+  ] as const)('a failure (%s, %o) destroys the client: the next scrape opens a new connection and gets a clean body', async (expected, behaviour, deadlineMs) => {
+    const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
+    const s = await shim('fail.sock', { kind: 'normal' }, payload);
+    const pool = createShimPool({ concurrency: 1, deadlineMs, maxBytes: LIMITS.maxBytes });
+    expect(reason(await one(pool, s))).toBe('ok');
+    await s.setBehaviour(behaviour);
+    expect(reason(await one(pool, s))).toBe(expected);
+    await expect.poll(() => s.stats.openConnections).toBe(0);
+    await s.setBehaviour({ kind: 'normal' });
+    const after = await one(pool, s);
+    expect(after.ok && after.body.equals(Buffer.from(payload))).toBe(true);
+    expect(s.stats.connections).toBe(2);
+    await pool.close();
+  });
+
+  it('closes, at the end of scrapeAll, the client of a socket that call did not scrape', async () => {
+    const a = await shim('a.sock', { kind: 'normal' });
+    const b = await shim('b.sock', { kind: 'normal' });
+    const pool = createShimPool({ concurrency: 2, ...LIMITS });
+    const both = await pool.scrapeAll([
+      { id: 'a', socketPath: a.socketPath },
+      { id: 'b', socketPath: b.socketPath },
+    ]);
+    expect([...both.values()].every((r) => r.ok)).toBe(true);
+    expect([a.stats.openConnections, b.stats.openConnections]).toEqual([1, 1]);
+    expect((await pool.scrapeAll([{ id: 'a', socketPath: a.socketPath }])).get('a')?.ok).toBe(true);
+    await expect.poll(() => b.stats.openConnections).toBe(0);
+    expect(a.stats.openConnections).toBe(1);
+    expect(a.stats.connections).toBe(1);
+    // b comes back: a new connection, which works.
+    expect((await pool.scrapeAll([{ id: 'b', socketPath: b.socketPath }])).get('b')?.ok).toBe(true);
+    expect(b.stats.connections).toBe(2);
+    await expect.poll(() => a.stats.openConnections).toBe(0);
+    await pool.close();
+  });
+
+  it('overlapping scrapeAll calls (the collector makes one per sandbox) form one round: no eviction mid-round', async () => {
+    const fast = await shim('fast.sock', { kind: 'normal' });
+    const slow = await shim('slow.sock', { kind: 'normal' }, 'kata_shim_threads 1\n', 100);
+    const pool = createShimPool({ concurrency: 2, ...LIMITS });
+    const round = async (): Promise<void> => {
+      const results = await Promise.all([
+        pool.scrapeAll([{ id: 's', socketPath: slow.socketPath }]),
+        pool.scrapeAll([{ id: 'f', socketPath: fast.socketPath }]),
+      ]);
+      expect(results.every((r) => [...r.values()].every((x) => x.ok))).toBe(true);
+    };
+    await round();
+    await round();
+    expect([fast.stats.connections, slow.stats.connections]).toEqual([1, 1]);
+    await pool.close();
+  });
+
+  it('a reused connection the shim closed as the request went out: retried once, on a new connection, within the deadline', async () => {
+    const s = await shim('stale.sock', { kind: 'normal' });
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    expect(reason(await one(pool, s))).toBe('ok');
+    await s.setBehaviour({ kind: 'drop', onlyReused: true });
+    expect(reason(await one(pool, s))).toBe('ok');
+    expect(s.stats.calls).toBe(3);
+    expect(s.stats.connections).toBe(2);
+    await pool.close();
+  });
+
+  it('only once: a shim that drops every request → unreachable after two attempts; a new connection is never retried', async () => {
+    const s = await shim('drop.sock', { kind: 'normal' });
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    expect(reason(await one(pool, s))).toBe('ok');
+    await s.setBehaviour({ kind: 'drop' });
+    const dropped = await one(pool, s);
+    expect(reason(dropped)).toBe('unreachable');
+    expect(!dropped.ok && dropped.error.message).toMatch(/other side closed|ECONNRESET|EPIPE/);
+    expect(s.stats.calls).toBe(3);
+    // On a fresh connection (the failure retired the client) there is no retry.
+    expect(reason(await one(pool, s))).toBe('unreachable');
+    expect(s.stats.calls).toBe(4);
+    await s.setBehaviour({ kind: 'normal' });
+    expect(reason(await one(pool, s))).toBe('ok');
+    await pool.close();
+  });
+
+  it('a shim that closes idle connections: the next scrape reconnects without an error', async () => {
+    const s = await startFakeShim({ socketPath: join(dir, 'idle.sock'), payload: () => 'kata_shim_threads 1\n', idleTimeoutMs: 100 });
+    shims.push(s);
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    expect(reason(await one(pool, s))).toBe('ok');
+    await expect.poll(() => s.stats.openConnections).toBe(0);
+    expect(reason(await one(pool, s))).toBe('ok');
+    expect(s.stats.connections).toBe(2);
+    await pool.close();
+  });
+
+  it('a new socket file at the path (a replaced shim) gets a new connection, even if the old one is still open', async () => {
+    const path = join(dir, 'swap.sock');
+    const old = await startFakeShim({ socketPath: path, payload: () => 'kata_shim_threads 1\n' });
+    shims.push(old);
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    expect(reason(await one(pool, old))).toBe('ok');
+    const replacement = await startFakeShim({ socketPath: path, bindPath: join(dir, 'swap-new.sock'), payload: () => 'kata_shim_threads 2\n' });
+    shims.push(replacement);
+    const after = await one(pool, replacement);
+    expect(after.ok && after.body.toString()).toBe('kata_shim_threads 2\n');
+    expect([old.stats.calls, replacement.stats.calls]).toEqual([1, 1]);
+    await expect.poll(() => old.stats.openConnections).toBe(0);
+    await pool.close();
+  });
+
+  it('the same socket under two ids at once, and scrapes after close(), still work', async () => {
+    const s = await shim('twice.sock', { kind: 'normal' }, 'kata_shim_threads 1\n', 50);
+    const pool = createShimPool({ concurrency: 2, ...LIMITS });
+    const results = await pool.scrapeAll([
+      { id: 'p', socketPath: s.socketPath },
+      { id: 'q', socketPath: s.socketPath },
+    ]);
+    expect([...results.values()].map(reason)).toEqual(['ok', 'ok']);
+    await pool.close();
+    expect(reason(await one(pool, s))).toBe('ok');
+    await expect.poll(() => s.stats.openConnections).toBe(0);
+  });
+});
+
 describe('scrapeShim failures', () => {
   it('missing socket → unreachable, naming the path', async () => {
     const path = join(dir, 'nope.sock');
