@@ -145,7 +145,7 @@ export class Collector {
       for (const [reason, count] of Object.entries(stats.rejected)) this.deps.self.add(this.deps.self.kubeletRejectedSamples, reason, count);
       return { stats, endpoint: scrape.endpoint };
     } catch (error) {
-      this.deps.logger.warn({ err: describe(error), source: 'kubelet' }, 'kubelet scrape failed');
+      this.deps.logger.warn({ err: loggableError(error), source: 'kubelet' }, 'kubelet scrape failed');
       return {};
     }
   }
@@ -166,7 +166,7 @@ export class Collector {
         onSettled(plan);
       },
     });
-    for (const error of discovery.errors) this.deps.logger.warn({ err: describe(error), source: 'shims' }, 'sandbox discovery problem');
+    for (const error of discovery.errors) this.deps.logger.warn({ err: loggableError(error), source: 'shims' }, 'sandbox discovery problem');
     const plans = resolveSandboxes(discovery.sandboxes).map((resolved) => {
       const plan = early.get(resolved.record.id);
       if (plan === undefined) return toPlan(resolved);
@@ -189,7 +189,7 @@ export class Collector {
       this.layout = await detectCgroupLayout(this.deps.config.cgroupRoot);
       index = await indexPodCgroups(this.layout);
     } catch (error) {
-      this.deps.logger.warn({ err: describe(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
+      this.deps.logger.warn({ err: loggableError(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
       return { ok: false, podCgroups };
     }
     const layout = this.layout;
@@ -347,7 +347,7 @@ function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
 }
 
 /** A loggable form of an error: the message names the URL, socket or file involved. */
-export function describe(error: unknown): { message: string; reason?: string } {
+export function loggableError(error: unknown): { message: string; reason?: string } {
   if (error instanceof SourceError) return { message: error.message, reason: error.reason };
   return { message: error instanceof Error ? error.message : String(error) };
 }

@@ -6,11 +6,8 @@
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { errorCode } from '../scrapers/source-error.ts';
 import { normaliseCgroupPath } from '../translate/cgroup-paths.ts';
-
-function errorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
-}
 
 export interface DestroyReport {
   /** Directories this cgroup created and removed. */

@@ -23,7 +23,7 @@ import {
   type PodQos,
 } from '../translate/cgroup-paths.ts';
 import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
-import { SourceError } from './source-error.ts';
+import { SourceError, errorCode } from './source-error.ts';
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -81,10 +81,6 @@ export interface PodCgroup {
 
 /** Errors that mean the file or its cgroup is gone (ENODEV: read through a removed cgroup). */
 const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENODEV']);
-
-function errorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
-}
 
 function ioError(target: string, err: unknown): SourceError {
   const detail = err instanceof Error ? err.message : String(err);

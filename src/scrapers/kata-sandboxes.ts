@@ -13,7 +13,7 @@ import pLimit from 'p-limit';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
-import { SourceError } from './source-error.ts';
+import { SourceError, errorCode } from './source-error.ts';
 
 export interface SandboxDiscoveryOptions {
   /** --path.kata-go, default /run/vc/sbs. */
@@ -62,11 +62,6 @@ const READ_CONCURRENCY = 32;
 
 const STATE_FILE: Record<KataRuntime, string> = { go: 'persist.json', rs: 'state.json' };
 const SOCKET_FILE = 'shim-monitor.sock';
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** Churn, not failure: the file, directory or process went away between listing and reading. */
 function isGone(error: unknown): boolean {

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { Client } from 'undici';
-import { SourceError } from './source-error.ts';
+import { SourceError, errorCode } from './source-error.ts';
 
 export interface ShimScrapeOptions {
   /** Deadline for connect + headers + body, in milliseconds. */
@@ -199,13 +199,6 @@ function oversize(socketPath: string, maxBytes: number, detail: string): SourceE
     `metrics response ${detail}, over the ${maxBytes}-byte cap`,
     'raise --shim.max-bytes if this sandbox is legitimately large',
   );
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const { code, cause } = error as { code?: unknown; cause?: unknown };
-  if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code;
-  return errorCode(cause) ?? (typeof code === 'string' ? code : undefined);
 }
 
 function toSourceError(error: unknown, socketPath: string, deadlineMs: number, timedOut: boolean): SourceError {

@@ -43,7 +43,7 @@ import {
   toRuntimeClassRecord,
 } from '../translate/pod-records.ts';
 import type { PodRecord, RuntimeClassRecord } from '../translate/records.ts';
-import { SourceError, type SourceErrorReason } from './source-error.ts';
+import { SourceError, errorCode, type SourceErrorReason } from './source-error.ts';
 
 export interface BackoffOptions {
   /** First retry delay; default 500 ms. */
@@ -204,7 +204,7 @@ class ApiClient {
 
   private transportError(error: unknown, href: string, target: Target, timedOut: boolean): SourceError {
     if (timedOut) return new SourceError('timeout', href, 'no answer before the deadline', this.hint('unreachable', target));
-    const code = errorCode(error);
+    const code = errorCode(error) ?? '';
     const tls = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code);
     const timeout = ['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'].includes(code);
     const reason: SourceErrorReason = tls ? 'tls' : timeout ? 'timeout' : 'unreachable';
@@ -242,12 +242,6 @@ class ApiClient {
         return `check the API server at ${this.server}; ${rbac} if it is an RBAC denial`;
     }
   }
-}
-
-function errorCode(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = cause?.code ?? (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : '';
 }
 
 function errorMessage(error: unknown): string {

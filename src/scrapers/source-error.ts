@@ -27,3 +27,14 @@ export class SourceError extends Error {
     this.name = 'SourceError';
   }
 }
+
+/**
+ * The system or undici code of an error (ECONNREFUSED, ENOENT, UND_ERR_BODY_TIMEOUT…), looking
+ * through `cause` (fetch wraps the real error) and past undici's generic abort wrapper.
+ */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code;
+  return errorCode(cause) ?? (typeof code === 'string' ? code : undefined);
+}

@@ -5,26 +5,17 @@
  * Update after an intended change: UPDATE_GOLDEN=1 npx vitest run test/e2e/golden.test.ts
  */
 
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
 import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { promtoolCheckMetrics } from '../support/e2e-helpers.ts';
 
 const GOLDEN = new URL('../fixtures/e2e-output.txt', import.meta.url);
 const FROZEN_MS = Date.parse('2026-06-01T12:00:00Z');
 
 function normalise(text: string): string {
   return text.replace(/^(kata_bridge_collection_duration_seconds\{[^}]*\}) .*$/gm, '$1 0');
-}
-
-function promtool(args: string[], input: string): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = execFile('promtool', args, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
-    });
-    child.stdin?.end(input);
-  });
 }
 
 let bridge: Bridge;
@@ -45,7 +36,7 @@ test('the exposition of the demo node matches the golden file', async () => {
 });
 
 test('promtool check metrics accepts the exposition', async () => {
-  const result = await promtool(['check', 'metrics'], exposition);
-  expect(result.output).toBe('');
+  const result = await promtoolCheckMetrics(exposition);
+  expect(`${result.stdout}${result.stderr}`).toBe('');
   expect(result.code).toBe(0);
 });

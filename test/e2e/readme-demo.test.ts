@@ -5,24 +5,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { afterAll, expect, test } from 'vitest';
 import { FAMILIES, PREFIX } from '../../src/publish/families.ts';
 import { toSeriesMap } from '../support/bridge-harness.ts';
+import { freePort } from '../support/e2e-helpers.ts';
 
 const ROOT = new URL('../../', import.meta.url);
 let child: ChildProcess | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 afterAll(async () => {
   if (child && child.exitCode === null) {

@@ -1,10 +1,13 @@
 /** Starts a node lab and the real exporter against it, and scrapes it: each e2e test states only its scenario. */
 
-import { parseCommandLine } from '../../src/config.ts';
+import { parseCommandLine, type Config } from '../../src/config.ts';
 import { Exporter } from '../../src/exporter.ts';
 import { silentLogger } from '../../src/log.ts';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
+
+/** Fixed build info, so whole expositions compare across Node.js patch releases. */
+export const TEST_BUILD = { version: 'test', revision: 'test', nodeVersion: 'test' };
 
 export interface Bridge {
   lab: NodeLab;
@@ -35,19 +38,19 @@ export function toSeriesMap(text: string): Map<string, number> {
  * The real exporter, configured from a lab's flags plus `flags` (later flags win), with its pod
  * watch started; waits up to `readyTimeoutMs` for the first pod list (0: do not wait).
  */
-export async function startLabExporter(
+export async function startExporterOn(
   lab: NodeLab,
   flags: readonly string[] = [],
-  options: { now?: () => number; readyTimeoutMs?: number } = {},
-): Promise<Exporter> {
-  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', ...flags], {});
-  if (parsed.kind !== 'run') throw new Error('no config');
+  options: { now?: () => number; readyTimeoutMs?: number; processMetrics?: boolean } = {},
+): Promise<{ exporter: Exporter; config: Config }> {
+  const parsed = parseCommandLine([...lab.flags(), '--web.listen-address=127.0.0.1:0', ...flags], {});
+  if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${flags.join(' ')}`);
   const exporter = new Exporter({
     config: parsed.config,
     logger: silentLogger,
-    build: { version: 'test', revision: 'test', nodeVersion: 'test' },
+    build: TEST_BUILD,
     kubeConfig: lab.kubeConfig(),
-    processMetrics: false,
+    processMetrics: options.processMetrics ?? false,
     now: options.now,
   });
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
@@ -58,12 +61,15 @@ export async function startLabExporter(
     await exporter.close();
     throw error;
   }
-  return exporter;
+  return { exporter, config: parsed.config };
 }
+
+/** Every scrape of a test collects anew. */
+export const FRESH_COLLECTIONS = '--collect.min-interval=1ms';
 
 export async function startBridge(scenario: LabScenario, extraFlags: string[] = [], options: { now?: () => number } = {}): Promise<Bridge> {
   const lab = await NodeLab.start(scenario, options);
-  const exporter = await startLabExporter(lab, extraFlags, options);
+  const { exporter } = await startExporterOn(lab, [FRESH_COLLECTIONS, ...extraFlags], options);
   const address = await exporter.listen();
   const url = `http://127.0.0.1:${address.port}/metrics`;
   const scrapeText = async () => {

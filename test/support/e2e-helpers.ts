@@ -8,12 +8,12 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine, type Config } from '../../src/config.ts';
-import { Exporter } from '../../src/exporter.ts';
+import type { Exporter } from '../../src/exporter.ts';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
-import { silentLogger } from '../../src/log.ts';
+import { startExporterOn, TEST_BUILD } from './bridge-harness.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const TEST_BUILD = { version: '9.9.9-test', revision: 'e2e', nodeVersion: process.version };
+export { TEST_BUILD };
 
 /** Parses a command line that must be a run (not --help / --version). */
 export function configFrom(argv: readonly string[], env: Record<string, string | undefined> = {}): Config {
@@ -43,34 +43,29 @@ export interface LabExporterOptions {
 /** A lab and the real exporter configured from the lab's own flags, listening on 127.0.0.1. */
 export async function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
   const lab = await NodeLab.start(scenario);
-  let exporter: Exporter | undefined;
   try {
     await options.beforeStart?.(lab);
-    const config = configFrom([...lab.flags(), '--web.listen-address=127.0.0.1:0', ...(options.flags ?? [])]);
-    exporter = new Exporter({
-      config,
-      logger: silentLogger,
-      build: TEST_BUILD,
-      kubeConfig: lab.kubeConfig(),
-      processMetrics: options.processMetrics ?? false,
+    const { exporter, config } = await startExporterOn(lab, options.flags, {
+      readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
+      processMetrics: options.processMetrics,
     });
-    const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
-    const ready = await exporter.startSources(readyTimeoutMs);
-    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
-    const address = await exporter.listen();
-    const started = exporter;
-    return {
-      lab,
-      exporter: started,
-      config,
-      base: `http://127.0.0.1:${address.port}`,
-      close: async () => {
-        await started.close();
-        await lab.close();
-      },
-    };
+    try {
+      const address = await exporter.listen();
+      return {
+        lab,
+        exporter,
+        config,
+        base: `http://127.0.0.1:${address.port}`,
+        close: async () => {
+          await exporter.close();
+          await lab.close();
+        },
+      };
+    } catch (error) {
+      await exporter.close();
+      throw error;
+    }
   } catch (error) {
-    await exporter?.close();
     await lab.close();
     throw error;
   }

@@ -15,7 +15,7 @@ import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/
 import { NodeLab, type LabPodScenario, type LabScenario } from '../../src/lab/node-lab.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
 import { afterAll, beforeAll } from 'vitest';
-import { startLabExporter } from './bridge-harness.ts';
+import { FRESH_COLLECTIONS, startExporterOn } from './bridge-harness.ts';
 
 /** The default --collect.deadline, and the one timing bound the tests assert: deadline + 2 s of margin. */
 export const COLLECT_DEADLINE_MS = 5000;
@@ -64,7 +64,7 @@ export async function startExporter(
   flags: readonly string[] = [],
   options: { now?: () => number; readyTimeoutMs?: number } = {},
 ): Promise<RunningExporter> {
-  const exporter = await startLabExporter(lab, flags, options);
+  const { exporter } = await startExporterOn(lab, [FRESH_COLLECTIONS, ...flags], options);
   const address = await exporter.listen();
   const base = `http://127.0.0.1:${address.port}`;
   return {
