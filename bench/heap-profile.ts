@@ -9,15 +9,12 @@
  * - heap used before / after each collection (after a forced GC when --expose-gc is given: what a
  *   collection retains), and the GC pauses it caused (count and time, by kind).
  */
-import { fork } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
 import { dirname, join, relative } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { parseCommandLine } from '../src/config.ts';
-import { Exporter } from '../src/exporter.ts';
-import { silentLogger } from '../src/log.ts';
+import { startInProcessExporter } from './in-process.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -42,19 +39,7 @@ function where(url: string): string {
 }
 
 async function main(): Promise<void> {
-  const node = fork(join(here, 'node-child.ts'), [String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv.filter((a) => a !== '--expose-gc') });
-  const ready = await new Promise<{ flags: string[] }>((resolve) => node.once('message', resolve as (m: unknown) => void));
-  const parsed = parseCommandLine([...ready.flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], {});
-  if (parsed.kind !== 'run') throw new Error('no exporter configuration');
-  const exporter = new Exporter({ config: parsed.config, logger: silentLogger, build: { version: 'bench', revision: 'bench', nodeVersion: process.version } });
-  await exporter.startSources(30_000);
-  while (exporter.watcher.pods().size < n) await new Promise((r) => setTimeout(r, 50));
-
-  const collect = async (): Promise<void> => {
-    const snapshot = await exporter.snapshot();
-    await exporter.renderer.render(snapshot, 'text');
-  };
-  for (let i = 0; i < 2; i++) await collect();
+  const { collect, close } = await startInProcessExporter(n);
 
   const gcs = new Map<string, { count: number; ms: number }>();
   const kinds: Record<number, string> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks', 16: 'minor-mark-sweep' };
@@ -122,8 +107,7 @@ async function main(): Promise<void> {
   console.log('\nBy file:\n' + top(byFile, 15));
   console.log('\nBy allocating function (with its innermost project caller):\n' + top(byFunction, 30));
 
-  await exporter.close();
-  node.send({ kind: 'stop' });
+  await close();
 }
 
 await main();

@@ -3,7 +3,7 @@
  * /sys/fs/cgroup), so the same code reads a fixture tree, the node lab's fake tree, or a real host.
  * Naming rules come from translate/cgroup-paths.ts, decoding from translate/cgroup-decode.ts.
  */
-import { lstat, readFile, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { CGROUP_FILES, decodeCgroupUsage, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
@@ -23,6 +23,7 @@ import {
   type PodQos,
 } from '../translate/cgroup-paths.ts';
 import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
+import { readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode } from './source-error.ts';
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
@@ -89,7 +90,7 @@ function ioError(target: string, err: unknown): SourceError {
 
 async function isDirectory(path: string): Promise<boolean> {
   try {
-    return (await lstat(path)).isDirectory();
+    return lstatSync(path).isDirectory();
   } catch (err) {
     if (GONE_CODES.has(errorCode(err) ?? '')) return false;
     throw ioError(path, err);
@@ -98,7 +99,7 @@ async function isDirectory(path: string): Promise<boolean> {
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await lstat(path);
+    lstatSync(path);
     return true;
   } catch (err) {
     if (GONE_CODES.has(errorCode(err) ?? '')) return false;
@@ -106,10 +107,13 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Far above any counter file the kernel writes (v1 memory.stat is a few KiB). */
+const CGROUP_FILE_MAX_BYTES = 1024 * 1024;
+
 /** The text of a file, or undefined when it (or its directory) does not exist. */
 async function readOptional(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return readTextSync(path, CGROUP_FILE_MAX_BYTES);
   } catch (err) {
     if (GONE_CODES.has(errorCode(err) ?? '')) return undefined;
     throw ioError(path, err);
@@ -119,7 +123,7 @@ async function readOptional(path: string): Promise<string | undefined> {
 /** Names of the subdirectories, or [] when the directory does not exist. */
 async function subdirectories(path: string): Promise<string[]> {
   try {
-    const entries = await readdir(path, { withFileTypes: true });
+    const entries = readdirSync(path, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
   } catch (err) {
     if (GONE_CODES.has(errorCode(err) ?? '')) return [];

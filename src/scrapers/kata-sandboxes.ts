@@ -7,12 +7,13 @@
  * skipped silently. Every path is passed in, so a fixtures tree reads exactly like a node.
  */
 
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
+import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode } from './source-error.ts';
 
 export interface SandboxDiscoveryOptions {
@@ -78,43 +79,16 @@ function ioError(path: string, error: unknown): SourceError {
   return new SourceError('io', path, `cannot read: ${error instanceof Error ? error.message : String(error)}`, hint);
 }
 
-class Oversize extends Error {}
-
-const FIRST_READ_BYTES = 8 * 1024;
-
 /**
- * Reads a whole file, refusing more than `maxBytes`. Loops to EOF because /proc files report
- * size 0. Undefined when the file is gone.
+ * Reads a whole file, refusing more than `maxBytes` (FileTooLarge) and anything but a regular
+ * file. Undefined when the file is gone. Synchronous underneath: see pseudo-fs.ts.
  */
 export async function readBounded(path: string, maxBytes: number): Promise<string | undefined> {
-  let handle;
   try {
-    handle = await open(path, 'r');
+    return readTextSync(path, maxBytes);
   } catch (error) {
     if (isGone(error)) return undefined;
     throw error;
-  }
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    // A state file or /proc entry is a few KiB: the first read is small, later ones 64 KiB. Only
-    // the bytes read are ever looked at, so the buffers need no zero-filling. (Each used to be a
-    // zeroed 64 KiB buffer: ~16 MiB of off-heap churn per collection at N = 250, which V8 counts
-    // against its heap limits.)
-    for (let size = FIRST_READ_BYTES; ; size = 64 * 1024) {
-      const buffer = Buffer.allocUnsafe(Math.min(size, maxBytes + 1 - total));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      chunks.push(buffer.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > maxBytes) throw new Oversize();
-    }
-    return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8');
-  } catch (error) {
-    if (isGone(error)) return undefined;
-    throw error;
-  } finally {
-    await handle.close();
   }
 }
 
@@ -124,7 +98,7 @@ async function readOptional(path: string, maxBytes: number, errors: SourceError[
     return await readBounded(path, maxBytes);
   } catch (error) {
     errors.push(
-      error instanceof Oversize
+      error instanceof FileTooLarge
         ? new SourceError('oversize', path, `larger than ${maxBytes} bytes`, 'the file is not a Kata state or OCI bundle, or is corrupt')
         : ioError(path, error),
     );
@@ -132,9 +106,9 @@ async function readOptional(path: string, maxBytes: number, errors: SourceError[
   }
 }
 
-async function isSocket(path: string): Promise<boolean> {
+function isSocket(path: string): boolean {
   try {
-    return (await lstat(path)).isSocket();
+    return lstatSync(path).isSocket();
   } catch {
     return false;
   }
@@ -143,7 +117,7 @@ async function isSocket(path: string): Promise<boolean> {
 /** Sandbox directory names under a runtime root; a missing root is a runtime not installed. */
 async function listSandboxIds(root: string, errors: SourceError[]): Promise<string[]> {
   try {
-    const entries = await readdir(root, { withFileTypes: true });
+    const entries = readdirSync(root, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory() && SANDBOX_ID.test(e.name)).map((e) => e.name);
   } catch (error) {
     if (!isGone(error)) errors.push(ioError(root, error));
@@ -175,7 +149,7 @@ export async function readSandbox(
     readOptional(join(paths.crioDir, id, 'userdata', 'config.json'), paths.maxFileBytes, local),
   ]);
   try {
-    if (!(await lstat(dir)).isDirectory()) return undefined;
+    if (!lstatSync(dir).isDirectory()) return undefined;
   } catch {
     return undefined; // vanished: its read errors are churn too
   }
@@ -197,7 +171,7 @@ async function readThreadNames(procDir: string, pid: number): Promise<string[]> 
   const taskDir = join(procDir, String(pid), 'task');
   let tids: string[];
   try {
-    tids = (await readdir(taskDir)).filter((t) => PID.test(t)).slice(0, MAX_THREADS);
+    tids = readdirSync(taskDir).filter((t) => PID.test(t)).slice(0, MAX_THREADS);
   } catch {
     return [];
   }
@@ -217,7 +191,7 @@ export async function readProcessTable(
 ): Promise<Array<Omit<HostProcess, 'threadNames'>>> {
   let pids: string[];
   try {
-    pids = (await readdir(procDir)).filter((p) => PID.test(p));
+    pids = readdirSync(procDir).filter((p) => PID.test(p));
   } catch (error) {
     errors.push(ioError(procDir, error));
     return [];

@@ -134,6 +134,10 @@ const WANTED_ITEMS: ReadonlyMap<string, ReadonlySet<string>> = new Map<string, R
   ['kata_guest_diskstat', new Set<string>(Object.keys(DISK_ITEMS))],
 ]);
 
+/** The same arrays on every call: the parser caches its prefix trie by list. */
+const GO_KEEP_PREFIXES: readonly string[] = [...COMMON_PREFIXES, ...GO_SHIM_PREFIXES];
+const RS_KEEP_PREFIXES: readonly string[] = [...COMMON_PREFIXES];
+
 function keepSeries(family: string, labels: SeriesLabels): boolean {
   if (family === 'kata_guest_cpu_time') return labels.get('cpu') === 'total';
   const wanted = WANTED_ITEMS.get(family);
@@ -161,18 +165,18 @@ export function decodeShimMetrics(
   options: DecodeShimOptions = {},
 ): ShimMetrics {
   const userHz = options.userHz ?? 100;
-  const keepPrefixes = runtime === 'go' ? [...COMMON_PREFIXES, ...GO_SHIM_PREFIXES] : [...COMMON_PREFIXES];
+  const keepPrefixes = runtime === 'go' ? GO_KEEP_PREFIXES : RS_KEEP_PREFIXES;
   const parsed = parsePromText(body, { keepPrefixes, keepSeries, ...(options.limits ? { limits: options.limits } : {}) });
 
   const families = new Map<string, PromFamily>();
   for (const family of parsed.families) families.set(family.name, family);
+  const reader = new SampleReader(families);
   // Lines outside keepPrefixes are skipped undecoded, so garbage would otherwise decode to nothing.
   // Every shim writes kata_shim_* and the agent kata_guest_*: without any kata_ family it is not ours.
-  if (![...families.keys()].some((name) => name.startsWith('kata_'))) {
+  if (!reader.has('kata_')) {
     throw new PromParseError('syntax', 1, 'no kata_* family: not a Kata shim metrics payload');
   }
 
-  const reader = new SampleReader(families);
   // Go shim: its own readings are bytes; runtime-rs: the procfs crate's KiB.
   const hostUnit: Unit = runtime === 'go' ? 'bytes' : 'kib';
 
@@ -215,7 +219,8 @@ class SampleReader {
   }
 
   has(prefix: string): boolean {
-    return this.names(prefix).length > 0;
+    for (const name of this.families.keys()) if (name.startsWith(prefix)) return true;
+    return false;
   }
 
   samples(family: string): readonly PromSample[] {

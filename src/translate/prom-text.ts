@@ -10,6 +10,8 @@
  * value out of float range reads as ±Inf.
  */
 
+import { SeriesCache, hashBytes, type CachedSeries, type NameMemo } from './prom-series-cache.ts';
+
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
 
 export interface PromSample {
@@ -54,8 +56,12 @@ export interface ParseOptions {
   keepPrefixes?: readonly string[];
   /**
    * Called for each series of a kept family before anything is built for it; false skips the
-   * series (no labels object, no sample), which is how a decoder that reads a few items of a big
-   * family avoids making garbage of the rest. The line is still fully checked. A skipped series
+   * series (no sample), which is how a decoder that reads a few items of a big family avoids
+   * making garbage of the rest. A skipped line is checked up to its labels; once its series is
+   * cached (a repeat, or a later parse) its value is not read, like a line outside keepPrefixes.
+   * The filter must be a pure function of
+   * its arguments: its answer for a series is reused for repeats of that series, in this parse
+   * and later ones that pass the same function. A skipped series
    * counts toward `maxSeries` (duplicates included) but not toward `seriesCount` or
    * `duplicates`. A family whose every series was skipped is still returned, with no samples,
    * so callers can tell it was there.
@@ -106,6 +112,11 @@ export class PromParseError extends Error {
  */
 const LabelSet = function LabelSet() {} as unknown as new () => Record<string, string>;
 LabelSet.prototype = Object.freeze(Object.create(null) as object);
+
+/** Forgets every series part remembered across parses (tests and benchmarks start cold with it). */
+export function clearSeriesCache(): void {
+  SCRATCH.cache.clear();
+}
 
 export function parsePromText(input: Uint8Array | string, options: ParseOptions = {}): ParseResult {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : asBuffer(input);
@@ -179,6 +190,8 @@ const TYPES: ReadonlyMap<string, MetricType> = new Map(
   (['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const).map((t) => [t, t]),
 );
 
+const TYPE_WORDS: ReadonlyArray<readonly [MetricType, Uint8Array]> = [...TYPES.values()].map((type) => [type, Buffer.from(type, 'latin1')] as const);
+
 const INT64_MAX_DIGITS = '9223372036854775807';
 const INT64_MIN_DIGITS = '9223372036854775808';
 
@@ -201,6 +214,8 @@ const NAME_INSIDE_PREFIX = 1;
 const PREFIX_MATCH = 2;
 
 const INTERN_SLOTS = 2048;
+/** hashString(''), spelled out: the intern table's fill value is computed before hashString's module position. */
+const EMPTY_HASH = 0x811c9dc5 | 0;
 const INTERN_PROBES = 8;
 /** Longer label values are rarely repeated; interning them would only crowd the table. */
 const INTERN_MAX_BYTES = 256;
@@ -220,9 +235,13 @@ class InternTable {
   /** The parse that filled each slot: a slot of an older parse is free (its string may be reused). */
   private readonly generations = new Int32Array(INTERN_SLOTS);
   private readonly strings: string[] = new Array<string>(INTERN_SLOTS).fill('');
+  /** hashString of each slot's string, kept with it across parses. */
+  private readonly hashes = new Int32Array(INTERN_SLOTS).fill(EMPTY_HASH);
   private generation = 0;
   /** Slot of the last interned string, or -1 when it was not interned. */
   lastSlot = -1;
+  /** hashString of the last interned string: series hashes depend on content only, never on slots. */
+  lastHash = 0;
 
   private bytes: Buffer = EMPTY_BYTES;
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
@@ -246,7 +265,10 @@ class InternTable {
   intern(start: number, end: number): string {
     const length = end - start;
     this.lastSlot = -1;
-    if (length === 0) return '';
+    if (length === 0) {
+      this.lastHash = EMPTY_HASH;
+      return '';
+    }
     const b = this.bytes;
     const last = end - 1;
     const sampled = length ^ (b[start]! << 5) ^ (b[last]! << 12) ^ (b[start + (length >> 1)]! << 19) ^ (b[last - (length >> 2)]! << 26);
@@ -256,17 +278,23 @@ class InternTable {
       if (this.generations[slot] !== generation) return this.fill(slot, start, end);
       if (this.lengths[slot] === length && this.sameBytes(this.starts[slot]!, start, length)) {
         this.lastSlot = slot;
+        this.lastHash = this.hashes[slot]!;
         return this.strings[slot]!;
       }
       slot = (slot + 1) & (INTERN_SLOTS - 1);
     }
-    return latin1Slice(b, start, end);
+    const text = latin1Slice(b, start, end);
+    this.lastHash = hashString(text);
+    return text;
   }
 
   private fill(slot: number, start: number, end: number): string {
     const length = end - start;
     const previous = this.strings[slot]!;
-    const fresh = previous.length === length && this.sameString(previous, start) ? previous : latin1Slice(this.bytes, start, end);
+    const reused = previous.length === length && this.sameString(previous, start);
+    const fresh = reused ? previous : latin1Slice(this.bytes, start, end);
+    if (!reused) this.hashes[slot] = hashString(fresh);
+    this.lastHash = this.hashes[slot]!;
     this.generations[slot] = this.generation;
     this.lengths[slot] = length;
     this.starts[slot] = start;
@@ -279,7 +307,7 @@ class InternTable {
   private sameBytes(a: number, b: number, length: number): boolean {
     const view = this.view;
     let i = 0;
-    for (; i + 4 <= length; i += 4) if (view.getInt32(a + i) !== view.getInt32(b + i)) return false;
+    for (; i + 4 <= length; i += 4) if (view.getInt32(a + i, true) !== view.getInt32(b + i, true)) return false;
     for (; i < length; i++) if (view.getUint8(a + i) !== view.getUint8(b + i)) return false;
     return true;
   }
@@ -293,6 +321,7 @@ class InternTable {
 }
 
 const EMPTY_BYTES = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
 
 const SERIES_TABLE_INITIAL = 2048;
 /** Largest table kept between parses (a 32 768-series input); a larger one is dropped after use. */
@@ -364,6 +393,10 @@ class SeriesTable {
  */
 const SCRATCH = {
   strings: new InternTable(),
+  /** Series parts of earlier parses (every caller's: shims and kubelet alike). */
+  cache: new SeriesCache(),
+  /** Numbers the parses, for CachedSeries.seenInParse. */
+  parses: 0,
   series: new SeriesTable(),
   slotFamily: new Array<FamilyState | undefined>(INTERN_SLOTS).fill(undefined),
   /** Float64: epochs grow across parses and must not wrap. */
@@ -396,8 +429,28 @@ class Parser implements SeriesLabels {
   private readonly labelValues: string[] = [];
   private labelCount = 0;
   private labelHashSum = 0;
+  /** Longest label name and decoded value of the current line (what a cache entry must re-check). */
+  private longestLabelName = 0;
+  private longestLabelValue = 0;
+  /** The cached series of the previous sample line: its `next` is the guess for this one. */
+  private previous: CachedSeries | undefined;
+  /** The name of the last sample line skipped by prefix, as a byte range of the input. */
+  private skippedNameStart = -1;
+  private skippedNameLength = 0;
+  /** Set while keepSeries looks at a cached series: get() reads it instead of the scratch labels. */
+  private cachedLabels: Readonly<Record<string, string>> | undefined;
+  private readonly parseId = ++SCRATCH.parses;
+  /** Which CachedSeries.next guesses this parse follows and updates: 1 when skipping by prefix. */
+  private readonly lane: 0 | 1;
+  private readonly cache = SCRATCH.cache;
+  private view: DataView = EMPTY_VIEW;
+  /** Name memos this parse pointed at its families: released at the end. */
+  private readonly memos: NameMemo[] = [];
   /** End of the token the last value/timestamp parse read. */
   private tokenEnd = 0;
+  /** The current line's value and timestamp (readValueTail). */
+  private lineValue = 0;
+  private lineTimestampMs: number | undefined;
 
   constructor(
     private readonly bytes: Buffer,
@@ -406,6 +459,7 @@ class Parser implements SeriesLabels {
     private readonly keepSeries: SeriesFilter | undefined,
   ) {
     this.strings = SCRATCH.strings;
+    this.lane = keepPrefixes === undefined ? 0 : 1;
     if (keepPrefixes !== undefined) {
       this.prefixStrings = keepPrefixes;
       this.prefixes = prefixTrie(keepPrefixes);
@@ -415,12 +469,16 @@ class Parser implements SeriesLabels {
   run(): ParseResult {
     this.strings.begin(this.bytes);
     this.series.reset();
+    this.cache.beginParse();
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     try {
       return this.parseAll();
     } finally {
       this.strings.end();
       this.series.reset();
       this.slotFamily.fill(undefined);
+      for (const memo of this.memos) memo.family = undefined;
+      this.view = EMPTY_VIEW;
     }
   }
 
@@ -436,11 +494,51 @@ class Parser implements SeriesLabels {
       // stops at `limit`, one byte past the longest allowed line.
       const limit = Math.min(length, pos + maxLine + 1);
       const p = this.skipBlanks(pos, limit);
-      const sampleLine =
-        p < limit && CLASS[b[p]!]! & METRIC_START && (this.prefixes === undefined || this.matchPrefix(p, limit) === PREFIX_MATCH);
-      pos = (sampleLine ? this.parseSample(p, limit) : this.parseOtherLine(pos)) + 1;
+      if (!(p < limit && CLASS[b[p]!]! & METRIC_START)) {
+        pos = this.parseOtherLine(pos) + 1;
+        continue;
+      }
+      let guessed = false;
+      if (this.prefixes !== undefined) {
+        // The line that followed last time, when its name is known to be kept: no prefix walk.
+        const guess = this.previous?.next[1];
+        if (guess !== undefined && guess.name.keptBy === this.prefixes) {
+          guessed = true;
+          if (this.fits(guess, p, limit)) {
+            pos = this.finishSample(guess, p + guess.length, limit) + 1;
+            continue;
+          }
+        }
+        // Lines of a family come together: the name of the last skipped line skips this one too.
+        const skipped = this.isSkippedName(p, limit);
+        if (skipped || this.matchPrefix(p, limit) !== PREFIX_MATCH) {
+          if (!skipped) this.rememberSkippedName(p, limit);
+          pos = this.parseOtherLine(pos) + 1;
+          continue;
+        }
+      }
+      pos = this.parseSample(p, limit, guessed) + 1;
     }
     return this.result();
+  }
+
+  /** The line at p has the name of the last line skipped by prefix (compared four bytes a step). */
+  private isSkippedName(p: number, end: number): boolean {
+    const length = this.skippedNameLength;
+    if (length === 0 || p + length >= end) return false;
+    const after = this.bytes[p + length]!;
+    if (after !== LBRACE && !(CLASS[after]! & BLANK)) return false;
+    const view = this.view;
+    const from = this.skippedNameStart;
+    let i = 0;
+    for (; i + 4 <= length; i += 4) if (view.getInt32(p + i, true) !== view.getInt32(from + i, true)) return false;
+    for (; i < length; i++) if (this.bytes[p + i] !== this.bytes[from + i]) return false;
+    return true;
+  }
+
+  private rememberSkippedName(p: number, end: number): void {
+    this.skippedNameStart = p;
+    this.skippedNameLength = this.scanMetricName(p, end) - p;
   }
 
   /** Comments, blank lines and skipped samples: found by indexOf, decoded only when needed. */
@@ -503,10 +601,23 @@ class Parser implements SeriesLabels {
     }
     const tokenEnd = this.scanToken(start, end);
     if (this.skipBlanks(tokenEnd, end) !== end) this.syntax('unexpected text after the type');
-    const type = TYPES.get(latin1Slice(this.bytes, start, tokenEnd).toLowerCase());
+    const type = this.typeWord(start, tokenEnd);
     if (type === undefined) this.syntax('unknown metric type');
     family.type = type;
     this.familyEpoch = ++SCRATCH.epoch;
+  }
+
+  /** The metric type a token spells, in any case, read from the bytes without a string. */
+  private typeWord(start: number, end: number): MetricType | undefined {
+    const b = this.bytes;
+    for (const [type, word] of TYPE_WORDS) {
+      if (word.length !== end - start) continue;
+      let i = 0;
+      // `| 0x20` lowercases A-Z and maps no other byte onto a-z.
+      while (i < word.length && (b[start + i]! | 0x20) === word[i]) i++;
+      if (i === word.length) return type;
+    }
+    return undefined;
   }
 
   /**
@@ -527,7 +638,11 @@ class Parser implements SeriesLabels {
       }
       if (c >= 0x80) ascii = false;
     }
-    if (firstEscape < 0) return ascii ? latin1Slice(b, start, end) : b.toString('utf8', start, end);
+    if (firstEscape < 0) {
+      if (!ascii) return b.toString('utf8', start, end);
+      // HELP texts repeat on every scrape: interned, the string of the last parse is reused.
+      return end - start <= INTERN_MAX_BYTES ? this.strings.intern(start, end) : latin1Slice(b, start, end);
+    }
     const out = Buffer.allocUnsafe(end - start);
     let n = 0;
     for (let p = start; p < end; p++) {
@@ -545,36 +660,215 @@ class Parser implements SeriesLabels {
   // ---- samples -----------------------------------------------------------------------------
 
   /** Parses a sample line from its name; returns the index of its newline (or the input end). */
-  private parseSample(start: number, end: number): number {
+  private parseSample(start: number, end: number, guessed: boolean): number {
+    const entry = this.cachedSeries(start, end, guessed);
+    if (entry !== undefined) return this.finishSample(entry, start + entry.length, end);
+
     const b = this.bytes;
     let p = start + 1;
     while (p < end && CLASS[b[p]!]! & METRIC_CONT) p++;
     const nameEnd = p;
     const name = this.strings.intern(start, nameEnd);
     const nameSlot = this.strings.lastSlot;
+    const nameHash = this.strings.lastHash;
 
     p = this.skipBlanks(p, end);
     this.labelCount = 0;
     this.labelHashSum = 0;
+    this.longestLabelName = 0;
+    this.longestLabelValue = 0;
+    let seriesEnd = nameEnd;
     if (p < end && b[p] === LBRACE) {
-      p = this.skipBlanks(this.parseLabels(p + 1, end), end);
+      const labelsStart = p;
+      p = this.parseLabels(p + 1, end);
+      // Only the canonical form, `{` right after the name, is cached (what every client writes).
+      seriesEnd = labelsStart === nameEnd ? p : -1;
+      p = this.skipBlanks(p, end);
     } else if (p === nameEnd) {
       this.syntax('expected a blank or "{" after the metric name');
     }
+    const hash = mixHash(nameHash, (this.labelHashSum ^ this.labelCount) | 0);
+    const remembered = seriesEnd < 0 ? undefined : this.remember(start, seriesEnd, name, hash);
+    if (remembered !== undefined) return this.finishSample(remembered, seriesEnd, end);
+    this.previous = undefined;
+    const lineEnd = this.readValueTail(p, end);
+    this.addSample(name, nameSlot, hash, this.lineValue, this.lineTimestampMs);
+    return lineEnd;
+  }
 
-    const value = this.parseValue(p, end);
+  // ---- series parts remembered across parses (prom-series-cache.ts) ---------------------------
+
+  /**
+   * The cached series whose bytes start this line, usable under this parse's limits: first the
+   * one that followed the previous line's last time (unless the caller tried it), else a lookup
+   * by the bytes' hash.
+   */
+  private cachedSeries(start: number, end: number, guessed: boolean): CachedSeries | undefined {
+    const guess = guessed ? undefined : this.previous?.next[this.lane];
+    if (guess !== undefined && this.fits(guess, start, end)) return guess;
+    const seriesEnd = this.scanSeriesPart(start, end);
+    if (seriesEnd < 0) return undefined;
+    const entry = this.cache.find(hashBytes(this.bytes, start, seriesEnd), this.bytes, this.view, start, seriesEnd);
+    if (entry === undefined || !this.usable(entry, start, end)) return undefined;
+    if (this.previous !== undefined) this.previous.next[this.lane] = entry;
+    return entry;
+  }
+
+  /** The guessed series is this line's, and usable. */
+  private fits(entry: CachedSeries, start: number, end: number): boolean {
+    return start + entry.length < end && this.cache.matches(entry, this.bytes, this.view, start) && this.usable(entry, start, end);
+  }
+
+  /** A cached series whose bytes start the line at `start` is this line's series under this parse's limits. */
+  private usable(entry: CachedSeries, start: number, end: number): boolean {
+    const limits = this.limits;
+    if (
+      entry.labelCount > limits.maxLabelsPerSeries ||
+      entry.longestLabelName > limits.maxLabelNameBytes ||
+      entry.longestLabelValue > limits.maxLabelValueBytes
+    ) {
+      return false; // the full parse reports the limit
+    }
+    // A name without labels must end here: `foo_total` is not `foo` followed by `_total`, and
+    // `foo {…}` (a blank before the labels) is not the series `foo`.
+    const after = start + entry.length;
+    if (this.bytes[after - 1] !== RBRACE) {
+      if (!(CLASS[this.bytes[after]!]! & BLANK)) return false;
+      const p = this.skipBlanks(after, end);
+      if (p < end && this.bytes[p] === LBRACE) return false;
+    }
+    return true;
+  }
+
+  /**
+   * End of the series part of a canonical line (`name` or `name{…}`, labels scanned by their
+   * quotes only), or -1 when the line is not in that form: the full parse then decides.
+   */
+  private scanSeriesPart(start: number, end: number): number {
+    const b = this.bytes;
+    let p = start + 1;
+    while (p < end && CLASS[b[p]!]! & METRIC_CONT) p++;
+    if (p >= end || b[p] !== LBRACE) return p < end ? p : -1;
+    for (p++; p < end; p++) {
+      const c = b[p]!;
+      if (c === RBRACE) return p + 1;
+      if (c === LF) return -1;
+      if (c === QUOTE) {
+        for (p++; p < end && b[p] !== QUOTE; p++) {
+          if (b[p] === LF) return -1;
+          if (b[p] === BACKSLASH) p++;
+        }
+      }
+    }
+    return -1;
+  }
+
+  /** Caches the series part just parsed, with a frozen label set. */
+  private remember(start: number, seriesEnd: number, name: string, seriesHash: number): CachedSeries | undefined {
+    const entry = this.cache.add(this.bytes, start, seriesEnd, hashBytes(this.bytes, start, seriesEnd), {
+      name,
+      seriesHash,
+      labels: this.buildLabels(),
+      labelCount: this.labelCount,
+      longestLabelName: this.longestLabelName,
+      longestLabelValue: this.longestLabelValue,
+    });
+    if (entry !== undefined && this.previous !== undefined) this.previous.next[this.lane] = entry;
+    return entry;
+  }
+
+  /**
+   * The rest of a line whose series part is cached: its family, the filter's answer, then the
+   * value and timestamp. A series the filter skips is not read further than its series part,
+   * like a line outside keepPrefixes: only its length is checked.
+   */
+  private finishSample(entry: CachedSeries, seriesEnd: number, end: number): number {
+    this.previous = entry;
+    if (this.prefixes !== undefined) entry.name.keptBy = this.prefixes;
+    const family = this.familyOf(entry.name);
+    family.hasSamples = true;
+    if (family.kept && this.keepSeries !== undefined && !this.cachedVerdict(entry, family.name)) {
+      family.filtered = true;
+      this.countSkipped();
+      return this.skipRestOfLine(seriesEnd);
+    }
+    const lineEnd = this.readValueTail(this.skipBlanks(seriesEnd, end), end);
+    if (family.kept) this.addCachedSample(entry, family, this.lineValue, this.lineTimestampMs);
+    return lineEnd;
+  }
+
+  /** The value, the optional timestamp and the line's end, from p; the numbers land in lineValue and lineTimestampMs. */
+  private readValueTail(p: number, end: number): number {
+    const b = this.bytes;
+    this.lineValue = this.parseValue(p, end);
     p = this.skipBlanks(this.tokenEnd, end);
-    let timestampMs: number | undefined;
+    this.lineTimestampMs = undefined;
     if (p < end && !(CLASS[b[p]!]! & TOKEN_END)) {
-      timestampMs = this.parseTimestamp(p, end);
+      this.lineTimestampMs = this.parseTimestamp(p, end);
       p = this.skipBlanks(this.tokenEnd, end);
     }
-    const lineEnd = this.lineEndAt(p, end);
+    return this.lineEndAt(p, end);
+  }
 
-    const nameId = nameSlot >= 0 ? nameSlot : hashString(name);
-    const hash = mixHash(nameId, (this.labelHashSum ^ this.labelCount) | 0);
-    this.addSample(name, nameSlot, hash, value, timestampMs);
-    return lineEnd;
+  /** The newline ending the current line, which must not be longer than the limit. */
+  private skipRestOfLine(from: number): number {
+    // What follows a series part is a value and maybe a timestamp: a short loop costs less than
+    // a call to indexOf.
+    const b = this.bytes;
+    const near = Math.min(b.length, from + 32);
+    for (let p = from; p < near; p++) {
+      if (b[p] === LF) {
+        if (p - this.lineStart > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
+        return p;
+      }
+    }
+    let nl = b.indexOf(LF, from);
+    if (nl < 0) nl = this.bytes.length;
+    if (nl - this.lineStart > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
+    return nl;
+  }
+
+  /** The family of a cached name, resolved once per name while the families do not change. */
+  private familyOf(memo: NameMemo): FamilyState {
+    if (memo.familyEpoch === this.familyEpoch && memo.family !== undefined) return memo.family as FamilyState;
+    const family = this.familyForSample(memo.name, -1);
+    memo.family = family;
+    memo.familyEpoch = this.familyEpoch;
+    this.memos.push(memo);
+    return family;
+  }
+
+  private addCachedSample(entry: CachedSeries, family: FamilyState, value: number, timestampMs: number | undefined): void {
+    if (entry.seenInParse === this.parseId) {
+      this.duplicates++;
+      return;
+    }
+    const name = entry.name.name;
+    const freeSlot = this.freeSeriesSlot(entry.seriesHash, name, entry.labels);
+    if (freeSlot < 0) {
+      this.duplicates++;
+      return;
+    }
+    this.countKept();
+    entry.seenInParse = this.parseId;
+    const sample: PromSample =
+      timestampMs === undefined ? { name, labels: entry.labels, value } : { name, labels: entry.labels, value, timestampMs };
+    family.samples.push(sample);
+    this.series.add(freeSlot, entry.seriesHash, sample);
+  }
+
+  /** keepSeries for a cached series; remembered per filter and family (a filter is pure). */
+  private cachedVerdict(entry: CachedSeries, family: string): boolean {
+    if (entry.verdictFilter === this.keepSeries && entry.verdictFamily === family) return entry.verdict;
+    this.cachedLabels = entry.labels;
+    try {
+      entry.verdict = this.keepSeries!(family, this);
+    } finally {
+      this.cachedLabels = undefined;
+    }
+    entry.verdictFilter = this.keepSeries;
+    entry.verdictFamily = family;
+    return entry.verdict;
   }
 
   /** Only an optional CR may remain before the newline. */
@@ -604,7 +898,8 @@ class Parser implements SeriesLabels {
         this.fail('too_many_labels', `more than ${limits.maxLabelsPerSeries} labels`);
       }
       const labelName = this.strings.intern(nameStart, p);
-      const nameId = this.strings.lastSlot >= 0 ? this.strings.lastSlot : hashString(labelName);
+      const nameId = this.strings.lastHash;
+      if (p - nameStart > this.longestLabelName) this.longestLabelName = p - nameStart;
       p = this.skipBlanks(p, end);
       if (p >= end || b[p] !== EQUALS) this.syntax('expected "=" after the label name');
       p = this.skipBlanks(p + 1, end);
@@ -638,14 +933,16 @@ class Parser implements SeriesLabels {
       p++;
     }
     // The bound is on the decoded bytes: an escape pair is one byte.
-    if (p - start - escapes > this.limits.maxLabelValueBytes) {
+    const decodedBytes = p - start - escapes;
+    if (decodedBytes > this.limits.maxLabelValueBytes) {
       this.fail('label_too_long', `label value longer than ${this.limits.maxLabelValueBytes} bytes`);
     }
+    if (decodedBytes > this.longestLabelValue) this.longestLabelValue = decodedBytes;
     let value: string;
     let valueId: number;
     if (plainAscii && p - start <= INTERN_MAX_BYTES) {
       value = this.strings.intern(start, p);
-      valueId = this.strings.lastSlot >= 0 ? this.strings.lastSlot : hashString(value);
+      valueId = this.strings.lastHash;
     } else {
       value = plainAscii ? latin1Slice(b, start, p) : this.unescape(start, p, LABEL_VALUE_ESCAPES, 'label value');
       valueId = hashString(value);
@@ -671,51 +968,49 @@ class Parser implements SeriesLabels {
     if (!family.kept) return;
     if (this.keepSeries !== undefined && !this.keepSeries(family.name, this)) {
       family.filtered = true;
-      if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
-        this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
-      }
-      this.skippedSeries++;
+      this.countSkipped();
       return;
     }
-    const freeSlot = this.freeSeriesSlot(hash, name);
+    const labels = this.buildLabels();
+    const freeSlot = this.freeSeriesSlot(hash, name, labels);
     if (freeSlot < 0) {
       this.duplicates++;
       return;
     }
-    if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
-      this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
-    }
-    this.seriesCount++;
-    const labels = this.buildLabels();
+    this.countKept();
     const sample: PromSample =
       timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs };
     family.samples.push(sample);
     this.series.add(freeSlot, hash, sample);
   }
 
+  private countSkipped(): void {
+    if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
+      this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
+    }
+    this.skippedSeries++;
+  }
+
+  private countKept(): void {
+    if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
+      this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
+    }
+    this.seriesCount++;
+  }
+
   /** The table slot for a new series, or -1 when the same series was kept before. */
-  private freeSeriesSlot(hash: number, name: string): number {
+  private freeSeriesSlot(hash: number, name: string, labels: Readonly<Record<string, string>>): number {
     for (let slot = this.series.candidate(hash, -1); ; slot = this.series.candidate(hash, slot)) {
       if (slot < 0) return ~slot;
-      if (this.sameSeries(this.series.sampleAt(slot), name)) return -1;
+      const kept = this.series.sampleAt(slot);
+      if (kept.name === name && sameLabels(kept.labels, labels)) return -1;
     }
   }
 
-  /** Same sample name and same label set (order does not matter) as the scratch labels. */
-  private sameSeries(sample: PromSample, name: string): boolean {
-    if (sample.name !== name) return false;
-    const labels = sample.labels;
-    const count = this.labelCount;
-    if (Object.keys(labels).length !== count) return false;
-    for (let i = 0; i < count; i++) {
-      const key = this.labelNames[i]!;
-      if (!Object.hasOwn(labels, key) || labels[key] !== this.labelValues[i]) return false;
-    }
-    return true;
-  }
-
-  /** SeriesLabels over the scratch labels of the current line (for keepSeries). */
+  /** SeriesLabels over the current line's labels (for keepSeries). */
   get(name: string): string | undefined {
+    // Cached label sets inherit from a frozen empty object: a missing name reads undefined.
+    if (this.cachedLabels !== undefined) return this.cachedLabels[name];
     const names = this.labelNames;
     for (let i = 0; i < this.labelCount; i++) if (names[i] === name) return this.labelValues[i];
     return undefined;
@@ -946,7 +1241,18 @@ const TRIE_CACHE_MAX = 16;
 /** Built once per prefix list: the decoder passes the same few lists on every scrape. */
 const trieCache = new Map<string, PrefixTrie>();
 
+/** The same list object (a decoder's constant) skips building the key. */
+const trieByList = new WeakMap<readonly string[], PrefixTrie>();
+
 function prefixTrie(prefixes: readonly string[]): PrefixTrie {
+  const known = trieByList.get(prefixes);
+  if (known !== undefined) return known;
+  const trie = prefixTrieByContent(prefixes);
+  trieByList.set(prefixes, trie);
+  return trie;
+}
+
+function prefixTrieByContent(prefixes: readonly string[]): PrefixTrie {
   const key = `${prefixes.length}\n${prefixes.join('\n')}`;
   const cached = trieCache.get(key);
   if (cached !== undefined) return cached;
@@ -1001,6 +1307,15 @@ function exactDecimal(mantissa: number, exponent10: number): number | undefined 
   if (exponent10 > 0 && exponent10 <= 22) return mantissa * EXACT_POW10[exponent10]!;
   if (exponent10 < 0 && exponent10 >= -22) return mantissa / EXACT_POW10[-exponent10]!;
   return undefined;
+}
+
+/** Same label set, in any order. */
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false;
+  return true;
 }
 
 function mixHash(a: number, b: number): number {

@@ -6,12 +6,14 @@
  */
 import fc from 'fast-check';
 import {
+  clearSeriesCache,
   parsePromText,
   PromParseError,
   type MetricType,
   type ParseLimits,
   type ParseOptions,
   type ParseResult,
+  type SeriesFilter,
 } from '../../src/translate/prom-text.ts';
 
 interface ModelSample {
@@ -280,6 +282,38 @@ export const promTextProperties: Record<string, () => fc.IProperty<unknown>> = {
       return JSON.stringify(kept.families) === JSON.stringify(filtered) && kept.seriesCount === filtered.reduce((n, f) => n + f.samples.length, 0);
     }),
 };
+
+/** A result or error as plain data, to compare two parses of the same input. */
+function outcome(input: Uint8Array | string, options: ParseOptions): unknown {
+  const result = parseOrKnownError(input, options);
+  return result instanceof PromParseError ? { kind: result.kind, line: result.line, message: result.message } : JSON.parse(JSON.stringify(result, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
+}
+
+/** A pure filter, as keepSeries must be: keeps series whose label values have an even total length. */
+const evenLabelText: SeriesFilter = (_, labels) => ['a', 'b', 'k', 'le', 'quantile'].reduce((n, name) => n + (labels.get(name)?.length ?? 0), 0) % 2 === 0;
+
+const renderedPayload = fc.tuple(families, spelling).map(([m, h]) => Buffer.from(renderFamilies(m, h)));
+
+promTextProperties['a cache warmed by other payloads, limits and filters never changes a result'] = () =>
+  fc.property(
+    fc.array(fc.oneof(renderedPayload, anyInput), { minLength: 1, maxLength: 4 }),
+    fc.option(smallLimits, { nil: undefined }),
+    fc.option(fc.array(familyName, { maxLength: 3 }), { nil: undefined }),
+    fc.boolean(),
+    (inputs, limits, keepPrefixes, filtered) => {
+      const options: ParseOptions = { ...(limits ? { limits } : {}), ...(keepPrefixes ? { keepPrefixes } : {}), ...(filtered ? { keepSeries: evenLabelText } : {}) };
+      const target = inputs[0]!;
+      clearSeriesCache();
+      const cold = outcome(target, options);
+      // Warm it with every input under these options and under none, in both orders.
+      for (const input of [...inputs, ...inputs.slice().reverse()]) {
+        outcome(input, options);
+        outcome(input, {});
+      }
+      const warm = outcome(target, options);
+      return JSON.stringify(warm) === JSON.stringify(cold);
+    },
+  );
 
 export function fuzzPromText(numRuns: number): void {
   for (const [name, property] of Object.entries(promTextProperties)) {

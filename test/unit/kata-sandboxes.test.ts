@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -199,23 +199,22 @@ describe('discoverSandboxes edge cases', () => {
     expect(errors).toEqual([]);
   });
 
-  test('a sandbox torn down while its state file is being read is dropped, deterministically', async () => {
+  test('a FIFO planted as a state file is refused at once, without blocking discovery', async () => {
     const root = await copyNode();
     try {
       const paths = nodePaths(root);
-      const dir = join(paths.kataGoDir, A);
-      const state = join(dir, 'persist.json');
+      const state = join(paths.kataGoDir, A, 'persist.json');
       await rm(state);
-      // A FIFO holds the reader inside the read until we let it go, after the directory is removed.
+      // Opened without O_NONBLOCK, a FIFO with no writer would block the read (and the event loop) forever.
       execFileSync('mkfifo', [state]);
-      const errors: SourceError[] = [];
-      const pending = readSandbox('go', A, paths, errors);
-      const writer = await open(state, 'w'); // rendezvous: the reader has the FIFO open now
-      await rm(dir, { recursive: true, force: true });
-      await writer.write('{"SandboxContainer":');
-      await writer.close();
-      expect(await pending).toBeUndefined();
-      expect(errors).toEqual([]);
+      const result = await discoverSandboxes(paths);
+      const fifoErrors = result.errors.filter((e) => e.target === state);
+      expect(fifoErrors.map((e) => [e.reason, e.message])).toEqual([['io', expect.stringContaining('not a regular file')]]);
+      const a = byId(result.sandboxes).get(A);
+      expect(a?.stateText).toBeUndefined();
+      // The sandbox itself is still there, and so is every other sandbox with its state.
+      expect(a).toBeDefined();
+      expect(byId(result.sandboxes).get(B)?.stateText).toBeDefined();
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -248,5 +247,20 @@ describe('readBounded', () => {
     expect((await readBounded(cmdline, 4096))?.split('\0')[0]).toBe('/opt/kata/bin/qemu-system-x86_64');
     expect(await readBounded(join(FIXTURE, 'proc/99999/cmdline'), 4096)).toBeUndefined();
     await expect(readBounded(cmdline, 10)).rejects.toThrow();
+  });
+
+  test('reads a file larger than its 64 KiB scratch buffer whole, and bounds it', async () => {
+    const root = await mkdtemp(join(os.tmpdir(), 'kmb-read-'));
+    try {
+      const path = join(root, 'big.json');
+      const text = `{"pad":"${'é'.repeat(100_000)}"}`;
+      await writeFile(path, text);
+      const bytes = Buffer.byteLength(text);
+      expect(bytes).toBeGreaterThan(3 * 64 * 1024);
+      expect(await readBounded(path, bytes)).toBe(text);
+      await expect(readBounded(path, bytes - 1)).rejects.toThrow(`larger than ${bytes - 1} bytes`);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@ import {
   type ParseOptions,
   type ParseResult,
   type PromFamily,
+  type SeriesLabels,
   type PromParseErrorKind,
 } from '../../src/translate/prom-text.ts';
 
@@ -485,7 +486,8 @@ describe('keepSeries', () => {
         return family !== 'n' && labels.get('cpu') !== '0';
       },
     });
-    expect(seen).toEqual(['m:a:-', 'm:b:-', 'm:a:-', 'n:x:-', 'o:-:-']);
+    // Asked once per distinct series: the repeated m{item="a"} line reuses the answer.
+    expect(seen).toEqual(['m:a:-', 'm:b:-', 'n:x:-', 'o:-:-']);
     expect(result.families.map((f) => [f.name, f.samples.map((s) => s.value)])).toEqual([
       ['m', [1]],
       ['n', []],
@@ -493,6 +495,23 @@ describe('keepSeries', () => {
     ]);
     expect(result.seriesCount).toBe(2);
     expect(result.duplicates).toBe(1);
+  });
+
+  test('a filter is pure: its answers are reused by later parses, a different filter is asked afresh', () => {
+    const askedBy = (label: string, seen: string[]) => (family: string, labels: SeriesLabels) => {
+      seen.push(`${label}:${family}:${labels.get('item') ?? '-'}`);
+      return labels.get('cpu') !== '0';
+    };
+    const firstSeen: string[] = [];
+    const first = askedBy('first', firstSeen);
+    const once = parsePromText(text, { keepSeries: first });
+    const again = parsePromText(text, { keepSeries: first });
+    // Four questions over both parses: the second parse asked nothing and got the same result.
+    expect(firstSeen).toEqual(['first:m:a', 'first:m:b', 'first:n:x', 'first:o:-']);
+    expect(again).toEqual(once);
+    const otherSeen: string[] = [];
+    parsePromText(text, { keepSeries: askedBy('other', otherSeen) });
+    expect(otherSeen).toEqual(['other:m:a', 'other:m:b', 'other:n:x', 'other:o:-']);
   });
 
   test('a family whose every series is skipped is returned empty; families outside keepPrefixes are never asked about', () => {
@@ -511,10 +530,15 @@ describe('keepSeries', () => {
     ]);
   });
 
-  test('skipped series count toward maxSeries, and skipped lines are still checked', () => {
+  test('skipped series count toward maxSeries; skipped lines are checked up to their labels and in length', () => {
     const many = `${Array.from({ length: 20 }, (_, i) => `m{i="${i}"} 1`).join('\n')}\n`;
     expect(() => parsePromText(many, { keepSeries: () => false, limits: { maxSeries: 10 } })).toThrow(PromParseError);
     expect(parsePromText(many, { keepSeries: () => false, limits: { maxSeries: 20 } }).seriesCount).toBe(0);
-    expect(() => parsePromText('m{i="1"} nope\n', { keepSeries: () => false })).toThrow(PromParseError);
+    const skipAll = () => false;
+    expect(() => parsePromText('m{i=1} 2\n', { keepSeries: skipAll })).toThrow(/quoted label value/);
+    expect(() => parsePromText(`m{i="1"} ${'9'.repeat(100)}\n`, { keepSeries: skipAll, limits: { maxLineBytes: 64 } })).toThrow(/line/);
+    // The value of a skipped series is not read, as for a line outside keepPrefixes; a kept one is.
+    expect(parsePromText('m{i="1"} nope\n', { keepSeries: skipAll }).seriesCount).toBe(0);
+    expect(() => parsePromText('m{i="1"} nope\n', { keepSeries: () => true })).toThrow(/invalid sample value/);
   });
 });

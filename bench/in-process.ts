@@ -1,0 +1,45 @@
+/**
+ * The whole Exporter in the calling process, against the simulated node (bench/node-child.ts) in
+ * a child: what the profiling scripts (heap-profile.ts, cpu-profile.ts) measure.
+ */
+import { fork } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseCommandLine } from '../src/config.ts';
+import { Exporter } from '../src/exporter.ts';
+import { silentLogger } from '../src/log.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface InProcessExporter {
+  exporter: Exporter;
+  /** One collection and its text rendering. */
+  collect(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts the node of `n` sandboxes and an exporter on it, warmed up with two collections. */
+export async function startInProcessExporter(n: number): Promise<InProcessExporter> {
+  const node = fork(join(here, 'node-child.ts'), [String(n)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: process.execArgv.filter((a) => a !== '--expose-gc'),
+  });
+  const ready = await new Promise<{ flags: string[] }>((resolve) => node.once('message', resolve as (m: unknown) => void));
+  const parsed = parseCommandLine([...ready.flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], {});
+  if (parsed.kind !== 'run') throw new Error('no exporter configuration');
+  const exporter = new Exporter({ config: parsed.config, logger: silentLogger, build: { version: 'bench', revision: 'bench', nodeVersion: process.version } });
+  await exporter.startSources(30_000);
+  while (exporter.watcher.pods().size < n) await new Promise((r) => setTimeout(r, 50));
+  const collect = async (): Promise<void> => {
+    await exporter.renderer.render(await exporter.snapshot(), 'text');
+  };
+  for (let i = 0; i < 2; i++) await collect();
+  return {
+    exporter,
+    collect,
+    close: async () => {
+      await exporter.close();
+      node.send({ kind: 'stop' });
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The series part of sample lines (`name{labels}`), remembered across parses with what parsing
+ * it produced: its name, its frozen label set and its hash. A shim answers with the same series
+ * in the same order on every scrape, and the shims of a node with each other's, only the values
+ * change; so a parse that finds a line's series bytes here skips the label scan, the string
+ * building and the label object, and pays one comparison of the bytes.
+ *
+ * Safe for untrusted input: an entry is used only after its bytes compare equal to the line's,
+ * so a crafted line can at worst miss (and be parsed in full). The cache is bounded (entries and
+ * bytes); when full it is emptied, and one parse may add only so many entries, so a guest that
+ * sends thousands of distinct series cannot flush the other shims' entries on every scrape.
+ */
+import type { SeriesFilter } from './prom-text.ts';
+
+/** What the parser knows about one metric name in the parse under way (e.g. its family). */
+export interface NameMemo {
+  name: string;
+  /** The keep-prefix trie this name is known to match (parser-owned), so a guessed line skips the walk. */
+  keptBy: unknown;
+  /** Parser-owned: the family resolution and the parse epoch it is valid for. */
+  family: unknown;
+  familyEpoch: number;
+}
+
+export interface CachedSeries {
+  /** The cache generation the entry belongs to: after a clear, old entries (still reachable through `next`) are dead. */
+  readonly generation: number;
+  /** The series part's bytes, in the arena. */
+  readonly offset: number;
+  readonly length: number;
+  /** Hash of the bytes (the lookup key). */
+  readonly byteHash: number;
+  /** Order-independent hash of the name and label set: the parser's duplicate detection key. */
+  readonly seriesHash: number;
+  readonly name: NameMemo;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly labelCount: number;
+  /** Longest label name and decoded value, re-checked against each parse's limits. */
+  readonly longestLabelName: number;
+  readonly longestLabelValue: number;
+  /**
+   * The entry of the sample line that followed this one last time: the first guess for the next
+   * line. One per lane: a parse that skips families by prefix sees other next lines than a full
+   * parse of the same bytes, and the two must not overwrite each other's guesses.
+   */
+  next: [CachedSeries | undefined, CachedSeries | undefined];
+  /** Another entry with the same byte hash. */
+  other: CachedSeries | undefined;
+  /** The last parse that kept this series (duplicate detection without the series table). */
+  seenInParse: number;
+  /** The last keepSeries answer, valid for this filter and family name. */
+  verdictFilter: SeriesFilter | undefined;
+  verdictFamily: string;
+  verdict: boolean;
+}
+
+export interface SeriesCacheLimits {
+  maxEntries: number;
+  maxArenaBytes: number;
+  maxNewPerParse: number;
+}
+
+export const SERIES_CACHE_LIMITS: SeriesCacheLimits = {
+  maxEntries: 16_384,
+  maxArenaBytes: 2 * 1024 * 1024,
+  maxNewPerParse: 4096,
+};
+
+export class SeriesCache {
+  private arena: Uint8Array;
+  private arenaView: DataView;
+  private used = 0;
+  private readonly byHash = new Map<number, CachedSeries>();
+  private readonly names = new Map<string, NameMemo>();
+  private entries = 0;
+  private addedThisParse = 0;
+  private generation = 1;
+  /** Times the cache was emptied because it was full (exposed for tests and the bench). */
+  flushes = 0;
+
+  constructor(private readonly limits: SeriesCacheLimits = SERIES_CACHE_LIMITS) {
+    this.arena = new Uint8Array(Math.min(64 * 1024, limits.maxArenaBytes));
+    this.arenaView = new DataView(this.arena.buffer);
+  }
+
+  get size(): number {
+    return this.entries;
+  }
+
+  /** Called once per parse. */
+  beginParse(): void {
+    this.addedThisParse = 0;
+  }
+
+  /** True when `entry` is live and holds exactly `bytes[start, start + entry.length)`. */
+  matches(entry: CachedSeries, bytes: Uint8Array, view: DataView, start: number): boolean {
+    const length = entry.length;
+    if (entry.generation !== this.generation || start + length > bytes.length) return false;
+    const arena = this.arenaView;
+    const offset = entry.offset;
+    let i = 0;
+    // Four bytes a step: this comparison is what a cached line costs.
+    for (; i + 4 <= length; i += 4) if (view.getInt32(start + i, true) !== arena.getInt32(offset + i, true)) return false;
+    for (; i < length; i++) if (bytes[start + i] !== this.arena[offset + i]) return false;
+    return true;
+  }
+
+  /** The entry for `bytes[start, end)` whose byte hash is `byteHash`, if any. */
+  find(byteHash: number, bytes: Uint8Array, view: DataView, start: number, end: number): CachedSeries | undefined {
+    for (let entry = this.byHash.get(byteHash); entry !== undefined; entry = entry.other) {
+      if (entry.length === end - start && this.matches(entry, bytes, view, start)) return entry;
+    }
+    return undefined;
+  }
+
+  /** The shared memo of a metric name. */
+  nameMemo(name: string): NameMemo {
+    let memo = this.names.get(name);
+    if (memo === undefined) {
+      memo = { name, keptBy: undefined, family: undefined, familyEpoch: -1 };
+      this.names.set(name, memo);
+    }
+    return memo;
+  }
+
+  /**
+   * Remembers a parsed series part. Undefined when this parse has added its share already, or
+   * the part is too big to be worth keeping.
+   */
+  add(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    byteHash: number,
+    parsed: Pick<CachedSeries, 'seriesHash' | 'labels' | 'labelCount' | 'longestLabelName' | 'longestLabelValue'> & { name: string },
+  ): CachedSeries | undefined {
+    const length = end - start;
+    if (this.addedThisParse >= this.limits.maxNewPerParse || length > this.limits.maxArenaBytes / 64) return undefined;
+    if (this.entries >= this.limits.maxEntries || this.used + length > this.limits.maxArenaBytes) this.clear();
+    this.ensureRoom(length);
+    this.arena.set(bytes.subarray(start, end), this.used);
+    const entry: CachedSeries = {
+      generation: this.generation,
+      offset: this.used,
+      length,
+      byteHash,
+      seriesHash: parsed.seriesHash,
+      name: this.nameMemo(parsed.name),
+      labels: Object.freeze(parsed.labels),
+      labelCount: parsed.labelCount,
+      longestLabelName: parsed.longestLabelName,
+      longestLabelValue: parsed.longestLabelValue,
+      next: [undefined, undefined],
+      other: this.byHash.get(byteHash),
+      seenInParse: 0,
+      verdictFilter: undefined,
+      verdictFamily: '',
+      verdict: false,
+    };
+    this.byHash.set(byteHash, entry);
+    this.used += length;
+    this.entries++;
+    this.addedThisParse++;
+    return entry;
+  }
+
+  /** Forgets everything (also the name memos, which hold families of finished parses). */
+  clear(): void {
+    if (this.entries > 0) this.flushes++;
+    this.generation++;
+    this.byHash.clear();
+    this.names.clear();
+    this.entries = 0;
+    this.used = 0;
+  }
+
+  /** The arena grows by doubling up to its bound; entries keep their offsets. */
+  private ensureRoom(length: number): void {
+    if (this.used + length <= this.arena.length) return;
+    let size = this.arena.length * 2;
+    while (size < this.used + length) size *= 2;
+    const grown = new Uint8Array(Math.min(size, this.limits.maxArenaBytes));
+    grown.set(this.arena.subarray(0, this.used));
+    this.arena = grown;
+    this.arenaView = new DataView(grown.buffer);
+  }
+}
+
+/** FNV-1a over a byte range: the lookup key of a series part. */
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h;
+}
