@@ -1,8 +1,9 @@
 /**
  * Benchmark child: the read-only baseline. It reads the same shim sockets at the same concurrency
- * with the same transport as the exporter (an undici Client per call, GET /metrics) and the same
- * kubelet endpoint with the exporter's kubelet client, and discards the bytes: the cost of the
- * I/O alone, against which the exporter's collection CPU is compared.
+ * with the same transport as the exporter (one undici Client per socket, its connection kept
+ * across reads, GET /metrics) and the same kubelet endpoint with the exporter's kubelet client,
+ * and discards the bytes: the cost of the I/O alone, against which the exporter's collection CPU
+ * is compared.
  *
  * Protocol (IPC): { kind: 'start', sockets, concurrency, kubelet } → { kind: 'started' };
  * { kind: 'read' } → { kind: 'read', wallMs, cpuMs, kubeletMs, bytes }; { kind: 'stop' }.
@@ -25,13 +26,25 @@ let sockets: string[] = [];
 let limit: ReturnType<typeof pLimit> | undefined;
 let kubelet: KubeletClient | undefined;
 
+/** One client per socket, kept across reads: the exporter keeps its shim connections too. */
+const clients = new Map<string, Client>();
+
 async function readSocket(socketPath: string): Promise<number> {
-  const client = new Client('http://shim', { socketPath, pipelining: 0 });
+  let client = clients.get(socketPath);
+  if (client === undefined) {
+    client = new Client('http://shim', { socketPath, pipelining: 1, keepAliveTimeout: 600_000 });
+    clients.set(socketPath, client);
+  }
   const response = await client.request({ method: 'GET', path: '/metrics', headers: { host: 'shim', accept: 'text/plain' } });
   let bytes = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) bytes += chunk.length;
-  // close, not destroy: the cheapest way to end a complete exchange (the exporter does the same).
-  await client.close();
+  const body = response.body as NodeJS.ReadableStream;
+  body.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  await new Promise<void>((resolve, reject) => {
+    body.once('end', resolve);
+    body.once('error', reject);
+  });
   return bytes;
 }
 

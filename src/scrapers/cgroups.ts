@@ -23,7 +23,7 @@ import {
   type PodQos,
 } from '../translate/cgroup-paths.ts';
 import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
-import { readTextSync } from './pseudo-fs.ts';
+import { pauseForIo, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode } from './source-error.ts';
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
@@ -313,6 +313,7 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Pr
   const target = `cgroup ${relPath}`;
   const path = normaliseCgroupPath(relPath);
   if (path === undefined) return new SourceError('malformed', target, 'not a path inside the cgroup hierarchy');
+  await pauseForIo();
   try {
     const plan = filesToRead(layout, path);
     const keys = ['cpu', 'memoryUsage', 'memoryStat'] as const;

@@ -13,7 +13,7 @@ import pLimit from 'p-limit';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
-import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
+import { FileTooLarge, pauseForIo, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode } from './source-error.ts';
 
 export interface SandboxDiscoveryOptions {
@@ -106,11 +106,13 @@ async function readOptional(path: string, maxBytes: number, errors: SourceError[
   }
 }
 
-function isSocket(path: string): boolean {
+/** Device and inode of the socket at path (the shim pool's connection identity), or undefined. */
+function socketAt(path: string): string | undefined {
   try {
-    return lstatSync(path).isSocket();
+    const found = lstatSync(path, { bigint: true });
+    return found.isSocket() ? `${found.dev}:${found.ino}` : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -142,8 +144,9 @@ export async function readSandbox(
   const dir = join(runtime === 'go' ? paths.kataGoDir : paths.kataRsDir, id);
   const local: SourceError[] = [];
   const socketPath = join(dir, SOCKET_FILE);
-  const [hasSocket, stateText, containerdConfig, crioConfig] = await Promise.all([
-    isSocket(socketPath),
+  await pauseForIo();
+  const [socketIdentity, stateText, containerdConfig, crioConfig] = await Promise.all([
+    socketAt(socketPath),
     readOptional(join(dir, STATE_FILE[runtime]), paths.maxFileBytes, local),
     readOptional(join(paths.containerdTasksDir, 'k8s.io', id, 'config.json'), paths.maxFileBytes, local),
     readOptional(join(paths.crioDir, id, 'userdata', 'config.json'), paths.maxFileBytes, local),
@@ -155,7 +158,10 @@ export async function readSandbox(
   }
   errors.push(...local);
   const raw: Omit<RawSandbox, 'processes'> = { id, runtime, dir };
-  if (hasSocket) raw.socketPath = socketPath;
+  if (socketIdentity !== undefined) {
+    raw.socketPath = socketPath;
+    raw.socketIdentity = socketIdentity;
+  }
   if (stateText !== undefined) raw.stateText = stateText;
   if (containerdConfig !== undefined) raw.containerdConfig = containerdConfig;
   if (crioConfig !== undefined) raw.crioConfig = crioConfig;

@@ -20,6 +20,11 @@ export interface ShimScrapeOptions {
 export interface ShimTarget {
   id: string;
   socketPath: string;
+  /**
+   * Device and inode of the socket file when discovery saw it, which saves a stat per scrape;
+   * without it the pool stats the path itself.
+   */
+  socketIdentity?: string;
 }
 
 export type ShimScrapeResult<T = Buffer> =
@@ -264,7 +269,7 @@ interface KeptClient {
  * form queued behind discovery's and the cgroup reads' file I/O on libuv's 4 threads, which cost
  * more wall time than the kept connection saved (see docs/performance.md).
  */
-function socketIdentity(socketPath: string): string | undefined {
+export function socketIdentity(socketPath: string): string | undefined {
   try {
     const found = statSync(socketPath, { bigint: true, throwIfNoEntry: false });
     return found === undefined ? undefined : `${found.dev}:${found.ino}`;
@@ -287,7 +292,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
   let running = 0;
   let closed = false;
 
-  function keptLease(socketPath: string, deadlineMs: number): () => ClientLease | Promise<ClientLease> {
+  function keptLease(socketPath: string, knownIdentity: string | undefined, deadlineMs: number): () => ClientLease | Promise<ClientLease> {
     let entry = kept.get(socketPath);
     if (closed || entry?.busy === true) return () => oneShotLease(socketPath, deadlineMs);
     if (entry === undefined) {
@@ -300,7 +305,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
       slot.busy = true;
       // An open connection is only reused while the path still names the socket it was made to:
       // a shim that was replaced (or a socket file swapped for a dead one) is connected afresh.
-      const identity = socketIdentity(socketPath);
+      const identity = knownIdentity ?? socketIdentity(socketPath);
       if (slot.client !== undefined && slot.client.stats.connected && identity !== slot.identity) {
         const stale = slot.client;
         slot.client = undefined;
@@ -361,7 +366,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
           };
     let body: Buffer;
     try {
-      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink, keptLease(target.socketPath, options.deadlineMs));
+      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink, keptLease(target.socketPath, target.socketIdentity, options.deadlineMs));
     } catch (error) {
       if (lent !== undefined) spare.push(lent);
       const sourceError =

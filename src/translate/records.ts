@@ -69,6 +69,8 @@ export interface SandboxRecord {
   dir: string;
   /** shim-monitor.sock, when present. */
   socketPath?: string;
+  /** Its device and inode when discovery saw it, as `dev:ino`. */
+  socketIdentity?: string;
   hypervisor: Hypervisor;
   /** Where the hypervisor was learnt from. */
   hypervisorSource: 'state' | 'process' | 'unknown';
@@ -111,6 +113,8 @@ export interface RawSandbox {
   dir: string;
   /** shim-monitor.sock, when it exists and is a socket. */
   socketPath?: string;
+  /** Its device and inode, as `dev:ino`. */
+  socketIdentity?: string;
   /** persist.json (Go) or state.json (runtime-rs), when readable. */
   stateText?: string;
   /** containerd's OCI bundle config.json for this sandbox id, when present. */

@@ -199,6 +199,7 @@ export function buildSandboxRecord(raw: RawSandbox): SandboxRecord {
     annotations: state.annotations,
   };
   if (raw.socketPath !== undefined) record.socketPath = raw.socketPath;
+  if (raw.socketIdentity !== undefined) record.socketIdentity = raw.socketIdentity;
   if (state.sandboxCgroupPath !== undefined) record.sandboxCgroupPath = state.sandboxCgroupPath;
   if (state.overheadCgroupPath !== undefined) record.overheadCgroupPath = state.overheadCgroupPath;
   if (state.sandboxCgroupOnly !== undefined) record.sandboxCgroupOnly = state.sandboxCgroupOnly;

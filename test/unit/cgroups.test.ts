@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import {
   decodeCgroupUsage,
   microsecondsToSeconds,
   nanosecondsToSeconds,
+  flatKeyedValue,
   parseFlatKeyed,
   parseSingleValue,
   workingSetBytes,
@@ -74,6 +76,23 @@ describe('cgroup-decode', () => {
       ['usage_usec', 10n],
       ['user_usec', 7n],
     ]);
+  });
+
+  test('flatKeyedValue answers as parseFlatKeyed does, for any text and key', () => {
+    const token = fc.constantFrom('usage_usec', 'inactive_file', 'total_inactive_file', 'x', '12', 'max', '-3', '');
+    const blank = fc.constantFrom(' ', '  ', '\t', '');
+    const line = fc.array(fc.tuple(blank, token), { maxLength: 4 }).map((parts) => parts.map(([b, t]) => b + t).join(' '));
+    const text = fc.array(fc.oneof(line, fc.string({ maxLength: 12 })), { maxLength: 8 }).map((lines) => lines.join('\n'));
+    fc.assert(
+      fc.property(text, token, (body, key) => {
+        expect(flatKeyedValue(body, key)).toBe(parseFlatKeyed(body).get(key));
+      }),
+      { numRuns: 2000 },
+    );
+    // The real case: v1 reads total_inactive_file, which contains inactive_file.
+    const stat = 'cache 5\ninactive_file 7\ntotal_cache 9\ntotal_inactive_file 11\n';
+    expect(flatKeyedValue(stat, 'total_inactive_file')).toBe(11n);
+    expect(flatKeyedValue(stat, 'inactive_file')).toBe(7n);
   });
 
   test('time conversions keep precision past 2^53 nanoseconds', () => {
