@@ -256,6 +256,59 @@ function buildAbuse(t: Thresholds): AlertRule[] {
   ];
 }
 
+/** An alert whose `for` and severity are one entry of the thresholds. */
+function alertOn(threshold: { for: string; severity: Severity }, rule: Omit<AlertRule, 'kind' | 'for' | 'severity'>): AlertRule {
+  return { kind: 'alert', ...rule, for: threshold.for, severity: threshold.severity };
+}
+
+/** The findings of the isolation audit: each series is a fact about one untrusted pod, present (1) while it holds. */
+function isolationAudit(t: Thresholds): AlertRule[] {
+  return [
+    alertOn(t.auditUnsandboxed, {
+      alert: 'KataBridgeUntrustedPodUnsandboxed',
+      scope: 'pod',
+      expr: 'kata_bridge_audit_pod_unsandboxed > 0',
+      summary: 'An untrusted pod runs without a Kata VM.',
+      description: `${POD} runs under no known Kata runtime handler (runtime_handler {{ $labels.runtime_handler }}, value {{ $value }}): only the node's kernel separates it from the host and from the other builds.`,
+    }),
+    alertOn(t.auditPrivilegedHostDevices, {
+      alert: 'KataBridgePrivilegedContainerHostDevices',
+      scope: 'container',
+      expr: 'kata_bridge_audit_privileged_container{host_devices="true"} > 0',
+      summary: "A privileged container in a Kata VM receives the host's devices.",
+      description: `${CONTAINER} is privileged and the runtime on ${NODE} passes the host's devices into its VM (host_devices {{ $labels.host_devices }}, value {{ $value }}): it can mount the node's disks and read or write other builds' data.`,
+    }),
+    alertOn(t.auditPrivilegedHostDevicesUnknown, {
+      alert: 'KataBridgePrivilegedContainerHostDevicesUnknown',
+      scope: 'container',
+      expr: 'kata_bridge_audit_privileged_container{host_devices="unknown"} > 0',
+      summary: "A privileged container runs in a Kata VM that may receive the host's devices.",
+      description: `${CONTAINER} is privileged and the audit cannot tell whether the runtime on ${NODE} passes the host's devices into its VM (host_devices {{ $labels.host_devices }}, value {{ $value }}): the runtime configuration is unreadable.`,
+    }),
+    alertOn(t.auditHostNamespace, {
+      alert: 'KataBridgeUntrustedPodHostNamespace',
+      scope: 'pod',
+      expr: 'kata_bridge_audit_host_namespace > 0',
+      summary: 'An untrusted pod shares a namespace with the host.',
+      description: `${POD} uses the host's {{ $labels.kind }} namespace (value {{ $value }}).`,
+    }),
+    alertOn(t.auditHostPath, {
+      alert: 'KataBridgeUntrustedPodHostPath',
+      scope: 'pod',
+      expr: 'kata_bridge_audit_host_path > 0',
+      summary: 'An untrusted pod mounts hostPath volumes.',
+      description: `${POD} mounts hostPath volumes (value {{ $value }}): directories of the node are shared with the build.`,
+    }),
+    alertOn(t.auditKataAnnotations, {
+      alert: 'KataBridgeUntrustedPodKataAnnotations',
+      scope: 'pod',
+      expr: 'kata_bridge_audit_kata_annotations_honoured{honoured=~"true|unknown"} > 0',
+      summary: 'An untrusted pod carries Kata annotations that the node applies, or may apply, to its VM.',
+      description: `${POD} carries io.katacontainers.* annotations (honoured {{ $labels.honoured }}, value {{ $value }}): true, the node applies at least one to the VM; unknown, its configuration is unreadable.`,
+    }),
+  ];
+}
+
 function blindSpots(t: Thresholds): AlertRule[] {
   return [
     {
@@ -308,6 +361,34 @@ function blindSpots(t: Thresholds): AlertRule[] {
       summary: 'A Kata sandbox cannot be joined to any pod.',
       description: `Sandbox {{ $labels.sandbox_id }} ({{ $labels.runtime }}, value {{ $value }}) on ${NODE} belongs to no known pod on this node.`,
     },
+    alertOn(t.auditConfigUnreadable, {
+      alert: 'KataBridgeAuditConfigUnreadable',
+      scope: 'node',
+      // A node runs one container runtime: the other one's missing file is no blind spot, as
+      // long as one runtime configuration is readable.
+      expr: [
+        'kata_bridge_audit_config_readable{config="kata"} == 0',
+        'or',
+        '(',
+        '  kata_bridge_audit_config_readable{config=~"containerd|crio"} == 0',
+        '  unless ignoring (config, path)',
+        '  kata_bridge_audit_config_readable{config=~"containerd|crio"} == 1',
+        ')',
+      ].join('\n'),
+      summary: 'The isolation audit cannot read a runtime configuration file.',
+      description: `The isolation audit on ${NODE} cannot read or parse the {{ $labels.config }} configuration {{ $labels.path }} (readable {{ $value }}) for ${t.auditConfigUnreadable.for}: what depends on it is reported as unknown.`,
+    }),
+    alertOn(t.auditDisabledOnNode, {
+      alert: 'KataBridgeAuditDisabledOnNode',
+      scope: 'node',
+      expr: [
+        'kata_bridge_audit_enabled == 0',
+        'and ignoring (instance, node)',
+        'max without (instance, node) (kata_bridge_audit_enabled) == 1',
+      ].join('\n'),
+      summary: 'The isolation audit is off on a node while other nodes run it.',
+      description: `The isolation audit is off on ${NODE} (enabled {{ $value }}) while other nodes of job {{ $labels.job }} run it: untrusted pods scheduled there are not audited.`,
+    }),
   ];
 }
 
@@ -361,6 +442,7 @@ export function buildRuleGroups(t: Thresholds = DEFAULT_THRESHOLDS): RuleGroup[]
   return [
     { name: 'kata-bridge.recording', rules: recordingRules() },
     { name: 'kata-bridge.build-abuse', rules: buildAbuse(t) },
+    { name: 'kata-bridge.isolation-audit', rules: isolationAudit(t) },
     { name: 'kata-bridge.blind-spots', rules: blindSpots(t) },
     { name: 'kata-bridge.exporter-health', rules: exporterHealth(t) },
   ];

@@ -17,7 +17,9 @@ import {
 import { discoverSandboxes } from './scrapers/kata-sandboxes.ts';
 import type { ShimPool, ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
+import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SourceError } from './scrapers/source-error.ts';
+import { auditNode, kataConfigPaths } from './translate/audit.ts';
 import { correlate, isPodInScope, resolvePodUid, sumBoth, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
@@ -25,9 +27,10 @@ import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
 import { decodeShimMetrics } from './translate/kata-decode.ts';
 import { PromParseError } from './translate/prom-text.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
-import type { CgroupUsage, KubeletStats, PodRecord, SandboxRecord } from './translate/records.ts';
+import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, SandboxRecord } from './translate/records.ts';
+import type { RuntimeView } from './translate/runtime-config.ts';
 import { resolveSandboxes, type SandboxPodMapping } from './translate/sandbox-map.ts';
-import type { NodeSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
+import type { AuditSnapshot, NodeSnapshot, PodSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
 
 export interface KubeletSource {
   scrape(): Promise<KubeletScrape>;
@@ -35,6 +38,8 @@ export interface KubeletSource {
 
 export interface PodSource {
   pods(): ReadonlyMap<string, PodRecord>;
+  /** Namespaces with their labels (empty unless the audit selects namespaces). */
+  namespaces(): ReadonlyMap<string, NamespaceRecord>;
   isReady(): boolean;
   /** Whether the watch is currently healthy (false after errors since the last success). */
   isHealthy(): boolean;
@@ -47,6 +52,8 @@ export interface CollectorDeps {
   pods: PodSource;
   shims: ShimPool;
   self: SelfStats;
+  /** The node's runtime and Kata configuration; only when the isolation audit is on. */
+  runtimeConfigs?: RuntimeConfigSource;
   now?: () => number;
 }
 
@@ -85,6 +92,8 @@ export class Collector {
     const startedAt = performance.now();
     const kubeletRun = timed(this.now, () => this.readKubelet());
     const pods = this.deps.pods.pods();
+    // Local files, read while the network sources answer.
+    const runtimeRun = this.readRuntimeConfig();
 
     // Sandboxes first: they decide which pods are in scope and which cgroups to read. Each shim
     // scrape starts as soon as its sandbox is settled, while discovery reads the others (and the
@@ -117,6 +126,7 @@ export class Collector {
       this.counters,
     );
     this.counters.endCollection();
+    const audit = await this.audit(pods, result.pods, runtimeRun);
 
     const sources: Record<SourceName, SourceStatus> = {
       kubelet: { up: kubelet.value.stats !== undefined, durationSeconds: kubelet.seconds },
@@ -135,7 +145,41 @@ export class Collector {
       sources,
       kubeletEndpoint: kubelet.value.endpoint,
       shimRaw: shims.value.raw,
+      ...(audit === undefined ? {} : { audit }),
     };
+  }
+
+  private readRuntimeConfig(): Promise<RuntimeView> | undefined {
+    return this.deps.runtimeConfigs?.runtime().catch((error: unknown): RuntimeView => {
+      // The reader answers every file problem itself: this is a bug, and the answers are unknown.
+      this.deps.logger.error({ err: loggableError(error), source: 'audit' }, 'reading the runtime configuration failed');
+      return { runtime: 'none', files: [] };
+    });
+  }
+
+  /** The isolation audit over this collection's pods; undefined when it is off. */
+  private async audit(
+    pods: ReadonlyMap<string, PodRecord>,
+    kataPods: readonly PodSnapshot[],
+    runtimeRun: Promise<RuntimeView> | undefined,
+  ): Promise<AuditSnapshot | undefined> {
+    const source = this.deps.runtimeConfigs;
+    if (source === undefined || runtimeRun === undefined) return undefined;
+    const { config } = this.deps;
+    const input = {
+      pods: [...pods.values()],
+      kataPods: new Map(kataPods.map((pod) => [pod.uid, { hypervisor: pod.hypervisor }])),
+      runtime: await runtimeRun,
+      defaultKataConfigPath: config.kataConfigPath,
+    };
+    const kataConfigs = new Map(await Promise.all(kataConfigPaths(input).map(async (path) => [path, await source.kata(path)] as const)));
+    return auditNode({
+      ...input,
+      namespaceSelector: config.auditNamespaceSelector,
+      podSelector: config.auditPodSelector,
+      namespaces: this.deps.pods.namespaces(),
+      kataConfigs,
+    });
   }
 
   private async readKubelet(): Promise<{ stats?: KubeletStats; endpoint?: KubeletScrape['endpoint'] }> {
@@ -257,7 +301,7 @@ export class Collector {
       if (started.has(plan.record.id)) return;
       // Each body is decoded in its pool slot as soon as it is in, and dropped: at most
       // --shim.concurrency bodies are in memory at once.
-      const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath! };
+      const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath!, socketIdentity: plan.record.socketIdentity };
       started.set(
         target.id,
         this.deps.shims

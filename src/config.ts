@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
 
 export const DEFAULT_PORT = 9863;
 
@@ -24,6 +24,7 @@ export interface Config {
   kubeletTimeoutMs: number;
   kubeletStaleAfterMs: number;
   kubeconfig?: string;
+  serviceAccountDir: string;
   cgroupRoot: string;
   kataGoDir: string;
   kataRsDir: string;
@@ -37,6 +38,12 @@ export interface Config {
   shimRuntimeRs: RuntimeRsMode;
   shimRaw: boolean;
   runtimeHandlers: RegExp;
+  /** Untrusted workloads: the isolation audit is off while both are undefined. */
+  auditNamespaceSelector?: LabelSelector;
+  auditPodSelector?: LabelSelector;
+  containerdConfigPath: string;
+  crioConfigPath: string;
+  kataConfigPath: string;
   collectMinIntervalMs: number;
   collectDeadlineMs: number;
   logLevel: string;
@@ -65,6 +72,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'kubelet.timeout': { type: 'string', default: '4s', help: 'Deadline for one kubelet scrape.' },
   'kubelet.stale-after': { type: 'string', default: '2m', help: 'A kubelet sample older than this is a gap (kubelet_stale).' },
   kubeconfig: { type: 'string', help: 'kubeconfig for the pod watch; in-cluster config when absent.' },
+  'kubeconfig.service-account-dir': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount', help: 'In-cluster config (no --kubeconfig): the service account token and ca.crt.' },
   'path.cgroupfs': { type: 'string', default: '/sys/fs/cgroup', help: 'cgroup filesystem root.' },
   'path.kata-go': { type: 'string', default: '/run/vc/sbs', help: 'Kata Go runtime sandbox directory.' },
   'path.kata-rs': { type: 'string', default: '/run/kata', help: 'Kata runtime-rs sandbox directory.' },
@@ -78,6 +86,21 @@ export const FLAGS: Record<string, FlagSpec> = {
   'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
+  'audit.namespace-selector': {
+    type: 'string',
+    help: 'Label selector of the namespaces whose pods are untrusted (e.g. kata-bridge.io/untrusted=true); turns the isolation audit on and watches namespaces.',
+  },
+  'audit.pod-selector': {
+    type: 'string',
+    help: 'Label selector of the untrusted pods (AND with --audit.namespace-selector when both are set); turns the isolation audit on.',
+  },
+  'path.containerd-config': { type: 'string', default: '/etc/containerd/config.toml', help: 'containerd configuration (and its imports), read by the isolation audit.' },
+  'path.crio-config': { type: 'string', default: '/etc/crio/crio.conf', help: 'CRI-O configuration, with drop-ins in the same path + .d; read when containerd\'s is absent.' },
+  'path.kata-config': {
+    type: 'string',
+    default: '/etc/kata-containers/configuration.toml',
+    help: 'Kata configuration of runtime handlers whose runtime configuration names none (ConfigPath, runtime_config_path).',
+  },
   'collect.min-interval': { type: 'string', default: '5s', help: 'Concurrent scrapes within this window share one collection.' },
   'collect.deadline': { type: 'string', default: '5s', help: 'A collection answers within this time with whatever sources finished.' },
   'log.level': { type: 'string', default: 'info', help: 'Log level: debug, info, warn, error.' },
@@ -111,9 +134,6 @@ function parseListenAddress(address: string): { host: string | undefined; port: 
   return { host, port };
 }
 
-const positiveInt = (flag: string) =>
-  z.coerce.number({ error: `--${flag} must be a whole number` }).int(`--${flag} must be a whole number`).positive(`--${flag} must be above 0`);
-
 function duration(flag: string, value: string): number {
   try {
     return parseDuration(value);
@@ -130,12 +150,29 @@ function regex(flag: string, value: string): RegExp {
   }
 }
 
+/** A label selector flag; blank means not set. */
+function selector(flag: string, value: string | undefined): LabelSelector | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  try {
+    return parseLabelSelector(value);
+  } catch (error) {
+    if (!(error instanceof SelectorError)) throw error;
+    throw new ConfigError(`--${flag} "${value}" is not a Kubernetes label selector: ${error.message} (e.g. kata-bridge.io/untrusted=true or tier in (ci,build))`);
+  }
+}
+
+/** Whether the isolation audit runs: some selector says which workloads are untrusted. */
+export function isAuditEnabled(config: Pick<Config, 'auditNamespaceSelector' | 'auditPodSelector'>): boolean {
+  return config.auditNamespaceSelector !== undefined || config.auditPodSelector !== undefined;
+}
+
 function integer(flag: string, value: string): number {
   // Number() would also take 0x10, 1e3 and blanks; a count on the command line is plain digits.
   if (!/^\s*-?\d+(\.\d+)?\s*$/.test(value)) throw new ConfigError(`--${flag} must be a whole number, not "${value}"`);
-  const parsed = positiveInt(flag).safeParse(value);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues[0]?.message ?? `--${flag} is invalid`);
-  return parsed.data;
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new ConfigError(`--${flag} must be a whole number`);
+  if (number <= 0) throw new ConfigError(`--${flag} must be above 0`);
+  return number;
 }
 
 export type ParsedCommand = { kind: 'run'; config: Config } | { kind: 'help'; text: string } | { kind: 'version' };
@@ -196,6 +233,7 @@ export function parseCommandLine(
     kubeletTimeoutMs: duration('kubelet.timeout', str('kubelet.timeout')!),
     kubeletStaleAfterMs: duration('kubelet.stale-after', str('kubelet.stale-after')!),
     kubeconfig: str('kubeconfig') ?? env.KUBECONFIG,
+    serviceAccountDir: str('kubeconfig.service-account-dir')!,
     cgroupRoot: str('path.cgroupfs')!,
     kataGoDir: str('path.kata-go')!,
     kataRsDir: str('path.kata-rs')!,
@@ -209,6 +247,11 @@ export function parseCommandLine(
     shimRuntimeRs: runtimeRs,
     shimRaw: bool('collector.shim-raw'),
     runtimeHandlers: regex('pods.runtime-handlers', str('pods.runtime-handlers')!),
+    auditNamespaceSelector: selector('audit.namespace-selector', str('audit.namespace-selector')),
+    auditPodSelector: selector('audit.pod-selector', str('audit.pod-selector')),
+    containerdConfigPath: str('path.containerd-config')!,
+    crioConfigPath: str('path.crio-config')!,
+    kataConfigPath: str('path.kata-config')!,
     collectMinIntervalMs: duration('collect.min-interval', str('collect.min-interval')!),
     collectDeadlineMs: duration('collect.deadline', str('collect.deadline')!),
     logLevel: str('log.level')!,

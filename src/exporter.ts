@@ -6,15 +6,16 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Collector, type PodSource } from './collector.ts';
-import type { Config } from './config.ts';
+import { isAuditEnabled, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { SelfStats, SnapshotRenderer, type BuildInfo } from './publish/registry.ts';
 import { createApp, type ExporterCore } from './publish/server.ts';
 import { createWebServer, webMiddleware } from './publish/listener.ts';
-import { WebConfigSource } from './publish/web-config.ts';
+import type { WebConfigSource } from './publish/web-config.ts';
 import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
 import { PodWatcher } from './scrapers/pods.ts';
+import { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SingleFlight } from './single-flight.ts';
 import type { NodeSnapshot } from './translate/snapshot.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -35,12 +36,13 @@ export interface ExporterOptions {
 function podSource(watcher: PodWatcher): PodSource {
   return {
     pods: () => watcher.pods(),
+    namespaces: () => watcher.namespaces(),
     isReady: () => watcher.isReady(),
     isHealthy: () => {
       // A watch that reconnected is healthy as soon as it is open, though its failure count only
       // resets when it ends (minutes later).
-      const { pods, runtimeClasses } = watcher.stats();
-      return [pods, runtimeClasses].every((w) => w.watching || w.consecutiveFailures === 0);
+      const { pods, runtimeClasses, namespaces } = watcher.stats();
+      return [pods, runtimeClasses, ...(namespaces ? [namespaces] : [])].every((w) => w.watching || w.consecutiveFailures === 0);
     },
   };
 }
@@ -69,7 +71,9 @@ export class Exporter implements ExporterCore {
     this.watcher = new PodWatcher({
       nodeName: config.nodeName,
       kubeconfigPath: config.kubeconfig,
+      serviceAccountDir: config.serviceAccountDir,
       kubeConfig: options.kubeConfig,
+      watchNamespaces: config.auditNamespaceSelector !== undefined,
       logger,
     });
     this.shims = createShimPool({ concurrency: config.shimConcurrency, deadlineMs: config.shimTimeoutMs, maxBytes: config.shimMaxBytes });
@@ -80,6 +84,15 @@ export class Exporter implements ExporterCore {
       pods: podSource(this.watcher),
       shims: this.shims,
       self: this.self,
+      ...(isAuditEnabled(config)
+        ? {
+            runtimeConfigs: new RuntimeConfigSource({
+              containerdConfigPath: config.containerdConfigPath,
+              crioConfigPath: config.crioConfigPath,
+              logger,
+            }),
+          }
+        : {}),
       now: options.now,
     });
     // The reuse window is about real load on the shims, so it runs on real time even when the
@@ -119,7 +132,9 @@ export class Exporter implements ExporterCore {
    */
   async listen(): Promise<AddressInfo & { tls: boolean }> {
     const { config, logger } = this.options;
-    const web = config.webConfigFile === undefined ? undefined : new WebConfigSource(config.webConfigFile);
+    // The web config's parser (YAML, schema) is loaded only when there is one to read.
+    const web: WebConfigSource | undefined =
+      config.webConfigFile === undefined ? undefined : new (await import('./publish/web-config.ts')).WebConfigSource(config.webConfigFile);
     const app = createApp({
       core: this,
       renderer: this.renderer,

@@ -4,7 +4,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, parseCommandLine, type Config } from './config.ts';
 import { Exporter } from './exporter.ts';
 import { createLogger, type Logger } from './log.ts';
-import { loadWebConfig } from './publish/web-config.ts';
 import type { BuildInfo } from './publish/registry.ts';
 
 function buildInfo(): BuildInfo {
@@ -29,7 +28,9 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     parsed = parseCommandLine(argv, process.env, existsSync);
     // A bad web config (YAML, keys, unreadable certificates) fails before anything starts.
-    if (parsed.kind === 'run' && !parsed.config.once && parsed.config.webConfigFile !== undefined) loadWebConfig(parsed.config.webConfigFile);
+    if (parsed.kind === 'run' && !parsed.config.once && parsed.config.webConfigFile !== undefined) {
+      (await import('./publish/web-config.ts')).loadWebConfig(parsed.config.webConfigFile);
+    }
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`kata-metrics-bridge: ${error.message}\n`);
@@ -78,8 +79,10 @@ async function main(argv: readonly string[]): Promise<number> {
     await closeLab?.();
     return 2;
   }
+  // Which workloads the isolation audit treats as untrusted (none: the audit is off).
+  const audit = { namespaceSelector: config.auditNamespaceSelector?.text, podSelector: config.auditPodSelector?.text };
   logger.info(
-    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo, tls: address.tls },
+    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo, tls: address.tls, audit },
     `serving metrics on ${address.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${config.telemetryPath}`,
   );
 

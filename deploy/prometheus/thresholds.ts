@@ -168,6 +168,47 @@ export const DEFAULT_THRESHOLDS = {
   /** The slowest source of a collection takes longer than this (Prometheus's default scrape
    * timeout is 10 s and one shim scrape may take up to its 3 s timeout). */
   collectionSlow: { seconds: 4, for: '15m', severity: 'warning' as Severity },
+
+  // ── isolation audit (--audit.namespace-selector / --audit.pod-selector; docs/isolation-audit.md) ──
+  // The findings are properties of a pod's spec and of the node's runtime configuration: they do
+  // not come and go like a load. `for` only has to outlast the exporter's own catching up (a
+  // RuntimeClass or a configuration file read a few seconds after the pod) and a single odd
+  // scrape, so one or two minutes: at the recommended 30 s scrape interval, 2 to 4 scrapes. A
+  // deleted pod's series vanish at the next scrape, which resolves its alert at once. A pod that
+  // lives less than `for` is never alerted on: admission policy, not alerting, is what stops it.
+
+  /** An untrusted pod that runs under no Kata RuntimeClass: no VM boundary at all, the build
+   * shares the node's kernel. */
+  auditUnsandboxed: { for: '1m', severity: 'critical' as Severity },
+
+  /** A privileged container in a Kata pod on a node whose runtime hands the host's block devices
+   * to the VM (`privileged_without_host_devices` unset): it can mount the node's disks, and other
+   * builds' data on them. */
+  auditPrivilegedHostDevices: { for: '1m', severity: 'critical' as Severity },
+
+  /** The same when the audit cannot tell (the runtime configuration is unreadable): a separate
+   * alert, a warning, whose fix is the configuration read (see auditConfigUnreadable). */
+  auditPrivilegedHostDevicesUnknown: { for: '2m', severity: 'warning' as Severity },
+
+  /** An untrusted pod in the host's network, PID or IPC namespace. */
+  auditHostNamespace: { for: '2m', severity: 'warning' as Severity },
+
+  /** An untrusted pod with hostPath volumes: a host directory shared into the pod (into the VM,
+   * through virtio-fs, on Kata). */
+  auditHostPath: { for: '2m', severity: 'warning' as Severity },
+
+  /** An untrusted pod carrying io.katacontainers.* annotations the node would apply (or may:
+   * "unknown" is included, same severity). */
+  auditKataAnnotations: { for: '2m', severity: 'warning' as Severity },
+
+  /** A runtime (containerd or CRI-O) or Kata configuration file the audit cannot read or parse:
+   * its findings say "unknown". 10 minutes: longer than an installer rewriting the file and
+   * restarting the runtime. */
+  auditConfigUnreadable: { for: '10m', severity: 'warning' as Severity },
+
+  /** The audit is off on a node while other nodes of the same job run it: untrusted pods there
+   * are unaudited. 1 hour: longer than a rolling update of the DaemonSet across a large fleet. */
+  auditDisabledOnNode: { for: '1h', severity: 'warning' as Severity },
 };
 
 export type Thresholds = typeof DEFAULT_THRESHOLDS;

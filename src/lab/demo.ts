@@ -3,17 +3,27 @@
  * realistic /metrics with no cluster. The node mixes both Kata runtimes, all four hypervisors,
  * and the cases the bridge exists for: a runtime-rs QEMU sandbox that must never be scraped, an
  * unmapped sandbox, a pod whose kubelet values are zeros, and pods with one and two containers.
+ *
+ * The isolation audit is on: the `ci` namespace is labelled untrusted, and one pod shows each
+ * finding once (an untrusted pod under runc with host networking, a privileged container whose
+ * handler passes the host's devices, a hostPath volume, honoured Kata annotations), while the
+ * other ci builds (build-7f9c4 first) are clean untrusted Kata pods that raise none.
  */
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import { parseCommandLine, type Config } from '../config.ts';
+import { isAuditEnabled, parseCommandLine, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { NodeLab, type LabScenario } from './node-lab.ts';
 
 const MIB = 2 ** 20;
 
+/** The label that marks the demo's untrusted namespaces, and the selector that reads it. */
+export const DEMO_UNTRUSTED_LABEL = { key: 'kata-bridge.io/untrusted', value: 'true' } as const;
+
 export const DEMO_SCENARIO: LabScenario = {
   nodeName: 'kata-demo-node',
+  namespaces: { ci: { [DEMO_UNTRUSTED_LABEL.key]: DEMO_UNTRUSTED_LABEL.value, team: 'platform' } },
+  audit: { namespaceSelector: `${DEMO_UNTRUSTED_LABEL.key}=${DEMO_UNTRUSTED_LABEL.value}` },
   pods: [
     { name: 'build-7f9c4', hypervisor: 'qemu', runtime: 'go' },
     {
@@ -35,6 +45,28 @@ export const DEMO_SCENARIO: LabScenario = {
     { name: 'fuzz-rs-qemu-0', namespace: 'security', hypervisor: 'qemu', runtime: 'rs', shim: { kind: 'status', status: 500 } },
     // A VM that no source joins to a pod.
     { name: 'orphan', hypervisor: 'qemu', runtime: 'go', mapping: 'none', inApiServer: false },
+    // ── isolation audit: one finding each (ci is untrusted) ──
+    // No RuntimeClass: runc, no VM boundary; and it shares the host's network namespace.
+    {
+      name: 'e2e-hostnet-7d4kq',
+      runtimeClassName: null,
+      hostNamespaces: ['network'],
+      containers: [{ name: 'e2e', cpuCores: 0.4, memoryBytes: 300 * MIB, limits: { cpu: '1', memory: '1Gi' } }],
+    },
+    // Docker-in-Docker: privileged, under kata-qemu whose containerd section passes host devices.
+    {
+      name: 'dind-5k8wz',
+      hypervisor: 'qemu',
+      containers: [{ name: 'docker', cpuCores: 0.6, memoryBytes: 800 * MIB, limits: { cpu: '2', memory: '2Gi' }, privileged: true }],
+    },
+    // A build cache on the host, shared into the VM.
+    { name: 'cache-warm-2n8pd', hypervisor: 'qemu', hostPaths: { '/var/lib/ci-cache': 'ci-cache' } },
+    // Asks Kata for the agent's debug console: kernel_params is in enable_annotations, so it applies.
+    {
+      name: 'build-debug-3k7mx',
+      hypervisor: 'qemu',
+      annotations: { 'io.katacontainers.config.hypervisor.kernel_params': 'agent.debug_console agent.debug_console_vport=1026' },
+    },
   ],
 };
 
@@ -51,9 +83,13 @@ export async function startDemoNode(base: Config, logger: Logger): Promise<DemoN
   lab.startTicking(1000);
   const parsed = parseCommandLine(lab.flags(), {});
   if (parsed.kind !== 'run') throw new Error('the demo node produced no exporter configuration');
+  // The demo audits its own untrusted namespace, unless the command line names other selectors.
+  const selectors = isAuditEnabled(base) ? base : parsed.config;
   const config: Config = {
     ...base,
     ...pickPaths(parsed.config),
+    auditNamespaceSelector: selectors.auditNamespaceSelector,
+    auditPodSelector: selectors.auditPodSelector,
     demo: true,
   };
   logger.info({ dir: lab.dir, pods: DEMO_SCENARIO.pods.length, kubelet: lab.endpoints.kubeletUrl, apiServer: lab.apiServer.url }, 'demo node started');
@@ -74,5 +110,8 @@ function pickPaths(c: Config): Partial<Config> {
     containerdTasksDir: c.containerdTasksDir,
     crioDir: c.crioDir,
     procDir: c.procDir,
+    containerdConfigPath: c.containerdConfigPath,
+    crioConfigPath: c.crioConfigPath,
+    kataConfigPath: c.kataConfigPath,
   };
 }

@@ -1,6 +1,6 @@
 /**
- * An in-process Kubernetes API server that speaks the list/watch protocol for pods and
- * RuntimeClasses, with the failure modes a watcher must survive: watches that end, 410 Gone
+ * An in-process Kubernetes API server that speaks the list/watch protocol for pods, RuntimeClasses
+ * and namespaces, with the failure modes a watcher must survive: watches that end, 410 Gone
  * (as an ERROR event or as an HTTP status), compacted history, dropped connections, an outage on
  * the same port, and refused credentials.
  *
@@ -14,20 +14,26 @@
  * - with a field selector, an object that starts or stops matching arrives as ADDED or DELETED
  *   (how a pod bound to this node shows up in a `spec.nodeName=` watch);
  * - BOOKMARK events only when the client sent allowWatchBookmarks=true;
- * - timeoutSeconds ends the stream normally.
+ * - timeoutSeconds ends the stream normally;
+ * - every namespace carries the immutable label `kubernetes.io/metadata.name: <name>`, which the
+ *   real server sets on create and update (Kubernetes 1.21+).
  * It listens on 127.0.0.1 over plain HTTP: the kubeconfig it hands out sets
  * insecure-skip-tls-verify, which @kubernetes/client-node requires for an http:// server.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { PodJson, RuntimeClassJson } from '../translate/pod-records.ts';
+import type { NamespaceJson, PodJson, RuntimeClassJson } from '../translate/pod-records.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-export type FakeResource = 'pods' | 'runtimeclasses';
+export type FakeResource = 'pods' | 'runtimeclasses' | 'namespaces';
+
+/** The label the API server puts on every namespace. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 export interface RecordedRequest {
   method: string;
@@ -45,9 +51,13 @@ export interface FakeApiServerOptions {
   port?: number;
   /** Send a BOOKMARK to bookmark-enabled watches at this interval; off by default. */
   bookmarkIntervalMs?: number;
+  /** Serve HTTPS with this certificate (as a real API server does); plain HTTP by default. */
+  tls?: { certPem: string; keyPem: string };
 }
 
-type KubeObject = { metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string } };
+type KubeObject = {
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
+};
 
 interface Change {
   rv: number;
@@ -70,6 +80,7 @@ interface OpenWatch {
 const KINDS: Record<FakeResource, { kind: string; apiVersion: string }> = {
   pods: { kind: 'Pod', apiVersion: 'v1' },
   runtimeclasses: { kind: 'RuntimeClass', apiVersion: 'node.k8s.io/v1' },
+  namespaces: { kind: 'Namespace', apiVersion: 'v1' },
 };
 
 /** Field labels the real server supports for these kinds (a subset; others get 400 as there). */
@@ -86,6 +97,10 @@ const FIELD_GETTERS: Record<FakeResource, Record<string, (o: Record<string, any>
   },
   runtimeclasses: {
     'metadata.name': (o) => o.metadata?.name,
+  },
+  namespaces: {
+    'metadata.name': (o) => o.metadata?.name,
+    'status.phase': (o) => o.status?.phase,
   },
 };
 
@@ -130,13 +145,14 @@ export class FakeApiServer {
   private readonly store: Record<FakeResource, Map<string, KubeObject>> = {
     pods: new Map(),
     runtimeclasses: new Map(),
+    namespaces: new Map(),
   };
   private readonly history: Change[] = [];
   private rv = 1;
   /** Watches from a resourceVersion below this get 410 Gone. */
   private oldestWatchable = 0;
   private expireNext: 'event' | 'status' | undefined;
-  private deny: number | undefined;
+  private deny: { code: number; resource?: FakeResource } | undefined;
 
   private constructor(private readonly options: FakeApiServerOptions) {
     this.token = options.token ?? `fake-${Math.random().toString(36).slice(2)}`;
@@ -154,7 +170,7 @@ export class FakeApiServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.boundPort}`;
+    return `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${this.boundPort}`;
   }
 
   get isUp(): boolean {
@@ -197,6 +213,22 @@ export class FakeApiServer {
     this.remove('runtimeclasses', name);
   }
 
+  addNamespace(namespace: NamespaceJson): NamespaceJson {
+    return this.create('namespaces', namespace) as NamespaceJson;
+  }
+
+  modifyNamespace(name: string, update: (namespace: NamespaceJson) => NamespaceJson | void): NamespaceJson {
+    return this.modify('namespaces', name, update as (o: KubeObject) => KubeObject | void) as NamespaceJson;
+  }
+
+  deleteNamespace(name: string): void {
+    this.remove('namespaces', name);
+  }
+
+  hasNamespace(name: string): boolean {
+    return this.store.namespaces.has(name);
+  }
+
   private key(resource: FakeResource, object: KubeObject): string {
     return resource === 'pods' ? `${object.metadata.namespace ?? 'default'}/${object.metadata.name}` : object.metadata.name;
   }
@@ -229,6 +261,8 @@ export class FakeApiServer {
   }
 
   private commit(resource: FakeResource, key: string, type: Change['type'], object: KubeObject, previous?: KubeObject) {
+    // The namespace strategy sets this label on create and update; a client cannot remove it.
+    if (resource === 'namespaces') object.metadata.labels = { ...object.metadata.labels, [NAMESPACE_NAME_LABEL]: object.metadata.name };
     this.rv += 1;
     object.metadata.resourceVersion = String(this.rv);
     if (type === 'DELETED') this.store[resource].delete(key);
@@ -280,9 +314,9 @@ export class FakeApiServer {
     for (const socket of this.sockets) socket.destroy();
   }
 
-  /** Answer every request with this status (401, 403, 500…) until called with undefined. */
-  denyRequests(code: number | undefined): void {
-    this.deny = code;
+  /** Answer every request (or those for one resource) with this status (401, 403, 500…) until called with undefined. */
+  denyRequests(code: number | undefined, resource?: FakeResource): void {
+    this.deny = code === undefined ? undefined : { code, ...(resource ? { resource } : {}) };
   }
 
   openWatches(resource?: FakeResource): number {
@@ -313,8 +347,10 @@ export class FakeApiServer {
   /** Listen again on the same port (the first call picks the port). */
   async comeUp(): Promise<void> {
     if (this.server) return;
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (socket) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    const tls = this.options.tls;
+    const server: Server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, handler) : createServer(handler);
+    server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
@@ -395,14 +431,15 @@ export class FakeApiServer {
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
     }
-    if (this.deny !== undefined) {
+    const deny = this.deny !== undefined && (this.deny.resource === undefined || this.deny.resource === route?.resource) ? this.deny.code : undefined;
+    if (deny !== undefined) {
       const resource = route?.resource ?? url.pathname;
       const verb = watch ? 'watch' : 'list';
       return reply(
-        this.deny,
-        this.deny === 403
+        deny,
+        deny === 403
           ? status(403, 'Forbidden', `${resource} is forbidden: User "system:serviceaccount:monitoring:kata-metrics-bridge" cannot ${verb} resource "${resource}" at the cluster scope`)
-          : status(this.deny, 'InternalError', 'injected failure'),
+          : status(deny, 'InternalError', 'injected failure'),
       );
     }
     if (!route || req.method !== 'GET') {
@@ -438,6 +475,7 @@ export class FakeApiServer {
     const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(path);
     if (namespaced?.[1]) return { resource: 'pods', namespace: decodeURIComponent(namespaced[1]) };
     if (path === '/apis/node.k8s.io/v1/runtimeclasses') return { resource: 'runtimeclasses' };
+    if (path === '/api/v1/namespaces') return { resource: 'namespaces' };
     return undefined;
   }
 

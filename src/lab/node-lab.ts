@@ -12,14 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.ts';
-import type { Hypervisor, KataRuntime, KubeletContainerStats, KubeletPodStats } from '../translate/records.ts';
+import type { HostNamespace, Hypervisor, KataRuntime, KubeletContainerStats, KubeletPodStats } from '../translate/records.ts';
 import type { PodQos, CgroupDriver } from '../translate/cgroup-paths.ts';
 import { LabCgroupTree, type LabCgroupUsage } from './cgroup-tree.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { FakeKubelet } from './fake-kubelet.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from './fake-shim.ts';
 import { renderKubeletPayload } from './kubelet-payload.ts';
-import { kataPod, kataRuntimeClasses, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
+import { kataPod, kataRuntimeClasses, namespace as buildNamespace, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
+import { writeRuntimeConfig, type LabRuntimeConfig } from './runtime-config-files.ts';
 import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
 import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
 import { createCertificateAuthority, createServerCertificate } from './tls.ts';
@@ -38,6 +39,8 @@ export interface LabContainer {
   limits?: { cpu?: string; memory?: string };
   requests?: { cpu?: string; memory?: string };
   restartCount?: number;
+  /** securityContext.privileged. */
+  privileged?: boolean;
 }
 
 /**
@@ -51,8 +54,17 @@ export interface LabPodScenario {
   namespace?: string;
   runtime?: KataRuntime;
   hypervisor?: Exclude<Hypervisor, 'unknown'>;
-  /** Default: kata-qemu / kata-clh / kata-fc / kata-dragonball after the hypervisor. */
-  runtimeClassName?: string;
+  /**
+   * Default: kata-qemu / kata-clh / kata-fc / kata-dragonball after the hypervisor. null: no
+   * RuntimeClass, so the runtime's default handler (runc): no VM, no sandbox, no shim.
+   */
+  runtimeClassName?: string | null;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** hostNetwork / hostPID / hostIPC. */
+  hostNamespaces?: HostNamespace[];
+  /** hostPath volumes: host path → volume name. */
+  hostPaths?: Record<string, string>;
   containers?: LabContainer[];
   kubelet?: LabKubeletView;
   /** How the exporter can join the sandbox to the pod; `none` leaves an unmapped sandbox. */
@@ -82,6 +94,10 @@ export interface LabPodScenario {
 export interface LabScenario {
   nodeName?: string;
   pods: LabPodScenario[];
+  /** Labels of namespaces (any namespace a pod uses exists, unlabelled unless listed here). */
+  namespaces?: Record<string, Record<string, string>>;
+  /** The isolation audit's selectors, passed as --audit.namespace-selector / --audit.pod-selector. */
+  audit?: { namespaceSelector?: string; podSelector?: string };
   cgroupVersion?: 1 | 2;
   cgroupDriver?: CgroupDriver;
   /**
@@ -100,17 +116,26 @@ export type LabEndpoints = Required<
     | 'kubeletTokenFile'
     | 'kubeletCaFile'
     | 'kubeconfig'
+    | 'serviceAccountDir'
     | 'cgroupRoot'
     | 'kataGoDir'
     | 'kataRsDir'
     | 'containerdTasksDir'
     | 'crioDir'
     | 'procDir'
+    | 'containerdConfigPath'
+    | 'crioConfigPath'
+    | 'kataConfigPath'
   >
 >;
 
+/** The namespaces every cluster has. */
+const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
+
 interface LabPodState {
-  scenario: Required<Omit<LabPodScenario, 'shim' | 'runtimeClassName'>> & { runtimeClassName: string };
+  scenario: Required<Omit<LabPodScenario, 'shim'>>;
+  /** Runs in a Kata VM (false: a runc pod without RuntimeClass). */
+  kata: boolean;
   uid: string;
   sandboxId: string;
   startedAtMs: number;
@@ -172,6 +197,9 @@ export class NodeLab {
     readonly kubelet: FakeKubelet,
     readonly apiServer: FakeApiServer,
     readonly cgroups: LabCgroupTree,
+    /** Where the node's containerd and Kata configuration files are. */
+    readonly runtimeConfig: LabRuntimeConfig,
+    private readonly audit: LabScenario['audit'],
     private readonly now: () => number,
     private readonly realCgroups: boolean,
   ) {}
@@ -189,13 +217,21 @@ export class NodeLab {
       kubeletTokenFile: join(dir, 'token'),
       kubeletCaFile: join(dir, 'kubelet-ca.crt'),
       kubeconfig: join(dir, 'kubeconfig'),
+      serviceAccountDir: join(dir, 'in-cluster-serviceaccount'),
       cgroupRoot: join(dir, 'cgroup'),
       kataGoDir: join(dir, 'sbs'),
       kataRsDir: join(dir, 'kata'),
       containerdTasksDir: join(dir, 'containerd'),
       crioDir: join(dir, 'crio'),
       procDir: join(dir, 'proc'),
+      containerdConfigPath: '',
+      crioConfigPath: '',
+      kataConfigPath: '',
     };
+    const runtimeConfig = await writeRuntimeConfig(dir);
+    endpoints.containerdConfigPath = runtimeConfig.containerdConfig;
+    endpoints.crioConfigPath = runtimeConfig.crioConfig;
+    endpoints.kataConfigPath = runtimeConfig.kataDefaultConfig;
     for (const d of [endpoints.kataGoDir, endpoints.kataRsDir, endpoints.containerdTasksDir, endpoints.crioDir, endpoints.procDir]) {
       await mkdir(d, { recursive: true });
     }
@@ -210,13 +246,21 @@ export class NodeLab {
       payload: () => lab?.kubeletPayload() ?? '',
     });
     endpoints.kubeletUrl = kubelet.url;
-    const apiServer = await FakeApiServer.start({ token });
+    const apiServer = await FakeApiServer.start({ token, tls: server });
     await writeFile(endpoints.kubeconfig, apiServer.kubeconfigYaml());
+    // What a pod's service account mount holds, for the in-cluster configuration.
+    await mkdir(endpoints.serviceAccountDir, { recursive: true });
+    await writeFile(join(endpoints.serviceAccountDir, 'token'), token);
+    await writeFile(join(endpoints.serviceAccountDir, 'ca.crt'), ca.certPem);
     for (const rc of [...kataRuntimeClasses(), runtimeClass('kata-dragonball', 'kata-dragonball')]) apiServer.addRuntimeClass(rc);
+    for (const name of SYSTEM_NAMESPACES) apiServer.addNamespace(buildNamespace(name, scenario.namespaces?.[name]));
+    for (const [name, labels] of Object.entries(scenario.namespaces ?? {})) {
+      if (!apiServer.hasNamespace(name)) apiServer.addNamespace(buildNamespace(name, labels));
+    }
     const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
     if (scenario.realCgroups) endpoints.cgroupRoot = REAL_CGROUP_ROOT;
 
-    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, now, scenario.realCgroups ?? false);
+    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenario.audit, now, scenario.realCgroups ?? false);
     for (const pod of scenario.pods) await lab.addPod(pod);
     return lab;
   }
@@ -226,6 +270,17 @@ export class NodeLab {
     const kc = new KubeConfig();
     kc.loadFromString(this.apiServer.kubeconfigYaml());
     return kc;
+  }
+
+  /**
+   * The exporter's command line and environment as a DaemonSet pod gets them: the in-cluster
+   * configuration (service account files, KUBERNETES_SERVICE_HOST/PORT) instead of --kubeconfig.
+   */
+  inCluster(): { flags: string[]; env: Record<string, string> } {
+    return {
+      flags: [...this.flags().filter((f) => !f.startsWith('--kubeconfig=')), `--kubeconfig.service-account-dir=${this.endpoints.serviceAccountDir}`],
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(this.apiServer.port) },
+    };
   }
 
   /** The exporter's command line for this node. */
@@ -243,6 +298,11 @@ export class NodeLab {
       `--path.containerd-tasks=${e.containerdTasksDir}`,
       `--path.crio=${e.crioDir}`,
       `--path.procfs=${e.procDir}`,
+      `--path.containerd-config=${e.containerdConfigPath}`,
+      `--path.crio-config=${e.crioConfigPath}`,
+      `--path.kata-config=${e.kataConfigPath}`,
+      ...(this.audit?.namespaceSelector === undefined ? [] : [`--audit.namespace-selector=${this.audit.namespaceSelector}`]),
+      ...(this.audit?.podSelector === undefined ? [] : [`--audit.pod-selector=${this.audit.podSelector}`]),
     ];
   }
 
@@ -250,12 +310,17 @@ export class NodeLab {
     const namespace = input.namespace ?? 'ci';
     const hypervisor = input.hypervisor ?? 'qemu';
     const runtime = input.runtime ?? (hypervisor === 'dragonball' ? 'rs' : 'go');
+    const kata = input.runtimeClassName !== null;
     const scenario: LabPodState['scenario'] = {
       name: input.name,
       namespace,
       runtime,
       hypervisor,
-      runtimeClassName: input.runtimeClassName ?? RUNTIME_CLASS[hypervisor],
+      runtimeClassName: input.runtimeClassName === undefined ? RUNTIME_CLASS[hypervisor] : input.runtimeClassName,
+      labels: input.labels ?? {},
+      annotations: input.annotations ?? {},
+      hostNamespaces: input.hostNamespaces ?? [],
+      hostPaths: input.hostPaths ?? {},
       containers: input.containers ?? [{ name: 'build', cpuCores: 0.8, memoryBytes: 700 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '500m', memory: '1Gi' } }],
       kubelet: input.kubelet ?? 'first-hand',
       mapping: input.mapping ?? 'containerd',
@@ -270,13 +335,14 @@ export class NodeLab {
       diskWriteBytesPerSecond: input.diskWriteBytesPerSecond ?? 300_000,
       inApiServer: input.inApiServer ?? true,
       ageSeconds: input.ageSeconds ?? 600,
-      sandbox: input.sandbox ?? true,
+      sandbox: kata && (input.sandbox ?? true),
       podCgroup: input.podCgroup ?? true,
     };
     const uid = stableUid(namespace, input.name);
     const sandboxId = sandboxIdFor(namespace, input.name);
     const state: LabPodState = {
       scenario,
+      kata,
       uid,
       sandboxId,
       startedAtMs: this.now() - scenario.ageSeconds * 1000,
@@ -287,20 +353,24 @@ export class NodeLab {
     this.pods.set(`${namespace}/${input.name}`, state);
 
     const qos = qosOf(scenario.containers);
+    if (!this.apiServer.hasNamespace(namespace)) this.apiServer.addNamespace(buildNamespace(namespace));
     await this.cgroups.addPod({
       uid,
       qos,
-      sandboxes: [
-        {
-          id: sandboxId,
-          runtime,
-          sandboxCgroupOnly: scenario.sandboxCgroupOnly,
-          usage: { cpuSeconds: 0, memoryUsageBytes: 0 },
-          ...(scenario.sandboxCgroupOnly ? {} : { overheadUsage: { cpuSeconds: 0, memoryUsageBytes: 0 } }),
-        },
-      ],
+      // A runc pod's cgroup holds its containers, not a VM.
+      sandboxes: !kata
+        ? []
+        : [
+            {
+              id: sandboxId,
+              runtime,
+              sandboxCgroupOnly: scenario.sandboxCgroupOnly,
+              usage: { cpuSeconds: 0, memoryUsageBytes: 0 },
+              ...(scenario.sandboxCgroupOnly ? {} : { overheadUsage: { cpuSeconds: 0, memoryUsageBytes: 0 } }),
+            },
+          ],
     });
-    if (this.realCgroups) {
+    if (this.realCgroups && kata) {
       state.real = await RealPodCgroups.create({
         uid,
         qos,
@@ -343,8 +413,18 @@ export class NodeLab {
           runtimeClassName: scenario.runtimeClassName,
           startTime: new Date(state.startedAtMs).toISOString().replace(/\.\d+Z$/, 'Z'),
           containers: scenario.containers.map(
-            (c): ContainerOptions => ({ name: c.name, limits: c.limits, requests: c.requests, restartCount: c.restartCount }),
+            (c): ContainerOptions => ({
+              name: c.name,
+              limits: c.limits,
+              requests: c.requests,
+              restartCount: c.restartCount,
+              ...(c.privileged === undefined ? {} : { privileged: c.privileged }),
+            }),
           ),
+          labels: scenario.labels,
+          ...(Object.keys(scenario.annotations).length > 0 ? { annotations: scenario.annotations } : {}),
+          hostNamespaces: scenario.hostNamespaces,
+          hostPaths: scenario.hostPaths,
         }),
       );
     }
@@ -443,8 +523,17 @@ export class NodeLab {
     };
   }
 
+  /** A runc pod's cgroup: its containers, nothing else. */
+  private runcUsage(state: LabPodState, atMs: number): LabCgroupUsage {
+    return { cpuSeconds: this.workloadCpu(state, atMs), memoryUsageBytes: state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) };
+  }
+
   private async writeCgroups(state: LabPodState): Promise<void> {
     if (state.removed || !state.scenario.podCgroup) return;
+    if (!state.kata) {
+      await this.cgroups.updatePod(state.uid, { usage: this.runcUsage(state, this.now()) });
+      return;
+    }
     const usage = this.hostUsage(state, this.now());
     await this.cgroups.updatePod(state.uid, {
       sandboxes: { [state.sandboxId]: { usage: usage.sandbox, ...(state.scenario.sandboxCgroupOnly ? {} : { overheadUsage: usage.overhead }) } },
@@ -484,14 +573,14 @@ export class NodeLab {
     const containers: KubeletContainerStats[] = [];
     for (const state of this.pods.values()) {
       const { namespace, name } = state.scenario;
-      const host = this.hostUsage(state, sampleMs);
       // cAdvisor reads the pod cgroup: with sandbox_cgroup_only=false the VMM is elsewhere.
+      const podCgroup = state.kata ? this.hostUsage(state, sampleMs).sandbox : this.runcUsage(state, sampleMs);
       pods.push({
         namespace,
         pod: name,
-        cpuSeconds: host.sandbox.cpuSeconds,
+        cpuSeconds: podCgroup.cpuSeconds,
         cpuTimestampMs: sampleMs,
-        memoryWorkingSetBytes: host.sandbox.memoryUsageBytes - (host.sandbox.inactiveFileBytes ?? 0),
+        memoryWorkingSetBytes: podCgroup.memoryUsageBytes - (podCgroup.inactiveFileBytes ?? 0),
         memoryTimestampMs: sampleMs,
       });
       if (state.scenario.kubelet === 'missing') continue;

@@ -1,16 +1,19 @@
 /**
- * Builders for realistic core/v1 Pods and node.k8s.io/v1 RuntimeClasses, in the JSON shape the API
- * server sends (RFC 3339 strings, quantity strings, `containerd://` ids). Deterministic: the same
+ * Builders for realistic core/v1 Pods and Namespaces and node.k8s.io/v1 RuntimeClasses, in the JSON
+ * shape the API server sends (RFC 3339 strings, quantity strings, `containerd://` ids). Deterministic: the same
  * options give the same uid and container ids, so tests and the demo node are reproducible.
  */
 import { createHash } from 'node:crypto';
 import type {
   ContainerJson,
   ContainerStatusJson,
+  NamespaceJson,
   PodJson,
   QuantityMap,
   RuntimeClassJson,
+  VolumeJson,
 } from '../translate/pod-records.ts';
+import type { HostNamespace } from '../translate/records.ts';
 
 function digest(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\0')).digest('hex');
@@ -36,6 +39,17 @@ export function runtimeClass(name: string, handler: string, podFixed?: QuantityM
     metadata: { name, uid: stableUid('', name) },
     handler,
     ...(podFixed ? { overhead: { podFixed: { ...podFixed } } } : {}),
+  };
+}
+
+/** A namespace as the API server returns it (the server adds `kubernetes.io/metadata.name`). */
+export function namespace(name: string, labels: Record<string, string> = {}): NamespaceJson {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, uid: stableUid('namespace', name), creationTimestamp: '2025-01-06T08:00:00Z', labels: { ...labels } },
+    spec: { finalizers: ['kubernetes'] },
+    status: { phase: 'Active' },
   };
 }
 
@@ -76,7 +90,18 @@ export interface PodOptions {
   /** RFC 3339; also the containers' start time. */
   startTime?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** spec.hostNetwork / hostPID / hostIPC. */
+  hostNamespaces?: HostNamespace[];
+  /** hostPath volumes (host path → volume name), mounted by the first container. */
+  hostPaths?: Record<string, string>;
 }
+
+const HOST_NAMESPACE_FIELDS: Record<HostNamespace, 'hostNetwork' | 'hostPID' | 'hostIPC'> = {
+  network: 'hostNetwork',
+  pid: 'hostPID',
+  ipc: 'hostIPC',
+};
 
 const DEFAULT_START = '2025-03-14T09:26:53Z';
 
@@ -148,6 +173,11 @@ export function kataPod(options: PodOptions): PodJson {
   const initContainers = options.initContainers ?? [];
   const startTime = options.startTime ?? DEFAULT_START;
   const phase = options.phase ?? 'Running';
+  const volumes: VolumeJson[] = Object.entries(options.hostPaths ?? {}).map(([path, name]) => ({ name, hostPath: { path, type: '' } }));
+  const specs = containers.map(containerSpec);
+  if (volumes.length > 0 && specs[0] !== undefined) {
+    specs[0] = { ...specs[0], volumeMounts: volumes.map((v) => ({ name: v.name, mountPath: v.hostPath!.path })) };
+  }
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -157,14 +187,17 @@ export function kataPod(options: PodOptions): PodJson {
       uid,
       creationTimestamp: startTime,
       labels: { app: options.name, ...options.labels },
+      ...(options.annotations ? { annotations: { ...options.annotations } } : {}),
     },
     spec: {
       ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
       ...(runtimeClassName !== null ? { runtimeClassName } : {}),
       ...(overhead ? { overhead } : {}),
       restartPolicy: 'Never',
+      ...Object.fromEntries((options.hostNamespaces ?? []).map((kind) => [HOST_NAMESPACE_FIELDS[kind], true])),
+      ...(volumes.length > 0 ? { volumes } : {}),
       initContainers: initContainers.map(containerSpec),
-      containers: containers.map(containerSpec),
+      containers: specs,
     },
     status: {
       phase,

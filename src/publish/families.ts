@@ -6,6 +6,8 @@
 import {
   CONTAINER_GAP_REASONS,
   POD_GAP_REASONS,
+  type AuditPodRef,
+  type AuditSnapshot,
   type ContainerSnapshot,
   type NodeSnapshot,
   type PodSnapshot,
@@ -13,7 +15,8 @@ import {
 
 export const PREFIX = 'kata_bridge_';
 
-export type FamilyScope = 'container' | 'pod' | 'node';
+/** `audit`: the isolation audit's findings, per pod on the node (Kata or not), only with the audit on. */
+export type FamilyScope = 'container' | 'pod' | 'node' | 'audit';
 export type Labels = Record<string, string>;
 export type Emit = (labels: Labels, value: number) => void;
 
@@ -27,6 +30,8 @@ export interface FamilyDef {
   extraLabels: readonly string[];
   /** Series this family adds per container / pod at most (for the cardinality budget). */
   maxSeriesPerScope: number;
+  /** For a family outside the per-scope budget (maxSeriesPerScope 0): what its series count grows with. */
+  maxSeriesNote?: string;
   /** Where the value comes from, for the docs. */
   source: string;
   collect(snapshot: NodeSnapshot, emit: Emit): void;
@@ -36,6 +41,7 @@ export const SCOPE_LABELS: Record<FamilyScope, readonly string[]> = {
   container: ['namespace', 'pod', 'container'],
   pod: ['namespace', 'pod'],
   node: [],
+  audit: ['namespace', 'pod'],
 };
 
 /** A family with one value series per container or per pod and no labels beyond the scope's. */
@@ -254,9 +260,47 @@ export const FAMILIES: readonly FamilyDef[] = [
     scope: 'node',
     extraLabels: ['sandbox_id', 'runtime'],
     maxSeriesPerScope: 0,
+    maxSeriesNote: '1 per unmapped sandbox',
     source: 'sandbox mapping',
     collect(snapshot, emit) {
       for (const s of snapshot.sandboxes) if (s.state === 'unmapped') emit({ sandbox_id: s.id, runtime: s.runtime }, 1);
+    },
+  },
+  {
+    name: 'audit_enabled',
+    type: 'gauge',
+    help: 'Whether the isolation audit runs: 1 when --audit.namespace-selector or --audit.pod-selector says which workloads are untrusted, else 0.',
+    scope: 'node',
+    extraLabels: [],
+    maxSeriesPerScope: 1,
+    source: 'flags',
+    collect(snapshot, emit) {
+      emit({}, snapshot.audit === undefined ? 0 : 1);
+    },
+  },
+  {
+    name: 'audit_untrusted_pods',
+    type: 'gauge',
+    help: 'Pods on this node (not finished) that the audit selectors call untrusted. Only with the audit on.',
+    scope: 'node',
+    extraLabels: [],
+    maxSeriesPerScope: 1,
+    source: 'pod watch, namespace watch, audit selectors',
+    collect(snapshot, emit) {
+      if (snapshot.audit !== undefined) emit({}, snapshot.audit.untrustedPods);
+    },
+  },
+  {
+    name: 'audit_config_readable',
+    type: 'gauge',
+    help: 'Whether a configuration file the audit needs (config: containerd, crio, kata) was read and parsed (1) or is missing, unreadable or invalid (0, its answers are unknown). Only with the audit on.',
+    scope: 'node',
+    extraLabels: ['config', 'path'],
+    maxSeriesPerScope: 0,
+    maxSeriesNote: '1 per configuration file the audit reads',
+    source: '--path.containerd-config and its imports, or --path.crio-config and its drop-ins; the Kata configuration of each Kata handler in use',
+    collect(snapshot, emit) {
+      for (const file of snapshot.audit?.configs ?? []) emit({ config: file.config, path: file.path }, file.readable ? 1 : 0);
     },
   },
   {
@@ -271,7 +315,72 @@ export const FAMILIES: readonly FamilyDef[] = [
       if (snapshot.kubeletEndpoint !== undefined) emit({ endpoint: snapshot.kubeletEndpoint }, 1);
     },
   },
+  // ── isolation audit, per pod ──
+  auditFamily(
+    'audit_pod_unsandboxed',
+    'An untrusted pod that does not run under a Kata handler (--pods.runtime-handlers): it has no VM boundary. runtime_handler is its RuntimeClass handler, default without a RuntimeClass, unknown when the class is not known.',
+    (audit) => audit.unsandboxed,
+    { runtime_handler: (f) => f.runtimeHandler },
+  ),
+  auditFamily(
+    'audit_privileged_container',
+    'A privileged container in a Kata pod (any namespace). host_devices: true when the runtime hands it the host\'s devices (privileged_without_host_devices false or unset for the handler), false when not, unknown when the runtime configuration could not be read.',
+    (audit) => audit.privilegedContainers,
+    { container: (f) => f.container, host_devices: (f) => f.hostDevices },
+    { note: '1 per privileged container of a Kata pod' },
+  ),
+  auditFamily(
+    'audit_host_namespace',
+    'An untrusted pod that shares a host namespace; kind: network, pid, ipc (hostNetwork, hostPID, hostIPC).',
+    (audit) => audit.hostNamespaces,
+    { kind: (f) => f.kind },
+    { max: 3 },
+  ),
+  auditFamily('audit_host_path', 'An untrusted pod with hostPath volumes.', (audit) => audit.hostPaths, {}),
+  auditFamily(
+    'audit_kata_annotations',
+    'An untrusted pod that carries io.katacontainers.* annotations, which can change its VM\'s configuration; see audit_kata_annotations_honoured.',
+    (audit) => audit.kataAnnotations,
+    {},
+  ),
+  auditFamily(
+    'audit_kata_annotations_honoured',
+    'Beside each audit_kata_annotations: honoured=true when the node would apply at least one of the pod\'s Kata annotations (passed by the runtime\'s pod_annotations, and for hypervisor ones enabled by enable_annotations), false when none (or the pod is not a Kata pod), unknown when a configuration needed to decide could not be read.',
+    (audit) => audit.kataAnnotations,
+    { honoured: (f) => f.honoured },
+  ),
 ];
+
+/**
+ * A finding of the isolation audit: a series (1) per finding while its condition holds, labelled
+ * namespace, pod and `extra`; only with the audit on. `max`: series per pod (default 1); `note`:
+ * what the count grows with instead, for a family outside the per-pod budget.
+ */
+function auditFamily<F extends AuditPodRef>(
+  name: string,
+  help: string,
+  findings: (audit: AuditSnapshot) => readonly F[],
+  extra: Record<string, (finding: F) => string>,
+  budget: { max?: number; note?: string } = {},
+): FamilyDef {
+  return {
+    name,
+    type: 'gauge',
+    help,
+    scope: 'audit',
+    extraLabels: Object.keys(extra),
+    maxSeriesPerScope: budget.note === undefined ? (budget.max ?? 1) : 0,
+    ...(budget.note === undefined ? {} : { maxSeriesNote: budget.note }),
+    source: 'isolation audit: pod watch, audit selectors, runtime and Kata configuration',
+    collect(snapshot, emit) {
+      for (const finding of snapshot.audit === undefined ? [] : findings(snapshot.audit)) {
+        const labels: Labels = { namespace: finding.namespace, pod: finding.pod };
+        for (const [label, value] of Object.entries(extra)) labels[label] = value(finding);
+        emit(labels, 1);
+      }
+    },
+  };
+}
 
 /** Counters the exporter keeps about itself across collections (not part of one snapshot). */
 export const SELF_COUNTERS = {

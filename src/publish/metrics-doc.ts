@@ -9,6 +9,17 @@ const SCOPE_TITLES: Record<FamilyScope, string> = {
   container: 'Per container',
   pod: 'Per pod',
   node: 'Per node and exporter',
+  audit: 'Isolation audit (per pod on the node)',
+};
+
+/** What each scope's section says before its table, beyond its identity labels. */
+const SCOPE_NOTES: Partial<Record<FamilyScope, string>> = {
+  audit: [
+    'Only with `--audit.namespace-selector` or `--audit.pod-selector` set. Each series is 1 while its',
+    'condition holds and absent otherwise; finished pods raise nothing. Findings about untrusted pods',
+    'cover every pod on the node the selectors match, Kata or not; `audit_privileged_container`',
+    'covers every Kata pod.',
+  ].join('\n'),
 };
 
 /** Markdown table cells: a pipe would end the cell, a newline the row, and <x> reads as HTML. */
@@ -18,6 +29,11 @@ function cell(text: string): string {
 
 function code(names: readonly string[]): string {
   return names.length === 0 ? '(none)' : names.map((n) => `\`${n}\``).join(', ');
+}
+
+/** The growth notes of a scope's families outside the per-scope budget. */
+function notes(scope: FamilyScope): string[] {
+  return FAMILIES.filter((f) => f.scope === scope && f.maxSeriesNote !== undefined).map((f) => f.maxSeriesNote!);
 }
 
 export function renderMetricsDoc(): string {
@@ -32,15 +48,16 @@ export function renderMetricsDoc(): string {
     'separate series (`container_metrics_gap`, `pod_metrics_gap`).',
     '',
   ];
-  for (const scope of ['container', 'pod', 'node'] as const) {
+  for (const scope of ['container', 'pod', 'node', 'audit'] as const) {
     const scopeLabels = SCOPE_LABELS[scope];
     out.push(`## ${SCOPE_TITLES[scope]}`, '');
     out.push(`Identity labels: ${code(scopeLabels)}.`, '');
+    const note = SCOPE_NOTES[scope];
+    if (note !== undefined) out.push(note, '');
     out.push('| metric | type | labels | max series | help | source |', '|---|---|---|---|---|---|');
     for (const f of FAMILIES.filter((family) => family.scope === scope)) {
       const labels = code([...scopeLabels, ...f.extraLabels]);
-      // Only sandbox_unmapped is outside the per-scope budget: one series per unmapped sandbox.
-      const max = f.maxSeriesPerScope === 0 ? '1 per unmapped sandbox' : `${f.maxSeriesPerScope} per ${scope}`;
+      const max = f.maxSeriesNote ?? `${f.maxSeriesPerScope} per ${scope === 'audit' ? 'pod' : scope}`;
       out.push(`| \`${PREFIX}${f.name}\` | ${f.type} | ${labels} | ${max} | ${cell(f.help)} | ${cell(f.source)} |`);
     }
     out.push('');
@@ -74,7 +91,8 @@ export function renderMetricsDoc(): string {
     '|---|---|---|',
     `| container | ${CARDINALITY_BUDGET.perContainer} | ${seriesBudgetUsed('container')} |`,
     `| pod | ${CARDINALITY_BUDGET.perPod} | ${seriesBudgetUsed('pod')} |`,
-    `| node | (fixed) | ${seriesBudgetUsed('node')}, plus 1 per unmapped sandbox |`,
+    `| node | (fixed) | ${[seriesBudgetUsed('node'), ...notes('node')].join(', plus ')} |`,
+    `| audit (per pod, with the audit on) | (findings) | ${[seriesBudgetUsed('audit'), ...notes('audit')].join(', plus ')} |`,
     '',
   );
   return out.join('\n');

@@ -5,6 +5,7 @@
  * build info and the library's process metrics persist.
  */
 
+import { createHash } from 'node:crypto';
 import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
 import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
@@ -60,9 +61,31 @@ function callbackMetric(name: string, help: string, type: 'counter' | 'gauge', v
   return metric as unknown as Metric;
 }
 
+/**
+ * The longest label value published. Names from the API server are far shorter (pods 253,
+ * namespaces and containers 63); only a broken or hostile source or a deep host path reaches it.
+ */
+export const MAX_LABEL_VALUE_CHARS = 1024;
+
+/** Cuts an over-long value, keeping a digest of the whole so two long values stay two series. */
+export function boundLabelValue(value: string): string {
+  if (value.length <= MAX_LABEL_VALUE_CHARS) return value;
+  const digest = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  return `${value.slice(0, MAX_LABEL_VALUE_CHARS - digest.length - 3)}...${digest}`;
+}
+
+function boundLabels(labels: Labels): Labels {
+  for (const value of Object.values(labels)) {
+    if (value.length > MAX_LABEL_VALUE_CHARS) {
+      return Object.fromEntries(Object.entries(labels).map(([name, v]) => [name, boundLabelValue(v)]));
+    }
+  }
+  return labels;
+}
+
 function familyValues(def: FamilyDef, snapshot: NodeSnapshot | undefined): MetricValue[] {
   const values: MetricValue[] = [];
-  if (snapshot !== undefined) def.collect(snapshot, (labels, value) => values.push({ labels, value }));
+  if (snapshot !== undefined) def.collect(snapshot, (labels, value) => values.push({ labels: boundLabels(labels), value }));
   return values;
 }
 

@@ -12,6 +12,7 @@ import { createSecureContext, type SecureVersion } from 'node:tls';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { secureContextOptions } from './tls-context.ts';
 import { z } from 'zod';
 import { ConfigError } from '../config.ts';
 
@@ -296,20 +297,6 @@ export function loadTlsMaterial(config: WebConfig): TlsMaterial | undefined {
     );
   }
   return material;
-}
-
-/** The options of `tls.createSecureContext` / `https.createServer` for these settings. */
-export function secureContextOptions(tls: TlsSettings, material: TlsMaterial) {
-  return {
-    cert: material.cert,
-    key: material.key,
-    ...(material.ca !== undefined ? { ca: material.ca } : {}),
-    minVersion: tls.minVersion,
-    maxVersion: tls.maxVersion,
-    ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
-    ...(tls.ecdhCurve !== undefined ? { ecdhCurve: tls.ecdhCurve } : {}),
-    honorCipherOrder: tls.honorCipherOrder,
-  };
 }
 
 /** Reads and validates the file and the certificates it names. Throws WebConfigError naming the file. */

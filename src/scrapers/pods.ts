@@ -1,6 +1,7 @@
 /**
  * Pod metadata from the API server: list then watch this node's pods (`spec.nodeName=<node>`) and
- * the cluster's RuntimeClasses, kept in memory and joined on read.
+ * the cluster's RuntimeClasses (and, when the isolation audit selects namespaces, the namespaces
+ * and their labels), kept in memory and joined on read.
  *
  * Why not the client's informer (ListWatch / makeInformer, @kubernetes/client-node 2.0.1), tried
  * against the lab's fake API server: its 410 handling is right (an ERROR 410 event relists), but
@@ -13,8 +14,9 @@
  * present.
  *
  * So this file drives the protocol itself and takes from the library what it does well: loading
- * the kubeconfig or in-cluster config, and authenticating each request (bearer token, rotated token
- * file, client certificates, exec plugins, CA) through KubeConfig.applySecurityAuthentication.
+ * a kubeconfig and authenticating each request (bearer token, client certificates, exec plugins,
+ * CA) through KubeConfig.applySecurityAuthentication. The in-cluster config (service account
+ * token and CA) is read without the library, which is then never loaded: api-credentials.ts.
  * Every request has its own dispatcher, destroyed when the request ends, and one AbortSignal reaches
  * every await, so stop() leaves nothing open.
  *
@@ -31,18 +33,27 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { Agent, fetch, type Dispatcher } from 'undici';
+import type { KubeConfig } from '@kubernetes/client-node';
+import {
+  inClusterCredentials,
+  kubeConfigCredentials,
+  kubeconfigFileCredentials,
+  type ApiCredentials,
+  type PreparedRequest,
+} from './api-credentials.ts';
+import { fetch, type Dispatcher } from 'undici';
 import { silentLogger, type Logger } from '../log.ts';
 import {
+  isNamespaceJson,
   isPodJson,
   isRuntimeClassJson,
   joinRuntimeClass,
   record,
   toBasePodRecord,
+  toNamespaceRecord,
   toRuntimeClassRecord,
 } from '../translate/pod-records.ts';
-import type { PodRecord, RuntimeClassRecord } from '../translate/records.ts';
+import type { NamespaceRecord, PodRecord, RuntimeClassRecord } from '../translate/records.ts';
 import { SourceError, errorCode, type SourceErrorReason } from './source-error.ts';
 
 export interface BackoffOptions {
@@ -57,8 +68,14 @@ export interface PodWatcherOptions {
   nodeName: string;
   /** A kubeconfig file; in-cluster config (service account) when absent. */
   kubeconfigPath?: string;
+  /** The in-cluster service account files (token, ca.crt); default the standard mount. */
+  serviceAccountDir?: string;
+  /** Where KUBERNETES_SERVICE_HOST/PORT are read; default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** A ready KubeConfig (tests, the lab); wins over kubeconfigPath. */
   kubeConfig?: KubeConfig;
+  /** Also list/watch namespaces, whose labels the isolation audit's namespace selector reads. */
+  watchNamespaces?: boolean;
   logger?: Logger;
   backoff?: BackoffOptions;
   /** Server-side watch timeout; default a random 300–600 s per watch, as client-go, to spread reconnects. */
@@ -100,7 +117,9 @@ export interface ResourceWatchStats {
 export interface PodWatcherStats {
   pods: ResourceWatchStats;
   runtimeClasses: ResourceWatchStats;
-  /** The more recent of the two. */
+  /** Only with watchNamespaces. */
+  namespaces?: ResourceWatchStats;
+  /** The most recent of them. */
   lastError?: WatchErrorInfo;
 }
 
@@ -133,15 +152,10 @@ class ApiClient {
   readonly server: string;
 
   constructor(
-    private readonly kc: KubeConfig,
-    private readonly configSource: string,
+    private readonly credentials: ApiCredentials,
     private readonly requestTimeoutMs: number,
   ) {
-    const server = kc.getCurrentCluster()?.server;
-    if (!server) {
-      throw new SourceError('io', configSource, 'no current cluster with a server URL', 'set current-context in the kubeconfig');
-    }
-    this.server = server.replace(/\/+$/, '');
+    this.server = credentials.server;
   }
 
   /** GET with a 200 answer, or a SourceError that says what to check. */
@@ -172,19 +186,20 @@ class ApiClient {
     };
 
     try {
-      const ctx = new RequestContext(href, HttpMethod.GET);
+      let prepared: PreparedRequest;
       try {
-        await this.kc.applySecurityAuthentication(ctx);
+        prepared = await this.credentials.prepare(href);
       } catch (error) {
+        if (error instanceof SourceError) throw error;
         throw new SourceError('unauthorized', href, `credentials could not be prepared: ${errorMessage(error)}`, this.hint('unauthorized', target));
       }
-      baseDispatcher = ctx.getDispatcher() ?? new Agent();
+      baseDispatcher = prepared.dispatcher;
       // Our own deadlines bound every request (a list's request timeout, a watch's idle limit);
       // undici's default 300 s body timeout would cut a watch that is merely quiet.
       const dispatcher = baseDispatcher.compose((dispatch) => (opts, handler) => dispatch({ ...opts, bodyTimeout: 0 }, handler));
       deadline(this.requestTimeoutMs);
       const response = await fetch(href, {
-        headers: { ...ctx.getHeaders(), accept: 'application/json' },
+        headers: { ...prepared.headers, accept: 'application/json' },
         dispatcher,
         signal: local.signal,
       });
@@ -231,11 +246,11 @@ class ApiClient {
     switch (reason) {
       case 'unreachable':
       case 'timeout':
-        return `check that the API server at ${this.server} is reachable from this node and that ${this.configSource} points at this cluster; the identity also needs RBAC to ${rbac.replace(/^grant /, '')}`;
+        return `check that the API server at ${this.server} is reachable from this node and that ${this.credentials.source} points at this cluster; the identity also needs RBAC to ${rbac.replace(/^grant /, '')}`;
       case 'tls':
-        return `check the cluster CA (certificate-authority) in ${this.configSource}`;
+        return `check the cluster CA (certificate-authority) in ${this.credentials.source}`;
       case 'unauthorized':
-        return code === 403 ? rbac : `the credentials were refused: check the user or token in ${this.configSource}`;
+        return code === 403 ? rbac : `the credentials were refused: check the user or token in ${this.credentials.source}`;
       case 'not_found':
         return `the API server does not serve ${target.resource}${target.group ? ` in ${target.group}/v1` : ''}; runtime handlers stay unknown`;
       default:
@@ -530,44 +545,54 @@ class ResourceWatch<T> {
 
 // ─── the watcher ─────────────────────────────────────────────────────────────
 
-function loadKubeConfig(options: PodWatcherOptions): { kc: KubeConfig; source: string } {
-  if (options.kubeConfig) return { kc: options.kubeConfig, source: 'the supplied kubeconfig' };
-  const kc = new KubeConfig();
-  if (options.kubeconfigPath !== undefined) {
-    const source = `--kubeconfig ${options.kubeconfigPath}`;
-    try {
-      kc.loadFromFile(options.kubeconfigPath);
-    } catch (error) {
-      throw new SourceError('io', options.kubeconfigPath, `cannot load the kubeconfig: ${errorMessage(error)}`, 'check the --kubeconfig path and its YAML');
-    }
-    return { kc, source };
-  }
-  if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
-    throw new SourceError(
-      'io',
-      'in-cluster config',
-      'KUBERNETES_SERVICE_HOST/PORT are not set',
-      'run inside a pod with a service account, or pass --kubeconfig',
-    );
-  }
-  kc.loadFromCluster();
-  return { kc, source: 'the in-cluster service account config' };
+/** A cluster-scoped kind, kept by name. */
+function byName<J, R extends { name: string }>(
+  target: Target,
+  path: string,
+  isJson: (object: unknown) => object is J,
+  toRecord: (json: J) => R,
+): ResourceKind<R> {
+  return {
+    target,
+    path,
+    query: {},
+    decode: (object) => {
+      if (!isJson(object)) return undefined;
+      const value = toRecord(object);
+      return { key: value.name, value };
+    },
+  };
+}
+
+/** The API server's address and credentials: --kubeconfig or a supplied KubeConfig, else in-cluster. */
+function loadCredentials(options: PodWatcherOptions): ApiCredentials {
+  if (options.kubeConfig) return kubeConfigCredentials(options.kubeConfig, 'the supplied kubeconfig');
+  if (options.kubeconfigPath !== undefined) return kubeconfigFileCredentials(options.kubeconfigPath);
+  return inClusterCredentials(options.env ?? process.env, options.serviceAccountDir);
 }
 
 export class PodWatcher {
   private readonly podWatch: ResourceWatch<PodRecord>;
   private readonly classWatch: ResourceWatch<RuntimeClassRecord>;
+  private readonly namespaceWatch: ResourceWatch<NamespaceRecord> | undefined;
   private controller: AbortController | undefined;
   private runs: Promise<void>[] = [];
   private version = 0;
-  private cached: { version: number; pods: ReadonlyMap<string, PodRecord>; classes: ReadonlyMap<string, RuntimeClassRecord> } | undefined;
+  private cached:
+    | {
+        version: number;
+        pods: ReadonlyMap<string, PodRecord>;
+        classes: ReadonlyMap<string, RuntimeClassRecord>;
+        namespaces: ReadonlyMap<string, NamespaceRecord>;
+      }
+    | undefined;
 
   /** Throws a SourceError when no configuration can be loaded (a startup error, not retried). */
   constructor(private readonly options: PodWatcherOptions) {
-    const { kc, source } = loadKubeConfig(options);
+    const credentials = loadCredentials(options);
     const random = options.random ?? Math.random;
     const deps: WatchDeps = {
-      client: new ApiClient(kc, source, options.requestTimeoutMs ?? 60_000),
+      client: new ApiClient(credentials, options.requestTimeoutMs ?? 60_000),
       backoff: { initialMs: options.backoff?.initialMs ?? 500, maxMs: options.backoff?.maxMs ?? 30_000, random },
       watchTimeoutSeconds: () => options.watchTimeoutSeconds ?? Math.floor(300 * (1 + random())),
       logger: options.logger ?? silentLogger,
@@ -588,28 +613,26 @@ export class PodWatcher {
       },
       deps,
     );
-    this.classWatch = new ResourceWatch<RuntimeClassRecord>(
-      {
-        target: { resource: 'runtimeclasses', group: 'node.k8s.io' },
-        path: '/apis/node.k8s.io/v1/runtimeclasses',
-        query: {},
-        decode: (object) => {
-          if (!isRuntimeClassJson(object)) return undefined;
-          const runtimeClass = toRuntimeClassRecord(object);
-          return { key: runtimeClass.name, value: runtimeClass };
-        },
-      },
+    this.classWatch = new ResourceWatch(
+      byName({ resource: 'runtimeclasses', group: 'node.k8s.io' }, '/apis/node.k8s.io/v1/runtimeclasses', isRuntimeClassJson, toRuntimeClassRecord),
       deps,
     );
+    this.namespaceWatch = options.watchNamespaces
+      ? new ResourceWatch(byName({ resource: 'namespaces', group: '' }, '/api/v1/namespaces', isNamespaceJson, toNamespaceRecord), deps)
+      : undefined;
   }
 
-  /** Starts both list/watch loops in the background; they retry until stop(). */
+  private watches(): Pick<ResourceWatch<unknown>, 'stats' | 'run'>[] {
+    return [this.podWatch, this.classWatch, ...(this.namespaceWatch ? [this.namespaceWatch] : [])];
+  }
+
+  /** Starts every list/watch loop in the background; they retry until stop(). */
   start(): void {
     if (this.controller) return;
     const controller = new AbortController();
     this.controller = controller;
     const logger = this.options.logger ?? silentLogger;
-    this.runs = [this.podWatch, this.classWatch].map((watch) =>
+    this.runs = this.watches().map((watch) =>
       watch.run(controller.signal).catch((error: unknown) => {
         // A bug, not an API server problem: say so instead of an unhandled rejection.
         logger.error({ source: 'apiserver', err: errorMessage(error) }, 'the pod watch loop stopped unexpectedly');
@@ -627,11 +650,15 @@ export class PodWatcher {
     this.controller = undefined;
   }
 
-  /** True once this node's pods and the RuntimeClasses have been listed; stays true while later watches recover. */
+  /**
+   * True once this node's pods, the RuntimeClasses (and the namespaces, when watched) have been
+   * listed; stays true while later watches recover.
+   */
   isReady(): boolean {
-    // Both lists: before the RuntimeClasses are known a pod's handler (and with it its scope and
-    // pod_info labels) would change under a running series.
-    return this.podWatch.stats.lists > 0 && this.classWatch.stats.lists > 0;
+    // Every list: before the RuntimeClasses are known a pod's handler (and with it its scope and
+    // pod_info labels) would change under a running series; before the namespaces are known, which
+    // pods are untrusted would.
+    return this.watches().every((watch) => watch.stats.lists > 0);
   }
 
   /** This node's pods by uid, joined with their RuntimeClass (handler, overhead). */
@@ -643,13 +670,19 @@ export class PodWatcher {
     return this.snapshot().classes;
   }
 
+  /** Namespaces by name (empty unless watchNamespaces). */
+  namespaces(): ReadonlyMap<string, NamespaceRecord> {
+    return this.snapshot().namespaces;
+  }
+
   stats(): PodWatcherStats {
     const pods = { ...this.podWatch.stats };
     const runtimeClasses = { ...this.classWatch.stats };
-    const lastError = [pods.lastError, runtimeClasses.lastError]
+    const namespaces = this.namespaceWatch ? { ...this.namespaceWatch.stats } : undefined;
+    const lastError = [pods.lastError, runtimeClasses.lastError, namespaces?.lastError]
       .filter((e): e is WatchErrorInfo => e !== undefined)
       .sort((a, b) => b.atMs - a.atMs)[0];
-    return { pods, runtimeClasses, ...(lastError ? { lastError } : {}) };
+    return { pods, runtimeClasses, ...(namespaces ? { namespaces } : {}), ...(lastError ? { lastError } : {}) };
   }
 
   private snapshot() {
@@ -657,7 +690,8 @@ export class PodWatcher {
       const classes: ReadonlyMap<string, RuntimeClassRecord> = new Map(this.classWatch.items);
       const pods = new Map<string, PodRecord>();
       for (const [uid, base] of this.podWatch.items) pods.set(uid, joinRuntimeClass(base, classes));
-      this.cached = { version: this.version, pods, classes };
+      const namespaces: ReadonlyMap<string, NamespaceRecord> = new Map(this.namespaceWatch?.items);
+      this.cached = { version: this.version, pods, classes, namespaces };
     }
     return this.cached;
   }

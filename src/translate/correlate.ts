@@ -77,7 +77,7 @@ export function isPodInScope(pod: PodRecord, runtimeHandlers: RegExp, mappedUids
 }
 
 /** Pods whose containers have all finished keep no series. */
-function isFinished(pod: PodRecord): boolean {
+export function isFinished(pod: PodRecord): boolean {
   return pod.phase === 'Succeeded' || pod.phase === 'Failed';
 }
 

@@ -6,6 +6,9 @@
 import type {
   ContainerSpecRecord,
   ContainerStatusRecord,
+  HostNamespace,
+  NamespaceRecord,
+  PodIsolation,
   PodRecord,
   RuntimeClassRecord,
 } from './records.ts';
@@ -22,6 +25,7 @@ export interface ContainerJson {
   image?: string;
   resources?: { requests?: QuantityMap; limits?: QuantityMap };
   securityContext?: { privileged?: boolean };
+  volumeMounts?: { name: string; mountPath: string }[];
   /** Only on init containers: `Always` makes it a native sidecar (KEP-753). */
   restartPolicy?: string;
 }
@@ -69,7 +73,12 @@ export interface PodJson {
     overhead?: QuantityMap;
     containers?: ContainerJson[];
     initContainers?: ContainerJson[];
+    ephemeralContainers?: ContainerJson[];
     restartPolicy?: string;
+    hostNetwork?: boolean;
+    hostPID?: boolean;
+    hostIPC?: boolean;
+    volumes?: VolumeJson[];
   };
   status?: {
     phase?: string;
@@ -80,6 +89,24 @@ export interface PodJson {
     containerStatuses?: ContainerStatusJson[];
     initContainerStatuses?: ContainerStatusJson[];
   };
+}
+
+/** A pod volume; only the hostPath source matters here. */
+export interface VolumeJson {
+  name: string;
+  hostPath?: { path: string; type?: string };
+  emptyDir?: Record<string, unknown>;
+  configMap?: { name: string };
+  projected?: Record<string, unknown>;
+}
+
+/** A core/v1 Namespace. */
+export interface NamespaceJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; uid?: string; resourceVersion?: string; creationTimestamp?: Timestamp; labels?: Record<string, string> };
+  spec?: { finalizers?: string[] };
+  status?: { phase?: string };
 }
 
 /** A node.k8s.io/v1 RuntimeClass. */
@@ -142,6 +169,10 @@ export function isPodJson(value: unknown): value is PodJson {
   return hasNamedMetadata(value, ['uid', 'name', 'namespace']);
 }
 
+export function isNamespaceJson(value: unknown): value is NamespaceJson {
+  return hasNamedMetadata(value, ['name']);
+}
+
 export function isRuntimeClassJson(value: unknown): value is RuntimeClassJson {
   return hasNamedMetadata(value, ['name']) && text(record(value)?.handler) !== undefined;
 }
@@ -196,6 +227,37 @@ function toContainerStatus(status: Record<string, unknown>): ContainerStatusReco
   return result;
 }
 
+/** The string entries of a labels or annotations map (anything else is dropped). */
+function stringMap(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, entry] of Object.entries(record(value) ?? {})) if (typeof entry === 'string') out[key] = entry;
+  return out;
+}
+
+const KATA_ANNOTATION_PREFIX = 'io.katacontainers.';
+
+function isolationOf(metadata: Record<string, unknown> | undefined, spec: Record<string, unknown> | undefined): PodIsolation {
+  const hostNamespaces: HostNamespace[] = [];
+  if (spec?.hostNetwork === true) hostNamespaces.push('network');
+  if (spec?.hostPID === true) hostNamespaces.push('pid');
+  if (spec?.hostIPC === true) hostNamespaces.push('ipc');
+  const privileged = new Set<string>();
+  for (const key of ['initContainers', 'containers', 'ephemeralContainers']) {
+    for (const container of list(spec?.[key])) {
+      const name = text(container.name);
+      if (name !== undefined && record(container.securityContext)?.privileged === true) privileged.add(name);
+    }
+  }
+  return {
+    hostNamespaces,
+    hostPathVolumes: list(spec?.volumes).filter((volume) => record(volume.hostPath) !== undefined).length,
+    kataAnnotations: Object.keys(stringMap(metadata?.annotations))
+      .filter((key) => key.startsWith(KATA_ANNOTATION_PREFIX))
+      .sort(),
+    privilegedContainers: [...privileged],
+  };
+}
+
 /** The pod on its own, before the RuntimeClass join (what a watcher stores per event). */
 export function toBasePodRecord(pod: PodJson): PodRecord {
   const spec = record(pod.spec);
@@ -217,6 +279,8 @@ export function toBasePodRecord(pod: PodJson): PodRecord {
       ...list(status?.initContainerStatuses),
       ...list(status?.containerStatuses),
     ].flatMap((s) => toContainerStatus(s) ?? []),
+    labels: stringMap(record(pod.metadata)?.labels),
+    isolation: isolationOf(record(pod.metadata), spec),
   };
 }
 
@@ -243,6 +307,10 @@ export function joinRuntimeClass(
 
 export function toPodRecord(pod: PodJson, runtimeClasses: ReadonlyMap<string, RuntimeClassRecord>): PodRecord {
   return joinRuntimeClass(toBasePodRecord(pod), runtimeClasses);
+}
+
+export function toNamespaceRecord(namespace: NamespaceJson): NamespaceRecord {
+  return { name: namespace.metadata.name, labels: stringMap(record(namespace.metadata)?.labels) };
 }
 
 export function toRuntimeClassRecord(runtimeClass: RuntimeClassJson): RuntimeClassRecord {

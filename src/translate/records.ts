@@ -253,6 +253,28 @@ export interface PodRecord {
   overheadSource?: 'pod' | 'runtime_class';
   containers: ContainerSpecRecord[];
   containerStatuses: ContainerStatusRecord[];
+  /** metadata.labels, for the isolation audit's pod selector. */
+  labels?: Readonly<Record<string, string>>;
+  /** What the isolation audit reads from the pod (absent: nothing to report). */
+  isolation?: PodIsolation;
+}
+
+export type HostNamespace = 'network' | 'pid' | 'ipc';
+
+export interface PodIsolation {
+  /** spec.hostNetwork, hostPID, hostIPC. */
+  hostNamespaces: HostNamespace[];
+  /** Volumes with a hostPath source. */
+  hostPathVolumes: number;
+  /** Keys of the pod's `io.katacontainers.*` annotations, sorted. */
+  kataAnnotations: string[];
+  /** Containers of every kind (init, regular, ephemeral) with securityContext.privileged: true. */
+  privilegedContainers: string[];
+}
+
+export interface NamespaceRecord {
+  name: string;
+  labels: Readonly<Record<string, string>>;
 }
 
 export interface RuntimeClassRecord {

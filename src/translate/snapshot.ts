@@ -3,7 +3,8 @@
  * source object, so a pod that disappeared cannot linger past the snapshot that last saw it.
  */
 
-import type { Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
+import type { HostNamespace, Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
+import type { ConfigFileStatus } from './runtime-config.ts';
 import type { RawSandboxFamilies } from './shim-raw.ts';
 
 /** Why a container has no first-hand value this collection. */
@@ -95,6 +96,32 @@ export interface SourceStatus {
   durationSeconds: number;
 }
 
+/** A three-way answer: unknown when a configuration needed to decide could not be read. */
+export type AuditAnswer = 'true' | 'false' | 'unknown';
+
+export interface AuditPodRef {
+  namespace: string;
+  pod: string;
+}
+
+/** The isolation audit's findings of one collection, each list sorted by namespace and pod. */
+export interface AuditSnapshot {
+  /** Pods (not finished) that the audit selectors call untrusted. */
+  untrustedPods: number;
+  /** Untrusted pods that do not run under a Kata handler; `default` without a RuntimeClass, `unknown` for an unknown class. */
+  unsandboxed: (AuditPodRef & { runtimeHandler: string })[];
+  /** Privileged containers in Kata pods, and whether the runtime passes them the host's devices. */
+  privilegedContainers: (AuditPodRef & { container: string; hostDevices: AuditAnswer })[];
+  /** Untrusted pods in a host namespace. */
+  hostNamespaces: (AuditPodRef & { kind: HostNamespace })[];
+  /** Untrusted pods with hostPath volumes. */
+  hostPaths: AuditPodRef[];
+  /** Untrusted pods with `io.katacontainers.*` annotations, and whether the node would apply any. */
+  kataAnnotations: (AuditPodRef & { honoured: AuditAnswer })[];
+  /** Every configuration file the audit needed this collection. */
+  configs: ConfigFileStatus[];
+}
+
 export interface NodeSnapshot {
   takenAtMs: number;
   pods: PodSnapshot[];
@@ -103,4 +130,6 @@ export interface NodeSnapshot {
   kubeletEndpoint?: KubeletEndpoint;
   /** Raw shim families, only with --collector.shim-raw. */
   shimRaw?: RawSandboxFamilies[];
+  /** Only when the isolation audit is on (an audit selector is set). */
+  audit?: AuditSnapshot;
 }

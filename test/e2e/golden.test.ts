@@ -14,8 +14,9 @@ import { promtoolCheckMetrics } from '../support/e2e-helpers.ts';
 const GOLDEN = new URL('../fixtures/e2e-output.txt', import.meta.url);
 const FROZEN_MS = Date.parse('2026-06-01T12:00:00Z');
 
-function normalise(text: string): string {
-  return text.replace(/^(kata_bridge_collection_duration_seconds\{[^}]*\}) .*$/gm, '$1 0');
+/** Collection durations vary, and the lab's temporary directory is in the audit's config paths. */
+function normalise(text: string, labDir: string): string {
+  return text.replace(/^(kata_bridge_collection_duration_seconds\{[^}]*\}) .*$/gm, '$1 0').replaceAll(`path="${labDir}/`, 'path="/lab/');
 }
 
 let bridge: Bridge;
@@ -23,7 +24,7 @@ let exposition: string;
 
 beforeAll(async () => {
   bridge = await startBridge(DEMO_SCENARIO, [], { now: () => FROZEN_MS });
-  exposition = normalise(await bridge.scrapeText());
+  exposition = normalise(await bridge.scrapeText(), bridge.lab.dir);
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, DEFAULT_PORT, FLAGS, helpText, parseCommandLine, parseDuration, type Config } from '../../src/config.ts';
+import { ConfigError, DEFAULT_PORT, FLAGS, helpText, isAuditEnabled, parseCommandLine, parseDuration, type Config } from '../../src/config.ts';
+import { matchesLabels } from '../../src/translate/label-selector.ts';
 import { BIN, spawnNode } from '../support/e2e-helpers.ts';
 
 const NODE_ENV = { NODE_NAME: 'node-a', HOST_IP: '10.0.0.5' };
@@ -37,6 +38,15 @@ describe('defaults', () => {
     expect(config.kataRsDir).toBe('/run/kata');
     expect(config.containerdTasksDir).toBe('/run/containerd/io.containerd.runtime.v2.task');
     expect(config.procDir).toBe('/proc');
+  });
+
+  test('the isolation audit is off, and reads the runtime configurations at their usual places', () => {
+    expect(config.auditNamespaceSelector).toBeUndefined();
+    expect(config.auditPodSelector).toBeUndefined();
+    expect(isAuditEnabled(config)).toBe(false);
+    expect(config.containerdConfigPath).toBe('/etc/containerd/config.toml');
+    expect(config.crioConfigPath).toBe('/etc/crio/crio.conf');
+    expect(config.kataConfigPath).toBe('/etc/kata-containers/configuration.toml');
   });
 
   test('shim and collection bounds', () => {
@@ -120,6 +130,25 @@ describe('flag values', () => {
     expect(run(['--no-kubelet.insecure-skip-tls-verify']).kubeletInsecureSkipTlsVerify).toBe(false);
   });
 
+  test('audit selectors are parsed once, and either one turns the audit on', () => {
+    const both = run(['--audit.namespace-selector=kata-bridge.io/untrusted=true', '--audit.pod-selector=tier in (ci, build),!trusted']);
+    expect(both.auditNamespaceSelector?.requirements).toEqual([{ key: 'kata-bridge.io/untrusted', operator: 'in', values: ['true'] }]);
+    expect(both.auditPodSelector?.text).toBe('tier in (ci, build),!trusted');
+    expect(matchesLabels(both.auditPodSelector!, { tier: 'ci' })).toBe(true);
+    expect(matchesLabels(both.auditPodSelector!, { tier: 'ci', trusted: '' })).toBe(false);
+    expect(isAuditEnabled(both)).toBe(true);
+    const podOnly = run(['--audit.pod-selector=app=runner']);
+    expect(podOnly.auditNamespaceSelector).toBeUndefined();
+    expect(isAuditEnabled(podOnly)).toBe(true);
+    // Blank is not set: the audit stays off.
+    expect(isAuditEnabled(run(['--audit.namespace-selector=', '--audit.pod-selector=  ']))).toBe(false);
+  });
+
+  test('runtime configuration paths', () => {
+    const config = run(['--path.containerd-config=/host/etc/containerd/config.toml', '--path.crio-config=/host/etc/crio/crio.conf', '--path.kata-config=/k.toml']);
+    expect(config).toMatchObject({ containerdConfigPath: '/host/etc/containerd/config.toml', crioConfigPath: '/host/etc/crio/crio.conf', kataConfigPath: '/k.toml' });
+  });
+
   test('--help and --version', () => {
     expect(parseCommandLine(['--help'], {})).toEqual({ kind: 'help', text: helpText() });
     expect(parseCommandLine(['--version'], {})).toEqual({ kind: 'version' });
@@ -152,6 +181,9 @@ describe('bad flags fail with a clear message', () => {
     [['--shim.timeout=5s', '--collect.deadline=5s'], /--shim.timeout \(5000 ms\) must be below --collect.deadline \(5000 ms\)/],
     [['--shim.timeout=6s'], /--shim.timeout \(6000 ms\) must be below --collect.deadline \(5000 ms\)/],
     [['--log.level=loud'], /--log.level must be one of .*"loud"/],
+    [['--audit.namespace-selector=a=b,'], /--audit.namespace-selector "a=b," is not a Kubernetes label selector: found the end; expected a label key/],
+    [['--audit.pod-selector=tier in ci'], /--audit.pod-selector "tier in ci" is not a Kubernetes label selector: .*expected '\('/],
+    [['--audit.pod-selector=Bad.Prefix/x'], /--audit.pod-selector .* lowercase DNS subdomain/],
   ])('%j', (argv, message) => {
     expect(failure(argv).message).toMatch(message);
   });

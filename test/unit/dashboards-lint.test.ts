@@ -158,13 +158,6 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
     else if (ids.has(p['id'])) errors.push(`${where}: duplicate panel id ${p['id']}`);
     ids.add(p['id']);
     if (title.trim() === '') errors.push(`${where}: no title`);
-    if (typeof p['description'] !== 'string' || p['description'].trim().length < 20) errors.push(`${where}: no description saying what the panel answers`);
-    if (typeof p['type'] !== 'string' || !PANEL_TYPES.has(p['type'])) errors.push(`${where}: type ${String(p['type'])} is not one of ${[...PANEL_TYPES].join(', ')}`);
-    const fc = p['fieldConfig'];
-    const defaults = isRecord(fc) ? fc['defaults'] : undefined;
-    const unit = isRecord(defaults) ? defaults['unit'] : undefined;
-    if (typeof unit !== 'string' || unit.trim() === '') errors.push(`${where}: no fieldConfig.defaults.unit`);
-    if (p['datasource'] === undefined) errors.push(`${where}: no datasource`);
     const g = p['gridPos'];
     if (!isRecord(g) || ![g['x'], g['y'], g['w'], g['h']].every(isInt)) errors.push(`${where}: gridPos needs integer x, y, w, h`);
     else {
@@ -175,6 +168,22 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
       }
       boxes.push({ title, x: x!, y: y!, w: w!, h: h! });
     }
+    if (p['type'] === 'row') {
+      // A row is a section heading: the full width, one unit high, no query of its own. An
+      // expanded row's panels follow it at the top level; only a collapsed row holds them.
+      if (isRecord(g) && (g['x'] !== 0 || g['w'] !== 24 || g['h'] !== 1)) errors.push(`${where}: a row spans the grid (x 0, w 24, h 1), got ${JSON.stringify(g)}`);
+      if (p['targets'] !== undefined) errors.push(`${where}: a row has no targets (Grafana ignores them)`);
+      const children = Array.isArray(p['panels']) ? p['panels'] : [];
+      if (p['collapsed'] !== true && children.length > 0) errors.push(`${where}: an expanded row keeps its panels at the top level, not in "panels"`);
+      continue;
+    }
+    if (typeof p['description'] !== 'string' || p['description'].trim().length < 20) errors.push(`${where}: no description saying what the panel answers`);
+    if (typeof p['type'] !== 'string' || !PANEL_TYPES.has(p['type'])) errors.push(`${where}: type ${String(p['type'])} is not one of ${[...PANEL_TYPES].join(', ')}, or row`);
+    const fc = p['fieldConfig'];
+    const defaults = isRecord(fc) ? fc['defaults'] : undefined;
+    const unit = isRecord(defaults) ? defaults['unit'] : undefined;
+    if (typeof unit !== 'string' || unit.trim() === '') errors.push(`${where}: no fieldConfig.defaults.unit`);
+    if (p['datasource'] === undefined) errors.push(`${where}: no datasource`);
     const targets = Array.isArray(p['targets']) ? p['targets'].filter(isRecord) : [];
     const queries = panelQueries(p);
     if (queries.length === 0) errors.push(`${where}: no query`);
@@ -244,6 +253,7 @@ function goodDashboard(): Json {
     panels: [
       fixturePanel(1, 'timeseries', 'Container CPU', 'How much CPU does each container use?', 0, 'short', 'sum by (pod) (rate(kata_bridge_container_cpu_usage_seconds_total{namespace=~"$namespace", pod=~"$pod"}[$__rate_interval]))'),
       fixturePanel(2, 'stat', 'Memory', 'How much memory does the pod hold on the host?', 12, 'bytes', 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'),
+      { id: 3, type: 'row', title: 'Section', collapsed: false, gridPos: { x: 0, y: 8, w: 24, h: 1 }, panels: [] },
     ],
   };
 }
@@ -274,6 +284,11 @@ const BROKEN: Array<[string, Mutation, RegExp]> = [
   ['a drill-down without a pod variable', (d) => varList(d).splice(2, 1), /needs a query variable \$pod/],
   ['an unsupported panel type', (d) => (panel(d, 1)['type'] = 'graph'), /type graph is not one of/],
   ['a target without an expression', (d) => delete target(d, 1)['expr'], /no query|needs a PromQL expr/],
+  ['a row narrower than the grid', (d) => (panel(d, 2)['gridPos'] = { x: 0, y: 8, w: 12, h: 1 }), /a row spans the grid/],
+  ['a row with a query', (d) => (panel(d, 2)['targets'] = [{ refId: 'A', datasource: DS, expr: 'up' }]), /a row has no targets/],
+  ['an expanded row that holds panels', (d) => (panel(d, 2)['panels'] = [fixturePanel(4, 'stat', 'Inside', 'A panel hidden inside an expanded row.', 0, 'none', 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})')]), /expanded row keeps its panels/],
+  ['a row without a title', (d) => (panel(d, 2)['title'] = ''), /no title/],
+  ['a row overlapping a panel', (d) => (panel(d, 2)['gridPos'] = { x: 0, y: 7, w: 24, h: 1 }), /overlaps panel "Container CPU"/],
 ];
 
 describe('the dashboard lint has teeth', () => {

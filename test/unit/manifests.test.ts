@@ -115,14 +115,42 @@ function one(objects: K8sObject[], kind: string): K8sObject {
 }
 
 const OVERLAYS = ['plain-prometheus', 'prometheus-operator'] as const;
-const TREES: Array<[string, () => K8sObject[]]> = [
-  ['base', () => render(join(KUBE, 'base'))],
-  ...OVERLAYS.map((o): [string, () => K8sObject[]] => [`overlay ${o}`, () => render(join(KUBE, 'overlays', o))]),
+const component = (name: string) => join(KUBE, 'components', name);
+/** A rendering, and whether it carries the isolation audit (its flags, mounts and RBAC rule). */
+const TREES: Array<[string, () => K8sObject[], { audit: boolean }]> = [
+  ['base', () => render(join(KUBE, 'base')), { audit: false }],
+  ...OVERLAYS.map((o): [string, () => K8sObject[], { audit: boolean }] => [`overlay ${o}`, () => render(join(KUBE, 'overlays', o)), { audit: false }]),
+  ['base + components cri-o, kubelet-ca', () => renderWithComponents(join(KUBE, 'base'), [component('cri-o'), component('kubelet-ca')]), { audit: false }],
+  ['base + component isolation-audit', () => renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]), { audit: true }],
   [
-    'base + components cri-o, kubelet-ca',
-    () => renderWithComponents(join(KUBE, 'base'), [join(KUBE, 'components', 'cri-o'), join(KUBE, 'components', 'kubelet-ca')]),
+    'overlay plain-prometheus + components isolation-audit, cri-o, kubelet-ca',
+    () => renderWithComponents(join(KUBE, 'overlays', 'plain-prometheus'), [component('isolation-audit'), component('cri-o'), component('kubelet-ca')]),
+    { audit: true },
   ],
 ];
+
+/**
+ * The host directories the isolation audit reads its configuration files from, mounted read-only
+ * at the same path, with no hostPath `type` (a node without one must not keep the exporter from
+ * starting; see the component). The /opt/kata ones are named by no flag: containerd's `imports`
+ * (kata-deploy's drop-in) and the handlers' ConfigPath / runtime_config_path point there.
+ */
+const AUDIT_CONFIG_DIRS = new Set([
+  '/etc/containerd',
+  '/opt/kata/containerd/config.d',
+  '/etc/crio',
+  '/etc/kata-containers',
+  '/opt/kata/share/defaults/kata-containers',
+]);
+/** The isolation audit's flags: the example selector and the configuration files. */
+const AUDIT_FLAGS = {
+  'audit.namespace-selector': 'kata-bridge.io/untrusted=true',
+  'path.containerd-config': '/etc/containerd/config.toml',
+  'path.crio-config': '/etc/crio/crio.conf',
+  'path.kata-config': '/etc/kata-containers/configuration.toml',
+};
+const BASE_GRANTS = ['core/nodes/metrics:get', 'core/pods:list', 'core/pods:watch', 'node.k8s.io/runtimeclasses:list', 'node.k8s.io/runtimeclasses:watch'];
+const AUDIT_GRANTS = ['core/namespaces:list', 'core/namespaces:watch'];
 
 // ---- what the DaemonSet must look like, in every rendering ----------------------------------
 
@@ -254,8 +282,13 @@ function checkDaemonSet(objects: K8sObject[]): void {
     if (volume!.hostPath !== undefined) {
       expect(mount.readOnly, `hostPath ${volume!.hostPath.path} read-only`).toBe(true);
       expect(mount.recursiveReadOnly, `hostPath ${volume!.hostPath.path} recursively read-only`).toBe('IfPossible');
-      expect(pathFlagValues.has(mount.mountPath), `a --path.* flag points at ${mount.mountPath}`).toBe(true);
-      expect(volume!.hostPath.type, `hostPath ${volume!.hostPath.path} type`).toMatch(/^(Directory|DirectoryOrCreate)$/);
+      if (AUDIT_CONFIG_DIRS.has(volume!.hostPath.path)) {
+        expect(mount.mountPath, `${volume!.hostPath.path} mounted at the same path`).toBe(volume!.hostPath.path);
+        expect(volume!.hostPath.type, `hostPath ${volume!.hostPath.path} has no type`).toBeUndefined();
+      } else {
+        expect(pathFlagValues.has(mount.mountPath), `a --path.* flag points at ${mount.mountPath}`).toBe(true);
+        expect(volume!.hostPath.type, `hostPath ${volume!.hostPath.path} type`).toMatch(/^(Directory|DirectoryOrCreate)$/);
+      }
     } else if (mount.readOnly !== true) {
       expect(volume!.emptyDir, `writable volume ${mount.name} must be an emptyDir`).toBeDefined();
     }
@@ -264,9 +297,23 @@ function checkDaemonSet(objects: K8sObject[]): void {
   for (const required of ['/sys/fs/cgroup', '/run/vc/sbs', '/run/kata', '/run/containerd/io.containerd.runtime.v2.task']) {
     expect(hostPaths).toContain(required);
   }
-  // Never the runtime sockets or the host root: those would hand out the node.
+  // Never the runtime sockets or the host root: those would hand out the node. Of /etc, only
+  // the runtime configuration directories the isolation audit reads.
   for (const path of hostPaths) {
-    expect(path).not.toMatch(/^\/$|^\/run$|^\/var\/run$|\.sock$|^\/run\/containerd$|^\/var\/lib|^\/proc|^\/etc/);
+    if (AUDIT_CONFIG_DIRS.has(path)) continue;
+    expect(path).not.toMatch(/^\/$|^\/run$|^\/var\/run$|\.sock$|^\/run\/containerd$|^\/var\/lib|^\/proc|^\/etc|^\/opt/);
+  }
+  // The audit's flags and mounts come together, or not at all.
+  const auditMounts = hostPaths.filter((p) => AUDIT_CONFIG_DIRS.has(p)).sort();
+  if (flags.has('audit.namespace-selector') || flags.has('audit.pod-selector')) {
+    expect(auditMounts).toEqual([...AUDIT_CONFIG_DIRS].sort());
+    for (const flag of ['path.containerd-config', 'path.crio-config', 'path.kata-config']) {
+      const file = flags.get(flag);
+      expect(file, `--${flag}`).toBeDefined();
+      expect([...AUDIT_CONFIG_DIRS].some((dir) => file!.startsWith(`${dir}/`)), `--${flag}=${file} lies in a mounted directory`).toBe(true);
+    }
+  } else {
+    expect(auditMounts).toEqual([]);
   }
   // readOnlyRootFilesystem: /tmp must be an emptyDir mount.
   expect(mounts.find((m) => m.mountPath === '/tmp')).toBeDefined();
@@ -290,7 +337,7 @@ interface Rule {
   nonResourceURLs?: string[];
 }
 
-function checkRbac(objects: K8sObject[]): void {
+function checkRbac(objects: K8sObject[], extraGrants: string[] = []): void {
   expect(only(objects, 'Role')).toEqual([]);
   expect(only(objects, 'RoleBinding')).toEqual([]);
   const role = one(objects, 'ClusterRole') as K8sObject & { rules: Rule[]; aggregationRule?: unknown };
@@ -308,9 +355,7 @@ function checkRbac(objects: K8sObject[]): void {
       }
     }
   }
-  expect([...granted].sort()).toEqual(
-    ['core/nodes/metrics:get', 'core/pods:list', 'core/pods:watch', 'node.k8s.io/runtimeclasses:list', 'node.k8s.io/runtimeclasses:watch'].sort(),
-  );
+  expect([...granted].sort()).toEqual([...BASE_GRANTS, ...extraGrants].sort());
   expect([...granted].some((g) => g.includes('nodes/proxy') || g.includes('nodes/stats'))).toBe(false);
 
   const binding = one(objects, 'ClusterRoleBinding') as K8sObject & {
@@ -345,7 +390,7 @@ describe('kustomize renderings', () => {
     expect(kubectl(['version', '--client'])).toMatch(/Kustomize Version: v5/);
   });
 
-  for (const [name, objects] of TREES) {
+  for (const [name, objects, { audit }] of TREES) {
     describe(name, () => {
       it('renders and everything namespaced lands in kata-metrics-bridge', () => {
         const all = objects();
@@ -360,7 +405,7 @@ describe('kustomize renderings', () => {
         expect(ns.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
       });
       it('DaemonSet is locked down and only uses known flags', () => checkDaemonSet(objects()));
-      it('RBAC is exactly the least privilege', () => checkRbac(objects()));
+      it(`RBAC is exactly the least privilege${audit ? ', plus list/watch on namespaces for the audit' : ''}`, () => checkRbac(objects(), audit ? AUDIT_GRANTS : []));
       it('ships the dashboards as grafana_dashboard ConfigMaps', () => checkDashboards(objects()));
     });
   }
@@ -445,6 +490,46 @@ describe('kustomize renderings', () => {
     );
     const base = podSpec(render(join(KUBE, 'base'))).containers[0]!;
     expect(base.args?.[0]).toBe('--kubelet.insecure-skip-tls-verify');
+  });
+
+  it('components: isolation-audit adds its flags, read-only config mounts and the namespaces rule, and nothing else', () => {
+    const base = render(join(KUBE, 'base'));
+    const audited = renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]);
+    const key = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
+    expect(audited.map(key).sort()).toEqual(base.map(key).sort());
+    // Every object but the DaemonSet and the ClusterRole is untouched.
+    for (const o of audited) {
+      if (o.kind === 'DaemonSet' || o.kind === 'ClusterRole') continue;
+      expect(o, key(o)).toEqual(base.find((b) => key(b) === key(o)));
+    }
+
+    // RBAC: the base rules, then exactly one more.
+    type Role = K8sObject & { rules: Rule[] };
+    const baseRole = one(base, 'ClusterRole') as Role;
+    const role = one(audited, 'ClusterRole') as Role;
+    expect(role.rules.slice(0, baseRole.rules.length)).toEqual(baseRole.rules);
+    expect(role.rules.slice(baseRole.rules.length)).toEqual([{ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] }]);
+    expect(one(audited, 'ClusterRoleBinding')).toEqual(one(base, 'ClusterRoleBinding'));
+
+    // DaemonSet: the base container plus the flags, mounts and volumes, appended.
+    const before = podSpec(base);
+    const after = podSpec(audited);
+    const c0 = before.containers[0]!;
+    const c = after.containers[0]!;
+    expect(c.args!.slice(0, c0.args!.length)).toEqual(c0.args);
+    expect(c.args!.slice(c0.args!.length)).toEqual(Object.entries(AUDIT_FLAGS).map(([flag, value]) => `--${flag}=${value}`));
+    expect(c.volumeMounts!.slice(0, c0.volumeMounts!.length)).toEqual(c0.volumeMounts);
+    const added = c.volumeMounts!.slice(c0.volumeMounts!.length);
+    expect(added.map((m) => m.mountPath).sort()).toEqual([...AUDIT_CONFIG_DIRS].sort());
+    for (const m of added) expect(m).toEqual({ name: m.name, mountPath: m.mountPath, readOnly: true, recursiveReadOnly: 'IfPossible' });
+    expect(after.volumes!.slice(0, before.volumes!.length)).toEqual(before.volumes);
+    expect(after.volumes!.slice(before.volumes!.length)).toEqual(added.map((m) => ({ name: m.name, hostPath: { path: m.mountPath } })));
+    expect({ ...after, containers: [], volumes: [] }).toEqual({ ...before, containers: [], volumes: [] });
+    expect({ ...c, args: [], volumeMounts: [] }).toEqual({ ...c0, args: [], volumeMounts: [] });
+
+    // The base grants nothing on namespaces, and passes no audit flag: the audit is opt-in.
+    expect(baseRole.rules.some((r) => r.resources?.includes('namespaces'))).toBe(false);
+    expect((c0.args ?? []).some((a) => a.startsWith('--audit.'))).toBe(false);
   });
 });
 

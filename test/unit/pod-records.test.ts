@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import {
+  isNamespaceJson,
   isPodJson,
   isRuntimeClassJson,
   joinRuntimeClass,
   toBasePodRecord,
+  toNamespaceRecord,
   toPodRecord,
   toRuntimeClassRecord,
   type PodJson,
@@ -100,6 +102,13 @@ describe('toPodRecord on the kata-qemu fixture', () => {
         },
         { name: 'cache', restartCount: 0, state: 'waiting' },
       ],
+      labels: { app: 'ci-runner', job: 'build-7f9c4' },
+      isolation: {
+        hostNamespaces: [],
+        hostPathVolumes: 0,
+        kataAnnotations: ['io.katacontainers.config.hypervisor.default_vcpus'],
+        privilegedContainers: ['build'],
+      },
     };
     expect(toPodRecord(fixture, classes)).toEqual(expected);
   });
@@ -209,6 +218,69 @@ describe('defensive reading of malformed parts', () => {
     ['statuses that are not a list', { containerStatuses: {} as never }, []],
   ])('%s', (_, status, expected) => {
     expect(toPodRecord(pod({}, status), classes).containerStatuses).toEqual(expected);
+  });
+});
+
+describe('what the isolation audit reads', () => {
+  test('host namespaces, hostPath volumes, Kata annotations and privileged containers of every kind', () => {
+    const input: PodJson = {
+      metadata: {
+        uid: 'u-1',
+        name: 'p',
+        namespace: 'ns',
+        labels: { tier: 'ci', bad: 7 as never },
+        annotations: {
+          'io.katacontainers.config.runtime.disable_guest_seccomp': 'true',
+          'io.katacontainers.config.hypervisor.kernel_params': 'quiet',
+          'iokatacontainers.x': 'not ours',
+          'example.com/io.katacontainers.x': 'not ours either',
+        },
+      },
+      spec: {
+        hostNetwork: true,
+        hostPID: 'yes' as never, // only exactly true counts
+        hostIPC: true,
+        volumes: [
+          { name: 'docker-sock', hostPath: { path: '/var/run/docker.sock', type: 'Socket' } },
+          { name: 'scratch', emptyDir: {} },
+          { name: 'dev', hostPath: { path: '/dev' } },
+          'junk' as never,
+        ],
+        initContainers: [{ name: 'setup', securityContext: { privileged: true } }],
+        containers: [{ name: 'build' }, { name: 'dind', securityContext: { privileged: true } }],
+        ephemeralContainers: [{ name: 'debugger', securityContext: { privileged: true } }],
+      },
+    };
+    const result = toBasePodRecord(input);
+    expect(result.labels).toEqual({ tier: 'ci' });
+    expect(result.isolation).toEqual({
+      hostNamespaces: ['network', 'ipc'],
+      hostPathVolumes: 2,
+      kataAnnotations: ['io.katacontainers.config.hypervisor.kernel_params', 'io.katacontainers.config.runtime.disable_guest_seccomp'],
+      privilegedContainers: ['setup', 'dind', 'debugger'],
+    });
+    // Ephemeral containers are audited, never reported as workload containers.
+    expect(result.containers.map((c) => c.name)).toEqual(['setup', 'build', 'dind']);
+  });
+
+  test('a pod without any of it', () => {
+    expect(toBasePodRecord(pod({ volumes: null as never, hostNetwork: false })).isolation).toEqual({
+      hostNamespaces: [],
+      hostPathVolumes: 0,
+      kataAnnotations: [],
+      privilegedContainers: [],
+    });
+    expect(toBasePodRecord(pod({})).labels).toEqual({});
+  });
+});
+
+describe('Namespace records', () => {
+  test('name and string labels', () => {
+    const ns = { metadata: { name: 'ci', labels: { 'kubernetes.io/metadata.name': 'ci', n: 1 as never } } };
+    expect(isNamespaceJson(ns)).toBe(true);
+    expect(toNamespaceRecord(ns)).toEqual({ name: 'ci', labels: { 'kubernetes.io/metadata.name': 'ci' } });
+    expect(toNamespaceRecord({ metadata: { name: 'bare' } })).toEqual({ name: 'bare', labels: {} });
+    expect(isNamespaceJson({ metadata: {} })).toBe(false);
   });
 });
 

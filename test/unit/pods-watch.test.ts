@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { FakeApiServer } from '../../src/lab/fake-apiserver.ts';
-import { kataPod, kataRuntimeClasses, runtimeClass, stableUid } from '../../src/lab/pod-builders.ts';
+import { kataPod, kataRuntimeClasses, namespace, runtimeClass, stableUid } from '../../src/lab/pod-builders.ts';
 import { backoffDelayMs, PodWatcher, type PodWatcherOptions } from '../../src/scrapers/pods.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 
@@ -207,6 +207,68 @@ describe('watch events', () => {
     expect(watcher.stats().pods).toMatchObject({ ignoredEvents: 6, watchRestarts: 0, relists: 0 });
     // The unknown event's resourceVersion was not taken.
     expect(watcher.stats().pods.resourceVersion).toBe(fake.resourceVersion);
+  });
+});
+
+describe('namespaces (for the isolation audit)', () => {
+  function namespaceLabels(watcher: PodWatcher): Record<string, Record<string, string>> {
+    return Object.fromEntries([...watcher.namespaces()].map(([name, ns]) => [name, { ...ns.labels }]));
+  }
+
+  test('not watched unless asked: no request, and readiness does not wait for them', async () => {
+    const fake = await startFake();
+    fake.addNamespace(namespace('ci'));
+    const { watcher } = await readyWatcher(fake);
+    expect(watcher.namespaces().size).toBe(0);
+    expect(watcher.stats().namespaces).toBeUndefined();
+    expect(fake.countRequests({ resource: 'namespaces' })).toBe(0);
+  });
+
+  test('listed and watched with their labels, the API server\'s name label included; ready only once listed', async () => {
+    const fake = await startFake();
+    fake.addNamespace(namespace('ci', { 'kata-bridge.io/untrusted': 'true' }));
+    fake.addNamespace(namespace('shop'));
+    const { watcher } = startWatcher(fake, { watchNamespaces: true });
+    await eventually(() => {
+      expect(watcher.isReady()).toBe(true);
+      expect(fake.openWatches('namespaces')).toBe(1);
+    });
+    expect(namespaceLabels(watcher)).toEqual({
+      ci: { 'kata-bridge.io/untrusted': 'true', 'kubernetes.io/metadata.name': 'ci' },
+      shop: { 'kubernetes.io/metadata.name': 'shop' },
+    });
+    const list = fake.requests.find((r) => r.resource === 'namespaces' && !r.watch);
+    expect(list?.query).toMatchObject({ resourceVersion: '0' });
+
+    fake.modifyNamespace('shop', (ns) => {
+      ns.metadata.labels = { team: 'web' }; // the name label cannot be removed
+    });
+    fake.addNamespace(namespace('builds', { 'kata-bridge.io/untrusted': 'true' }));
+    fake.deleteNamespace('ci');
+    await eventually(() =>
+      expect(namespaceLabels(watcher)).toEqual({
+        shop: { team: 'web', 'kubernetes.io/metadata.name': 'shop' },
+        builds: { 'kata-bridge.io/untrusted': 'true', 'kubernetes.io/metadata.name': 'builds' },
+      }),
+    );
+    expect(watcher.stats().namespaces).toMatchObject({ lists: 1, relists: 0 });
+  });
+
+  test('without RBAC on namespaces the watcher is not ready, says what to grant, and recovers', async () => {
+    const fake = await startFake();
+    fake.denyRequests(403, 'namespaces');
+    const { watcher, logs } = startWatcher(fake, { watchNamespaces: true });
+    await eventually(() => {
+      expect(watcher.stats().pods.lists).toBe(1);
+      expect(watcher.stats().runtimeClasses.lists).toBe(1);
+      expect(watcher.stats().namespaces?.lastError?.reason).toBe('unauthorized');
+    });
+    expect(watcher.isReady()).toBe(false);
+    expect(logs.find((l) => l.resource === 'namespaces' && l.level === 50)?.hint).toBe(
+      'grant list and watch on namespaces (apiGroups: [""]) to this identity',
+    );
+    fake.denyRequests(undefined);
+    await eventually(() => expect(watcher.isReady()).toBe(true));
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { PREFIX } from '../../src/publish/families.ts';
-import { CONTENT_TYPES, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
+import { boundLabelValue, CONTENT_TYPES, MAX_LABEL_VALUE_CHARS, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
 import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
 import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
@@ -45,6 +45,43 @@ function seriesOf(text: string): Map<string, number> {
 function seriesWithPrefix(text: string, name: string): Map<string, number> {
   return new Map([...seriesOf(text)].filter(([key]) => key.startsWith(`${name}{`)));
 }
+
+describe('label value bound', () => {
+  test('an over-long value is cut to the bound; two long values stay two series', async () => {
+    const long = (c: string) => c.repeat(MAX_LABEL_VALUE_CHARS * 4);
+    const text = await renderer().render(snapshot([pod('ns', long('a'), 1), pod('ns', `${long('a')}b`, 2)]), 'text');
+    const cpu = [...seriesWithPrefix(text, `${PREFIX}container_cpu_usage_seconds_total`)];
+    expect(cpu).toHaveLength(2);
+    for (const [key] of cpu) {
+      const podLabel = /pod="([^"]*)"/.exec(key)![1]!;
+      expect(podLabel.length).toBe(MAX_LABEL_VALUE_CHARS);
+      expect(podLabel.startsWith('a'.repeat(900))).toBe(true);
+    }
+    expect(cpu[0]![0]).not.toBe(cpu[1]![0]);
+    expect(text.length).toBeLessThan(64 * MAX_LABEL_VALUE_CHARS);
+  });
+
+  test('values within the bound are untouched', () => {
+    const exact = 'x'.repeat(MAX_LABEL_VALUE_CHARS);
+    expect(boundLabelValue(exact)).toBe(exact);
+    expect(boundLabelValue('kata-qemu')).toBe('kata-qemu');
+  });
+
+  test('the audit families are bounded too', async () => {
+    const audit = {
+      untrustedPods: 1,
+      unsandboxed: [{ namespace: 'ci', pod: 'p', runtimeHandler: 'h'.repeat(5000) }],
+      privilegedContainers: [],
+      hostNamespaces: [],
+      hostPaths: [],
+      kataAnnotations: [],
+      configs: [{ config: 'kata' as const, path: `/${'d/'.repeat(3000)}c.toml`, readable: false }],
+    };
+    const text = await renderer().render(snapshot([], { audit }), 'text');
+    for (const line of text.split('\n').filter((l) => l.startsWith(`${PREFIX}audit_`))) expect(line.length).toBeLessThan(MAX_LABEL_VALUE_CHARS + 200);
+    expect(seriesOf(text).get(`${PREFIX}audit_enabled{}`)).toBe(1);
+  });
+});
 
 describe('label escaping', () => {
   const hostile = 'a"b\\c\nkata_bridge_pod_info{namespace="x",pod="y"} 1\n';

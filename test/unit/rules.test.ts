@@ -211,6 +211,16 @@ describe('Prometheus rules: completeness', () => {
     expect(metricNames('sum(kata_bridge_nope{reason="kata_bridge_x"})')).toEqual(['kata_bridge_nope']);
   });
 
+  it('every isolation-audit finding the exporter publishes is watched by an alert', () => {
+    // Context only: the number of untrusted pods, and the bare presence of Kata annotations
+    // (their alert reads the `honoured` series published with it).
+    const informational = new Set([`${PREFIX}audit_untrusted_pods`, `${PREFIX}audit_kata_annotations`]);
+    const audit = FAMILIES.map((f) => PREFIX + f.name).filter((n) => n.startsWith(`${PREFIX}audit_`));
+    expect(audit.length).toBeGreaterThan(0);
+    const watched = new Set(alerts.flatMap((a) => metricNames(a.expr)));
+    expect(audit.filter((n) => !informational.has(n) && !watched.has(n))).toEqual([]);
+  });
+
   it('recording rule names follow level:metric:operations and are defined once', () => {
     const names = records.map((r) => r.record);
     expect(new Set(names).size).toBe(names.length);
