@@ -64,8 +64,10 @@ function countSeries(text: string): CollectSample['series'] {
   };
 }
 
-async function start(flags: string[], pods: number): Promise<void> {
-  const parsed = parseCommandLine([...flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], {});
+async function start(flags: string[], env: Record<string, string>, pods: number): Promise<void> {
+  // KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them in a pod.
+  Object.assign(process.env, env);
+  const parsed = parseCommandLine([...flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);
   if (parsed.kind !== 'run') throw new Error('no exporter configuration');
   exporter = new Exporter({
     config: parsed.config,
@@ -107,12 +109,12 @@ async function collect(): Promise<CollectSample> {
   };
 }
 
-process.on('message', (message: { kind: string; flags?: string[]; pods?: number }) => {
+process.on('message', (message: { kind: string; flags?: string[]; env?: Record<string, string>; pods?: number }) => {
   const reply = (value: unknown): void => void process.send?.(value);
   const fail = (error: unknown): void => reply({ kind: 'error', message: error instanceof Error ? error.stack : String(error) });
   if (message.kind === 'start') {
     // RSS once everything is loaded and the pod list is in, before any collection: the floor.
-    start(message.flags ?? [], message.pods ?? 0).then(() => reply({ kind: 'started', idleRssBytes: process.memoryUsage.rss() }), fail);
+    start(message.flags ?? [], message.env ?? {}, message.pods ?? 0).then(() => reply({ kind: 'started', idleRssBytes: process.memoryUsage.rss() }), fail);
   }
   else if (message.kind === 'collect') collect().then(reply, fail);
   else if (message.kind === 'stop') {

@@ -24,8 +24,9 @@ export async function startInProcessExporter(n: number): Promise<InProcessExport
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: process.execArgv.filter((a) => a !== '--expose-gc'),
   });
-  const ready = await new Promise<{ flags: string[] }>((resolve) => node.once('message', resolve as (m: unknown) => void));
-  const parsed = parseCommandLine([...ready.flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], {});
+  const ready = await new Promise<{ flags: string[]; env: Record<string, string> }>((resolve) => node.once('message', resolve as (m: unknown) => void));
+  Object.assign(process.env, ready.env);
+  const parsed = parseCommandLine([...ready.flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);
   if (parsed.kind !== 'run') throw new Error('no exporter configuration');
   const exporter = new Exporter({ config: parsed.config, logger: silentLogger, build: { version: 'bench', revision: 'bench', nodeVersion: process.version } });
   await exporter.startSources(30_000);

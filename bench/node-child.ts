@@ -4,7 +4,7 @@
  * covering every container, a cgroup tree, and one shim socket per sandbox that answers after
  * SHIM_LATENCY_MS with a ~144 KB body (pre-rendered: the node must not eat the exporter's cores).
  *
- * Protocol (IPC): argv[2] = N; sends { kind: 'ready', flags, sockets, latencyMs, bodyBytes };
+ * Protocol (IPC): argv[2] = N; sends { kind: 'ready', flags, env, sockets, latencyMs, bodyBytes };
  * on { kind: 'stop' } closes everything and exits.
  */
 import { rename } from 'node:fs/promises';
@@ -57,7 +57,9 @@ async function main(): Promise<void> {
     if (message.kind !== 'stop') return;
     void lab.close().finally(() => process.exit(0));
   });
-  process.send?.({ kind: 'ready', flags: lab.flags(), sockets, latencyMs: SHIM_LATENCY_MS, bodyBytes, kubelet: lab.endpoints });
+  // The in-cluster configuration, as the DaemonSet runs: no kubeconfig, so no @kubernetes/client-node.
+  const { flags, env } = lab.inCluster();
+  process.send?.({ kind: 'ready', flags, env, sockets, latencyMs: SHIM_LATENCY_MS, bodyBytes, kubelet: lab.endpoints });
 }
 
 await main();

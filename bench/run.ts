@@ -117,6 +117,7 @@ const show = (s: Stat, digits = 2, unit = ''): string => `${fmt(s.median, digits
 
 interface Ready {
   flags: string[];
+  env: Record<string, string>;
   sockets: string[];
   latencyMs: number;
   bodyBytes: number;
@@ -160,8 +161,8 @@ async function measureSize(n: number): Promise<SizeResult> {
   const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], 'tsx', EXPORTER_NODE_FLAGS) : undefined;
   try {
     const ready = await node.next<Ready>();
-    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
-    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, pods: n });
+    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n });
+    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n });
     const tsxSamples: CollectSample[] = [];
     const k = ready.kubelet;
     await baseline.request({

@@ -57,9 +57,9 @@ export interface ParseOptions {
   /**
    * Called for each series of a kept family before anything is built for it; false skips the
    * series (no sample), which is how a decoder that reads a few items of a big family avoids
-   * making garbage of the rest. A skipped line is checked up to its labels; once its series is
-   * cached (a repeat, or a later parse) its value is not read, like a line outside keepPrefixes.
-   * The filter must be a pure function of
+   * making garbage of the rest. A skipped line is checked in full up to its labels; its value
+   * and timestamp must be made of number characters (injected text fails) but are not
+   * converted. The filter must be a pure function of
    * its arguments: its answer for a series is reused for repeats of that series, in this parse
    * and later ones that pass the same function. A skipped series
    * counts toward `maxSeries` (duplicates included) but not toward `seriesCount` or
@@ -158,6 +158,8 @@ const BLANK = 16;
 const TOKEN_END = 32;
 /** Bytes a label value scan must look at: the closing quote, escapes, newline, non-ASCII. */
 const VALUE_SPECIAL = 64;
+/** Bytes a sample value or timestamp can be made of (digits, sign, point, exponent, Inf, NaN). */
+const NUMBER_CHAR = 128;
 const CLASS = buildClassTable();
 
 function buildClassTable(): Uint8Array {
@@ -178,6 +180,8 @@ function buildClassTable(): Uint8Array {
   mark(QUOTE, QUOTE, VALUE_SPECIAL);
   mark(BACKSLASH, BACKSLASH, VALUE_SPECIAL);
   mark(0x80, 0xff, VALUE_SPECIAL);
+  mark(ZERO, NINE, NUMBER_CHAR);
+  for (const c of '+-.eEiInNfFaAtTyY') mark(c.charCodeAt(0), c.charCodeAt(0), NUMBER_CHAR);
   return table;
 }
 
@@ -790,11 +794,29 @@ class Parser implements SeriesLabels {
     if (family.kept && this.keepSeries !== undefined && !this.cachedVerdict(entry, family.name)) {
       family.filtered = true;
       this.countSkipped();
-      return this.skipRestOfLine(seriesEnd);
+      return this.checkValueTail(seriesEnd, end);
     }
     const lineEnd = this.readValueTail(this.skipBlanks(seriesEnd, end), end);
     if (family.kept) this.addCachedSample(entry, family, this.lineValue, this.lineTimestampMs);
     return lineEnd;
+  }
+
+  /**
+   * The rest of a line whose series is skipped: one or two tokens made of number characters, then
+   * the end of the line. Nothing is converted; a token with any other byte (injected labels,
+   * quotes, text) is read in full, which reports the syntax error.
+   */
+  private checkValueTail(seriesEnd: number, end: number): number {
+    const b = this.bytes;
+    let p = this.skipBlanks(seriesEnd, end);
+    for (let token = 0; token < 2 && p < end && !(CLASS[b[p]!]! & TOKEN_END); token++) {
+      const start = p;
+      while (p < end && CLASS[b[p]!]! & NUMBER_CHAR) p++;
+      if (p === start || (p < end && !(CLASS[b[p]!]! & TOKEN_END))) return this.readValueTail(this.skipBlanks(seriesEnd, end), end);
+      p = this.skipBlanks(p, end);
+    }
+    if (p === this.skipBlanks(seriesEnd, end)) return this.readValueTail(p, end); // no value: the error
+    return this.lineEndAt(p, end);
   }
 
   /** The value, the optional timestamp and the line's end, from p; the numbers land in lineValue and lineTimestampMs. */
@@ -1062,7 +1084,7 @@ class Parser implements SeriesLabels {
       help: undefined,
       hasSamples: false,
       filtered: false,
-      kept: this.prefixStrings === undefined || this.prefixStrings.some((p) => name.startsWith(p)),
+      kept: this.prefixStrings === undefined || keptByPrefixes(this.prefixes!, this.prefixStrings, name),
       samples: [],
     };
     this.familyByName.set(name, family);
@@ -1235,6 +1257,21 @@ interface PrefixTrie {
   next: Int32Array;
   /** 1 where a keep prefix ends. */
   terminal: Uint8Array;
+  /** Family names already tested against the prefixes (the same few dozen on every scrape). */
+  keptNames: Map<string, boolean>;
+}
+
+const KEPT_NAMES_MAX = 4096;
+
+/** Whether a family name starts with one of the keep prefixes, remembered per prefix list. */
+function keptByPrefixes(trie: PrefixTrie, prefixes: readonly string[], name: string): boolean {
+  let kept = trie.keptNames.get(name);
+  if (kept === undefined) {
+    kept = prefixes.some((p) => name.startsWith(p));
+    if (trie.keptNames.size >= KEPT_NAMES_MAX) trie.keptNames.clear();
+    trie.keptNames.set(name, kept);
+  }
+  return kept;
 }
 
 const TRIE_CACHE_MAX = 16;
@@ -1278,7 +1315,7 @@ function prefixTrieByContent(prefixes: readonly string[]): PrefixTrie {
     terminal[all] = 1;
     for (let c = 0; c < 256; c++) next[c] = all;
   }
-  const trie = { next: next.slice(0, Math.max(1, nodes) * 256), terminal: terminal.slice(0, nodes) };
+  const trie = { next: next.slice(0, Math.max(1, nodes) * 256), terminal: terminal.slice(0, nodes), keptNames: new Map<string, boolean>() };
   if (trieCache.size >= TRIE_CACHE_MAX) trieCache.delete(trieCache.keys().next().value!);
   trieCache.set(key, trie);
   return trie;

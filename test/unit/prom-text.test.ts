@@ -537,8 +537,12 @@ describe('keepSeries', () => {
     const skipAll = () => false;
     expect(() => parsePromText('m{i=1} 2\n', { keepSeries: skipAll })).toThrow(/quoted label value/);
     expect(() => parsePromText(`m{i="1"} ${'9'.repeat(100)}\n`, { keepSeries: skipAll, limits: { maxLineBytes: 64 } })).toThrow(/line/);
-    // The value of a skipped series is not read, as for a line outside keepPrefixes; a kept one is.
-    expect(parsePromText('m{i="1"} nope\n', { keepSeries: skipAll }).seriesCount).toBe(0);
-    expect(() => parsePromText('m{i="1"} nope\n', { keepSeries: () => true })).toThrow(/invalid sample value/);
+    // The value of a skipped series must be made of number characters (so injected text fails)
+    // but is not converted; a kept one is read in full.
+    expect(() => parsePromText('m{i="1"} nope\n', { keepSeries: skipAll })).toThrow(/invalid sample value/);
+    expect(() => parsePromText('m{i="1"} x{a="b"} 1\n', { keepSeries: skipAll })).toThrow(PromParseError);
+    expect(parsePromText('m{i="1"} 1.2.3 -5\n', { keepSeries: skipAll }).seriesCount).toBe(0);
+    expect(() => parsePromText('m{i="1"} 1.2.3\n', { keepSeries: () => true })).toThrow(/invalid sample value/);
+    expect(() => parsePromText('m{i="1"}\n', { keepSeries: skipAll })).toThrow(/missing sample value/);
   });
 });
