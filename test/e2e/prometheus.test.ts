@@ -62,6 +62,17 @@ const DEMO_BLIND_SPOT_ALERTS = [
   'KataBridgeSandboxUnmapped', // orphan: a VM no source joins to a pod
 ];
 
+/** The demo's isolation-audit findings (src/lab/demo.ts) and the alert each must raise. */
+const DEMO_AUDIT_ALERTS: ReadonlyArray<readonly [alert: string, pod: string]> = [
+  ['KataBridgeUntrustedPodUnsandboxed', 'e2e-hostnet-7d4kq'], // a ci pod under runc
+  ['KataBridgeUntrustedPodHostNamespace', 'e2e-hostnet-7d4kq'], // ... with hostNetwork
+  ['KataBridgePrivilegedContainerHostDevices', 'dind-5k8wz'], // privileged, handler passes host devices
+  ['KataBridgeUntrustedPodHostPath', 'cache-warm-2n8pd'],
+  ['KataBridgeUntrustedPodKataAnnotations', 'build-debug-3k7mx'], // an enabled hypervisor annotation
+];
+/** Audit alerts the demo must not raise: its configuration files are all readable, and its one node audits. */
+const DEMO_QUIET_AUDIT_ALERTS = ['KataBridgePrivilegedContainerHostDevicesUnknown', 'KataBridgeAuditConfigUnreadable', 'KataBridgeAuditDisabledOnNode'];
+
 /** The drill-down pass on ci/lint-zeros-5d2bq: what that pod legitimately lacks. */
 const ALLOWED_EMPTY_ONE_POD: Record<string, string> = {
   'kata-pod-drilldown/Gap reasons/B':
@@ -215,6 +226,22 @@ describe('calm demo node, committed rules, real Prometheus', () => {
       { timeoutMs: 20_000, intervalMs: 500, describe: () => prom.log() },
     );
     for (const name of DEMO_BLIND_SPOT_ALERTS) expect(active.has(name)).toBe(true);
+  });
+
+  it("raises an isolation-audit alert for each of the demo's findings, on its pod, and no other", async () => {
+    const auditAlerts = new Set([...DEMO_AUDIT_ALERTS.map(([alert]) => alert), ...DEMO_QUIET_AUDIT_ALERTS]);
+    const expected = DEMO_AUDIT_ALERTS.map(([alert, pod]) => `${alert} ci/${pod}`).sort();
+    const active = await pollUntil(
+      'the isolation-audit alerts pending or firing',
+      async () => {
+        const found = (await prom.alerts())
+          .filter((a) => a.state !== 'inactive' && auditAlerts.has(a.labels['alertname'] ?? ''))
+          .map((a) => `${a.labels['alertname']} ${a.labels['namespace']}/${a.labels['pod']}`);
+        return expected.every((e) => found.includes(e)) ? found : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, describe: () => prom.log() },
+    );
+    expect([...new Set(active)].sort()).toEqual(expected);
   });
 
   it('finds values for every dashboard query variable', async () => {
