@@ -232,7 +232,7 @@ export function parseCommandLine(
     kubeletInsecureSkipTlsVerify: bool('kubelet.insecure-skip-tls-verify'),
     kubeletTimeoutMs: duration('kubelet.timeout', str('kubelet.timeout')!),
     kubeletStaleAfterMs: duration('kubelet.stale-after', str('kubelet.stale-after')!),
-    kubeconfig: str('kubeconfig') ?? env.KUBECONFIG,
+    kubeconfig: str('kubeconfig') ?? (env.KUBECONFIG || undefined),
     serviceAccountDir: str('kubeconfig.service-account-dir')!,
     cgroupRoot: str('path.cgroupfs')!,
     kataGoDir: str('path.kata-go')!,
