@@ -7,10 +7,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { parseCommandLine } from '../src/config.ts';
-import { Exporter } from '../src/exporter.ts';
-import { silentLogger } from '../src/log.ts';
+import type { Exporter } from '../src/exporter.ts';
 import { parsePromText } from '../src/translate/prom-text.ts';
+import { startBenchExporter } from './start-exporter.ts';
 
 export interface CollectSample {
   kind: 'collected';
@@ -64,21 +63,6 @@ function countSeries(text: string): CollectSample['series'] {
   };
 }
 
-async function start(flags: string[], env: Record<string, string>, pods: number): Promise<void> {
-  // KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them in a pod.
-  Object.assign(process.env, env);
-  const parsed = parseCommandLine([...flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);
-  if (parsed.kind !== 'run') throw new Error('no exporter configuration');
-  exporter = new Exporter({
-    config: parsed.config,
-    logger: silentLogger,
-    build: { version: 'bench', revision: 'bench', nodeVersion: process.version },
-  });
-  await exporter.startSources(30_000);
-  const deadline = Date.now() + 30_000;
-  while (exporter.watcher.pods().size < pods && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-}
-
 async function collect(): Promise<CollectSample> {
   const e = exporter!;
   const cpu0 = process.cpuUsage();
@@ -114,7 +98,10 @@ process.on('message', (message: { kind: string; flags?: string[]; env?: Record<s
   const fail = (error: unknown): void => reply({ kind: 'error', message: error instanceof Error ? error.stack : String(error) });
   if (message.kind === 'start') {
     // RSS once everything is loaded and the pod list is in, before any collection: the floor.
-    start(message.flags ?? [], message.env ?? {}, message.pods ?? 0).then(() => reply({ kind: 'started', idleRssBytes: process.memoryUsage.rss() }), fail);
+    startBenchExporter(message.flags ?? [], message.env ?? {}, message.pods ?? 0).then((started) => {
+      exporter = started;
+      reply({ kind: 'started', idleRssBytes: process.memoryUsage.rss() });
+    }, fail);
   }
   else if (message.kind === 'collect') collect().then(reply, fail);
   else if (message.kind === 'stop') {

@@ -5,9 +5,8 @@
 import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCommandLine } from '../src/config.ts';
-import { Exporter } from '../src/exporter.ts';
-import { silentLogger } from '../src/log.ts';
+import type { Exporter } from '../src/exporter.ts';
+import { startBenchExporter } from './start-exporter.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -25,12 +24,9 @@ export async function startInProcessExporter(n: number): Promise<InProcessExport
     execArgv: process.execArgv.filter((a) => a !== '--expose-gc'),
   });
   const ready = await new Promise<{ flags: string[]; env: Record<string, string> }>((resolve) => node.once('message', resolve as (m: unknown) => void));
-  Object.assign(process.env, ready.env);
-  const parsed = parseCommandLine([...ready.flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);
-  if (parsed.kind !== 'run') throw new Error('no exporter configuration');
-  const exporter = new Exporter({ config: parsed.config, logger: silentLogger, build: { version: 'bench', revision: 'bench', nodeVersion: process.version } });
-  await exporter.startSources(30_000);
-  while (exporter.watcher.pods().size < n) await new Promise((r) => setTimeout(r, 50));
+  const exporter = await startBenchExporter(ready.flags, ready.env, n);
+  // A profile of fewer pods than asked for would measure another node.
+  if (exporter.watcher.pods().size < n) throw new Error(`the pod list never reached ${n} pods`);
   const collect = async (): Promise<void> => {
     await exporter.renderer.render(await exporter.snapshot(), 'text');
   };

@@ -80,6 +80,7 @@ interface SandboxPlan {
 export class Collector {
   private readonly counters = new CounterState();
   private readonly now: () => number;
+  /** Detected once kubepods is there; see readCgroups. */
   private layout: CgroupLayout | undefined;
 
   constructor(private readonly deps: CollectorDeps) {
@@ -229,14 +230,18 @@ export class Collector {
   ): Promise<{ ok: boolean; podCgroups: Map<string, CgroupUsage> }> {
     const podCgroups = new Map<string, CgroupUsage>();
     let index: Map<string, PodCgroup>;
+    let layout: CgroupLayout;
     try {
-      this.layout = await detectCgroupLayout(this.deps.config.cgroupRoot);
-      index = await indexPodCgroups(this.layout);
+      // The mounts do not change while the exporter runs: detected again only until kubepods shows,
+      // which settles the hierarchy on a hybrid host.
+      layout = this.layout?.drivers.length ? this.layout : await detectCgroupLayout(this.deps.config.cgroupRoot);
+      index = await indexPodCgroups(layout);
+      this.layout = layout;
     } catch (error) {
+      this.layout = undefined;
       this.deps.logger.warn({ err: loggableError(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
       return { ok: false, podCgroups };
     }
-    const layout = this.layout;
     await Promise.all(
       pods.map(async (pod) => {
         const found = index.get(pod.uid);
@@ -391,7 +396,7 @@ function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
 }
 
 /** A loggable form of an error: the message names the URL, socket or file involved. */
-export function loggableError(error: unknown): { message: string; reason?: string } {
+function loggableError(error: unknown): { message: string; reason?: string } {
   if (error instanceof SourceError) return { message: error.message, reason: error.reason };
   return { message: error instanceof Error ? error.message : String(error) };
 }

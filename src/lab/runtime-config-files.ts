@@ -23,6 +23,14 @@ export const HOST_DEVICES_HANDLER = 'kata-qemu';
 /** Kata's build default (src/runtime/Makefile DEFENABLEANNOTATIONS), as kata-deploy ships it. */
 export const KATA_ENABLE_ANNOTATIONS = ['enable_iommu', 'virtio_fs_extra_args', 'kernel_params'];
 
+const HYPERVISOR_ANNOTATION_PREFIX = 'io.katacontainers.config.hypervisor.';
+
+/** Whether this node's Kata VMs apply a pod annotation: every handler passes io.katacontainers.*, hypervisor ones only when enabled. */
+export function labAppliesKataAnnotation(key: string): boolean {
+  if (!key.startsWith('io.katacontainers.')) return false;
+  return !key.startsWith(HYPERVISOR_ANNOTATION_PREFIX) || KATA_ENABLE_ANNOTATIONS.includes(key.slice(HYPERVISOR_ANNOTATION_PREFIX.length));
+}
+
 export interface LabRuntimeConfig {
   containerdConfig: string;
   containerdDropIn: string;

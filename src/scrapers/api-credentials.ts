@@ -10,11 +10,11 @@
  * memory (its KubeConfig pulls in every generated API model), more than half of the exporter's
  * budget on a large node (docs/performance.md).
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
 import { SourceError } from './source-error.ts';
 
 /** What one request carries. The caller owns the dispatcher and destroys it after the request. */
@@ -37,10 +37,12 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 const MAX_CREDENTIAL_BYTES = 1024 * 1024;
 
 function readCredential(path: string, what: string): string {
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readTextSync(path, MAX_CREDENTIAL_BYTES);
   } catch (error) {
+    if (error instanceof FileTooLarge) {
+      throw new SourceError('unauthorized', path, `the service account ${what} is larger than 1 MiB`, 'check the mounted service account files');
+    }
     throw new SourceError(
       'unauthorized',
       path,
@@ -48,8 +50,6 @@ function readCredential(path: string, what: string): string {
       'mount the service account token (automountServiceAccountToken) or pass --kubeconfig',
     );
   }
-  if (text.length > MAX_CREDENTIAL_BYTES) throw new SourceError('unauthorized', path, `the service account ${what} is larger than 1 MiB`, 'check the mounted service account files');
-  return text;
 }
 
 /**

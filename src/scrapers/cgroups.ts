@@ -3,7 +3,7 @@
  * /sys/fs/cgroup), so the same code reads a fixture tree, the node lab's fake tree, or a real host.
  * Naming rules come from translate/cgroup-paths.ts, decoding from translate/cgroup-decode.ts.
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 import { CGROUP_FILES, decodeCgroupUsage, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
@@ -24,7 +24,7 @@ import {
 } from '../translate/cgroup-paths.ts';
 import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
 import { pauseForIo, readTextSync } from './pseudo-fs.ts';
-import { SourceError, errorCode } from './source-error.ts';
+import { SourceError, isGone } from './source-error.ts';
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -80,53 +80,45 @@ export interface PodCgroup {
 
 // ─── small I/O helpers ────────────────────────────────────────────────────────
 
-/** Errors that mean the file or its cgroup is gone (ENODEV: read through a removed cgroup). */
-const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENODEV']);
-
 function ioError(target: string, err: unknown): SourceError {
   const detail = err instanceof Error ? err.message : String(err);
   return new SourceError('io', target, detail, 'check that the exporter runs as root with the host cgroupfs mounted read-only');
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+/** What is at the path, or undefined when it (or its cgroup) is gone. */
+function entryAt(path: string): Stats | undefined {
   try {
-    return lstatSync(path).isDirectory();
+    return lstatSync(path);
   } catch (err) {
-    if (GONE_CODES.has(errorCode(err) ?? '')) return false;
+    if (isGone(err)) return undefined;
     throw ioError(path, err);
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    lstatSync(path);
-    return true;
-  } catch (err) {
-    if (GONE_CODES.has(errorCode(err) ?? '')) return false;
-    throw ioError(path, err);
-  }
+function isDirectory(path: string): boolean {
+  return entryAt(path)?.isDirectory() === true;
 }
 
 /** Far above any counter file the kernel writes (v1 memory.stat is a few KiB). */
 const CGROUP_FILE_MAX_BYTES = 1024 * 1024;
 
 /** The text of a file, or undefined when it (or its directory) does not exist. */
-async function readOptional(path: string): Promise<string | undefined> {
+function readOptional(path: string): string | undefined {
   try {
     return readTextSync(path, CGROUP_FILE_MAX_BYTES);
   } catch (err) {
-    if (GONE_CODES.has(errorCode(err) ?? '')) return undefined;
+    if (isGone(err)) return undefined;
     throw ioError(path, err);
   }
 }
 
 /** Names of the subdirectories, or [] when the directory does not exist. */
-async function subdirectories(path: string): Promise<string[]> {
+function subdirectories(path: string): string[] {
   try {
     const entries = readdirSync(path, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
   } catch (err) {
-    if (GONE_CODES.has(errorCode(err) ?? '')) return [];
+    if (isGone(err)) return [];
     throw ioError(path, err);
   }
 }
@@ -140,19 +132,19 @@ function abs(dir: string, relPath: string): string {
 /** v1 mounts cpuacct alone, or co-mounted with cpu under either name order (plus symlinks). */
 const V1_CPUACCT_DIRS = ['cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'];
 
-async function firstDirectory(root: string, names: readonly string[]): Promise<string | undefined> {
+function firstDirectory(root: string, names: readonly string[]): string | undefined {
   for (const name of names) {
     const dir = join(root, name);
-    if (await isDirectory(dir)) return dir;
+    if (isDirectory(dir)) return dir;
   }
   return undefined;
 }
 
-async function kubepodsDrivers(dir: string | undefined): Promise<CgroupDriver[]> {
+function kubepodsDrivers(dir: string | undefined): CgroupDriver[] {
   if (dir === undefined) return [];
   const found: CgroupDriver[] = [];
   for (const driver of CGROUP_DRIVERS) {
-    if (await isDirectory(abs(dir, kubepodsPath(driver)))) found.push(driver);
+    if (isDirectory(abs(dir, kubepodsPath(driver)))) found.push(driver);
   }
   return found;
 }
@@ -163,13 +155,13 @@ async function kubepodsDrivers(dir: string | undefined): Promise<CgroupDriver[]>
  * Throws SourceError('not_found') when neither hierarchy is there.
  */
 export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Promise<CgroupLayout> {
-  if (await exists(join(root, 'cgroup.controllers'))) {
-    return { root, kind: 'v2', version: 2, cpuDir: root, memoryDir: root, unifiedDir: root, drivers: await kubepodsDrivers(root) };
+  if (entryAt(join(root, 'cgroup.controllers')) !== undefined) {
+    return { root, kind: 'v2', version: 2, cpuDir: root, memoryDir: root, unifiedDir: root, drivers: kubepodsDrivers(root) };
   }
-  const cpuDir = await firstDirectory(root, V1_CPUACCT_DIRS);
-  const memoryDir = await firstDirectory(root, ['memory']);
+  const cpuDir = firstDirectory(root, V1_CPUACCT_DIRS);
+  const memoryDir = firstDirectory(root, ['memory']);
   const unified = join(root, 'unified');
-  const unifiedDir = (await exists(join(unified, 'cgroup.controllers'))) ? unified : undefined;
+  const unifiedDir = entryAt(join(unified, 'cgroup.controllers')) !== undefined ? unified : undefined;
   if (cpuDir === undefined && memoryDir === undefined) {
     if (unifiedDir === undefined) {
       throw new SourceError(
@@ -179,12 +171,12 @@ export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Pr
         'point --path.cgroupfs at the host cgroup mount',
       );
     }
-    return { root, kind: 'hybrid', version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: await kubepodsDrivers(unifiedDir) };
+    return { root, kind: 'hybrid', version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: kubepodsDrivers(unifiedDir) };
   }
   const kind: CgroupLayoutKind = unifiedDir === undefined ? 'v1' : 'hybrid';
-  const v1Drivers = [...new Set([...(await kubepodsDrivers(cpuDir)), ...(await kubepodsDrivers(memoryDir))])];
+  const v1Drivers = [...new Set([...(kubepodsDrivers(cpuDir)), ...(kubepodsDrivers(memoryDir))])];
   if (v1Drivers.length === 0 && unifiedDir !== undefined) {
-    const v2Drivers = await kubepodsDrivers(unifiedDir);
+    const v2Drivers = kubepodsDrivers(unifiedDir);
     if (v2Drivers.length > 0) {
       return { root, kind, version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: v2Drivers };
     }
@@ -202,9 +194,9 @@ function hierarchyDirs(layout: CgroupLayout): string[] {
 }
 
 /** A cgroup exists when its directory is in any of the hierarchies read. */
-export async function cgroupExists(layout: CgroupLayout, relPath: string): Promise<boolean> {
+function cgroupExists(layout: CgroupLayout, relPath: string): boolean {
   for (const dir of hierarchyDirs(layout)) {
-    if (await isDirectory(abs(dir, relPath))) return true;
+    if (isDirectory(abs(dir, relPath))) return true;
   }
   return false;
 }
@@ -231,17 +223,16 @@ export async function indexPodCgroups(layout: CgroupLayout): Promise<Map<string,
   if (dir === undefined) return index;
   for (const driver of CGROUP_DRIVERS) {
     const levels: PodQos[] = ['guaranteed', ...QOS_LEVELS];
-    const listings = await Promise.all(levels.map((qos) => subdirectories(abs(dir, qosCgroupPath(driver, qos)))));
-    levels.forEach((qos, i) => addPodEntries(index, driver, qos, qosCgroupPath(driver, qos), listings[i] ?? []));
+    for (const qos of levels) addPodEntries(index, driver, qos, qosCgroupPath(driver, qos), subdirectories(abs(dir, qosCgroupPath(driver, qos))));
   }
   return index;
 }
 
 // ─── Kata sandbox cgroups ─────────────────────────────────────────────────────
 
-async function firstExisting(layout: CgroupLayout, candidates: string[], foundBy: CgroupFoundBy): Promise<FoundCgroup | undefined> {
+function firstExisting(layout: CgroupLayout, candidates: string[], foundBy: CgroupFoundBy): FoundCgroup | undefined {
   for (const path of candidates) {
-    if (await cgroupExists(layout, path)) return { path, foundBy: path.includes(':') ? 'systemd-literal' : foundBy };
+    if (cgroupExists(layout, path)) return { path, foundBy: path.includes(':') ? 'systemd-literal' : foundBy };
   }
   return undefined;
 }
@@ -265,12 +256,12 @@ export async function findSandboxCgroups(
   const result: SandboxCgroups = {};
   // An id that is not a single path step would let the naming rules escape the pod cgroup.
   const byName = isSandboxId(sandboxId);
-  const sandboxHint = hint?.sandboxCgroupPath ? await firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
+  const sandboxHint = hint?.sandboxCgroupPath ? firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
   const sandbox =
     sandboxHint ??
     (podPath === undefined || !byName
       ? undefined
-      : await firstExisting(
+      : firstExisting(
           layout,
           [
             ...sandboxChildNames(podDriver(podPath), sandboxId).map((name) => `${podPath}/${name}`),
@@ -279,8 +270,8 @@ export async function findSandboxCgroups(
           'naming',
         ));
   if (sandbox) result.sandbox = sandbox;
-  const overheadHint = hint?.overheadCgroupPath ? await firstExisting(layout, hintCandidates(hint.overheadCgroupPath), 'hint') : undefined;
-  const overhead = overheadHint ?? (byName ? await firstExisting(layout, overheadCgroupPaths(sandboxId), 'naming') : undefined);
+  const overheadHint = hint?.overheadCgroupPath ? firstExisting(layout, hintCandidates(hint.overheadCgroupPath), 'hint') : undefined;
+  const overhead = overheadHint ?? (byName ? firstExisting(layout, overheadCgroupPaths(sandboxId), 'naming') : undefined);
   if (overhead) result.overhead = overhead;
   return result;
 }
@@ -317,7 +308,7 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Pr
   try {
     const plan = filesToRead(layout, path);
     const keys = ['cpu', 'memoryUsage', 'memoryStat'] as const;
-    const texts = await Promise.all(keys.map((k) => (plan[k].dir === undefined ? undefined : readOptional(join(plan[k].dir, plan[k].file)))));
+    const texts = keys.map((k) => (plan[k].dir === undefined ? undefined : readOptional(join(plan[k].dir, plan[k].file))));
     const files: CgroupFileTexts = {};
     keys.forEach((k, i) => {
       const text = texts[i];
@@ -326,7 +317,7 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Pr
     // A missing file is normal only while its directory is still there.
     const missingDirs = new Set(keys.filter((k, i) => texts[i] === undefined && plan[k].dir !== undefined).map((k) => plan[k].dir as string));
     for (const dir of missingDirs) {
-      if (!(await isDirectory(dir))) {
+      if (!isDirectory(dir)) {
         return new SourceError('not_found', target, `no cgroup directory ${dir}`, 'the pod or sandbox was probably removed; it is gone at the next collection');
       }
     }

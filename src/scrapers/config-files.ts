@@ -8,10 +8,11 @@
  * state change is logged once (not once per collection), naming the file and what to do.
  */
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { ConfigKind } from '../translate/runtime-config.ts';
-import { errorCode } from './source-error.ts';
+import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
+import { errorCode, isGone } from './source-error.ts';
 
 export type FileProblem = 'missing' | 'unreadable' | 'too_large' | 'invalid';
 
@@ -30,18 +31,13 @@ const MOUNT_HINTS: Record<ConfigKind, string> = {
 
 const INVALID_HINT = 'the runtime reads the same file: fix it there; until it parses, the audit answers unknown where it needs it';
 
-export function notFound(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
 /** Whether something is at the path (a file the exporter may still fail to read counts). */
 export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
   } catch (error) {
-    return !notFound(error);
+    return !isGone(error);
   }
 }
 
@@ -50,7 +46,7 @@ export async function listDirectory(dir: string): Promise<string[] | undefined> 
   try {
     return (await readdir(dir)).sort();
   } catch (error) {
-    if (notFound(error)) return undefined;
+    if (isGone(error)) return undefined;
     throw error;
   }
 }
@@ -79,7 +75,7 @@ export class ConfigFileReader {
     try {
       info = await stat(path);
     } catch (error) {
-      return this.settle(key, kind, this.failure(path, notFound(error) ? 'missing' : 'unreadable', (error as Error).message));
+      return this.settle(key, kind, this.failure(path, isGone(error) ? 'missing' : 'unreadable', (error as Error).message));
     }
     if (!info.isFile()) return this.settle(key, kind, this.failure(path, 'unreadable', 'not a regular file'));
     if (info.size > this.maxBytes) {
@@ -91,13 +87,11 @@ export class ConfigFileReader {
 
     let result: FileRead<T>;
     try {
-      const bytes = await readFile(path);
-      // It may have grown between the stat and the read.
-      if (bytes.length > this.maxBytes) throw Object.assign(new Error('grew past the size bound while being read'), { code: 'EFBIG' });
-      result = { path, ok: true, value: parse(bytes.toString('utf8')) };
+      // Bounded again: it may have grown since the stat. Read once per change of the file.
+      result = { path, ok: true, value: parse(readTextSync(path, this.maxBytes)) };
     } catch (error) {
-      const io = errorCode(error) !== undefined;
-      result = this.failure(path, io ? (errorCode(error) === 'EFBIG' ? 'too_large' : 'unreadable') : 'invalid', (error as Error).message);
+      const problem = error instanceof FileTooLarge ? 'too_large' : errorCode(error) !== undefined ? 'unreadable' : 'invalid';
+      result = this.failure(path, problem, (error as Error).message);
     }
     this.cache.set(key, { signature, result });
     return this.settle(key, kind, result);

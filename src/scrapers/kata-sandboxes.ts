@@ -9,12 +9,11 @@
 
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import pLimit from 'p-limit';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
 import { FileTooLarge, pauseForIo, readTextSync } from './pseudo-fs.ts';
-import { SourceError, errorCode } from './source-error.ts';
+import { SourceError, errorCode, isGone } from './source-error.ts';
 
 export interface SandboxDiscoveryOptions {
   /** --path.kata-go, default /run/vc/sbs. */
@@ -58,17 +57,9 @@ const PID = /^[1-9][0-9]{0,9}$/;
 const CMDLINE_MAX_BYTES = 64 * 1024;
 const COMM_MAX_BYTES = 64;
 const MAX_THREADS = 1024;
-/** Parallel small reads of /proc and the sandbox directories. */
-const READ_CONCURRENCY = 32;
 
 const STATE_FILE: Record<KataRuntime, string> = { go: 'persist.json', rs: 'state.json' };
 const SOCKET_FILE = 'shim-monitor.sock';
-
-/** Churn, not failure: the file, directory or process went away between listing and reading. */
-function isGone(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR';
-}
 
 function ioError(path: string, error: unknown): SourceError {
   const code = errorCode(error);
@@ -81,9 +72,9 @@ function ioError(path: string, error: unknown): SourceError {
 
 /**
  * Reads a whole file, refusing more than `maxBytes` (FileTooLarge) and anything but a regular
- * file. Undefined when the file is gone. Synchronous underneath: see pseudo-fs.ts.
+ * file. Undefined when the file is gone. Synchronous: see pseudo-fs.ts.
  */
-export async function readBounded(path: string, maxBytes: number): Promise<string | undefined> {
+export function readBounded(path: string, maxBytes: number): string | undefined {
   try {
     return readTextSync(path, maxBytes);
   } catch (error) {
@@ -93,9 +84,9 @@ export async function readBounded(path: string, maxBytes: number): Promise<strin
 }
 
 /** readBounded for the optional files of a sandbox: errors are collected, never thrown. */
-async function readOptional(path: string, maxBytes: number, errors: SourceError[]): Promise<string | undefined> {
+function readOptional(path: string, maxBytes: number, errors: SourceError[]): string | undefined {
   try {
-    return await readBounded(path, maxBytes);
+    return readBounded(path, maxBytes);
   } catch (error) {
     errors.push(
       error instanceof FileTooLarge
@@ -117,7 +108,7 @@ function socketAt(path: string): string | undefined {
 }
 
 /** Sandbox directory names under a runtime root; a missing root is a runtime not installed. */
-async function listSandboxIds(root: string, errors: SourceError[]): Promise<string[]> {
+function listSandboxIds(root: string, errors: SourceError[]): string[] {
   try {
     const entries = readdirSync(root, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory() && SANDBOX_ID.test(e.name)).map((e) => e.name);
@@ -145,12 +136,10 @@ export async function readSandbox(
   const local: SourceError[] = [];
   const socketPath = join(dir, SOCKET_FILE);
   await pauseForIo();
-  const [socketIdentity, stateText, containerdConfig, crioConfig] = await Promise.all([
-    socketAt(socketPath),
-    readOptional(join(dir, STATE_FILE[runtime]), paths.maxFileBytes, local),
-    readOptional(join(paths.containerdTasksDir, 'k8s.io', id, 'config.json'), paths.maxFileBytes, local),
-    readOptional(join(paths.crioDir, id, 'userdata', 'config.json'), paths.maxFileBytes, local),
-  ]);
+  const socketIdentity = socketAt(socketPath);
+  const stateText = readOptional(join(dir, STATE_FILE[runtime]), paths.maxFileBytes, local);
+  const containerdConfig = readOptional(join(paths.containerdTasksDir, 'k8s.io', id, 'config.json'), paths.maxFileBytes, local);
+  const crioConfig = readOptional(join(paths.crioDir, id, 'userdata', 'config.json'), paths.maxFileBytes, local);
   try {
     if (!lstatSync(dir).isDirectory()) return undefined;
   } catch {
@@ -173,7 +162,7 @@ function definedOptions(options: SandboxDiscoveryOptions): SandboxDiscoveryOptio
 }
 
 /** Thread names of one process, bounded; empty when it is gone. */
-async function readThreadNames(procDir: string, pid: number): Promise<string[]> {
+function readThreadNames(procDir: string, pid: number): string[] {
   const taskDir = join(procDir, String(pid), 'task');
   let tids: string[];
   try {
@@ -181,17 +170,23 @@ async function readThreadNames(procDir: string, pid: number): Promise<string[]> 
   } catch {
     return [];
   }
-  const names = await Promise.all(
-    tids.map((tid) => readBounded(join(taskDir, tid, 'comm'), COMM_MAX_BYTES).catch(() => undefined)),
-  );
-  return names.filter((n): n is string => n !== undefined).map((n) => n.trim());
+  const names: string[] = [];
+  for (const tid of tids) {
+    try {
+      const name = readBounded(join(taskDir, tid, 'comm'), COMM_MAX_BYTES);
+      if (name !== undefined) names.push(name.trim());
+    } catch {
+      // unreadable or oversized: not a thread name we can use
+    }
+  }
+  return names;
 }
 
 /**
  * Every process's comm and cmdline, read once per collection. Processes that exit meanwhile,
  * and ones we may not read (hidepid), are left out.
  */
-export async function readProcessTable(
+async function readProcessTable(
   procDir: string,
   errors: SourceError[],
 ): Promise<Array<Omit<HostProcess, 'threadNames'>>> {
@@ -202,24 +197,19 @@ export async function readProcessTable(
     errors.push(ioError(procDir, error));
     return [];
   }
-  const limit = pLimit(READ_CONCURRENCY);
-  const processes = await Promise.all(
-    pids.map((pid) =>
-      limit(async () => {
-        try {
-          const [comm, cmdline] = await Promise.all([
-            readBounded(join(procDir, pid, 'comm'), COMM_MAX_BYTES),
-            readBounded(join(procDir, pid, 'cmdline'), CMDLINE_MAX_BYTES),
-          ]);
-          if (comm === undefined || cmdline === undefined) return undefined;
-          return { pid: Number(pid), comm: comm.trim(), cmdline: cmdline.split('\0').filter((a) => a !== '') };
-        } catch {
-          return undefined; // exited, unreadable, or a cmdline past the cap: not a VMM we can use
-        }
-      }),
-    ),
-  );
-  return processes.filter((p) => p !== undefined);
+  const processes: Array<Omit<HostProcess, 'threadNames'>> = [];
+  for (const pid of pids) {
+    await pauseForIo();
+    try {
+      const comm = readBounded(join(procDir, pid, 'comm'), COMM_MAX_BYTES);
+      const cmdline = comm === undefined ? undefined : readBounded(join(procDir, pid, 'cmdline'), CMDLINE_MAX_BYTES);
+      if (comm === undefined || cmdline === undefined) continue;
+      processes.push({ pid: Number(pid), comm: comm.trim(), cmdline: cmdline.split('\0').filter((a) => a !== '') });
+    } catch {
+      // exited, unreadable, or a cmdline past the cap: not a VMM we can use
+    }
+  }
+  return processes;
 }
 
 /**
@@ -232,27 +222,27 @@ export async function readProcessTable(
 export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): Promise<SandboxDiscovery> {
   const paths: Paths = { ...SANDBOX_DISCOVERY_DEFAULTS, ...definedOptions(options) };
   const errors: SourceError[] = [];
-  const [goIds, rsIds] = await Promise.all([listSandboxIds(paths.kataGoDir, errors), listSandboxIds(paths.kataRsDir, errors)]);
+  const goIds = listSandboxIds(paths.kataGoDir, errors);
+  const rsIds = listSandboxIds(paths.kataRsDir, errors);
 
-  const limit = pLimit(READ_CONCURRENCY);
-  const onSettled = options.onSettled;
+  // One after another: the reads are synchronous and readSandbox pauses for pending I/O.
   let scan = false;
-  const read = async (runtime: KataRuntime, id: string): Promise<Omit<RawSandbox, 'processes'> | undefined> => {
-    const sandbox = await readSandbox(runtime, id, paths, errors);
-    if (sandbox === undefined) return undefined;
-    if (needsProcessScan([sandbox])) scan = true;
-    else onSettled?.({ ...sandbox, processes: [] });
-    return sandbox;
-  };
-  const found = (
-    await Promise.all([...goIds.map((id) => limit(() => read('go', id))), ...rsIds.map((id) => limit(() => read('rs', id)))])
-  ).filter((s) => s !== undefined);
+  const found: Omit<RawSandbox, 'processes'>[] = [];
+  for (const [runtime, ids] of [['go', goIds], ['rs', rsIds]] as const) {
+    for (const id of ids) {
+      const sandbox = await readSandbox(runtime, id, paths, errors);
+      if (sandbox === undefined) continue;
+      found.push(sandbox);
+      if (needsProcessScan([sandbox])) scan = true;
+      else options.onSettled?.({ ...sandbox, processes: [] });
+    }
+  }
 
   if (!scan) return { sandboxes: found.map((s) => ({ ...s, processes: [] })), errors };
 
   const processTable = await readProcessTable(paths.procDir, errors);
-  const threadCache = new Map<number, Promise<string[]>>();
-  const threadsOf = (pid: number): Promise<string[]> => {
+  const threadCache = new Map<number, string[]>();
+  const threadsOf = (pid: number): string[] => {
     let names = threadCache.get(pid);
     if (names === undefined) {
       names = readThreadNames(paths.procDir, pid);
@@ -264,7 +254,7 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
   const sandboxes: RawSandbox[] = [];
   for (const sandbox of found) {
     const mine = processTable.filter((p) => cmdlineMentionsSandbox(p.cmdline, sandbox.id));
-    const processes = await Promise.all(mine.map(async (p) => ({ ...p, threadNames: await threadsOf(p.pid) })));
+    const processes = mine.map((p) => ({ ...p, threadNames: threadsOf(p.pid) }));
     sandboxes.push({ ...sandbox, processes });
   }
   return { sandboxes, errors };

@@ -269,7 +269,7 @@ interface KeptClient {
  * form queued behind discovery's and the cgroup reads' file I/O on libuv's 4 threads, which cost
  * more wall time than the kept connection saved (see docs/performance.md).
  */
-export function socketIdentity(socketPath: string): string | undefined {
+function socketIdentity(socketPath: string): string | undefined {
   try {
     const found = statSync(socketPath, { bigint: true, throwIfNoEntry: false });
     return found === undefined ? undefined : `${found.dev}:${found.ino}`;

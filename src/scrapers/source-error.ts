@@ -38,3 +38,12 @@ export function errorCode(error: unknown): string | undefined {
   if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code;
   return errorCode(cause) ?? (typeof code === 'string' ? code : undefined);
 }
+
+/**
+ * Churn, not failure: the file, directory, cgroup or process went away (or never was) between
+ * listing and reading. ENODEV: read through a removed cgroup; ESRCH: a process that exited.
+ */
+export function isGone(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENODEV' || code === 'ESRCH';
+}

@@ -157,11 +157,13 @@ function isUntrusted(pod: PodRecord, input: AuditInput): boolean {
   return input.podSelector === undefined || matchesLabels(input.podSelector, pod.labels ?? {});
 }
 
-function byPod(a: AuditPodRef & { sub?: string }, b: AuditPodRef & { sub?: string }): number {
-  const left = [a.namespace, a.pod, a.sub ?? ''];
-  const right = [b.namespace, b.pod, b.sub ?? ''];
-  for (let i = 0; i < left.length; i++) if (left[i] !== right[i]) return left[i]! < right[i]! ? -1 : 1;
-  return 0;
+/** Code-unit order, as `<` compares (not localeCompare): stable across locales. */
+function byText(a: string, b: string): number {
+  return a === b ? 0 : a < b ? -1 : 1;
+}
+
+function byPod(a: AuditPodRef, b: AuditPodRef): number {
+  return byText(a.namespace, b.namespace) || byText(a.pod, b.pod);
 }
 
 export function auditNode(input: AuditInput): AuditSnapshot {
@@ -179,10 +181,10 @@ export function auditNode(input: AuditInput): AuditSnapshot {
     const ref = { namespace: pod.namespace, pod: pod.name };
     const isolation = pod.isolation;
     const kata = input.kataPods.has(pod.uid);
-    if (kata) {
-      for (const container of isolation?.privilegedContainers ?? []) {
-        result.privilegedContainers.push({ ...ref, container, hostDevices: hostDevices(pod, input.runtime) });
-      }
+    const privileged = kata ? (isolation?.privilegedContainers ?? []) : [];
+    if (privileged.length > 0) {
+      const devices = hostDevices(pod, input.runtime);
+      for (const container of privileged) result.privilegedContainers.push({ ...ref, container, hostDevices: devices });
     }
     if (!isUntrusted(pod, input)) continue;
     result.untrustedPods++;
@@ -196,8 +198,8 @@ export function auditNode(input: AuditInput): AuditSnapshot {
     if (keys.length > 0) result.kataAnnotations.push({ ...ref, honoured: honoured(pod, keys, input) });
   }
   result.unsandboxed.sort(byPod);
-  result.privilegedContainers.sort((a, b) => byPod({ ...a, sub: a.container }, { ...b, sub: b.container }));
-  result.hostNamespaces.sort((a, b) => byPod({ ...a, sub: a.kind }, { ...b, sub: b.kind }));
+  result.privilegedContainers.sort((a, b) => byPod(a, b) || byText(a.container, b.container));
+  result.hostNamespaces.sort((a, b) => byPod(a, b) || byText(a.kind, b.kind));
   result.hostPaths.sort(byPod);
   result.kataAnnotations.sort(byPod);
   result.configs = configsRead(input);

@@ -33,6 +33,8 @@ export class SelectorError extends Error {
 const NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const NAME_MAX = 63;
+/** The operand of `>` and `<`, in the selector and in the label it is compared with. */
+const INTEGER = /^-?\d+$/;
 const PREFIX_MAX = 253;
 
 /** Why a label key is not a qualified name (`[prefix/]name`), or undefined when it is. */
@@ -157,7 +159,7 @@ class Parser {
       case '<': {
         // An integer, not a label value (Kubernetes checks only that it parses).
         const value = this.value(false, false);
-        if (!/^-?\d+$/.test(value)) throw new SelectorError(`"${key} ${op.kind} ${value}": the value of ${op.kind} must be an integer`);
+        if (!INTEGER.test(value)) throw new SelectorError(`"${key} ${op.kind} ${value}": the value of ${op.kind} must be an integer`);
         return { key, operator: op.kind === '>' ? 'gt' : 'lt', values: [value] };
       }
       default:
@@ -221,7 +223,7 @@ export function matchesRequirement(requirement: Requirement, labels: Labels): bo
       return value === undefined || !requirement.values.includes(value);
     case 'gt':
     case 'lt': {
-      if (value === undefined || !/^-?\d+$/.test(value)) return false;
+      if (value === undefined || !INTEGER.test(value)) return false;
       const actual = BigInt(value);
       const bound = BigInt(requirement.values[0]!);
       return requirement.operator === 'gt' ? actual > bound : actual < bound;

@@ -10,7 +10,7 @@
  * value out of float range reads as ±Inf.
  */
 
-import { SeriesCache, hashBytes, type CachedSeries, type NameMemo } from './prom-series-cache.ts';
+import { SeriesCache, hashBytes, sameBytes, type CachedSeries, type NameMemo } from './prom-series-cache.ts';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
 
@@ -248,12 +248,12 @@ class InternTable {
   lastHash = 0;
 
   private bytes: Buffer = EMPTY_BYTES;
-  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private view: DataView = EMPTY_VIEW;
 
-  /** Starts a parse over `bytes`. */
-  begin(bytes: Buffer): void {
+  /** Starts a parse over `bytes`, read through the parser's `view` of them. */
+  begin(bytes: Buffer, view: DataView): void {
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.view = view;
     if (++this.generation === 0x7fffffff) {
       this.generations.fill(0);
       this.generation = 1;
@@ -263,7 +263,7 @@ class InternTable {
   /** Ends a parse: the input is not kept alive by the table. */
   end(): void {
     this.bytes = EMPTY_BYTES;
-    this.view = new DataView(new ArrayBuffer(0));
+    this.view = EMPTY_VIEW;
   }
 
   intern(start: number, end: number): string {
@@ -280,7 +280,7 @@ class InternTable {
     const generation = this.generation;
     for (let probe = 0; probe < INTERN_PROBES; probe++) {
       if (this.generations[slot] !== generation) return this.fill(slot, start, end);
-      if (this.lengths[slot] === length && this.sameBytes(this.starts[slot]!, start, length)) {
+      if (this.lengths[slot] === length && sameBytes(this.view, this.starts[slot]!, this.view, start, length)) {
         this.lastSlot = slot;
         this.lastHash = this.hashes[slot]!;
         return this.strings[slot]!;
@@ -305,15 +305,6 @@ class InternTable {
     this.strings[slot] = fresh;
     this.lastSlot = slot;
     return fresh;
-  }
-
-  /** Four bytes per step through a DataView: verification is the parser's hottest loop. */
-  private sameBytes(a: number, b: number, length: number): boolean {
-    const view = this.view;
-    let i = 0;
-    for (; i + 4 <= length; i += 4) if (view.getInt32(a + i, true) !== view.getInt32(b + i, true)) return false;
-    for (; i < length; i++) if (view.getUint8(a + i) !== view.getUint8(b + i)) return false;
-    return true;
   }
 
   /** An interned string is latin1 of ASCII bytes: one char code per byte. */
@@ -471,10 +462,10 @@ class Parser implements SeriesLabels {
   }
 
   run(): ParseResult {
-    this.strings.begin(this.bytes);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    this.strings.begin(this.bytes, this.view);
     this.series.reset();
     this.cache.beginParse();
-    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     try {
       return this.parseAll();
     } finally {
@@ -526,18 +517,13 @@ class Parser implements SeriesLabels {
     return this.result();
   }
 
-  /** The line at p has the name of the last line skipped by prefix (compared four bytes a step). */
+  /** The line at p has the name of the last line skipped by prefix. */
   private isSkippedName(p: number, end: number): boolean {
     const length = this.skippedNameLength;
     if (length === 0 || p + length >= end) return false;
     const after = this.bytes[p + length]!;
     if (after !== LBRACE && !(CLASS[after]! & BLANK)) return false;
-    const view = this.view;
-    const from = this.skippedNameStart;
-    let i = 0;
-    for (; i + 4 <= length; i += 4) if (view.getInt32(p + i, true) !== view.getInt32(from + i, true)) return false;
-    for (; i < length; i++) if (this.bytes[p + i] !== this.bytes[from + i]) return false;
-    return true;
+    return sameBytes(this.view, p, this.view, this.skippedNameStart, length);
   }
 
   private rememberSkippedName(p: number, end: number): void {
@@ -808,14 +794,15 @@ class Parser implements SeriesLabels {
    */
   private checkValueTail(seriesEnd: number, end: number): number {
     const b = this.bytes;
-    let p = this.skipBlanks(seriesEnd, end);
+    const first = this.skipBlanks(seriesEnd, end);
+    let p = first;
     for (let token = 0; token < 2 && p < end && !(CLASS[b[p]!]! & TOKEN_END); token++) {
       const start = p;
       while (p < end && CLASS[b[p]!]! & NUMBER_CHAR) p++;
-      if (p === start || (p < end && !(CLASS[b[p]!]! & TOKEN_END))) return this.readValueTail(this.skipBlanks(seriesEnd, end), end);
+      if (p === start || (p < end && !(CLASS[b[p]!]! & TOKEN_END))) return this.readValueTail(first, end);
       p = this.skipBlanks(p, end);
     }
-    if (p === this.skipBlanks(seriesEnd, end)) return this.readValueTail(p, end); // no value: the error
+    if (p === first) return this.readValueTail(p, end); // no value: the error
     return this.lineEndAt(p, end);
   }
 
@@ -830,24 +817,6 @@ class Parser implements SeriesLabels {
       p = this.skipBlanks(this.tokenEnd, end);
     }
     return this.lineEndAt(p, end);
-  }
-
-  /** The newline ending the current line, which must not be longer than the limit. */
-  private skipRestOfLine(from: number): number {
-    // What follows a series part is a value and maybe a timestamp: a short loop costs less than
-    // a call to indexOf.
-    const b = this.bytes;
-    const near = Math.min(b.length, from + 32);
-    for (let p = from; p < near; p++) {
-      if (b[p] === LF) {
-        if (p - this.lineStart > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
-        return p;
-      }
-    }
-    let nl = b.indexOf(LF, from);
-    if (nl < 0) nl = this.bytes.length;
-    if (nl - this.lineStart > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
-    return nl;
   }
 
   /** The family of a cached name, resolved once per name while the families do not change. */

@@ -8,11 +8,9 @@ import { rename, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO, DEMO_UNTRUSTED_LABEL } from '../../src/lab/demo.ts';
 import type { LabScenario } from '../../src/lab/node-lab.ts';
-import { HOST_DEVICES_HANDLER, KATA_ENABLE_ANNOTATIONS } from '../../src/lab/runtime-config-files.ts';
+import { HOST_DEVICES_HANDLER, labAppliesKataAnnotation } from '../../src/lab/runtime-config-files.ts';
 import { seriesKey, startBridge, type Bridge } from '../support/bridge-harness.ts';
 import { waitFor } from '../support/e2e-helpers.ts';
-
-const HYPERVISOR_PREFIX = 'io.katacontainers.config.hypervisor.';
 
 /** Every kata_bridge_audit_* series of a scrape but audit_enabled, by key. */
 function auditSeries(series: Map<string, number>): Map<string, number> {
@@ -45,8 +43,7 @@ function expectedDemoSeries(bridge: Bridge): Map<string, number> {
     if (Object.keys(scenario.hostPaths).length > 0) expected.set(audit('host_path', ref), 1);
     const kataKeys = Object.keys(scenario.annotations).filter((k) => k.startsWith('io.katacontainers.'));
     if (kataKeys.length > 0) {
-      // Every lab handler passes io.katacontainers.*; a hypervisor annotation applies when enabled.
-      const applies = kataKeys.some((k) => !k.startsWith(HYPERVISOR_PREFIX) || KATA_ENABLE_ANNOTATIONS.includes(k.slice(HYPERVISOR_PREFIX.length)));
+      const applies = kataKeys.some(labAppliesKataAnnotation);
       expected.set(audit('kata_annotations', ref), 1);
       expected.set(audit('kata_annotations_honoured', { ...ref, honoured: String(applies && handler !== null) }), 1);
     }

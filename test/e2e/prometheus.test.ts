@@ -11,7 +11,9 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
+import { DEMO_SCENARIO, DEMO_UNTRUSTED_LABEL } from '../../src/lab/demo.ts';
+import type { NodeLab } from '../../src/lab/node-lab.ts';
+import { HOST_DEVICES_HANDLER, labAppliesKataAnnotation } from '../../src/lab/runtime-config-files.ts';
 import { generate } from '../../scripts/gen-rules.ts';
 import { resolveThresholds } from '../../deploy/prometheus/thresholds.ts';
 import { startBridge, type Bridge } from '../support/bridge-harness.ts';
@@ -62,13 +64,18 @@ const DEMO_BLIND_SPOT_ALERTS = [
   'KataBridgeSandboxUnmapped', // orphan: a VM no source joins to a pod
 ];
 
-/** The demo's isolation-audit findings (src/lab/demo.ts) and the alert each must raise. */
-const DEMO_AUDIT_ALERTS: ReadonlyArray<readonly [alert: string, pod: string]> = [
-  ['KataBridgeUntrustedPodUnsandboxed', 'e2e-hostnet-7d4kq'], // a ci pod under runc
-  ['KataBridgeUntrustedPodHostNamespace', 'e2e-hostnet-7d4kq'], // ... with hostNetwork
-  ['KataBridgePrivilegedContainerHostDevices', 'dind-5k8wz'], // privileged, handler passes host devices
-  ['KataBridgeUntrustedPodHostPath', 'cache-warm-2n8pd'],
-  ['KataBridgeUntrustedPodKataAnnotations', 'build-debug-3k7mx'], // an enabled hypervisor annotation
+type LabPod = NodeLab['pods'] extends Map<string, infer P> ? P : never;
+const untrusted = (namespace: string) => DEMO_SCENARIO.namespaces?.[namespace]?.[DEMO_UNTRUSTED_LABEL.key] === DEMO_UNTRUSTED_LABEL.value;
+/**
+ * The isolation-audit alerts and which demo pods each must fire on, read from the scenario as the
+ * lab built it (src/lab/demo.ts, src/lab/runtime-config-files.ts): the demo shows each finding.
+ */
+const DEMO_AUDIT_ALERTS: ReadonlyArray<readonly [alert: string, raisedBy: (pod: LabPod['scenario']) => boolean]> = [
+  ['KataBridgeUntrustedPodUnsandboxed', (p) => untrusted(p.namespace) && p.runtimeClassName === null],
+  ['KataBridgeUntrustedPodHostNamespace', (p) => untrusted(p.namespace) && p.hostNamespaces.length > 0],
+  ['KataBridgePrivilegedContainerHostDevices', (p) => p.runtimeClassName === HOST_DEVICES_HANDLER && p.containers.some((c) => c.privileged)],
+  ['KataBridgeUntrustedPodHostPath', (p) => untrusted(p.namespace) && Object.keys(p.hostPaths).length > 0],
+  ['KataBridgeUntrustedPodKataAnnotations', (p) => untrusted(p.namespace) && p.runtimeClassName !== null && Object.keys(p.annotations).some(labAppliesKataAnnotation)],
 ];
 /** Audit alerts the demo must not raise: its configuration files are all readable, and its one node audits. */
 const DEMO_QUIET_AUDIT_ALERTS = ['KataBridgePrivilegedContainerHostDevicesUnknown', 'KataBridgeAuditConfigUnreadable', 'KataBridgeAuditDisabledOnNode'];
@@ -230,7 +237,10 @@ describe('calm demo node, committed rules, real Prometheus', () => {
 
   it("raises an isolation-audit alert for each of the demo's findings, on its pod, and no other", async () => {
     const auditAlerts = new Set([...DEMO_AUDIT_ALERTS.map(([alert]) => alert), ...DEMO_QUIET_AUDIT_ALERTS]);
-    const expected = DEMO_AUDIT_ALERTS.map(([alert, pod]) => `${alert} ci/${pod}`).sort();
+    const pods = [...bridge.lab.pods.values()].filter((p) => p.scenario.inApiServer).map((p) => p.scenario);
+    const expected = DEMO_AUDIT_ALERTS.flatMap(([alert, raisedBy]) => pods.filter(raisedBy).map((p) => `${alert} ${p.namespace}/${p.name}`)).sort();
+    // The demo shows every finding, so no alert's expectation may come out empty.
+    for (const [alert] of DEMO_AUDIT_ALERTS) expect(expected.some((e) => e.startsWith(`${alert} `)), alert).toBe(true);
     const active = await pollUntil(
       'the isolation-audit alerts pending or firing',
       async () => {

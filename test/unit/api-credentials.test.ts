@@ -95,6 +95,17 @@ describe('in-cluster credentials', () => {
       await rm(empty, { recursive: true, force: true });
     }
   });
+
+  test('a token past 1 MiB is refused at start-up, naming the file', async () => {
+    const big = await mkdtemp(join(os.tmpdir(), 'kmb-sa-big-'));
+    try {
+      await writeFile(join(big, 'token'), 'x'.repeat(1024 * 1024 + 1));
+      await writeFile(join(big, 'ca.crt'), caPem);
+      expect(() => inClusterCredentials(env(), big)).toThrow(`${join(big, 'token')}: the service account token is larger than 1 MiB`);
+    } finally {
+      await rm(big, { recursive: true, force: true });
+    }
+  });
 });
 
 /** Whether @kubernetes/client-node has been loaded through require (how api-credentials.ts loads it). */

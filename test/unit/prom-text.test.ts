@@ -428,15 +428,15 @@ describe('limits', () => {
   });
 
   test.each([
-    ['line exactly at the bound', 'm 12345\n', { maxLineBytes: 7 }],
-    ['CRLF line at the bound', 'm 1234\r\n', { maxLineBytes: 7 }],
-    ['series at the bound', 'a 1\nb 1\n', { maxSeries: 2 }],
-    ['duplicates do not count as series', 'a 1\na 1\na 1\n', { maxSeries: 1 }],
-    ['labels at the bound', 'm{a="1",b="2"} 1\n', { maxLabelsPerSeries: 2 }],
-    ['label name at the bound', 'm{abcde="1"} 1\n', { maxLabelNameBytes: 5 }],
-    ['label value at the bound (escapes count once)', 'm{a="\\\\\\"xyz"} 1\n', { maxLabelValueBytes: 5 }],
-  ])('within bounds: %s', (_, text, limits) => {
-    expect(parsePromText(text, { limits }).seriesCount).toBeGreaterThan(0);
+    ['line exactly at the bound', 'm 12345\n', { maxLineBytes: 7 }, 1],
+    ['CRLF line at the bound', 'm 1234\r\n', { maxLineBytes: 7 }, 1],
+    ['series at the bound', 'a 1\nb 1\n', { maxSeries: 2 }, 2],
+    ['duplicates do not count as series', 'a 1\na 1\na 1\n', { maxSeries: 1 }, 1],
+    ['labels at the bound', 'm{a="1",b="2"} 1\n', { maxLabelsPerSeries: 2 }, 1],
+    ['label name at the bound', 'm{abcde="1"} 1\n', { maxLabelNameBytes: 5 }, 1],
+    ['label value at the bound (escapes count once)', 'm{a="\\\\\\"xyz"} 1\n', { maxLabelValueBytes: 5 }, 1],
+  ])('within bounds: %s', (_, text, limits, series) => {
+    expect(parsePromText(text, { limits }).seriesCount).toBe(series);
   });
 
   test('errors carry the 1-based line number', () => {
