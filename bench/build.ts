@@ -31,7 +31,7 @@ export const DOCKERFILE_TSC_FLAGS = [
  */
 export const IMAGE_NODE_FLAGS = ['--enable-source-maps', ...daemonSetNodeOptions()];
 
-function daemonSetNodeOptions(): string[] {
+export function daemonSetNodeOptions(): string[] {
   const manifest = parse(readFileSync(new URL('../deploy/kubernetes/base/daemonset.yaml', import.meta.url), 'utf8')) as {
     spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } };
   };

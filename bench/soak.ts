@@ -1,13 +1,15 @@
 /**
- * Soak: the real exporter process (src/main.ts, through tsx, with the node lab's flags) against a
+ * Soak: the real exporter process (src/main.ts, through tsx, with the node lab's flags and the
+ * DaemonSet's NODE_OPTIONS, so the heap is sized as in a cluster) against a
  * simulated node with pod churn (one pod created or deleted every 100 ms, on top of the demo
  * pods), while a client scrapes /metrics every second. Measures the series count before the
  * churn and after it (it must come back to the baseline: no leaked series), the counter series
- * per pod, the exporter's resident memory (from /proc/<pid>/status, so the lab's own memory does
+ * per pod, the V8 heap in use after a forced GC (what a leak of the exporter's own objects would
+ * grow), the exporter's resident memory (from /proc/<pid>/status, so the lab's own memory does
  * not count) and every log line the exporter writes, classified as expected churn or not.
  *
  *   npm run soak                       # 10 minutes
- *   npm run soak -- --duration=30s --pool=30 --rss-bound-mib=50
+ *   npm run soak -- --duration=30s --pool=30 --rss-bound-mib=50 --heap-bound-mib=8
  *
  * Exits non-zero when a check fails. test/e2e/soak.test.ts runs the same soak for 30 s.
  */
@@ -16,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseDuration } from '../src/config.ts';
+import { daemonSetNodeOptions } from './build.ts';
 import { DEMO_SCENARIO } from '../src/lab/demo.ts';
 import { NodeLab, type LabPodScenario } from '../src/lab/node-lab.ts';
 import { parsePromText } from '../src/translate/prom-text.ts';
@@ -36,6 +39,8 @@ export interface SoakOptions {
   poolMax?: number;
   /** End RSS − start RSS (both after a forced GC) must stay below this. */
   rssBoundBytes?: number;
+  /** End − start V8 heap in use (both after a forced GC) must stay below this. */
+  heapBoundBytes?: number;
   /** How long the series may take to come back to the baseline once the churn stopped. */
   settleTimeoutMs?: number;
   /** Extra exporter flags. */
@@ -84,7 +89,7 @@ export interface SoakReport {
   counterSeries: { baseline: number; max: number; end: number };
   rss: { startBytes: number; maxBytes: number; endBytes: number; growthBytes: number; boundBytes: number; afterGc: boolean; hwmBytes: number };
   /** V8 heap in use after the forced GCs: what the exporter's objects hold, without allocator slack. */
-  heapUsed: { startBytes: number; endBytes: number };
+  heapUsed: { startBytes: number; endBytes: number; growthBytes: number; boundBytes: number };
   exitCode: number | null;
   logs: LogSummary;
   checks: SoakCheck[];
@@ -268,7 +273,7 @@ interface ExporterProcess {
 }
 
 async function startExporter(lab: NodeLab, extraFlags: readonly string[]): Promise<ExporterProcess> {
-  const args = ['--expose-gc', '--import', 'tsx', '--import', pathToFileURL(GC_HOOK).href, 'src/main.ts', ...lab.flags(), '--web.listen-address=127.0.0.1:0', ...extraFlags];
+  const args = [...daemonSetNodeOptions(), '--expose-gc', '--import', 'tsx', '--import', pathToFileURL(GC_HOOK).href, 'src/main.ts', ...lab.flags(), '--web.listen-address=127.0.0.1:0', ...extraFlags];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
   if (child.pid === undefined) throw new Error('soak: the exporter process did not start');
   const logs = new LogCollector();
@@ -372,6 +377,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const scrapeIntervalMs = options.scrapeIntervalMs ?? 1000;
   const poolMax = options.poolMax ?? 30;
   const rssBoundBytes = options.rssBoundBytes ?? 50 * MIB;
+  const heapBoundBytes = options.heapBoundBytes ?? 8 * MIB;
   const settleTimeoutMs = options.settleTimeoutMs ?? 60_000;
   const log = options.log ?? (() => undefined);
   const random = prng(options.seed ?? 20240611);
@@ -525,6 +531,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const sorted = [...latencies].sort((a, b) => a - b);
     const logs = proc.logs.summary;
     const growth = endGc.rss - startGc.rss;
+    const heapGrowth = endGc.heapUsed - startGc.heapUsed;
     const checks: SoakCheck[] = [
       {
         name: 'series back to baseline',
@@ -542,6 +549,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         name: `RSS growth under ${mib(rssBoundBytes)}`,
         ok: growth < rssBoundBytes,
         detail: `${mib(startGc.rss)} → ${mib(endGc.rss)} (${growth >= 0 ? '+' : ''}${mib(growth)}), max ${mib(rssMax)}`,
+      },
+      {
+        name: `V8 heap growth under ${mib(heapBoundBytes)}`,
+        ok: heapGrowth < heapBoundBytes,
+        detail: `${mib(startGc.heapUsed)} → ${mib(endGc.heapUsed)} (${heapGrowth >= 0 ? '+' : ''}${mib(heapGrowth)})`,
       },
       { name: 'forced GC available', ok: startGc.exposed && endGc.exposed, detail: startGc.exposed ? '--expose-gc' : 'gc() missing' },
       { name: 'every scrape answered 200 and parsed', ok: failed === 0, detail: `${latencies.length} scrapes, ${failed} failed` },
@@ -565,7 +577,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       pods: { baseline: baseline.pods, max: maxima.pods, end: final.pods },
       counterSeries: { baseline: baseline.counterSeries, max: maxima.counterSeries, end: final.counterSeries },
       rss: { startBytes: startGc.rss, maxBytes: rssMax, endBytes: endGc.rss, growthBytes: growth, boundBytes: rssBoundBytes, afterGc: startGc.exposed && endGc.exposed, hwmBytes: hwm },
-      heapUsed: { startBytes: startGc.heapUsed, endBytes: endGc.heapUsed },
+      heapUsed: { startBytes: startGc.heapUsed, endBytes: endGc.heapUsed, growthBytes: heapGrowth, boundBytes: heapBoundBytes },
       exitCode,
       logs,
       checks,
@@ -621,7 +633,8 @@ export function formatReport(report: SoakReport): string {
     `per-pod counter series (counter-state view): baseline ${report.counterSeries.baseline}, max ${report.counterSeries.max}, end ${report.counterSeries.end}`,
     `exporter RSS: start ${mib(report.rss.startBytes)}, max ${mib(report.rss.maxBytes)} (VmHWM ${mib(report.rss.hwmBytes)}), end ${mib(report.rss.endBytes)}, ` +
       `growth ${mib(report.rss.growthBytes)} (bound ${mib(report.rss.boundBytes)}, ${report.rss.afterGc ? 'after forced GC' : 'no forced GC'})`,
-    `exporter V8 heap used after GC: start ${mib(report.heapUsed.startBytes)}, end ${mib(report.heapUsed.endBytes)}`,
+    `exporter V8 heap used after GC: start ${mib(report.heapUsed.startBytes)}, end ${mib(report.heapUsed.endBytes)}, ` +
+      `growth ${mib(report.heapUsed.growthBytes)} (bound ${mib(report.heapUsed.boundBytes)})`,
     `scrapes: ${report.scrapes.total} (${report.scrapes.failed} failed), latency p50 ${report.scrapes.p50Ms.toFixed(1)} ms, ` +
       `p99 ${report.scrapes.p99Ms.toFixed(1)} ms, max ${report.scrapes.maxMs.toFixed(1)} ms`,
     `logs: ${report.logs.total} lines, by level ${JSON.stringify(report.logs.byLevel)}`,
@@ -642,7 +655,7 @@ function parseArgv(argv: readonly string[]): SoakOptions {
   const options: SoakOptions = { durationMs: 10 * 60_000 };
   for (const arg of argv) {
     const match = /^--([a-z-]+)=(.*)$/.exec(arg);
-    if (match === null) throw new Error(`soak: unknown argument "${arg}" (use --duration=10m, --pool=30, --churn-interval=100ms, --scrape-interval=1s, --rss-bound-mib=50, --seed=N)`);
+    if (match === null) throw new Error(`soak: unknown argument "${arg}" (use --duration=10m, --pool=30, --churn-interval=100ms, --scrape-interval=1s, --rss-bound-mib=50, --heap-bound-mib=8, --seed=N)`);
     const [, name, value] = match as unknown as [string, string, string];
     switch (name) {
       case 'duration':
@@ -659,6 +672,9 @@ function parseArgv(argv: readonly string[]): SoakOptions {
         break;
       case 'rss-bound-mib':
         options.rssBoundBytes = Number(value) * MIB;
+        break;
+      case 'heap-bound-mib':
+        options.heapBoundBytes = Number(value) * MIB;
         break;
       case 'seed':
         options.seed = Number.parseInt(value, 10);

@@ -10,12 +10,13 @@ import { classifyLogLine, formatReport, runSoak, type SoakReport } from '../../b
 
 const MIB = 2 ** 20;
 const RSS_BOUND = 50 * MIB;
+const HEAP_BOUND = 8 * MIB;
 
 describe('soak: 30 s of pod churn against the real exporter process', () => {
   let report: SoakReport;
 
   beforeAll(async () => {
-    report = await runSoak({ durationMs: 30_000, poolMax: 30, rssBoundBytes: RSS_BOUND, log: (line) => console.info(line) });
+    report = await runSoak({ durationMs: 30_000, poolMax: 30, rssBoundBytes: RSS_BOUND, heapBoundBytes: HEAP_BOUND, log: (line) => console.info(line) });
     console.info(formatReport(report));
   }, 400_000);
 
@@ -39,6 +40,11 @@ describe('soak: 30 s of pod churn against the real exporter process', () => {
     expect(report.rss.startBytes).toBeGreaterThan(0);
     expect(report.rss.maxBytes).toBeGreaterThanOrEqual(report.rss.startBytes);
     expect(report.rss.growthBytes).toBeLessThan(RSS_BOUND);
+  });
+
+  test('the V8 heap in use after a forced GC grows by less than the bound: no retained objects per churned pod', () => {
+    expect(report.heapUsed.startBytes).toBeGreaterThan(0);
+    expect(report.heapUsed.growthBytes).toBeLessThan(HEAP_BOUND);
   });
 
   test('every scrape answered 200 and parsed', () => {
