@@ -242,36 +242,36 @@ export class Collector {
       this.deps.logger.warn({ err: loggableError(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
       return { ok: false, podCgroups };
     }
-    await Promise.all(
-      pods.map(async (pod) => {
-        const found = index.get(pod.uid);
-        if (found === undefined) return;
-        const usage = await readCgroupUsage(layout, found.path);
-        if (!(usage instanceof SourceError)) podCgroups.set(pod.uid, usage);
-      }),
-    );
-    await Promise.all(
-      plans.map(async (plan) => {
-        const podPath = plan.podUid === undefined ? undefined : index.get(plan.podUid)?.path;
-        const found = await findSandboxCgroups(layout, podPath, plan.record.id, {
-          sandboxCgroupPath: plan.record.sandboxCgroupPath,
-          overheadCgroupPath: plan.record.overheadCgroupPath,
-        });
-        // What the VM spends outside its pod cgroup: the overhead cgroup, and a sandbox cgroup
-        // created at the root instead of inside the pod (Kata issue 11325).
-        const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
-        const usages = await Promise.all(outside.flatMap((path) => (path === undefined ? [] : [readCgroupUsage(layout, path)])));
-        const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
-        const outsideTotal = sumUsage(read);
-        if (outsideTotal !== undefined) plan.observation.overheadCgroup = outsideTotal;
-        // A part that vanished mid-read, or an overhead cgroup Kata's state names but that is not
-        // there, would make the host total a partial sum: say so instead.
-        const expectedMissing = Boolean(plan.record.overheadCgroupPath) && found.overhead === undefined;
-        if (read.length < usages.length || expectedMissing || (read.length > 0 && outsideTotal === undefined)) {
-          plan.observation.overheadCgroupIncomplete = true;
-        }
-      }),
-    );
+    // One cgroup after another: the reads are synchronous, and each group pauses for pending I/O
+    // now and then. Started all at once, they would run back to back in one microtask drain and
+    // hold the shim answers that arrive meanwhile.
+    for (const pod of pods) {
+      const found = index.get(pod.uid);
+      if (found === undefined) continue;
+      const usage = await readCgroupUsage(layout, found.path);
+      if (!(usage instanceof SourceError)) podCgroups.set(pod.uid, usage);
+    }
+    for (const plan of plans) {
+      const podPath = plan.podUid === undefined ? undefined : index.get(plan.podUid)?.path;
+      const found = await findSandboxCgroups(layout, podPath, plan.record.id, {
+        sandboxCgroupPath: plan.record.sandboxCgroupPath,
+        overheadCgroupPath: plan.record.overheadCgroupPath,
+      });
+      // What the VM spends outside its pod cgroup: the overhead cgroup, and a sandbox cgroup
+      // created at the root instead of inside the pod (Kata issue 11325).
+      const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
+      const usages: (CgroupUsage | SourceError)[] = [];
+      for (const path of outside) if (path !== undefined) usages.push(await readCgroupUsage(layout, path));
+      const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
+      const outsideTotal = sumUsage(read);
+      if (outsideTotal !== undefined) plan.observation.overheadCgroup = outsideTotal;
+      // A part that vanished mid-read, or an overhead cgroup Kata's state names but that is not
+      // there, would make the host total a partial sum: say so instead.
+      const expectedMissing = Boolean(plan.record.overheadCgroupPath) && found.overhead === undefined;
+      if (read.length < usages.length || expectedMissing || (read.length > 0 && outsideTotal === undefined)) {
+        plan.observation.overheadCgroupIncomplete = true;
+      }
+    }
     return { ok: true, podCgroups };
   }
 

@@ -253,6 +253,7 @@ export async function findSandboxCgroups(
   sandboxId: string,
   hint?: SandboxCgroupHint,
 ): Promise<SandboxCgroups> {
+  await pauseForIo();
   const result: SandboxCgroups = {};
   // An id that is not a single path step would let the naming rules escape the pod cgroup.
   const byName = isSandboxId(sandboxId);
