@@ -1,6 +1,8 @@
 /**
  * Where a collection's CPU goes (never part of npm test):
- * `npx tsx bench/cpu-profile.ts [N=250] [collections=5]`.
+ * `npx tsx bench/cpu-profile.ts [N=250] [collections=5] [window]`, where `window` (say 0-100)
+ * keeps only the samples taken that many ms after each collection's start: what holds the event
+ * loop while the first shim answers are due, for instance.
  *
  * Runs the whole Exporter in this process against the simulated node (bench/node-child.ts in a
  * child), warms it up with two collections, then profiles a few more with V8's CPU profiler and
@@ -13,6 +15,8 @@ import { startInProcessExporter } from './in-process.ts';
 
 const n = Number(process.argv[2] ?? 250);
 const collections = Number(process.argv[3] ?? 5);
+const window = /^(\d+)-(\d+)$/.exec(process.argv[4] ?? '');
+const windowUs = window === null ? undefined : { from: Number(window[1]) * 1000, to: Number(window[2]) * 1000 };
 
 interface CpuNode {
   id: number;
@@ -20,6 +24,7 @@ interface CpuNode {
   children?: number[];
 }
 interface CpuProfile {
+  startTime: number;
   nodes: CpuNode[];
   samples: number[];
   timeDeltas: number[];
@@ -32,12 +37,26 @@ function label(node: CpuNode): string {
   return `${functionName || '(anonymous)'} ${file}`.trim();
 }
 
-function report(profile: CpuProfile, runs: number): void {
+/** Sample times are V8's monotonic microseconds, the clock of process.hrtime. */
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** Whether sample i fell in the window after some collection's start. */
+function inWindow(profile: CpuProfile, starts: readonly number[]): (i: number) => boolean {
+  if (windowUs === undefined) return () => true;
+  const at: number[] = [];
+  let t = profile.startTime;
+  for (const delta of profile.timeDeltas) at.push((t += delta));
+  return (i) => starts.some((start) => at[i]! - start >= windowUs.from && at[i]! - start < windowUs.to);
+}
+
+function report(profile: CpuProfile, runs: number, keep: (i: number) => boolean = () => true): void {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const time = new Map<number, number>();
-  profile.samples.forEach((id, i) => time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    if (keep(i)) time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const self = new Map<string, number>();
   const nearest = new Map<string, number>();
   let total = 0;
@@ -62,7 +81,8 @@ function report(profile: CpuProfile, runs: number): void {
       console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000 / runs).toFixed(1).padStart(7)} ms  ${name}`);
     }
   };
-  console.log(`busy CPU on the main thread: ${(total / 1000 / runs).toFixed(0)} ms per collection`);
+  const where = windowUs === undefined ? '' : ` from ${windowUs.from / 1000} to ${windowUs.to / 1000} ms after its start`;
+  console.log(`busy CPU on the main thread: ${(total / 1000 / runs).toFixed(0)} ms per collection${where}`);
   print('self time', self);
   print('by nearest src/ frame', nearest);
 }
@@ -76,11 +96,15 @@ async function main(): Promise<void> {
   await session.post('Profiler.setSamplingInterval', { interval: 200 });
   await session.post('Profiler.start');
   const cpu0 = process.cpuUsage();
-  for (let i = 0; i < collections; i++) await collect();
+  const starts: number[] = [];
+  for (let i = 0; i < collections; i++) {
+    starts.push(nowUs());
+    await collect();
+  }
   const cpu = process.cpuUsage(cpu0);
   const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
   console.log(`process CPU (all threads): ${((cpu.user + cpu.system) / 1000 / collections).toFixed(0)} ms per collection`);
-  report(profile, collections);
+  report(profile, collections, inWindow(profile, starts));
   // For a closer look (e.g. in Chrome DevTools): BENCH_CPU_PROFILE=file.cpuprofile.
   if (process.env.BENCH_CPU_PROFILE) writeFileSync(process.env.BENCH_CPU_PROFILE, JSON.stringify(profile));
   await close();

@@ -212,8 +212,11 @@ export class Collector {
       },
     });
     for (const error of discovery.errors) this.deps.logger.warn({ err: loggableError(error), source: 'shims' }, 'sandbox discovery problem');
-    const plans = resolveSandboxes(discovery.sandboxes).map((resolved) => {
-      const plan = early.get(resolved.record.id);
+    const plans = discovery.sandboxes.map((raw) => {
+      const plan = early.get(raw.id);
+      // Settled early and given no processes since: the early plan is already the final one.
+      if (plan !== undefined && raw.processes.length === 0) return plan;
+      const resolved = resolveSandboxes([raw])[0]!;
       if (plan === undefined) return toPlan(resolved);
       // The final record may carry a vmmPid from /proc; hypervisor, socket, cgroup paths and the
       // pod mapping are those the early plan was made with.

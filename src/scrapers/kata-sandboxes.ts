@@ -97,14 +97,37 @@ function readOptional(path: string, maxBytes: number, errors: SourceError[]): st
   }
 }
 
-/** Device and inode of the socket at path (the shim pool's connection identity), or undefined. */
-function socketAt(path: string): string | undefined {
+/**
+ * What is at the socket path: nothing, or an entry, with its device and inode (the shim pool's
+ * connection identity) when it is a socket.
+ */
+function socketAt(path: string): { exists: boolean; identity?: string } {
   try {
     const found = lstatSync(path, { bigint: true });
-    return found.isSocket() ? `${found.dev}:${found.ino}` : undefined;
+    return found.isSocket() ? { exists: true, identity: `${found.dev}:${found.ino}` } : { exists: true };
   } catch {
-    return undefined;
+    return { exists: false };
   }
+}
+
+/**
+ * The sandbox ids with a bundle under a CRI runtime's root, listed once per discovery so that a
+ * bundle is opened only where it exists (a node runs containerd or CRI-O, so the other's 250
+ * opens would all fail). Empty when the root is missing (that runtime is not installed);
+ * undefined when it cannot be listed, and then each bundle is tried, and its error reported.
+ */
+function listBundles(root: string): ReadonlySet<string> | undefined {
+  try {
+    return new Set(readdirSync(root));
+  } catch (error) {
+    return isGone(error) ? new Set() : undefined;
+  }
+}
+
+/** Bundle ids per runtime; undefined: not listed, try every bundle. */
+export interface BundleIndex {
+  containerd?: ReadonlySet<string>;
+  crio?: ReadonlySet<string>;
 }
 
 /** Sandbox directory names under a runtime root; a missing root is a runtime not installed. */
@@ -130,26 +153,41 @@ export async function readSandbox(
   options: SandboxDiscoveryOptions,
   errors: SourceError[],
 ): Promise<Omit<RawSandbox, 'processes'> | undefined> {
+  return readSandboxAt(runtime, id, withDefaults(options), errors, {});
+}
+
+async function readSandboxAt(
+  runtime: KataRuntime,
+  id: string,
+  paths: Paths,
+  errors: SourceError[],
+  bundles: BundleIndex,
+): Promise<Omit<RawSandbox, 'processes'> | undefined> {
   if (!SANDBOX_ID.test(id)) return undefined;
-  const paths: Paths = { ...SANDBOX_DISCOVERY_DEFAULTS, ...definedOptions(options) };
-  const dir = join(runtime === 'go' ? paths.kataGoDir : paths.kataRsDir, id);
+  // The id is a single path step (SANDBOX_ID), so plain concatenation cannot leave the roots.
+  const dir = `${runtime === 'go' ? paths.kataGoDir : paths.kataRsDir}/${id}`;
   const local: SourceError[] = [];
-  const socketPath = join(dir, SOCKET_FILE);
+  const socketPath = `${dir}/${SOCKET_FILE}`;
   await pauseForIo();
-  const socketIdentity = socketAt(socketPath);
-  const stateText = readOptional(join(dir, STATE_FILE[runtime]), paths.maxFileBytes, local);
-  const containerdConfig = readOptional(join(paths.containerdTasksDir, 'k8s.io', id, 'config.json'), paths.maxFileBytes, local);
-  const crioConfig = readOptional(join(paths.crioDir, id, 'userdata', 'config.json'), paths.maxFileBytes, local);
-  try {
-    if (!lstatSync(dir).isDirectory()) return undefined;
-  } catch {
-    return undefined; // vanished: its read errors are churn too
+  const stateText = readOptional(`${dir}/${STATE_FILE[runtime]}`, paths.maxFileBytes, local);
+  const containerdConfig =
+    bundles.containerd?.has(id) === false ? undefined : readOptional(`${paths.containerdTasksDir}/k8s.io/${id}/config.json`, paths.maxFileBytes, local);
+  const crioConfig = bundles.crio?.has(id) === false ? undefined : readOptional(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
+  // Looked at last: a socket still there means the directory outlived the reads; without one, the
+  // directory itself says whether the sandbox was torn down meanwhile.
+  const socket = socketAt(socketPath);
+  if (!socket.exists) {
+    try {
+      if (!lstatSync(dir).isDirectory()) return undefined;
+    } catch {
+      return undefined; // vanished: its read errors are churn too
+    }
   }
   errors.push(...local);
   const raw: Omit<RawSandbox, 'processes'> = { id, runtime, dir };
-  if (socketIdentity !== undefined) {
+  if (socket.identity !== undefined) {
     raw.socketPath = socketPath;
-    raw.socketIdentity = socketIdentity;
+    raw.socketIdentity = socket.identity;
   }
   if (stateText !== undefined) raw.stateText = stateText;
   if (containerdConfig !== undefined) raw.containerdConfig = containerdConfig;
@@ -157,8 +195,18 @@ export async function readSandbox(
   return raw;
 }
 
-function definedOptions(options: SandboxDiscoveryOptions): SandboxDiscoveryOptions {
-  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+/** The options over the defaults, with the roots normalised once (no trailing slash) for concatenation. */
+function withDefaults(options: SandboxDiscoveryOptions): Paths {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SandboxDiscoveryOptions;
+  const paths: Paths = { ...SANDBOX_DISCOVERY_DEFAULTS, ...given };
+  const root = (path: string): string => join(path).replace(/(?<=.)\/+$/, '');
+  return {
+    ...paths,
+    kataGoDir: root(paths.kataGoDir),
+    kataRsDir: root(paths.kataRsDir),
+    containerdTasksDir: root(paths.containerdTasksDir),
+    crioDir: root(paths.crioDir),
+  };
 }
 
 /** Thread names of one process, bounded; empty when it is gone. */
@@ -220,17 +268,19 @@ async function readProcessTable(
  * then, and only then, the processes are the fallback. Otherwise every sandbox has no processes.
  */
 export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): Promise<SandboxDiscovery> {
-  const paths: Paths = { ...SANDBOX_DISCOVERY_DEFAULTS, ...definedOptions(options) };
+  const paths = withDefaults(options);
   const errors: SourceError[] = [];
   const goIds = listSandboxIds(paths.kataGoDir, errors);
   const rsIds = listSandboxIds(paths.kataRsDir, errors);
+  // After the sandboxes: a sandbox's bundle is written before its shim makes its directory.
+  const bundles: BundleIndex = { containerd: listBundles(join(paths.containerdTasksDir, 'k8s.io')), crio: listBundles(paths.crioDir) };
 
   // One after another: the reads are synchronous and readSandbox pauses for pending I/O.
   let scan = false;
   const found: Omit<RawSandbox, 'processes'>[] = [];
   for (const [runtime, ids] of [['go', goIds], ['rs', rsIds]] as const) {
     for (const id of ids) {
-      const sandbox = await readSandbox(runtime, id, paths, errors);
+      const sandbox = await readSandboxAt(runtime, id, paths, errors, bundles);
       if (sandbox === undefined) continue;
       found.push(sandbox);
       if (needsProcessScan([sandbox])) scan = true;

@@ -37,13 +37,16 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /**
  * The whole file as UTF-8, refusing more than `maxBytes`. Reads to EOF because procfs and
- * cgroupfs files report size 0. Throws the fs error (ENOENT and the like: the caller decides
- * what is churn), FileTooLarge or NotARegularFile.
+ * cgroupfs files report size 0, except that a file which gave exactly the size it reported in
+ * a short read is complete (a state file on tmpfs): one read instead of two. Throws the fs error
+ * (ENOENT and the like: the caller decides what is churn), FileTooLarge or NotARegularFile.
  */
 export function readTextSync(path: string, maxBytes: number): string {
   const fd = openSync(path, OPEN_FLAGS);
   try {
-    if (!fstatSync(fd).isFile()) throw new NotARegularFile(path);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NotARegularFile(path);
+    const size = stat.size;
     const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
     // Short reads are normal (procfs answers a page at a time): only a read of 0 is the end.
     const full: Buffer[] = [];
@@ -54,11 +57,13 @@ export function readTextSync(path: string, maxBytes: number): string {
         full.push(Buffer.from(buffer)); // rare: state files are a few KiB
         offset = 0;
       }
-      const read = readSync(fd, buffer, offset, Math.min(buffer.length - offset, maxBytes + 1 - total), null);
+      const wanted = Math.min(buffer.length - offset, maxBytes + 1 - total);
+      const read = readSync(fd, buffer, offset, wanted, null);
       if (read === 0) break;
       offset += read;
       total += read;
       if (total > maxBytes) throw new FileTooLarge(path, maxBytes);
+      if (read < wanted && total === size) break;
     }
     if (full.length === 0) return buffer.toString('utf8', 0, offset);
     full.push(buffer.subarray(0, offset));

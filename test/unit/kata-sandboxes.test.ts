@@ -1,14 +1,28 @@
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { discoverSandboxes, readBounded, readSandbox } from '../../src/scrapers/kata-sandboxes.ts';
 import type { RawSandbox } from '../../src/translate/records.ts';
 import type { SourceError } from '../../src/scrapers/source-error.ts';
 import { FileTooLarge } from '../../src/scrapers/pseudo-fs.ts';
 import { FIXTURE_NODE, IDS, nodePaths } from '../fixtures/sandboxes/node.ts';
+
+/** Every path discovery opens, in order (node:fs is passed through, only watched). */
+const opened: string[] = [];
+vi.mock('node:fs', async (importOriginal) => {
+  const original = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...original,
+    openSync: (...args: Parameters<typeof original.openSync>) => {
+      opened.push(String(args[0]));
+      return original.openSync(...args);
+    },
+  };
+});
 
 const FIXTURE = FIXTURE_NODE;
 const { A, B, C, D, E, F, G } = IDS;
@@ -173,6 +187,44 @@ describe('discoverSandboxes edge cases', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+
+  test('a bundle is opened only where its runtime root lists the sandbox id', async () => {
+    const paths = nodePaths(FIXTURE);
+    opened.length = 0;
+    const result = await discoverSandboxes(paths);
+    expect(result.sandboxes).toHaveLength(7);
+    const containerd = opened.filter((p) => p.startsWith(`${paths.containerdTasksDir}/`)).map((p) => p.split('/').at(-2));
+    const crio = opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
+    // Exactly the fixture's bundles of its sandboxes, read off its tree.
+    const ids = new Set(result.sandboxes.map((s) => s.id));
+    const present = (dir: string) => readdirSync(dir).filter((id) => ids.has(id)).sort();
+    expect(containerd.sort()).toEqual(present(join(paths.containerdTasksDir, 'k8s.io')));
+    expect(crio.sort()).toEqual(present(paths.crioDir));
+    expect(containerd.length + crio.length).toBeLessThan(2 * ids.size);
+  });
+
+  test('a bundle root that cannot be listed makes each bundle be tried, and its error reported', async () => {
+    const root = await copyNode();
+    try {
+      const paths = nodePaths(root);
+      await rm(paths.crioDir, { recursive: true, force: true });
+      await writeFile(paths.crioDir, 'not a directory');
+      const result = await discoverSandboxes(paths);
+      expect(result.sandboxes).toHaveLength(7);
+      expect(byId(result.sandboxes).get(C)?.crioConfig).toBeUndefined();
+      expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a trailing slash on a root changes no path', async () => {
+    const paths = nodePaths(FIXTURE);
+    const slashed = await discoverSandboxes({ ...paths, kataGoDir: `${paths.kataGoDir}/`, kataRsDir: `${paths.kataRsDir}//` });
+    const plain = await discoverSandboxes(paths);
+    expect(slashed.sandboxes.map((s) => s.dir)).toEqual(plain.sandboxes.map((s) => s.dir));
+    expect(slashed.sandboxes.map((s) => s.socketPath)).toEqual(plain.sandboxes.map((s) => s.socketPath));
   });
 
   test('files above the byte cap are refused as oversize, not read', async () => {

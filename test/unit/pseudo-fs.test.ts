@@ -1,0 +1,78 @@
+/**
+ * The bounded synchronous reader of /run, cgroupfs and procfs, on real files: whole contents at
+ * every size around its buffer, the byte cap, and how many read calls a file costs.
+ */
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, test, vi } from 'vitest';
+import { FileTooLarge, readTextSync } from '../../src/scrapers/pseudo-fs.ts';
+
+const readCalls: number[] = [];
+
+vi.mock('node:fs', async (importOriginal) => {
+  const original = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...original,
+    readSync: (...args: Parameters<typeof original.readSync>) => {
+      const read = original.readSync(...args);
+      readCalls.push(read);
+      return read;
+    },
+  };
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'pseudo-fs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  readCalls.length = 0;
+});
+
+/** A file of `bytes` bytes of varied text, and that text. */
+function fileOf(bytes: number): { path: string; text: string } {
+  const text = Array.from({ length: bytes }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+  const path = join(dir, `f${bytes}`);
+  writeFileSync(path, text);
+  return { path, text };
+}
+
+describe('readTextSync', () => {
+  const BUFFER = 64 * 1024;
+
+  test.each([0, 1, 617, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 5])('a regular file of %i bytes is read whole', (bytes) => {
+    const { path, text } = fileOf(bytes);
+    expect(readTextSync(path, 4 * BUFFER)).toBe(text);
+  });
+
+  test('a regular file that fits the buffer costs one read: the size it reports says it is complete', () => {
+    const { path, text } = fileOf(2000);
+    expect(readTextSync(path, 1024 * 1024)).toBe(text);
+    expect(readCalls).toEqual([2000]);
+  });
+
+  test('a procfs file reports size 0, so it is read until a read returns nothing', () => {
+    const path = '/proc/self/status';
+    const text = readTextSync(path, 1024 * 1024);
+    expect(text).toMatch(/^Name:\t/);
+    expect(text.endsWith('\n')).toBe(true);
+    expect(text.split('\n').length).toBe(readFileSync(path, 'utf8').split('\n').length);
+    expect(readCalls.length).toBeGreaterThanOrEqual(2);
+    expect(readCalls.at(-1)).toBe(0);
+  });
+
+  test('exactly the cap is allowed; one byte more is refused, whether the file fits the buffer or not', () => {
+    for (const cap of [100, BUFFER + 100]) {
+      expect(readTextSync(fileOf(cap).path, cap)).toHaveLength(cap);
+      expect(() => readTextSync(fileOf(cap + 1).path, cap)).toThrow(FileTooLarge);
+    }
+  });
+
+  test('a missing file throws the fs error, for the caller to call churn', () => {
+    expect(() => readTextSync(join(dir, 'gone'), 100)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  test('a directory is refused as not a regular file', () => {
+    expect(() => readTextSync(dir, 100)).toThrow(expect.objectContaining({ code: 'ENOTREG' }));
+  });
+});
