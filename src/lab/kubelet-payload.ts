@@ -156,7 +156,11 @@ export function renderKubeletPayload(input: KubeletPayloadInput): string {
   for (const fam of FAMILIES) {
     if (input.scrapeError && fam.name !== 'resource_scrape_error') continue;
     // The Prometheus registry sorts series by label values.
-    const rows = fam.rows(input).sort((a, b) => (labelKey(a) < labelKey(b) ? -1 : labelKey(a) > labelKey(b) ? 1 : 0));
+    const rows = fam
+      .rows(input)
+      .map((row) => ({ row, key: labelKey(row) }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+      .map(({ row }) => row);
     if (rows.length === 0) continue;
     out.push(`# HELP ${fam.name} [${fam.stability}] ${fam.help}`, `# TYPE ${fam.name} ${fam.type}`);
     for (const r of rows) {
