@@ -123,8 +123,9 @@ function subdirectories(path: string): string[] {
   }
 }
 
+/** A cgroup's directory in a hierarchy; a normalised relPath ('/a/b') is simply appended. */
 function abs(dir: string, relPath: string): string {
-  return join(dir, relPath);
+  return relPath.startsWith('/') && !dir.endsWith('/') ? dir + relPath : join(dir, relPath);
 }
 
 // ─── layout ───────────────────────────────────────────────────────────────────
@@ -309,7 +310,7 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Pr
   try {
     const plan = filesToRead(layout, path);
     const keys = ['cpu', 'memoryUsage', 'memoryStat'] as const;
-    const texts = keys.map((k) => (plan[k].dir === undefined ? undefined : readOptional(join(plan[k].dir, plan[k].file))));
+    const texts = keys.map((k) => (plan[k].dir === undefined ? undefined : readOptional(`${plan[k].dir}/${plan[k].file}`)));
     const files: CgroupFileTexts = {};
     keys.forEach((k, i) => {
       const text = texts[i];
