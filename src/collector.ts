@@ -29,7 +29,7 @@ import { PromParseError } from './translate/prom-text.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, SandboxRecord } from './translate/records.ts';
 import type { RuntimeView } from './translate/runtime-config.ts';
-import { resolveSandboxes, type SandboxPodMapping } from './translate/sandbox-map.ts';
+import { resolveSandbox, type SandboxPodMapping } from './translate/sandbox-map.ts';
 import type { AuditSnapshot, NodeSnapshot, PodSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
 
 export interface KubeletSource {
@@ -206,7 +206,7 @@ export class Collector {
       crioDir: config.crioDir,
       procDir: config.procDir,
       onSettled: (raw) => {
-        const plan = toPlan(resolveSandboxes([raw])[0]!);
+        const plan = toPlan(resolveSandbox(raw));
         early.set(raw.id, plan);
         onSettled(plan);
       },
@@ -216,7 +216,7 @@ export class Collector {
       const plan = early.get(raw.id);
       // Settled early and given no processes since: the early plan is already the final one.
       if (plan !== undefined && raw.processes.length === 0) return plan;
-      const resolved = resolveSandboxes([raw])[0]!;
+      const resolved = resolveSandbox(raw);
       if (plan === undefined) return toPlan(resolved);
       // The final record may carry a vmmPid from /proc; hypervisor, socket, cgroup paths and the
       // pod mapping are those the early plan was made with.

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
+import { socketIdentityOf } from './kata-shim.ts';
 import { FileTooLarge, pauseForIo, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode, isGone } from './source-error.ts';
 
@@ -104,7 +105,7 @@ function readOptional(path: string, maxBytes: number, errors: SourceError[]): st
 function socketAt(path: string): { exists: boolean; identity?: string } {
   try {
     const found = lstatSync(path, { bigint: true });
-    return found.isSocket() ? { exists: true, identity: `${found.dev}:${found.ino}` } : { exists: true };
+    return found.isSocket() ? { exists: true, identity: socketIdentityOf(found) } : { exists: true };
   } catch {
     return { exists: false };
   }
@@ -124,8 +125,13 @@ function listBundles(root: string): ReadonlySet<string> | undefined {
   }
 }
 
+/** containerd's CRI namespace holds one bundle directory per task id. */
+function containerdBundles(paths: Paths): string {
+  return `${paths.containerdTasksDir}/k8s.io`;
+}
+
 /** Bundle ids per runtime; undefined: not listed, try every bundle. */
-export interface BundleIndex {
+interface BundleIndex {
   containerd?: ReadonlySet<string>;
   crio?: ReadonlySet<string>;
 }
@@ -171,7 +177,7 @@ async function readSandboxAt(
   await pauseForIo();
   const stateText = readOptional(`${dir}/${STATE_FILE[runtime]}`, paths.maxFileBytes, local);
   const containerdConfig =
-    bundles.containerd?.has(id) === false ? undefined : readOptional(`${paths.containerdTasksDir}/k8s.io/${id}/config.json`, paths.maxFileBytes, local);
+    bundles.containerd?.has(id) === false ? undefined : readOptional(`${containerdBundles(paths)}/${id}/config.json`, paths.maxFileBytes, local);
   const crioConfig = bundles.crio?.has(id) === false ? undefined : readOptional(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
   // Looked at last: a socket still there means the directory outlived the reads; without one, the
   // directory itself says whether the sandbox was torn down meanwhile.
@@ -273,7 +279,7 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
   const goIds = listSandboxIds(paths.kataGoDir, errors);
   const rsIds = listSandboxIds(paths.kataRsDir, errors);
   // After the sandboxes: a sandbox's bundle is written before its shim makes its directory.
-  const bundles: BundleIndex = { containerd: listBundles(join(paths.containerdTasksDir, 'k8s.io')), crio: listBundles(paths.crioDir) };
+  const bundles: BundleIndex = { containerd: listBundles(containerdBundles(paths)), crio: listBundles(paths.crioDir) };
 
   // One after another: the reads are synchronous and readSandbox pauses for pending I/O.
   let scan = false;

@@ -4,7 +4,7 @@
  * Each call makes the shim ask its guest agent for metrics (CPU in the shim, ~144 KB), so calls
  * are bounded three ways: a deadline over the whole exchange, a byte cap, and a concurrency limit.
  */
-import { statSync } from 'node:fs';
+import { statSync, type BigIntStats } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { Client } from 'undici';
@@ -264,6 +264,14 @@ interface KeptClient {
 }
 
 /**
+ * The identity of a socket file (ShimTarget.socketIdentity): its device and inode. Discovery and
+ * the pool both make it here, so the two compare.
+ */
+export function socketIdentityOf(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
+/**
  * Which socket file the path names now (a new shim at the same path is a new file). Synchronous on
  * purpose: the sockets live on a local tmpfs (/run), a stat there takes microseconds, and the async
  * form queued behind discovery's and the cgroup reads' file I/O on libuv's 4 threads, which cost
@@ -272,7 +280,7 @@ interface KeptClient {
 function socketIdentity(socketPath: string): string | undefined {
   try {
     const found = statSync(socketPath, { bigint: true, throwIfNoEntry: false });
-    return found === undefined ? undefined : `${found.dev}:${found.ino}`;
+    return found === undefined ? undefined : socketIdentityOf(found);
   } catch {
     return undefined;
   }

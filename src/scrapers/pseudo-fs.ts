@@ -48,7 +48,8 @@ export function readTextSync(path: string, maxBytes: number): string {
     if (!stat.isFile()) throw new NotARegularFile(path);
     const size = stat.size;
     const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
-    // Short reads are normal (procfs answers a page at a time): only a read of 0 is the end.
+    // Short reads are normal (procfs answers a page at a time): a read of 0 is the end, or a
+    // short read that completes the size a regular file reported.
     const full: Buffer[] = [];
     let offset = 0;
     let total = 0;

@@ -213,12 +213,13 @@ export function buildSandboxRecords(raw: readonly RawSandbox[]): SandboxRecord[]
   return raw.map(buildSandboxRecord);
 }
 
+/** A discovered sandbox with its record and its pod mapping. */
+export function resolveSandbox(raw: RawSandbox): { record: SandboxRecord; mapping: SandboxPodMapping } {
+  const record = buildSandboxRecord(raw);
+  return { record, mapping: mapSandboxToPod(record, raw) };
+}
+
 /** Each discovered sandbox with its record and its pod mapping, in discovery order. */
-export function resolveSandboxes(
-  raw: readonly RawSandbox[],
-): Array<{ record: SandboxRecord; mapping: SandboxPodMapping }> {
-  return raw.map((r) => {
-    const record = buildSandboxRecord(r);
-    return { record, mapping: mapSandboxToPod(record, r) };
-  });
+export function resolveSandboxes(raw: readonly RawSandbox[]): Array<{ record: SandboxRecord; mapping: SandboxPodMapping }> {
+  return raw.map(resolveSandbox);
 }

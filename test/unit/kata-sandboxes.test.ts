@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -208,12 +208,34 @@ describe('discoverSandboxes edge cases', () => {
     const root = await copyNode();
     try {
       const paths = nodePaths(root);
+      // A symlink to itself: readdir fails with ELOOP, which is not a runtime that is absent.
       await rm(paths.crioDir, { recursive: true, force: true });
-      await writeFile(paths.crioDir, 'not a directory');
+      await symlink(paths.crioDir, paths.crioDir);
+      opened.length = 0;
       const result = await discoverSandboxes(paths);
       expect(result.sandboxes).toHaveLength(7);
-      expect(byId(result.sandboxes).get(C)?.crioConfig).toBeUndefined();
+      const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
+      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
+      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
+        tried.map((t) => ['io', t]),
+      );
+      expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
       expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a bundle root that is not there is a runtime not installed: no bundle of it is opened, no error', async () => {
+    const root = await copyNode();
+    try {
+      const paths = nodePaths(root);
+      await rm(paths.crioDir, { recursive: true, force: true });
+      opened.length = 0;
+      const result = await discoverSandboxes(paths);
+      expect(result.sandboxes).toHaveLength(7);
+      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`))).toEqual([]);
+      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`))).toEqual([]);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
