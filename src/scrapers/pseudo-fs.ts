@@ -75,7 +75,7 @@ export function readTextSync(path: string, maxBytes: number): string {
 }
 
 /** Sync reads between two pauses: ~1 ms of reads on a busy node. */
-const READS_PER_PAUSE = 16;
+export const READS_PER_PAUSE = 16;
 let readsSincePause = 0;
 
 /**

@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
+import { READS_PER_PAUSE } from '../../src/scrapers/pseudo-fs.ts';
 import { startBridge, type Bridge } from '../support/bridge-harness.ts';
 
 const reads: { turn: number; path: string }[] = [];
@@ -23,8 +24,8 @@ vi.mock('../../src/scrapers/pseudo-fs.ts', async (importOriginal) => {
   };
 });
 
-/** The most groups between two pauses (READS_PER_PAUSE in src/scrapers/pseudo-fs.ts). */
-const GROUPS_PER_TURN = 16;
+/** The most groups of reads between two pauses for I/O. */
+const GROUPS_PER_TURN = READS_PER_PAUSE;
 const PODS = 64;
 
 const pods: LabPodScenario[] = Array.from({ length: PODS }, (_, i) => ({
