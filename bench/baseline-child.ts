@@ -1,8 +1,8 @@
 /**
  * Benchmark child: the read-only baseline. It reads the same shim sockets at the same concurrency
  * with the same transport as the exporter (one undici Client per socket, its connection kept
- * across reads, GET /metrics) and the same kubelet endpoint with the exporter's kubelet client,
- * and discards the bytes: the cost of the I/O alone, against which the exporter's collection CPU
+ * across reads, GET /metrics through the dispatch API) and the same kubelet endpoint with the
+ * exporter's kubelet client, and discards the bytes: the cost of the I/O alone, against which the exporter's collection CPU
  * is compared.
  *
  * Protocol (IPC): { kind: 'start', sockets, concurrency, kubelet } → { kind: 'started' };
@@ -29,23 +29,31 @@ let kubelet: KubeletClient | undefined;
 /** One client per socket, kept across reads: the exporter keeps its shim connections too. */
 const clients = new Map<string, Client>();
 
+/** One GET /metrics through undici's dispatch API, as the exporter reads: the chunks are counted and dropped. */
 async function readSocket(socketPath: string): Promise<number> {
   let client = clients.get(socketPath);
   if (client === undefined) {
     client = new Client('http://shim', { socketPath, pipelining: 1, keepAliveTimeout: 600_000 });
     clients.set(socketPath, client);
   }
-  const response = await client.request({ method: 'GET', path: '/metrics', headers: { host: 'shim', accept: 'text/plain' } });
-  let bytes = 0;
-  const body = response.body as NodeJS.ReadableStream;
-  body.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
+  const reading = client;
+  return new Promise<number>((resolve, reject) => {
+    let bytes = 0;
+    reading.dispatch(
+      { method: 'GET', path: '/metrics', headers: { host: 'shim', accept: 'text/plain' } },
+      {
+        onResponseData(_controller, chunk) {
+          bytes += chunk.length;
+        },
+        onResponseEnd() {
+          resolve(bytes);
+        },
+        onResponseError(_controller, error) {
+          reject(error);
+        },
+      },
+    );
   });
-  await new Promise<void>((resolve, reject) => {
-    body.once('end', resolve);
-    body.once('error', reject);
-  });
-  return bytes;
 }
 
 async function read(): Promise<unknown> {

@@ -9,7 +9,8 @@ import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 
 export type ShimBehaviour =
-  | { kind: 'normal' }
+  /** `chunked`: no Content-Length, the body in 16 KiB writes, as the Go shim's http server sends it. */
+  | { kind: 'normal'; chunked?: boolean }
   /** Reads the request and never answers. */
   | { kind: 'hang' }
   /** Sends headers, then one body byte per interval, forever. */
@@ -30,6 +31,8 @@ export type ShimBehaviour =
    * `onlyReused`, only requests on a connection that already served one are dropped.
    */
   | { kind: 'drop'; onlyReused?: boolean };
+
+const CHUNKED_WRITE_BYTES = 16 * 1024;
 
 export interface FakeShimOptions {
   socketPath: string;
@@ -116,6 +119,12 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
     switch (current.kind) {
       case 'normal': {
         const body = Buffer.from(options.payload());
+        if (current.chunked === true) {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          for (let at = 0; at < body.length; at += CHUNKED_WRITE_BYTES) res.write(body.subarray(at, at + CHUNKED_WRITE_BYTES));
+          res.end();
+          return;
+        }
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': body.length });
         res.end(body);
         return;

@@ -7,7 +7,7 @@
 import { statSync, type BigIntStats } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
-import { Client } from 'undici';
+import { Client, type Dispatcher } from 'undici';
 import { SourceError, errorCode } from './source-error.ts';
 
 export interface ShimScrapeOptions {
@@ -111,11 +111,10 @@ export async function scrapeShim(socketPath: string, options: ShimScrapeOptions)
  * same deadline. Every other failure is final, and every failure retires its client.
  */
 async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink: BodySink, lease: () => ClientLease | Promise<ClientLease>): Promise<Buffer> {
-  const controller = new AbortController();
-  let timedOut = false;
+  const deadline: Deadline = { passed: false };
   const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
+    deadline.passed = true;
+    deadline.abort?.();
   }, options.deadlineMs);
   try {
     for (let attempt = 0; ; attempt++) {
@@ -123,11 +122,11 @@ async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink
       const progress = { headers: false };
       let body: Buffer;
       try {
-        body = await exchange(current.client, socketPath, options, sink, controller.signal, progress);
+        body = await exchange(current.client, socketPath, options, sink, deadline, progress);
       } catch (error) {
         await current.done(false);
-        if (attempt === 0 && current.reused && !progress.headers && !timedOut && isStaleConnection(error)) continue;
-        throw toSourceError(error, socketPath, options.deadlineMs, timedOut);
+        if (attempt === 0 && current.reused && !progress.headers && !deadline.passed && isStaleConnection(error)) continue;
+        throw toSourceError(error, socketPath, options.deadlineMs, deadline.passed);
       }
       await current.done(true);
       return body;
@@ -137,64 +136,107 @@ async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink
   }
 }
 
-async function exchange(
+/** The deadline of one scrape; `abort` ends the exchange in flight, if any, when it passes. */
+interface Deadline {
+  passed: boolean;
+  abort?: () => void;
+}
+
+const REQUEST: Dispatcher.DispatchOptions = { method: 'GET', path: '/metrics', headers: { host: 'shim', accept: 'text/plain' } };
+
+/** Where a body of unknown length (chunked, as the Go shim sends it) starts; it grows by doubling. */
+const UNKNOWN_LENGTH_START_BYTES = 64 * 1024;
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** Ends an exchange whose deadline passed; the caller reports a timeout. */
+class DeadlinePassed extends Error {
+  override name = 'DeadlinePassed';
+}
+
+/**
+ * One `GET /metrics` through undici's dispatch API: each body chunk is copied into the sink's
+ * buffer as it arrives and dropped, with no stream, async iterator or chunk list per call.
+ * Rejects with SourceError (status, size) or the transport's error.
+ */
+function exchange(
   client: Client,
   socketPath: string,
   options: ShimScrapeOptions,
   sink: BodySink,
-  signal: AbortSignal,
+  deadline: Deadline,
   progress: { headers: boolean },
 ): Promise<Buffer> {
-  const response = await client.request({
-    method: 'GET',
-    path: '/metrics',
-    headers: { host: 'shim', accept: 'text/plain' },
-    signal,
-  });
-  progress.headers = true;
-  if (response.statusCode !== 200) {
-    discard(response.body);
-    throw new SourceError(
-      'http_status',
-      socketPath,
-      `GET /metrics answered HTTP ${response.statusCode}`,
-      'check the shim log (journalctl -t kata) for this sandbox',
-    );
-  }
-  const declared = Number(response.headers['content-length']);
-  if (Number.isFinite(declared) && declared > options.maxBytes) {
-    discard(response.body);
-    throw oversize(socketPath, options.maxBytes, `declared ${declared} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > options.maxBytes) {
-      discard(response.body);
-      throw oversize(socketPath, options.maxBytes, `passed ${options.maxBytes} bytes`);
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false;
+    let controller: Dispatcher.DispatchController | undefined;
+    let body: Buffer = EMPTY_BODY;
+    let length = 0;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      deadline.abort = undefined;
+      return true;
+    };
+    const fail = (error: Error): void => {
+      if (!settle()) return;
+      reject(error);
+      // Stops the transfer; the caller then retires the client.
+      if (controller !== undefined && !controller.aborted) controller.abort(error);
+    };
+    if (deadline.passed) {
+      fail(new DeadlinePassed());
+      return;
     }
-    chunks.push(chunk);
-  }
-  const body = sink(total).subarray(0, total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    chunk.copy(body, offset);
-    offset += chunk.length;
-  }
-  return body;
+    deadline.abort = () => fail(new DeadlinePassed());
+    client.dispatch(REQUEST, {
+      onRequestStart(started) {
+        controller = started;
+        if (settled) started.abort(new DeadlinePassed());
+      },
+      onResponseStart(_controller, statusCode, headers) {
+        progress.headers = true;
+        if (statusCode !== 200) {
+          const hint = 'check the shim log (journalctl -t kata) for this sandbox';
+          fail(new SourceError('http_status', socketPath, `GET /metrics answered HTTP ${statusCode}`, hint));
+          return;
+        }
+        const declared = Number(headers['content-length']);
+        if (Number.isFinite(declared) && declared > options.maxBytes) {
+          fail(oversize(socketPath, options.maxBytes, `declared ${declared} bytes`));
+          return;
+        }
+        body = sink(Number.isFinite(declared) && declared >= 0 ? declared : Math.min(UNKNOWN_LENGTH_START_BYTES, options.maxBytes));
+      },
+      onResponseData(_controller, chunk) {
+        if (settled) return;
+        const end = length + chunk.length;
+        if (end > options.maxBytes) {
+          fail(oversize(socketPath, options.maxBytes, `passed ${options.maxBytes} bytes`));
+          return;
+        }
+        if (end > body.length) {
+          const grown = sink(Math.min(options.maxBytes, Math.max(end, body.length * 2)));
+          body.copy(grown, 0, 0, length);
+          body = grown;
+        }
+        chunk.copy(body, length);
+        length = end;
+      },
+      onResponseEnd() {
+        if (settle()) resolve(body.subarray(0, length));
+      },
+      onResponseError(_controller, error) {
+        fail(error);
+      },
+    });
+  });
 }
 
 /** What a request on a connection the shim closed while idle fails with, before any response byte. */
 function isStaleConnection(error: unknown): boolean {
   const code = errorCode(error);
   return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
-}
-
-/** Abandon a body: its destroy error has nowhere useful to go, the SourceError says why. */
-function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
-  body.on('error', () => undefined);
-  body.destroy();
 }
 
 function oversize(socketPath: string, maxBytes: number, detail: string): SourceError {
@@ -367,7 +409,8 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
         ? freshBuffer
         : (length) => {
             if (length > MAX_REUSED_BODY_BYTES) return Buffer.allocUnsafe(length);
-            let buffer = spare.pop();
+            // A body of unknown length asks again as it grows: it keeps the buffer it was lent.
+            let buffer = lent ?? spare.pop();
             if (buffer === undefined || buffer.length < length) buffer = Buffer.allocUnsafe(Math.max(length, buffer?.length ?? 0));
             lent = buffer;
             return buffer;

@@ -142,6 +142,41 @@ describe('scrapeAll with a body handler', () => {
   });
 });
 
+describe('bodies of unknown length (chunked, as the Go shim sends them)', () => {
+  it('arrive whole through the pool, in a reused buffer that grows to the largest body', async () => {
+    const line = (i: number): string => `kata_guest_meminfo{item="x${i}"} ${i}\n`;
+    const text = (lines: number): string => Array.from({ length: lines }, (_, i) => line(i)).join('');
+    // 40 KiB, then ~300 KiB (past the 64 KiB start and a doubling), then 40 KiB again.
+    const sizes = [1200, 9000, 1200];
+    let call = 0;
+    const started = await startFakeShim({ socketPath: join(dir, 'chunked.sock'), payload: () => text(sizes[call++]!), behaviour: { kind: 'normal', chunked: true } });
+    shims.push(started);
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    const seen: { equal: boolean; bytes: number; buffer: ArrayBufferLike }[] = [];
+    for (const lines of sizes) {
+      const expected = Buffer.from(text(lines));
+      const results = await pool.scrapeAll([{ id: 'c', socketPath: started.socketPath }], {
+        handle: (body: Buffer) => ({ equal: body.equals(expected), bytes: body.length, buffer: body.buffer }),
+      });
+      const result = results.get('c');
+      expect(result?.ok).toBe(true);
+      if (result?.ok) seen.push(result.body);
+    }
+    expect(seen.map((s) => s.equal)).toEqual([true, true, true]);
+    expect(seen.map((s) => s.bytes)).toEqual(sizes.map((lines) => Buffer.byteLength(text(lines))));
+    // The third body reuses the buffer the second one grew.
+    expect(seen[2]!.buffer).toBe(seen[1]!.buffer);
+    await pool.close();
+  });
+
+  it('a chunked body past the cap → oversize', async () => {
+    const big = await shim('chunked-big.sock', { kind: 'normal', chunked: true }, 'kata_shim_threads 1\n'.repeat(20_000));
+    const error = await failure(scrapeShim(big.socketPath, { deadlineMs: 2000, maxBytes: 100_000 }));
+    expect(error.reason).toBe('oversize');
+    expect(error.message).toContain(big.socketPath);
+  });
+});
+
 describe('the collection deadline', () => {
   it('hanging shims cannot hold the pool past it: queued targets fail as timeouts without a call', async () => {
     const targets = [];
