@@ -7,8 +7,8 @@ import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { SelfStats } from './publish/registry.ts';
 import {
+  SandboxCgroupLocations,
   detectCgroupLayout,
-  findSandboxCgroups,
   indexPodCgroups,
   readCgroupUsage,
   type CgroupLayout,
@@ -27,7 +27,7 @@ import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
 import { decodeShimMetrics } from './translate/kata-decode.ts';
 import { PromParseError } from './translate/prom-text.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
-import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, SandboxRecord } from './translate/records.ts';
+import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, RawSandbox, SandboxRecord } from './translate/records.ts';
 import type { RuntimeView } from './translate/runtime-config.ts';
 import { resolveSandbox, type SandboxPodMapping } from './translate/sandbox-map.ts';
 import type { AuditSnapshot, NodeSnapshot, PodSnapshot, SourceName, SourceStatus } from './translate/snapshot.ts';
@@ -82,6 +82,10 @@ export class Collector {
   private readonly now: () => number;
   /** Detected once kubepods is there; see readCgroups. */
   private layout: CgroupLayout | undefined;
+  /** Where each present sandbox's cgroups were found; see readCgroups. */
+  private readonly sandboxCgroups = new SandboxCgroupLocations();
+  /** Last collection's resolution of each present sandbox, by id; see readSandboxes. */
+  private resolved = new Map<string, ResolvedRaw>();
 
   constructor(private readonly deps: CollectorDeps) {
     this.now = deps.now ?? Date.now;
@@ -199,6 +203,18 @@ export class Collector {
     const { config } = this.deps;
     // Plans of settled sandboxes, made as they come in: the same objects end up in `plans`.
     const early = new Map<string, SandboxPlan>();
+    // A sandbox read as the same strings as last time resolves as last time (resolveSandbox is
+    // pure, and its records are never mutated): only its plan and observation are new. With
+    // processes the input is not those strings alone, so those are resolved anew.
+    const previous = this.resolved;
+    const next = new Map<string, ResolvedRaw>();
+    const resolve = (raw: RawSandbox): Resolution => {
+      if (raw.processes.length > 0) return resolveSandbox(raw);
+      const last = next.get(raw.id) ?? previous.get(raw.id);
+      const resolved = last !== undefined && sameRaw(last.raw, raw) ? last.resolved : resolveSandbox(raw);
+      next.set(raw.id, { raw, resolved });
+      return resolved;
+    };
     const discovery = await discoverSandboxes({
       kataGoDir: config.kataGoDir,
       kataRsDir: config.kataRsDir,
@@ -206,17 +222,19 @@ export class Collector {
       crioDir: config.crioDir,
       procDir: config.procDir,
       onSettled: (raw) => {
-        const plan = toPlan(resolveSandbox(raw));
+        const plan = toPlan(resolve(raw));
         early.set(raw.id, plan);
         onSettled(plan);
       },
     });
     for (const error of discovery.errors) this.deps.logger.warn({ err: loggableError(error), source: 'shims' }, 'sandbox discovery problem');
+    // Bounded by the sandboxes present: the ones gone are dropped with the old map.
+    this.resolved = next;
     const plans = discovery.sandboxes.map((raw) => {
       const plan = early.get(raw.id);
       // Settled early and given no processes since: the early plan is already the final one.
       if (plan !== undefined && raw.processes.length === 0) return plan;
-      const resolved = resolveSandbox(raw);
+      const resolved = resolve(raw);
       if (plan === undefined) return toPlan(resolved);
       // The final record may carry a vmmPid from /proc; hypervisor, socket, cgroup paths and the
       // pod mapping are those the early plan was made with.
@@ -254,9 +272,10 @@ export class Collector {
       const usage = await readCgroupUsage(layout, found.path);
       if (!(usage instanceof SourceError)) podCgroups.set(pod.uid, usage);
     }
+    this.sandboxCgroups.keepOnly(new Set(plans.map((p) => p.record.id)));
     for (const plan of plans) {
       const podPath = plan.podUid === undefined ? undefined : index.get(plan.podUid)?.path;
-      const found = await findSandboxCgroups(layout, podPath, plan.record.id, {
+      const found = await this.sandboxCgroups.find(layout, podPath, plan.record.id, {
         sandboxCgroupPath: plan.record.sandboxCgroupPath,
         overheadCgroupPath: plan.record.overheadCgroupPath,
       });
@@ -266,6 +285,8 @@ export class Collector {
       const usages: (CgroupUsage | SourceError)[] = [];
       for (const path of outside) if (path !== undefined) usages.push(await readCgroupUsage(layout, path));
       const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
+      // A cgroup reported gone is looked for again next time.
+      if (usages.some((u) => u instanceof SourceError && u.reason === 'not_found')) this.sandboxCgroups.forget(plan.record.id);
       const outsideTotal = sumUsage(read);
       if (outsideTotal !== undefined) plan.observation.overheadCgroup = outsideTotal;
       // A part that vanished mid-read, or an overhead cgroup Kata's state names but that is not
@@ -376,7 +397,29 @@ interface DecodedShim {
   raw?: RawSandboxFamilies;
 }
 
-function toPlan({ record, mapping }: { record: SandboxRecord; mapping: SandboxPodMapping }): SandboxPlan {
+type Resolution = { record: SandboxRecord; mapping: SandboxPodMapping };
+
+/** A process-less raw sandbox and what it resolved to. */
+interface ResolvedRaw {
+  raw: RawSandbox;
+  resolved: Resolution;
+}
+
+/** The same strings read for the same sandbox (the discovery cache returns the same string objects). */
+function sameRaw(a: RawSandbox, b: RawSandbox): boolean {
+  return (
+    a.stateText === b.stateText &&
+    a.containerdConfig === b.containerdConfig &&
+    a.crioConfig === b.crioConfig &&
+    a.socketIdentity === b.socketIdentity &&
+    a.socketPath === b.socketPath &&
+    a.runtime === b.runtime &&
+    a.dir === b.dir &&
+    a.id === b.id
+  );
+}
+
+function toPlan({ record, mapping }: Resolution): SandboxPlan {
   const observation: SandboxObservation = { sandbox: record };
   if (mapping.mapped) observation.pod = mapping.ref;
   return { record, observation };

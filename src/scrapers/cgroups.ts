@@ -23,7 +23,7 @@ import {
   type PodQos,
 } from '../translate/cgroup-paths.ts';
 import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
-import { pauseForIo, readTextSync } from './pseudo-fs.ts';
+import { pauseForIo, readCgroupFileSync } from './pseudo-fs.ts';
 import { SourceError, isGone } from './source-error.ts';
 
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
@@ -102,10 +102,10 @@ function isDirectory(path: string): boolean {
 /** Far above any counter file the kernel writes (v1 memory.stat is a few KiB). */
 const CGROUP_FILE_MAX_BYTES = 1024 * 1024;
 
-/** The text of a file, or undefined when it (or its directory) does not exist. */
+/** The text of a counter file, or undefined when it (or its directory) does not exist. */
 function readOptional(path: string): string | undefined {
   try {
-    return readTextSync(path, CGROUP_FILE_MAX_BYTES);
+    return readCgroupFileSync(path, CGROUP_FILE_MAX_BYTES);
   } catch (err) {
     if (isGone(err)) return undefined;
     throw ioError(path, err);
@@ -256,26 +256,86 @@ export async function findSandboxCgroups(
 ): Promise<SandboxCgroups> {
   await pauseForIo();
   const result: SandboxCgroups = {};
-  // An id that is not a single path step would let the naming rules escape the pod cgroup.
-  const byName = isSandboxId(sandboxId);
-  const sandboxHint = hint?.sandboxCgroupPath ? firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
-  const sandbox =
-    sandboxHint ??
-    (podPath === undefined || !byName
-      ? undefined
-      : firstExisting(
-          layout,
-          [
-            ...sandboxChildNames(podDriver(podPath), sandboxId).map((name) => `${podPath}/${name}`),
-            ...(podDriver(podPath) === 'systemd' ? [systemdLiteralSandboxPath(podPath.split('/').at(-1) ?? '', sandboxId)] : []),
-          ],
-          'naming',
-        ));
+  const sandbox = findSandboxCgroup(layout, podPath, sandboxId, hint);
   if (sandbox) result.sandbox = sandbox;
-  const overheadHint = hint?.overheadCgroupPath ? firstExisting(layout, hintCandidates(hint.overheadCgroupPath), 'hint') : undefined;
-  const overhead = overheadHint ?? (byName ? firstExisting(layout, overheadCgroupPaths(sandboxId), 'naming') : undefined);
+  const overhead = findOverheadCgroup(layout, sandboxId, hint);
   if (overhead) result.overhead = overhead;
   return result;
+}
+
+function findSandboxCgroup(layout: CgroupLayout, podPath: string | undefined, sandboxId: string, hint?: SandboxCgroupHint): FoundCgroup | undefined {
+  const sandboxHint = hint?.sandboxCgroupPath ? firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
+  // An id that is not a single path step would let the naming rules escape the pod cgroup.
+  if (sandboxHint !== undefined || podPath === undefined || !isSandboxId(sandboxId)) return sandboxHint;
+  return firstExisting(
+    layout,
+    [
+      ...sandboxChildNames(podDriver(podPath), sandboxId).map((name) => `${podPath}/${name}`),
+      ...(podDriver(podPath) === 'systemd' ? [systemdLiteralSandboxPath(podPath.split('/').at(-1) ?? '', sandboxId)] : []),
+    ],
+    'naming',
+  );
+}
+
+function findOverheadCgroup(layout: CgroupLayout, sandboxId: string, hint?: SandboxCgroupHint): FoundCgroup | undefined {
+  const overheadHint = hint?.overheadCgroupPath ? firstExisting(layout, hintCandidates(hint.overheadCgroupPath), 'hint') : undefined;
+  return overheadHint ?? (isSandboxId(sandboxId) ? firstExisting(layout, overheadCgroupPaths(sandboxId), 'naming') : undefined);
+}
+
+interface KnownLocation {
+  layout: CgroupLayout;
+  podPath: string | undefined;
+  sandboxHint: string | undefined;
+  overheadHint: string | undefined;
+  found: SandboxCgroups;
+}
+
+/**
+ * findSandboxCgroups with its answers kept per sandbox id: probing costs a few lstats per sandbox
+ * per collection, and a sandbox's cgroups stay where they are for its life. An answer is reused
+ * while the layout, pod cgroup and hints it came from come back. A part that was not found is
+ * probed again each time (a cgroup may show up after its sandbox directory). The owner forgets a
+ * sandbox whose cgroup read reports it gone, and keeps only the sandboxes still present.
+ */
+export class SandboxCgroupLocations {
+  private readonly known = new Map<string, KnownLocation>();
+
+  async find(layout: CgroupLayout, podPath: string | undefined, sandboxId: string, hint?: SandboxCgroupHint): Promise<SandboxCgroups> {
+    const sandboxHint = hint?.sandboxCgroupPath;
+    const overheadHint = hint?.overheadCgroupPath;
+    const known = this.known.get(sandboxId);
+    const same =
+      known !== undefined &&
+      known.layout === layout &&
+      known.podPath === podPath &&
+      known.sandboxHint === sandboxHint &&
+      known.overheadHint === overheadHint;
+    if (!same) {
+      const found = await findSandboxCgroups(layout, podPath, sandboxId, hint);
+      this.known.set(sandboxId, { layout, podPath, sandboxHint, overheadHint, found });
+      return found;
+    }
+    const { found } = known;
+    if (found.sandbox !== undefined && found.overhead !== undefined) return found;
+    await pauseForIo();
+    const sandbox = found.sandbox ?? findSandboxCgroup(layout, podPath, sandboxId, hint);
+    const overhead = found.overhead ?? findOverheadCgroup(layout, sandboxId, hint);
+    const now: SandboxCgroups = {};
+    if (sandbox) now.sandbox = sandbox;
+    if (overhead) now.overhead = overhead;
+    known.found = now;
+    return now;
+  }
+
+  /** Its cgroup was reported gone: the next find probes again. */
+  forget(sandboxId: string): void {
+    this.known.delete(sandboxId);
+  }
+
+  /** Drops the sandboxes no longer present. */
+  keepOnly(sandboxIds: ReadonlySet<string>): void {
+    for (const id of this.known.keys()) if (!sandboxIds.has(id)) this.known.delete(id);
+  }
 }
 
 // ─── reading ──────────────────────────────────────────────────────────────────

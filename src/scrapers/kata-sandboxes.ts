@@ -7,7 +7,7 @@
  * skipped silently. Every path is passed in, so a fixtures tree reads exactly like a node.
  */
 
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
@@ -98,6 +98,70 @@ function readOptional(path: string, maxBytes: number, errors: SourceError[]): st
   }
 }
 
+/** A state file or bundle as last read, with the identity it had just before. */
+interface KnownFile {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  text: string;
+  /** needsProcessScan of this text, once asked: it parses the JSON. */
+  needsScan?: boolean;
+}
+
+/**
+ * State files and bundles by path, across discovery passes; each pass keeps only the paths it
+ * looked at, so this holds the sandboxes present. A file written this recently may still change
+ * within its timestamp's granularity without its identity changing, so it is not kept yet.
+ */
+const knownFiles = new Map<string, KnownFile>();
+const SETTLED_NS = 2_000_000_000n;
+
+function sameFile(known: KnownFile, stat: BigIntStats): boolean {
+  return (
+    known.ino === stat.ino &&
+    known.dev === stat.dev &&
+    known.size === stat.size &&
+    known.mtimeNs === stat.mtimeNs &&
+    known.ctimeNs === stat.ctimeNs
+  );
+}
+
+/**
+ * readOptional, re-read only when one stat shows the file changed: the same identity returns the
+ * same string as last time (the collector's sandbox memo compares those by ===). Anything else
+ * (changed, not a regular file, gone, a stat error) takes readOptional's path unchanged.
+ */
+function readOptionalKnown(path: string, maxBytes: number, errors: SourceError[], seen: Set<string>): string | undefined {
+  seen.add(path);
+  let stat: BigIntStats | undefined;
+  try {
+    stat = statSync(path, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    stat = undefined;
+  }
+  const known = knownFiles.get(path);
+  if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && sameFile(known, stat)) return known.text;
+  const text = readOptional(path, maxBytes, errors);
+  const settled = stat !== undefined && stat.mtimeNs < BigInt(Date.now()) * 1_000_000n - SETTLED_NS;
+  if (text === undefined || stat === undefined || !stat.isFile() || !settled) knownFiles.delete(path);
+  else knownFiles.set(path, { dev: stat.dev, ino: stat.ino, size: stat.size, mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs, text });
+  return text;
+}
+
+/** needsProcessScan of one sandbox, answered once per state file kept (the same path and text). */
+function sandboxNeedsScan(sandbox: Omit<RawSandbox, 'processes'>): boolean {
+  const known = sandbox.stateText === undefined ? undefined : knownFiles.get(`${sandbox.dir}/${STATE_FILE[sandbox.runtime]}`);
+  if (known === undefined || known.text !== sandbox.stateText) return needsProcessScan([sandbox]);
+  return (known.needsScan ??= needsProcessScan([sandbox]));
+}
+
+/** Drops the files of sandboxes a discovery pass did not look at. */
+function forgetFilesExcept(seen: ReadonlySet<string>): void {
+  for (const path of knownFiles.keys()) if (!seen.has(path)) knownFiles.delete(path);
+}
+
 /**
  * What is at the socket path: nothing, or an entry, with its device and inode (the shim pool's
  * connection identity) when it is a socket.
@@ -159,8 +223,11 @@ export async function readSandbox(
   options: SandboxDiscoveryOptions,
   errors: SourceError[],
 ): Promise<Omit<RawSandbox, 'processes'> | undefined> {
-  return readSandboxAt(runtime, id, withDefaults(options), errors, {});
+  return readSandboxAt(runtime, id, withDefaults(options), errors, {}, readOptional);
 }
+
+/** How a sandbox's optional files are read: plainly, or through a discovery pass's cache. */
+type ReadFile = (path: string, maxBytes: number, errors: SourceError[]) => string | undefined;
 
 async function readSandboxAt(
   runtime: KataRuntime,
@@ -168,6 +235,7 @@ async function readSandboxAt(
   paths: Paths,
   errors: SourceError[],
   bundles: BundleIndex,
+  read: ReadFile,
 ): Promise<Omit<RawSandbox, 'processes'> | undefined> {
   if (!SANDBOX_ID.test(id)) return undefined;
   // The id is a single path step (SANDBOX_ID), so plain concatenation cannot leave the roots.
@@ -175,10 +243,10 @@ async function readSandboxAt(
   const local: SourceError[] = [];
   const socketPath = `${dir}/${SOCKET_FILE}`;
   await pauseForIo();
-  const stateText = readOptional(`${dir}/${STATE_FILE[runtime]}`, paths.maxFileBytes, local);
+  const stateText = read(`${dir}/${STATE_FILE[runtime]}`, paths.maxFileBytes, local);
   const containerdConfig =
-    bundles.containerd?.has(id) === false ? undefined : readOptional(`${containerdBundles(paths)}/${id}/config.json`, paths.maxFileBytes, local);
-  const crioConfig = bundles.crio?.has(id) === false ? undefined : readOptional(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
+    bundles.containerd?.has(id) === false ? undefined : read(`${containerdBundles(paths)}/${id}/config.json`, paths.maxFileBytes, local);
+  const crioConfig = bundles.crio?.has(id) === false ? undefined : read(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
   // Looked at last: a socket still there means the directory outlived the reads; without one, the
   // directory itself says whether the sandbox was torn down meanwhile.
   const socket = socketAt(socketPath);
@@ -284,15 +352,18 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
   // One after another: the reads are synchronous and readSandbox pauses for pending I/O.
   let scan = false;
   const found: Omit<RawSandbox, 'processes'>[] = [];
+  const seen = new Set<string>();
+  const read: ReadFile = (path, maxBytes, local) => readOptionalKnown(path, maxBytes, local, seen);
   for (const [runtime, ids] of [['go', goIds], ['rs', rsIds]] as const) {
     for (const id of ids) {
-      const sandbox = await readSandboxAt(runtime, id, paths, errors, bundles);
+      const sandbox = await readSandboxAt(runtime, id, paths, errors, bundles, read);
       if (sandbox === undefined) continue;
       found.push(sandbox);
-      if (needsProcessScan([sandbox])) scan = true;
+      if (sandboxNeedsScan(sandbox)) scan = true;
       else options.onSettled?.({ ...sandbox, processes: [] });
     }
   }
+  forgetFilesExcept(seen);
 
   if (!scan) return { sandboxes: found.map((s) => ({ ...s, processes: [] })), errors };
 

@@ -2,9 +2,9 @@
  * Synchronous, bounded reads of the in-memory filesystems read on every collection: the Kata
  * state and bundles on /run (tmpfs), cgroupfs and procfs. They answer from kernel memory in
  * microseconds, so a sync call costs far less than fs/promises' thread-pool round trip, promise
- * and FileHandle per file (docs/performance.md measures the difference). Anything that is not a
- * regular file (a FIFO or a device planted where a state file belongs) is refused before the
- * first read, so no path can block the event loop.
+ * and FileHandle per file (docs/performance.md measures the difference). Every open is
+ * O_NONBLOCK, so no path can block the event loop; readTextSync also refuses anything that is not
+ * a regular file (a FIFO or a device planted where a state file belongs) before the first read.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
@@ -46,32 +46,58 @@ export function readTextSync(path: string, maxBytes: number): string {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new NotARegularFile(path);
-    const size = stat.size;
-    const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
-    // Short reads are normal (procfs answers a page at a time): a read of 0 is the end, or a
-    // short read that completes the size a regular file reported.
-    const full: Buffer[] = [];
-    let offset = 0;
-    let total = 0;
-    for (;;) {
-      if (offset === buffer.length) {
-        full.push(Buffer.from(buffer)); // rare: state files are a few KiB
-        offset = 0;
-      }
-      const wanted = Math.min(buffer.length - offset, maxBytes + 1 - total);
-      const read = readSync(fd, buffer, offset, wanted, null);
-      if (read === 0) break;
-      offset += read;
-      total += read;
-      if (total > maxBytes) throw new FileTooLarge(path, maxBytes);
-      if (read < wanted && total === size) break;
-    }
-    if (full.length === 0) return buffer.toString('utf8', 0, offset);
-    full.push(buffer.subarray(0, offset));
-    return Buffer.concat(full, total).toString('utf8');
+    return readOpenFile(fd, path, maxBytes, stat.size);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A cgroup counter file (cpu.stat, memory.current, memory.stat and their v1 forms) as UTF-8,
+ * refusing more than `maxBytes`, in one open and one read where readTextSync takes an fstat and a
+ * second read to see EOF. Why that is enough:
+ * - cgroupfs is kernfs seq_file with one record per file: a read whose buffer holds the file gets
+ *   all of it, so a short read is the end. A regular file (the test and lab trees) is short only
+ *   at EOF.
+ * - The open is O_NONBLOCK, so a FIFO or device there can never block; one that never ends still
+ *   meets the bound (FileTooLarge).
+ * Throws the fs error (ENOENT, ENODEV for a removed cgroup…) or FileTooLarge.
+ */
+export function readCgroupFileSync(path: string, maxBytes: number): string {
+  const fd = openSync(path, OPEN_FLAGS);
+  try {
+    return readOpenFile(fd, path, maxBytes, undefined);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads an open file into the scratch buffer, bounded. A read of 0 is the end; so is a short read
+ * when `sizeAtShortRead` is undefined, or when the total is that size (short reads are normal
+ * where it is not: procfs answers a page at a time).
+ */
+function readOpenFile(fd: number, path: string, maxBytes: number, sizeAtShortRead: number | undefined): string {
+  const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
+  const full: Buffer[] = [];
+  let offset = 0;
+  let total = 0;
+  for (;;) {
+    if (offset === buffer.length) {
+      full.push(Buffer.from(buffer)); // rare: state files are a few KiB
+      offset = 0;
+    }
+    const wanted = Math.min(buffer.length - offset, maxBytes + 1 - total);
+    const read = readSync(fd, buffer, offset, wanted, null);
+    if (read === 0) break;
+    offset += read;
+    total += read;
+    if (total > maxBytes) throw new FileTooLarge(path, maxBytes);
+    if (read < wanted && (sizeAtShortRead === undefined || total === sizeAtShortRead)) break;
+  }
+  if (full.length === 0) return buffer.toString('utf8', 0, offset);
+  full.push(buffer.subarray(0, offset));
+  return Buffer.concat(full, total).toString('utf8');
 }
 
 /** Sync reads between two pauses: ~1 ms of reads on a busy node. */

@@ -21,6 +21,10 @@ vi.mock('../../src/scrapers/pseudo-fs.ts', async (importOriginal) => {
       reads.push({ turn, path });
       return original.readTextSync(path, maxBytes);
     },
+    readCgroupFileSync: (path: string, maxBytes: number): string => {
+      reads.push({ turn, path });
+      return original.readCgroupFileSync(path, maxBytes);
+    },
   };
 });
 

@@ -64,8 +64,8 @@ export async function startExporterOn(
   return { exporter, config: parsed.config };
 }
 
-/** Every scrape of a test collects anew. */
-export const FRESH_COLLECTIONS = '--collect.min-interval=1ms';
+/** Every scrape of a test collects anew (at 1ms, two collections in the same millisecond would share one). */
+export const FRESH_COLLECTIONS = '--collect.min-interval=0s';
 
 export async function startBridge(scenario: LabScenario, extraFlags: string[] = [], options: { now?: () => number } = {}): Promise<Bridge> {
   const lab = await NodeLab.start(scenario, options);

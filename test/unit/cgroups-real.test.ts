@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RealCgroup } from '../../src/lab/real-cgroups.ts';
 import {
   DEFAULT_CGROUP_ROOT,
+  SandboxCgroupLocations,
   detectCgroupLayout,
   findSandboxCgroups,
   indexPodCgroups,
@@ -203,5 +204,24 @@ describe('real cgroup v2 (unified mount)', () => {
     const result = await readCgroupUsage(v2, gone.relPath);
     expect(result).toBeInstanceOf(SourceError);
     expect((result as SourceError).reason).toBe('not_found');
+  });
+});
+
+describe('sandbox cgroup locations on real cgroups', () => {
+  test('a sandbox cgroup found once and then removed reads as not_found, and is not found once forgotten', async () => {
+    const id = randomBytes(32).toString('hex');
+    const hierarchies = [v1.cpuDir as string, v1.memoryDir as string];
+    const cgroup = await RealCgroup.create(hierarchies, `${podPath}/kata_${id}`);
+    const locations = new SandboxCgroupLocations();
+    try {
+      expect((await locations.find(v1, podPath, id)).sandbox).toEqual({ path: cgroup.relPath, foundBy: 'naming' });
+    } finally {
+      await cgroup.destroy();
+    }
+    // Kept until a read says it is gone: the owner then forgets it and the next find probes again.
+    expect((await locations.find(v1, podPath, id)).sandbox?.path).toBe(cgroup.relPath);
+    expect(await readCgroupUsage(v1, cgroup.relPath)).toMatchObject({ reason: 'not_found' });
+    locations.forget(id);
+    expect(await locations.find(v1, podPath, id)).toEqual({});
   });
 });

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 
 import { LabCgroupTree } from '../../src/lab/cgroup-tree.ts';
 import {
+  SandboxCgroupLocations,
   detectCgroupLayout,
   findSandboxCgroups,
   indexPodCgroups,
@@ -33,6 +34,14 @@ import {
   systemdCgroupsPathToDir,
 } from '../../src/translate/cgroup-paths.ts';
 import type { CgroupUsage } from '../../src/translate/records.ts';
+
+/** Every path lstat'd (node:fs is passed through, only watched): how cgroups are probed. */
+const lstatted = vi.hoisted((): string[] => []);
+vi.mock('node:fs', async (importOriginal) => {
+  const original = await importOriginal<typeof import('node:fs')>();
+  const { recordingPaths } = await import('../support/fs-watch.ts');
+  return { ...original, lstatSync: recordingPaths(original.lstatSync, lstatted) };
+});
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/cgroups/', import.meta.url));
 const MiB = 1048576;
@@ -383,6 +392,94 @@ describe('layout and read edge cases', () => {
       }
     }
     expect(outcomes.size).toBeGreaterThan(0);
+  });
+});
+
+describe('SandboxCgroupLocations: where each sandbox cgroup is, kept between collections', () => {
+  const podG = podCgroupPath('cgroupfs', 'guaranteed', G);
+  const podB = podCgroupPath('cgroupfs', 'burstable', B);
+  let root: string;
+  let layout: CgroupLayout;
+  let locations: SandboxCgroupLocations;
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmp, 'locations-'));
+    await cp(join(FIXTURES, 'v2-cgroupfs-overhead'), root, { recursive: true });
+    layout = await detectCgroupLayout(root);
+    locations = new SandboxCgroupLocations();
+    lstatted.length = 0;
+  });
+
+  test('the same pod and hints find the same cgroups without probing again', async () => {
+    const first = await locations.find(layout, podG, SG);
+    expect(first).toEqual(await findSandboxCgroups(layout, podG, SG));
+    expect(first).toEqual({ sandbox: { path: `${podG}/kata_${SG}`, foundBy: 'naming' }, overhead: { path: `/kata_overhead/${SG}`, foundBy: 'naming' } });
+    lstatted.length = 0;
+    expect(await locations.find(layout, podG, SG)).toEqual(first);
+    expect(lstatted).toEqual([]);
+  });
+
+  test('a pod cgroup that changes makes it probe again', async () => {
+    await locations.find(layout, podG, SG);
+    await mkdir(join(root, podB, `kata_${SG}`));
+    lstatted.length = 0;
+    expect((await locations.find(layout, podB, SG)).sandbox).toEqual({ path: `${podB}/kata_${SG}`, foundBy: 'naming' });
+    expect(lstatted.length).toBeGreaterThan(0);
+  });
+
+  test('hints that change make it probe again', async () => {
+    await locations.find(layout, podG, SG);
+    lstatted.length = 0;
+    const hinted = await locations.find(layout, podG, SG, { sandboxCgroupPath: `${podB}/${SB}` });
+    expect(hinted.sandbox).toEqual({ path: `${podB}/${SB}`, foundBy: 'hint' });
+    expect(lstatted.length).toBeGreaterThan(0);
+  });
+
+  test('a cgroup not found is looked for again next time: absence is not kept', async () => {
+    const id = 'a'.repeat(64);
+    expect(await locations.find(layout, podG, id)).toEqual({});
+    await mkdir(join(root, podG, `kata_${id}`));
+    await mkdir(join(root, 'kata_overhead', id));
+    expect(await locations.find(layout, podG, id)).toEqual({
+      sandbox: { path: `${podG}/kata_${id}`, foundBy: 'naming' },
+      overhead: { path: `/kata_overhead/${id}`, foundBy: 'naming' },
+    });
+  });
+
+  test('only the part not found is probed again', async () => {
+    const id = 'b'.repeat(64);
+    await mkdir(join(root, podG, `kata_${id}`));
+    await locations.find(layout, podG, id);
+    lstatted.length = 0;
+    expect(await locations.find(layout, podG, id)).toEqual({ sandbox: { path: `${podG}/kata_${id}`, foundBy: 'naming' } });
+    expect(lstatted.length).toBeGreaterThan(0);
+    expect(lstatted.every((p) => !p.startsWith(join(root, podG)))).toBe(true);
+  });
+
+  test('forget and keepOnly make it probe again', async () => {
+    await locations.find(layout, podG, SG);
+    locations.forget(SG);
+    lstatted.length = 0;
+    await locations.find(layout, podG, SG);
+    expect(lstatted.length).toBeGreaterThan(0);
+    locations.keepOnly(new Set([SG]));
+    lstatted.length = 0;
+    await locations.find(layout, podG, SG);
+    expect(lstatted).toEqual([]);
+    locations.keepOnly(new Set([SB]));
+    await locations.find(layout, podG, SG);
+    expect(lstatted.length).toBeGreaterThan(0);
+  });
+
+  test('a cgroup found once and then removed reads as not_found; once forgotten it is not found', async () => {
+    const overhead = `/kata_overhead/${SG}`;
+    expect((await locations.find(layout, podG, SG)).overhead?.path).toBe(overhead);
+    await rm(join(root, overhead), { recursive: true });
+    // Still the cached answer: the read of it is what says it is gone.
+    expect((await locations.find(layout, podG, SG)).overhead?.path).toBe(overhead);
+    expect(await readCgroupUsage(layout, overhead)).toMatchObject({ reason: 'not_found' });
+    locations.forget(SG);
+    expect((await locations.find(layout, podG, SG)).overhead).toBeUndefined();
   });
 });
 

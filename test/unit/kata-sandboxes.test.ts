@@ -1,25 +1,35 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { cp, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import { discoverSandboxes, readBounded, readSandbox } from '../../src/scrapers/kata-sandboxes.ts';
 import type { RawSandbox } from '../../src/translate/records.ts';
 import type { SourceError } from '../../src/scrapers/source-error.ts';
 import { FileTooLarge } from '../../src/scrapers/pseudo-fs.ts';
 import { FIXTURE_NODE, IDS, nodePaths } from '../fixtures/sandboxes/node.ts';
 
-/** Every path discovery opens, in order (node:fs is passed through, only watched). */
-const opened: string[] = [];
+/** Every path discovery opens or stats, in order (node:fs is passed through, only watched). */
+const opened = vi.hoisted((): string[] => []);
+const statted = vi.hoisted((): string[] => []);
 vi.mock('node:fs', async (importOriginal) => {
   const original = await importOriginal<typeof import('node:fs')>();
+  const { recordingPaths } = await import('../support/fs-watch.ts');
+  return { ...original, openSync: recordingPaths(original.openSync, opened), statSync: recordingPaths(original.statSync, statted) };
+});
+
+/** The sandbox ids whose state was decoded to decide on reading /proc. */
+const scanAsked: string[] = [];
+vi.mock('../../src/translate/sandbox-map.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/translate/sandbox-map.ts')>();
   return {
     ...original,
-    openSync: (...args: Parameters<typeof original.openSync>) => {
-      opened.push(String(args[0]));
-      return original.openSync(...args);
+    needsProcessScan: (raw: Parameters<typeof original.needsProcessScan>[0]) => {
+      scanAsked.push(...raw.map((r) => r.id));
+      return original.needsProcessScan(raw);
     },
   };
 });
@@ -189,13 +199,16 @@ describe('discoverSandboxes edge cases', () => {
     }
   });
 
-  test('a bundle is opened only where its runtime root lists the sandbox id', async () => {
+  test('a bundle is opened or looked at only where its runtime root lists the sandbox id', async () => {
     const paths = nodePaths(FIXTURE);
     opened.length = 0;
+    statted.length = 0;
     const result = await discoverSandboxes(paths);
     expect(result.sandboxes).toHaveLength(7);
-    const containerd = opened.filter((p) => p.startsWith(`${paths.containerdTasksDir}/`)).map((p) => p.split('/').at(-2));
-    const crio = opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
+    // A bundle unchanged since an earlier discovery is only stat'd: either counts.
+    const touched = [...new Set([...opened, ...statted])];
+    const containerd = touched.filter((p) => p.startsWith(`${paths.containerdTasksDir}/`)).map((p) => p.split('/').at(-2));
+    const crio = touched.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
     // Exactly the fixture's bundles of its sandboxes, read off its tree.
     const ids = new Set(result.sandboxes.map((s) => s.id));
     const present = (dir: string) => readdirSync(dir).filter((id) => ids.has(id)).sort();
@@ -313,6 +326,109 @@ describe('discoverSandboxes edge cases', () => {
         await rm(root, { recursive: true, force: true });
       }
     }
+  });
+});
+
+describe('state files and bundles unchanged since the last discovery', () => {
+  /** Long enough ago that the file cannot change without its identity changing. */
+  const LONG_AGO = new Date(Date.now() - 3600_000);
+  let root: string;
+  let paths: ReturnType<typeof nodePaths>;
+  let state: string;
+  let bundle: string;
+
+  const stateOf = async () => byId((await discoverSandboxes(paths)).sandboxes).get(A)?.stateText;
+
+  beforeEach(async () => {
+    root = await copyNode();
+    paths = nodePaths(root);
+    state = join(paths.kataGoDir, A, 'persist.json');
+    bundle = join(paths.containerdTasksDir, 'k8s.io', A, 'config.json');
+    for (const path of [state, bundle]) await utimes(path, LONG_AGO, LONG_AGO);
+    await discoverSandboxes(paths);
+    opened.length = 0;
+    statted.length = 0;
+    scanAsked.length = 0;
+  });
+
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('are stat\'d, not opened, and read as before', async () => {
+    const result = await discoverSandboxes(paths);
+    const a = byId(result.sandboxes).get(A);
+    expect(a?.stateText).toBe(await readFile(state, 'utf8'));
+    expect(a?.containerdConfig).toBe(await readFile(bundle, 'utf8'));
+    expect(opened).not.toContain(state);
+    expect(opened).not.toContain(bundle);
+    expect(statted).toEqual(expect.arrayContaining([state, bundle]));
+    expect(result.errors).toEqual([]);
+    // Nor decoded again to decide on reading /proc.
+    expect(scanAsked).not.toContain(A);
+    expect(scanAsked.length).toBeGreaterThan(0);
+  });
+
+  test('a file rewritten in place with the same size (and its mtime put back) is read again', async () => {
+    const before = await readFile(state, 'utf8');
+    const after = before.replace(A, A.toUpperCase());
+    expect(after).not.toBe(before);
+    expect(after).toHaveLength(before.length);
+    // Past the kernel's timestamp tick, so the change time differs from the one kept.
+    await sleep(20);
+    await writeFile(state, after);
+    await utimes(state, LONG_AGO, LONG_AGO);
+    expect(await stateOf()).toBe(after);
+    expect(opened).toContain(state);
+  });
+
+  test('a file replaced by another (new inode) of the same size and mtime is read again', async () => {
+    const before = await readFile(state, 'utf8');
+    const after = before.replace(A, A.toUpperCase());
+    const next = join(root, 'next.json');
+    await writeFile(next, after);
+    await utimes(next, LONG_AGO, LONG_AGO);
+    await rename(next, state);
+    expect(await stateOf()).toBe(after);
+    expect(opened).toContain(state);
+  });
+
+  test('a file written in the last moments is read each time, as its identity may not show a change yet', async () => {
+    await writeFile(state, await readFile(state, 'utf8'));
+    await stateOf();
+    opened.length = 0;
+    await stateOf();
+    expect(opened).toContain(state);
+  });
+
+  test('a FIFO planted where a kept state file was is refused', async () => {
+    await rm(state);
+    execFileSync('mkfifo', [state]);
+    const result = await discoverSandboxes(paths);
+    expect(result.errors.filter((e) => e.target === state).map((e) => [e.reason, e.message])).toEqual([
+      ['io', expect.stringContaining('not a regular file')],
+    ]);
+    expect(byId(result.sandboxes).get(A)?.stateText).toBeUndefined();
+  });
+
+  test('a kept file that is gone is gone; one past a smaller cap is oversize', async () => {
+    await rm(bundle);
+    const result = await discoverSandboxes({ ...paths, maxFileBytes: 200 });
+    const a = byId(result.sandboxes).get(A);
+    expect(a?.containerdConfig).toBeUndefined();
+    expect(a?.stateText).toBeUndefined();
+    expect(result.errors.filter((e) => e.target === state).map((e) => e.reason)).toEqual(['oversize']);
+    expect(result.errors.filter((e) => e.target === bundle)).toEqual([]);
+  });
+
+  test('a sandbox not seen by a discovery is forgotten: when it is back, its files are read', async () => {
+    const held = join(root, 'held');
+    await rename(join(paths.kataGoDir, A), held);
+    await discoverSandboxes(paths);
+    await rename(held, join(paths.kataGoDir, A));
+    opened.length = 0;
+    expect(await stateOf()).toBe(await readFile(state, 'utf8'));
+    expect(opened).toContain(state);
   });
 });
 

@@ -1,15 +1,17 @@
 /**
- * The bounded synchronous reader of /run, cgroupfs and procfs, on real files: whole contents at
- * every size around its buffer, the byte cap, and how many read calls a file costs.
+ * The bounded synchronous readers of /run, cgroupfs and procfs, on real files: whole contents at
+ * every size around their buffer, the byte cap, and how many calls a file costs.
  */
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, test, vi } from 'vitest';
-import { FileTooLarge, readTextSync } from '../../src/scrapers/pseudo-fs.ts';
+import { FileTooLarge, readCgroupFileSync, readTextSync } from '../../src/scrapers/pseudo-fs.ts';
 
 const readCalls: number[] = [];
+let fstatCalls = 0;
 
 vi.mock('node:fs', async (importOriginal) => {
   const original = await importOriginal<typeof import('node:fs')>();
@@ -20,6 +22,10 @@ vi.mock('node:fs', async (importOriginal) => {
       readCalls.push(read);
       return read;
     },
+    fstatSync: (...args: Parameters<typeof original.fstatSync>) => {
+      fstatCalls++;
+      return original.fstatSync(...args);
+    },
   };
 });
 
@@ -27,6 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), 'pseudo-fs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeEach(() => {
   readCalls.length = 0;
+  fstatCalls = 0;
 });
 
 /** A file of `bytes` bytes of varied text, and that text. */
@@ -74,5 +81,58 @@ describe('readTextSync', () => {
 
   test('a directory is refused as not a regular file', () => {
     expect(() => readTextSync(dir, 100)).toThrow(expect.objectContaining({ code: 'ENOTREG' }));
+  });
+});
+
+describe('readCgroupFileSync', () => {
+  const BUFFER = 64 * 1024;
+
+  test.each([0, 1, 617, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 5])('a regular file of %i bytes is read whole', (bytes) => {
+    const { path, text } = fileOf(bytes);
+    expect(readCgroupFileSync(path, 4 * BUFFER)).toBe(text);
+  });
+
+  test('exactly the cap is allowed; one byte more is refused, whether the file fits the buffer or not', () => {
+    for (const cap of [100, BUFFER + 100]) {
+      expect(readCgroupFileSync(fileOf(cap).path, cap)).toHaveLength(cap);
+      expect(() => readCgroupFileSync(fileOf(cap + 1).path, cap)).toThrow(FileTooLarge);
+    }
+  });
+
+  test('a real cgroupfs file costs one read and no fstat, where readTextSync takes an fstat and a read of 0', () => {
+    // The root's own counters: on a v2 host, a hybrid one, or a v1 one.
+    const path = ['/sys/fs/cgroup/cgroup.stat', '/sys/fs/cgroup/unified/cgroup.stat', '/sys/fs/cgroup/memory/memory.stat'].find((p) => existsSync(p));
+    if (path === undefined) throw new Error('no cgroupfs mounted under /sys/fs/cgroup');
+    const text = readCgroupFileSync(path, 1024 * 1024);
+    expect(readCalls).toHaveLength(1);
+    expect(fstatCalls).toBe(0);
+    expect(text.split('\n')[0]).toBe(readFileSync(path, 'utf8').split('\n')[0]);
+    readCalls.length = 0;
+    readTextSync(path, 1024 * 1024);
+    expect(readCalls).toHaveLength(2);
+    expect(readCalls.at(-1)).toBe(0);
+    expect(fstatCalls).toBe(1);
+  });
+
+  test('a regular file costs one read (short at EOF) and no fstat', () => {
+    const { path, text } = fileOf(2000);
+    expect(readCgroupFileSync(path, 1024 * 1024)).toBe(text);
+    expect(readCalls).toEqual([2000]);
+    expect(fstatCalls).toBe(0);
+  });
+
+  test('a FIFO with no writer never blocks: it reads as empty', () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(readCgroupFileSync(fifo, 100)).toBe('');
+  });
+
+  test('a device that never ends meets the bound', () => {
+    expect(() => readCgroupFileSync('/dev/zero', 100_000)).toThrow(FileTooLarge);
+  });
+
+  test('a missing file or a directory throws the fs error', () => {
+    expect(() => readCgroupFileSync(join(dir, 'gone'), 100)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => readCgroupFileSync(dir, 100)).toThrow(expect.objectContaining({ code: 'EISDIR' }));
   });
 });
