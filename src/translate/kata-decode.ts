@@ -36,6 +36,7 @@ import {
   PromParseError,
   parsePromText,
   type ParseLimits,
+  type ParseOptions,
   type PromFamily,
   type PromSample,
   type SeriesLabels,
@@ -108,6 +109,20 @@ const GO_SHIM_PREFIXES = [
 ] as const;
 
 const PROCESS_PREFIXES = ['kata_shim', 'kata_hypervisor', 'kata_virtiofsd', 'kata_agent'] as const;
+type ProcessPrefix = (typeof PROCESS_PREFIXES)[number];
+/** Built once: a name made per call is a new string, hashed again by every Map lookup. */
+const PROCESS_FAMILIES = Object.fromEntries(
+  PROCESS_PREFIXES.map((prefix) => [
+    prefix,
+    {
+      procStat: `${prefix}_proc_stat`,
+      procStatus: `${prefix}_proc_status`,
+      ioStat: `${prefix}_io_stat`,
+      threads: `${prefix}_threads`,
+      fds: `${prefix}_fds`,
+    },
+  ]),
+) as Record<ProcessPrefix, { procStat: string; procStatus: string; ioStat: string; threads: string; fds: string }>;
 const PROC_STAT_ITEMS = ['utime', 'stime'] as const;
 const PROC_STATUS_ITEMS = ['vmrss', 'vmsize'] as const;
 const IO_STAT_ITEMS = ['readbytes', 'writebytes', 'read_bytes', 'write_bytes'] as const;
@@ -146,6 +161,10 @@ function keepSeries(family: string, labels: SeriesLabels): boolean {
   return item !== undefined && wanted.has(item);
 }
 
+/** HELP texts are never read here: the parser only checks them. */
+const GO_PARSE_OPTIONS: ParseOptions = { keepPrefixes: GO_KEEP_PREFIXES, keepSeries, omitHelp: true };
+const RS_PARSE_OPTIONS: ParseOptions = { keepPrefixes: RS_KEEP_PREFIXES, keepSeries, omitHelp: true };
+
 /** Partitions: vda1, sdb2, xvda1, nvme0n1p1, pmem0p1, mmcblk0p1. */
 const PARTITION = /^(?:(?:[shv]d|xvd)[a-z]+\d+|[a-z]+\d+(?:n\d+)?p\d+)$/;
 /** Virtual or stacked devices whose I/O is already counted on a whole disk, or is not disk I/O. */
@@ -153,6 +172,20 @@ const NOT_A_DISK = /^(?:loop|ram|dm-|sr|zram|md)\d/;
 
 export function isWholeDisk(name: string): boolean {
   return !PARTITION.test(name) && !NOT_A_DISK.test(name);
+}
+
+const WHOLE_DISK_MEMO_MAX = 256;
+/** isWholeDisk answers for the device names of recent payloads (the same few on every scrape). */
+const wholeDiskMemo = new Map<string, boolean>();
+
+function isWholeDiskMemo(name: string): boolean {
+  let whole = wholeDiskMemo.get(name);
+  if (whole === undefined) {
+    whole = isWholeDisk(name);
+    if (wholeDiskMemo.size >= WHOLE_DISK_MEMO_MAX) wholeDiskMemo.clear();
+    wholeDiskMemo.set(name, whole);
+  }
+  return whole;
 }
 
 /**
@@ -165,8 +198,8 @@ export function decodeShimMetrics(
   options: DecodeShimOptions = {},
 ): ShimMetrics {
   const userHz = options.userHz ?? 100;
-  const keepPrefixes = runtime === 'go' ? GO_KEEP_PREFIXES : RS_KEEP_PREFIXES;
-  const parsed = parsePromText(body, { keepPrefixes, keepSeries, ...(options.limits ? { limits: options.limits } : {}) });
+  const base = runtime === 'go' ? GO_PARSE_OPTIONS : RS_PARSE_OPTIONS;
+  const parsed = parsePromText(body, options.limits ? { ...base, limits: options.limits } : base);
 
   const families = new Map<string, PromFamily>();
   for (const family of parsed.families) families.set(family.name, family);
@@ -245,11 +278,13 @@ class SampleReader {
   /** Known items of an `{item}` family; the first sample per item wins, unknown items are ignored. */
   items<K extends string>(family: string, wanted: readonly K[]): Partial<Record<K, number>> {
     const out: Partial<Record<K, number>> = {};
-    const seen = new Set<string>();
+    // Bit i: wanted[i] was seen (the lists are a few constant items).
+    let seen = 0;
     for (const sample of this.samples(family)) {
       const item = sample.labels.item;
-      if (item === undefined || seen.has(item) || !(wanted as readonly string[]).includes(item)) continue;
-      seen.add(item);
+      const index = item === undefined ? -1 : (wanted as readonly string[]).indexOf(item);
+      if (index < 0 || seen & (1 << index)) continue;
+      seen |= 1 << index;
       const value = this.accept(sample.value);
       if (value !== undefined) out[item as K] = value;
     }
@@ -257,25 +292,26 @@ class SampleReader {
   }
 
   /** `<prefix>_proc_stat`, `_proc_status`, `_io_stat`, `_threads`, `_fds` of one process. */
-  process(prefix: string, memoryUnit: Unit, userHz: number): ProcessStats {
+  process(prefix: ProcessPrefix, memoryUnit: Unit, userHz: number): ProcessStats {
+    const names = PROCESS_FAMILIES[prefix];
     const stats: ProcessStats = {};
-    const stat = this.items(`${prefix}_proc_stat`, PROC_STAT_ITEMS);
+    const stat = this.items(names.procStat, PROC_STAT_ITEMS);
     if (stat.utime !== undefined && stat.stime !== undefined) stats.cpuSeconds = (stat.utime + stat.stime) / userHz;
 
     const scale = memoryUnit === 'kib' ? 1024 : 1;
-    const status = this.items(`${prefix}_proc_status`, PROC_STATUS_ITEMS);
+    const status = this.items(names.procStatus, PROC_STATUS_ITEMS);
     if (status.vmrss !== undefined) stats.residentBytes = status.vmrss * scale;
     if (status.vmsize !== undefined) stats.virtualBytes = status.vmsize * scale;
 
-    const io = this.items(`${prefix}_io_stat`, IO_STAT_ITEMS);
+    const io = this.items(names.ioStat, IO_STAT_ITEMS);
     const readBytes = io.readbytes ?? io.read_bytes;
     const writeBytes = io.writebytes ?? io.write_bytes;
     if (readBytes !== undefined) stats.readBytes = readBytes;
     if (writeBytes !== undefined) stats.writeBytes = writeBytes;
 
-    const threads = this.single(`${prefix}_threads`);
+    const threads = this.single(names.threads);
     if (threads !== undefined) stats.threads = threads;
-    const fds = this.single(`${prefix}_fds`);
+    const fds = this.single(names.fds);
     if (fds !== undefined) stats.fds = fds;
     return stats;
   }
@@ -310,26 +346,32 @@ function decodeGuest(reader: SampleReader): GuestStats {
   const load = reader.items('kata_guest_load', LOAD_ITEMS);
   if (load.load1 !== undefined) guest.load1 = load.load1;
 
-  const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', (name) => name !== 'lo', NETDEV_ITEMS);
+  const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', isNotLoopback, NETDEV_ITEMS);
   if (net.recv_bytes !== undefined) guest.networkReceiveBytes = net.recv_bytes;
   if (net.sent_bytes !== undefined) guest.networkTransmitBytes = net.sent_bytes;
 
-  const disk = sumByLabel(reader, 'kata_guest_diskstat', 'disk', isWholeDisk, DISK_ITEMS);
+  const disk = sumByLabel(reader, 'kata_guest_diskstat', 'disk', isWholeDiskMemo, DISK_ITEMS);
   if (disk.sectors_read !== undefined) guest.diskReadBytes = disk.sectors_read;
   if (disk.sectors_written !== undefined) guest.diskWrittenBytes = disk.sectors_written;
   return guest;
 }
 
+function isNotLoopback(name: string): boolean {
+  return name !== 'lo';
+}
+
 /** The cpu="total" row in seconds; absent when a core item is missing or any item was refused. */
 function decodeGuestCpu(reader: SampleReader): GuestCpuSeconds | undefined {
   const ms: Partial<Record<CpuItem, number>> = {};
-  const seen = new Set<string>();
+  // Bit i: CPU_ITEMS[i] was seen.
+  let seen = 0;
   let refused = false;
   for (const sample of reader.samples('kata_guest_cpu_time')) {
     const item = sample.labels.item;
-    if (sample.labels.cpu !== 'total' || item === undefined || seen.has(item)) continue;
-    if (!(CPU_ITEMS as readonly string[]).includes(item)) continue;
-    seen.add(item);
+    if (sample.labels.cpu !== 'total' || item === undefined) continue;
+    const index = (CPU_ITEMS as readonly string[]).indexOf(item);
+    if (index < 0 || seen & (1 << index)) continue;
+    seen |= 1 << index;
     const value = reader.accept(sample.value);
     if (value === undefined) refused = true;
     else ms[item as CpuItem] = value;
@@ -363,7 +405,7 @@ function sumByLabel<K extends string>(
   factors: Record<K, number>,
 ): Partial<Record<K, number>> {
   const sums: Partial<Record<K, number>> = {};
-  const poisoned = new Set<string>();
+  let poisoned: Set<string> | undefined;
   for (const sample of reader.samples(family)) {
     const item = sample.labels.item;
     const device = sample.labels[label];
@@ -371,12 +413,12 @@ function sumByLabel<K extends string>(
     const key = item as K;
     const value = reader.accept(sample.value);
     if (value === undefined) {
-      poisoned.add(key);
+      (poisoned ??= new Set<string>()).add(key);
       continue;
     }
     sums[key] = (sums[key] ?? 0) + value * factors[key];
   }
-  for (const key of poisoned) delete sums[key as K];
+  if (poisoned !== undefined) for (const key of poisoned) delete sums[key as K];
   for (const key of Object.keys(sums) as K[]) {
     if ((sums[key] ?? 0) > MAX_PLAUSIBLE_VALUE) {
       reader.rejected++;

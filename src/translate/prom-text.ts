@@ -67,6 +67,11 @@ export interface ParseOptions {
    * so callers can tell it was there.
    */
   keepSeries?: SeriesFilter;
+  /**
+   * Leave out HELP texts: families come without `help`. HELP lines are still checked (a second
+   * one for a family, an invalid escape), so the same inputs are rejected with the same errors.
+   */
+  omitHelp?: boolean;
 }
 
 /** The labels of the series being parsed; valid only during a `keepSeries` call. */
@@ -121,7 +126,7 @@ export function clearSeriesCache(): void {
 export function parsePromText(input: Uint8Array | string, options: ParseOptions = {}): ParseResult {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : asBuffer(input);
   const limits = { ...DEFAULT_PARSE_LIMITS, ...options.limits };
-  return new Parser(bytes, limits, options.keepPrefixes, options.keepSeries).run();
+  return new Parser(bytes, limits, options.keepPrefixes, options.keepSeries, options.omitHelp === true).run();
 }
 
 /** A view, not a copy: Buffer gives the replacing UTF-8 and latin1 decoders over byte ranges. */
@@ -203,6 +208,8 @@ interface FamilyState {
   name: string;
   type: MetricType | undefined;
   help: string | undefined;
+  /** Set by its HELP line, also when the text is omitted. */
+  hasHelp: boolean;
   hasSamples: boolean;
   /** False for a family outside keepPrefixes that is tracked only for name resolution. */
   kept: boolean;
@@ -333,6 +340,7 @@ class SeriesTable {
 
   /** Empties the table for the next parse, keeping its arrays unless a huge input grew them. */
   reset(): void {
+    if (this.samples.length === 0) return; // nothing stored since the last reset
     this.samples.length = 0;
     if (this.refs.length > SERIES_TABLE_KEPT) {
       this.hashes = new Int32Array(SERIES_TABLE_INITIAL);
@@ -412,6 +420,8 @@ class Parser implements SeriesLabels {
   // Sample name (by intern slot) → family, valid while familyEpoch is unchanged: resolution only
   // changes when a HELP/TYPE line creates or types a family.
   private readonly slotFamily = SCRATCH.slotFamily;
+  /** Some slotFamily entry was set: the end of the parse clears them (they hold this parse's families). */
+  private slotFamilyUsed = false;
   private readonly slotFamilyEpoch = SCRATCH.slotFamilyEpoch;
   /** Above every epoch an earlier parse left in slotFamilyEpoch. */
   private familyEpoch = ++SCRATCH.epoch;
@@ -429,13 +439,23 @@ class Parser implements SeriesLabels {
   private longestLabelValue = 0;
   /** The cached series of the previous sample line: its `next` is the guess for this one. */
   private previous: CachedSeries | undefined;
-  /** The name of the last sample line skipped by prefix, as a byte range of the input. */
-  private skippedNameStart = -1;
-  private skippedNameLength = 0;
+  /**
+   * The last name the prefix walk rejected, as the bytes that decided it (from the name's start
+   * to the byte the walk stopped at), and the walk's answer: a name starting with the same bytes
+   * gets the same answer without a walk. A family's lines (and its HELP and TYPE) come together.
+   */
+  private rejectedStart = 0;
+  private rejectedLength = 0;
+  private rejectedMatch = NO_MATCH;
+  /** Where the last walkPrefix stopped. */
+  private walkStop = 0;
+  /** The bytes of the last name the walk matched, up to the end of its keep prefix. */
+  private acceptedStart = 0;
+  private acceptedLength = 0;
   /** Set while keepSeries looks at a cached series: get() reads it instead of the scratch labels. */
   private cachedLabels: Readonly<Record<string, string>> | undefined;
   private readonly parseId = ++SCRATCH.parses;
-  /** Which CachedSeries.next guesses this parse follows and updates: 1 when skipping by prefix. */
+  /** Which CachedSeries.next* guesses this parse follows and updates: 1 when skipping by prefix. */
   private readonly lane: 0 | 1;
   private readonly cache = SCRATCH.cache;
   private view: DataView = EMPTY_VIEW;
@@ -452,6 +472,7 @@ class Parser implements SeriesLabels {
     private readonly limits: ParseLimits,
     keepPrefixes: readonly string[] | undefined,
     private readonly keepSeries: SeriesFilter | undefined,
+    private readonly omitHelp: boolean,
   ) {
     this.strings = SCRATCH.strings;
     this.lane = keepPrefixes === undefined ? 0 : 1;
@@ -471,7 +492,7 @@ class Parser implements SeriesLabels {
     } finally {
       this.strings.end();
       this.series.reset();
-      this.slotFamily.fill(undefined);
+      if (this.slotFamilyUsed) this.slotFamily.fill(undefined);
       for (const memo of this.memos) memo.family = undefined;
       this.view = EMPTY_VIEW;
     }
@@ -490,25 +511,27 @@ class Parser implements SeriesLabels {
       const limit = Math.min(length, pos + maxLine + 1);
       const p = this.skipBlanks(pos, limit);
       if (!(p < limit && CLASS[b[p]!]! & METRIC_START)) {
-        pos = this.parseOtherLine(pos) + 1;
+        pos = this.parseOtherLine(pos, limit) + 1;
         continue;
       }
       let guessed = false;
       if (this.prefixes !== undefined) {
+        // Checked before the guess: in a run of skipped lines the guess (the next kept line) fails on each.
+        if (this.startsLikeRejected(p, limit)) {
+          pos = this.skipRejectedRun(pos, this.afterWalked(p, p + this.rejectedLength - 1), limit);
+          continue;
+        }
         // The line that followed last time, when its name is known to be kept: no prefix walk.
-        const guess = this.previous?.next[1];
+        const guess = this.previous?.nextSkipping;
         if (guess !== undefined && guess.name.keptBy === this.prefixes) {
           guessed = true;
           if (this.fits(guess, p, limit)) {
-            pos = this.finishSample(guess, p + guess.length, limit) + 1;
+            pos = this.guessedRun(guess, p, limit);
             continue;
           }
         }
-        // Lines of a family come together: the name of the last skipped line skips this one too.
-        const skipped = this.isSkippedName(p, limit);
-        if (skipped || this.matchPrefix(p, limit) !== PREFIX_MATCH) {
-          if (!skipped) this.rememberSkippedName(p, limit);
-          pos = this.parseOtherLine(pos) + 1;
+        if (!this.startsLikeAccepted(p, limit) && this.walkPrefix(p, limit) !== PREFIX_MATCH) {
+          pos = this.skipRejectedRun(pos, this.afterWalked(p, this.walkStop), limit);
           continue;
         }
       }
@@ -517,25 +540,122 @@ class Parser implements SeriesLabels {
     return this.result();
   }
 
-  /** The line at p has the name of the last line skipped by prefix. */
-  private isSkippedName(p: number, end: number): boolean {
-    const length = this.skippedNameLength;
-    if (length === 0 || p + length >= end) return false;
-    const after = this.bytes[p + length]!;
-    if (after !== LBRACE && !(CLASS[after]! & BLANK)) return false;
-    return sameBytes(this.view, p, this.view, this.skippedNameStart, length);
-  }
-
-  private rememberSkippedName(p: number, end: number): void {
-    this.skippedNameStart = p;
-    this.skippedNameLength = this.scanMetricName(p, end) - p;
-  }
-
-  /** Comments, blank lines and skipped samples: found by indexOf, decoded only when needed. */
-  private parseOtherLine(start: number): number {
+  /**
+   * A sample line skipped by its name, then each following line that starts, at its very start,
+   * with a name byte and the bytes of the last rejection (a family's lines come together): the
+   * main loop would skip it alike. Returns the position after the last line skipped.
+   */
+  private skipRejectedRun(start: number, from: number, limit: number): number {
     const b = this.bytes;
-    let nl = b.indexOf(LF, start);
-    if (nl < 0) nl = b.length;
+    const length = b.length;
+    const maxLine = this.limits.maxLineBytes;
+    for (;;) {
+      const pos = this.skipSampleLine(start, from, limit) + 1;
+      if (pos >= length || !(CLASS[b[pos]!]! & METRIC_START)) return pos;
+      const nextLimit = Math.min(length, pos + maxLine + 1);
+      if (!this.startsLikeRejected(pos, nextLimit)) return pos;
+      this.line++;
+      this.lineStart = pos;
+      start = pos;
+      from = this.afterWalked(pos, pos + this.rejectedLength - 1);
+      limit = nextLimit;
+    }
+  }
+
+  /**
+   * A guessed line that fits, then each following line while the guess of the line before fits it
+   * at its very start (a family's series in last time's order, most skipped by keepSeries).
+   * Returns the position after the last line taken. The main loop's other steps could not change
+   * such a line's outcome: it starts with a name byte, and a name the keep prefixes match never
+   * starts like the last rejected one (the walk would have taken the same path and stopped alike).
+   */
+  private guessedRun(entry: CachedSeries, p: number, limit: number): number {
+    const length = this.bytes.length;
+    const maxLine = this.limits.maxLineBytes;
+    const prefixes = this.prefixes;
+    for (;;) {
+      const pos = this.finishSample(entry, p + entry.length, limit) + 1;
+      if (pos >= length) return pos;
+      const next = entry.nextSkipping;
+      if (next === undefined || next.name.keptBy !== prefixes) return pos;
+      const nextLimit = Math.min(length, pos + maxLine + 1);
+      if (!this.fits(next, pos, nextLimit)) return pos;
+      this.line++;
+      this.lineStart = pos;
+      entry = next;
+      p = pos;
+      limit = nextLimit;
+    }
+  }
+
+  /**
+   * The name at p starts with the bytes that decided the last rejection, so the walk would reject
+   * it alike. The deciding byte is the last one: a name that differs mostly differs there, so the
+   * last four bytes are compared first.
+   */
+  private startsLikeRejected(p: number, end: number): boolean {
+    const length = this.rejectedLength;
+    if (length === 0 || p + length > end) return false;
+    const view = this.view;
+    const start = this.rejectedStart;
+    if (length < 4) return sameBytes(view, p, view, start, length);
+    const last = length - 4;
+    if (view.getInt32(p + last, true) !== view.getInt32(start + last, true)) return false;
+    for (let i = 0; i < last; i += 4) if (view.getInt32(p + i, true) !== view.getInt32(start + i, true)) return false;
+    return true;
+  }
+
+  /**
+   * The name at p starts with the bytes of the last name the walk matched, up to the end of its
+   * keep prefix: it matches too (a family's HELP, TYPE and first sample line name it alike).
+   */
+  private startsLikeAccepted(p: number, end: number): boolean {
+    const length = this.acceptedLength;
+    if (length === 0 || p + length > end) return false;
+    const view = this.view;
+    const start = this.acceptedStart;
+    if (length >= 4 && view.getInt32(p + length - 4, true) !== view.getInt32(start + length - 4, true)) return false;
+    return sameBytes(view, p, view, start, length);
+  }
+
+  /**
+   * Where the newline search of a skipped line may start: at `stop`, the byte the prefix walk
+   * stopped at (the bytes before it are keep-prefix bytes, so no newline), unless a keep prefix
+   * itself holds a newline.
+   */
+  private afterWalked(p: number, stop: number): number {
+    return this.prefixes!.newlineFree ? stop : p;
+  }
+
+  /** parseOtherLine for a line starting at `start` that is skipped; its newline is at or after `from`. */
+  private skipSampleLine(start: number, from: number, limit: number): number {
+    const nl = this.findNewline(from, limit);
+    if (nl - start > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
+    return nl;
+  }
+
+  /**
+   * The first LF from p to `limit` (one byte past the longest allowed line, or the input's end),
+   * else `limit`: four bytes a step, without a call into native code.
+   */
+  private findNewline(p: number, limit: number): number {
+    const view = this.view;
+    for (; p + 4 <= limit; p += 4) {
+      const x = view.getInt32(p, true) ^ 0x0a0a0a0a;
+      // A flag per byte of x that is zero; a borrow may flag bytes above the first zero byte too,
+      // never below it, so the lowest flag (the first in memory) is exact.
+      const zero = (x - 0x01010101) & ~x & 0x80808080;
+      if (zero !== 0) return p + ((31 - Math.clz32(zero & -zero)) >> 3);
+    }
+    const b = this.bytes;
+    while (p < limit && b[p] !== LF) p++;
+    return p;
+  }
+
+  /** Comments, blank lines and skipped samples: found by findNewline, decoded only when needed. */
+  private parseOtherLine(start: number, limit: number): number {
+    const b = this.bytes;
+    const nl = this.findNewline(start, limit);
     if (nl - start > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
     const end = nl > start && b[nl - 1] === CR ? nl - 1 : nl;
     const p = this.skipBlanks(start, end);
@@ -554,7 +674,11 @@ class Parser implements SeriesLabels {
     p = this.skipBlanks(p + 4, end);
     if (p === end) return;
     if (this.prefixes !== undefined) {
-      const match = this.matchPrefix(p, end);
+      const match = this.startsLikeRejected(p, end)
+        ? this.rejectedMatch
+        : this.startsLikeAccepted(p, end)
+          ? PREFIX_MATCH
+          : this.walkPrefix(p, end);
       // A TYPE naming a parent of kept-looking samples (foo for foo_count) decides where those
       // samples go, so it is read; every other comment of a skipped family is not.
       if (match === NO_MATCH || (match === NAME_INSIDE_PREFIX && keyword === 'HELP')) return;
@@ -581,8 +705,11 @@ class Parser implements SeriesLabels {
   }
 
   private readHelp(family: FamilyState, start: number, end: number): void {
-    if (family.help !== undefined) this.syntax(`second HELP line for ${family.name}`);
-    family.help = this.unescape(start, this.trimBlanksEnd(start, end), HELP_ESCAPES, 'HELP');
+    if (family.hasHelp) this.syntax(`second HELP line for ${family.name}`);
+    family.hasHelp = true;
+    const textEnd = this.trimBlanksEnd(start, end);
+    if (this.omitHelp) this.checkEscapes(start, textEnd, HELP_ESCAPES, 'HELP');
+    else family.help = this.unescape(start, textEnd, HELP_ESCAPES, 'HELP');
   }
 
   private readType(family: FamilyState, start: number, end: number): void {
@@ -647,6 +774,23 @@ class Parser implements SeriesLabels {
     return out.toString('utf8', 0, n);
   }
 
+  /** The escapes unescape would reject, found without decoding anything. */
+  private checkEscapes(start: number, end: number, escapes: string, what: string): void {
+    const b = this.bytes;
+    const view = this.view;
+    // Four bytes a step to the first backslash (most texts have none), as findNewline.
+    let first = start;
+    for (; first + 4 <= end; first += 4) {
+      const x = view.getInt32(first, true) ^ 0x5c5c5c5c;
+      if (((x - 0x01010101) & ~x & 0x80808080) !== 0) break;
+    }
+    for (let p = first; p < end; p++) {
+      if (b[p] !== BACKSLASH) continue;
+      const next = p + 1 < end ? b[++p]! : -1;
+      if (!escapes.includes(String.fromCharCode(next))) this.syntax(`invalid escape sequence in ${what}`);
+    }
+  }
+
   // ---- samples -----------------------------------------------------------------------------
 
   /** Parses a sample line from its name; returns the index of its newline (or the input end). */
@@ -694,14 +838,21 @@ class Parser implements SeriesLabels {
    * by the bytes' hash.
    */
   private cachedSeries(start: number, end: number, guessed: boolean): CachedSeries | undefined {
-    const guess = guessed ? undefined : this.previous?.next[this.lane];
+    const previous = this.previous;
+    const guess = guessed || previous === undefined ? undefined : this.lane === 1 ? previous.nextSkipping : previous.nextFull;
     if (guess !== undefined && this.fits(guess, start, end)) return guess;
     const seriesEnd = this.scanSeriesPart(start, end);
     if (seriesEnd < 0) return undefined;
     const entry = this.cache.find(hashBytes(this.bytes, start, seriesEnd), this.bytes, this.view, start, seriesEnd);
     if (entry === undefined || !this.usable(entry, start, end)) return undefined;
-    if (this.previous !== undefined) this.previous.next[this.lane] = entry;
+    if (previous !== undefined) this.setNext(previous, entry);
     return entry;
+  }
+
+  /** Records `entry` as the line after `previous` in this parse's lane. */
+  private setNext(previous: CachedSeries, entry: CachedSeries): void {
+    if (this.lane === 1) previous.nextSkipping = entry;
+    else previous.nextFull = entry;
   }
 
   /** The guessed series is this line's, and usable. */
@@ -763,7 +914,7 @@ class Parser implements SeriesLabels {
       longestLabelName: this.longestLabelName,
       longestLabelValue: this.longestLabelValue,
     });
-    if (entry !== undefined && this.previous !== undefined) this.previous.next[this.lane] = entry;
+    if (entry !== undefined && this.previous !== undefined) this.setNext(this.previous, entry);
     return entry;
   }
 
@@ -774,7 +925,8 @@ class Parser implements SeriesLabels {
    */
   private finishSample(entry: CachedSeries, seriesEnd: number, end: number): number {
     this.previous = entry;
-    if (this.prefixes !== undefined) entry.name.keptBy = this.prefixes;
+    const prefixes = this.prefixes;
+    if (prefixes !== undefined && entry.name.keptBy !== prefixes) entry.name.keptBy = prefixes;
     const family = this.familyOf(entry.name);
     family.hasSamples = true;
     if (family.kept && this.keepSeries !== undefined && !this.cachedVerdict(entry, family.name)) {
@@ -794,6 +946,13 @@ class Parser implements SeriesLabels {
    */
   private checkValueTail(seriesEnd: number, end: number): number {
     const b = this.bytes;
+    // The usual tail first: one space, one number token, the newline.
+    if (seriesEnd < end && b[seriesEnd] === SPACE) {
+      const token = seriesEnd + 1;
+      let q = token;
+      while (q < end && CLASS[b[q]!]! & NUMBER_CHAR) q++;
+      if (q > token && q < end && b[q] === LF) return q;
+    }
     const first = this.skipBlanks(seriesEnd, end);
     let p = first;
     for (let token = 0; token < 2 && p < end && !(CLASS[b[p]!]! & TOKEN_END); token++) {
@@ -1023,6 +1182,7 @@ class Parser implements SeriesLabels {
     const family = this.familyByName.get(name) ?? this.parentFamily(name) ?? this.createFamily(name);
     if (slot >= 0) {
       this.slotFamily[slot] = family;
+      this.slotFamilyUsed = true;
       this.slotFamilyEpoch[slot] = this.familyEpoch;
     }
     return family;
@@ -1051,6 +1211,7 @@ class Parser implements SeriesLabels {
       name,
       type: undefined,
       help: undefined,
+      hasHelp: false,
       hasSamples: false,
       filtered: false,
       kept: this.prefixStrings === undefined || keptByPrefixes(this.prefixes!, this.prefixStrings, name),
@@ -1078,10 +1239,48 @@ class Parser implements SeriesLabels {
   // ---- numbers -----------------------------------------------------------------------------
 
   private parseValue(start: number, end: number): number {
+    const fast = this.plainDecimal(start, end);
+    if (fast === fast) return fast; // not NaN: read (tokenEnd is set)
     const tokenEnd = this.scanToken(start, end);
     if (tokenEnd === start) this.syntax('missing sample value');
     this.tokenEnd = tokenEnd;
     return this.parseFloatToken(start, tokenEnd);
+  }
+
+  /**
+   * The common value token in one pass: unsigned digits with an optional fraction and exponent,
+   * ending at a token end, whose value exactDecimal gives. NaN for anything else (parseValue
+   * then reads the token in full): the same digits give the same value as parseFloatToken.
+   */
+  private plainDecimal(start: number, end: number): number {
+    const b = this.bytes;
+    let p = start;
+    let mantissa = 0;
+    while (p < end && isDigit(b[p]!)) mantissa = mantissa * 10 + (b[p++]! - ZERO);
+    let digits = p - start;
+    let fractionDigits = 0;
+    if (p < end && b[p] === DOT) {
+      const fractionStart = ++p;
+      while (p < end && isDigit(b[p]!)) mantissa = mantissa * 10 + (b[p++]! - ZERO);
+      fractionDigits = p - fractionStart;
+      digits += fractionDigits;
+    }
+    if (digits === 0) return NaN;
+    let exponent = 0;
+    if (p < end && (b[p]! | 0x20) === LOWER_E) {
+      p++;
+      const negative = p < end && b[p] === MINUS;
+      if (negative || (p < end && b[p] === PLUS)) p++;
+      const exponentStart = p;
+      for (; p < end && isDigit(b[p]!); p++) if (exponent < 10_000) exponent = exponent * 10 + (b[p]! - ZERO);
+      if (p === exponentStart) return NaN;
+      if (negative) exponent = -exponent;
+    }
+    if (p < end && !(CLASS[b[p]!]! & TOKEN_END)) return NaN;
+    const value = exactDecimal(mantissa, exponent - fractionDigits);
+    if (value === undefined) return NaN;
+    this.tokenEnd = p;
+    return value;
   }
 
   /** Go ParseFloat syntax (decimal forms): digits with optional fraction and exponent, Inf, NaN. */
@@ -1186,24 +1385,38 @@ class Parser implements SeriesLabels {
 
   /**
    * Walks the name at p down the keep-prefix trie, one byte per step and without decoding
-   * anything: a line of a skipped family costs the bytes it shares with some prefix.
+   * anything: a line of a skipped family costs the bytes it shares with some prefix. A rejection
+   * is remembered (startsLikeRejected).
    */
-  private matchPrefix(p: number, end: number): number {
+  private walkPrefix(p: number, end: number): number {
     const b = this.bytes;
     const trie = this.prefixes!;
     const next = trie.next;
     const terminal = trie.terminal;
+    const column = trie.column;
+    const width = trie.width;
     let node = 0;
     let i = p;
     for (; i < end; i++) {
-      const child = next[(node << 8) | b[i]!]!;
+      const child = next[node * width + column[b[i]!]!]!;
       if (child === 0) break;
       node = child;
-      if (terminal[node] === 1) return PREFIX_MATCH;
+      if (terminal[node] === 1) {
+        this.acceptedStart = p;
+        this.acceptedLength = i - p + 1;
+        return PREFIX_MATCH;
+      }
     }
     // The walk stopped inside the trie: the name is a proper prefix of a keep prefix when it ends here.
-    if (i > p && (i >= end || !(CLASS[b[i]!]! & METRIC_CONT))) return NAME_INSIDE_PREFIX;
-    return NO_MATCH;
+    const match = i > p && (i >= end || !(CLASS[b[i]!]! & METRIC_CONT)) ? NAME_INSIDE_PREFIX : NO_MATCH;
+    this.walkStop = i;
+    if (i < end) {
+      // Bytes p..i decided it; a walk that reached `end` depends on where the line ends.
+      this.rejectedStart = p;
+      this.rejectedLength = i - p + 1;
+      this.rejectedMatch = match;
+    }
+    return match;
   }
 
   private syntax(message: string): never {
@@ -1221,13 +1434,22 @@ class Parser implements SeriesLabels {
   }
 }
 
-/** Keep prefixes as a byte trie: 256 child slots per node (0 = none), node 0 the root. */
+/**
+ * Keep prefixes as a byte trie, node 0 the root. A row per node with a slot per byte that occurs
+ * in some prefix (`column`; column 0, every other byte, has no child): a few dozen slots, not 256,
+ * so the rows a walk touches stay in cache.
+ */
 interface PrefixTrie {
+  /** Child of node n for column c at n * width + c (0 = none). */
   next: Int32Array;
+  column: Uint16Array;
+  width: number;
   /** 1 where a keep prefix ends. */
   terminal: Uint8Array;
   /** Family names already tested against the prefixes (the same few dozen on every scrape). */
   keptNames: Map<string, boolean>;
+  /** No keep prefix holds a newline: the bytes a walk went through are not the end of the line. */
+  newlineFree: boolean;
 }
 
 const KEPT_NAMES_MAX = 4096;
@@ -1264,7 +1486,10 @@ function prefixTrieByContent(prefixes: readonly string[]): PrefixTrie {
   if (cached !== undefined) return cached;
   const encoded = prefixes.map((p) => Buffer.from(p, 'utf8'));
   const capacity = 2 + encoded.reduce((sum, p) => sum + p.length, 0);
-  const next = new Int32Array(capacity * 256);
+  const column = new Uint16Array(256);
+  let width = 1;
+  for (const prefix of encoded) for (const byte of prefix) if (column[byte] === 0) column[byte] = width++;
+  const next = new Int32Array(capacity * width);
   const terminal = new Uint8Array(capacity);
   let nodes = 1;
   let emptyPrefix = false;
@@ -1272,7 +1497,7 @@ function prefixTrieByContent(prefixes: readonly string[]): PrefixTrie {
     if (prefix.length === 0) emptyPrefix = true;
     let node = 0;
     for (const byte of prefix) {
-      const slot = (node << 8) | byte;
+      const slot = node * width + column[byte]!;
       if (next[slot] === 0) next[slot] = nodes++;
       node = next[slot]!;
     }
@@ -1282,9 +1507,16 @@ function prefixTrieByContent(prefixes: readonly string[]): PrefixTrie {
   if (emptyPrefix) {
     const all = nodes++;
     terminal[all] = 1;
-    for (let c = 0; c < 256; c++) next[c] = all;
+    for (let c = 0; c < width; c++) next[c] = all;
   }
-  const trie = { next: next.slice(0, Math.max(1, nodes) * 256), terminal: terminal.slice(0, nodes), keptNames: new Map<string, boolean>() };
+  const trie: PrefixTrie = {
+    next: next.slice(0, Math.max(1, nodes) * width),
+    column,
+    width,
+    terminal: terminal.slice(0, nodes),
+    keptNames: new Map<string, boolean>(),
+    newlineFree: encoded.every((p) => !p.includes(LF)),
+  };
   if (trieCache.size >= TRIE_CACHE_MAX) trieCache.delete(trieCache.keys().next().value!);
   trieCache.set(key, trie);
   return trie;

@@ -254,6 +254,14 @@ describe('hostile payloads', () => {
     );
   });
 
+  it('HELP texts are not kept, but a bad HELP line of a kept family is still an error', () => {
+    const load = 'kata_guest_load{item="load1"} 1\n';
+    expect(decodeText(`# HELP kata_guest_load Load \\\\ avg.\\n\n${load}`).guest.load1).toBe(1);
+    for (const help of ['# HELP kata_guest_load a\n# HELP kata_guest_load b\n', '# HELP kata_guest_load bad \\t\n']) {
+      expect(() => decodeText(help + load)).toThrow(PromParseError);
+    }
+  });
+
   it('garbage bytes surface as PromParseError, whether or not a line looks like a kept family', () => {
     expect(() => decodeText('kata_guest_load{item="load1" 1\n\u0000\u00ff }}}{{{\n')).toThrow(PromParseError);
     expect(() => decodeText('\u0000\u0001{"not":"prometheus"}\n<html> }}}{{{\n')).toThrow(PromParseError);

@@ -268,6 +268,28 @@ describe('HELP, TYPE and comments', () => {
     expect(parseError(text).kind).toBe('syntax');
   });
 
+  test('omitHelp leaves help out and nothing else', () => {
+    const text = '# HELP m Some \\\\ help.\\n\n# TYPE m counter\nm 1\n# HELP n Résumé\nn 2\n';
+    const full = parsePromText(text);
+    expect(full.families[0]!.help).toBe('Some \\ help.\n');
+    expect(parsePromText(text, { omitHelp: true }).families).toEqual(full.families.map(({ help: _, ...rest }) => rest));
+  });
+
+  test.each([
+    ['second HELP', '# HELP m a\n# HELP m b\nm 1\n'],
+    ['second HELP after an empty-looking one', '# HELP m \\\\\n# HELP m b\n'],
+    ['bad escape', '# HELP m bad \\t escape\nm 1\n'],
+    ['trailing backslash', '# HELP m trailing \\  \nm 1\n'],
+    ['escaped quote', '# HELP m a\\"b\nm 1\n'],
+    ['bad escape on a long line', `# HELP m ${'x'.repeat(80)}\\q\nm 1\n`],
+  ])('omitHelp reports the same error: %s', (_, text) => {
+    for (const options of [{}, { keepPrefixes: ['m'] }, { limits: { maxLineBytes: 40 } }]) {
+      const expected = parseError(text, options);
+      const actual = parseError(text, { ...options, omitHelp: true });
+      expect([actual.kind, actual.line, actual.message]).toEqual([expected.kind, expected.line, expected.message]);
+    }
+  });
+
   test('families without samples are dropped; first-seen order is kept', () => {
     const text = '# HELP empty nothing\n# TYPE b gauge\n# TYPE a gauge\na 1\nb 2\n';
     expect(names(parsePromText(text))).toEqual(['b', 'a']);
@@ -401,6 +423,69 @@ describe('keepPrefixes', () => {
     const full = parsePromText(text);
     expect(names(full)).toEqual(['foo', 'foo_countless']);
     expect(names(parsePromText(text, { keepPrefixes: ['foo_c'] }))).toEqual(['foo_countless']);
+  });
+
+  test('a name starting like a rejected one is rejected alike, comments included', () => {
+    // The walk rejects kata_guest_vm_stat at its `v`, and kata_guest_lo at the blank after it.
+    const text = [
+      '# HELP kata_guest_vm_stat VM.',
+      '# TYPE kata_guest_vm_stat gauge',
+      'kata_guest_vm_stat{item="a"} 1',
+      'kata_guest_vm_stat{item="b"} 2',
+      'kata_guest_vmx 3',
+      'kata_guest_cpu_time{item="user"} 4',
+      'kata_guest_vm_stat{item="c"} 5',
+      'kata_guest_lo 6',
+      'kata_guest_load 7',
+      'kata_guest_l 8',
+      '# TYPE kata_guest histogram',
+      'kata_guest_bucket{le="1"} 9',
+      '',
+    ].join('\n');
+    const kept = parsePromText(text, { keepPrefixes: ['kata_guest_cpu', 'kata_guest_load', 'kata_guest_bucket'] });
+    expect(kept.families.map((f) => [f.name, f.samples.map((s) => s.value)])).toEqual([
+      ['kata_guest_cpu_time', [4]],
+      ['kata_guest_load', [7]],
+    ]);
+  });
+
+  test('a line starting like a rejected name that is not a name is still an error', () => {
+    // The HELP's walk rejects at `9` (not a name byte); a sample line starting with it is invalid.
+    const text = '# HELP 9abc text\nkata_x 1\n9abc 2\n';
+    const error = parseError(text, { keepPrefixes: ['kata_y'] });
+    expect([error.kind, error.line, error.message]).toEqual(['syntax', 3, 'line 3: invalid metric name']);
+  });
+
+  test('runs of skipped lines keep their line numbers for a later error', () => {
+    const lines = ['# TYPE kept gauge', 'kept{item="a"} 1', 'kept{item="b"} 2'];
+    for (let i = 0; i < 5; i++) lines.push(`skipped_family{i="${i}"} ${i}`);
+    lines.push('kept{item="a"} 3', 'kept{item="b"} x', '');
+    const text = lines.join('\n');
+    const options: ParseOptions = { keepPrefixes: ['kept'], keepSeries: (_, labels) => labels.get('item') === 'a' };
+    for (let round = 0; round < 3; round++) {
+      // Later rounds take the guessed path for every kept line.
+      const error = parseError(text, options);
+      expect([error.kind, error.line, error.message]).toEqual(['syntax', 10, 'line 10: invalid sample value']);
+    }
+  });
+
+  test('a keep prefix holding a newline does not let the skip search start past it', () => {
+    // The walk of line 1 goes through its newline (`ab\nc`) and stops at the blank after `c`.
+    const text = 'ab\nc 1\nab 2\nkept 3\nkept x\n';
+    const error = parseError(text, { keepPrefixes: ['ab\ncd', 'kept'] });
+    expect([error.kind, error.line, error.message]).toEqual(['syntax', 5, 'line 5: invalid sample value']);
+  });
+
+  test('a skipped line or comment is not searched past the line length bound', () => {
+    const text = `skipped 1\nskipped ${'1'.repeat(100)}\n# ${'x'.repeat(120)}\nkept 1\n`;
+    for (const [maxLineBytes, line] of [
+      [50, 2],
+      [108, 3],
+    ] as const) {
+      const error = parseError(text, { keepPrefixes: ['kept'], limits: { maxLineBytes } });
+      expect([error.kind, error.line]).toEqual(['line_too_long', line]);
+    }
+    expect(names(parsePromText(text, { keepPrefixes: ['kept'], limits: { maxLineBytes: 122 } }))).toEqual(['kept']);
   });
 
   test('skipped lines still obey the line length bound', () => {
