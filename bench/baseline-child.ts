@@ -42,6 +42,8 @@ async function readSocket(socketPath: string): Promise<number> {
     reading.dispatch(
       { method: 'GET', path: '/metrics', headers: { host: 'shim', accept: 'text/plain' } },
       {
+        onRequestStart() {},
+        onResponseStart() {},
         onResponseData(_controller, chunk) {
           bytes += chunk.length;
         },

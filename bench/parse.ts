@@ -11,8 +11,27 @@ import { benchShimPayload } from './payload.ts';
 const require = createRequire(import.meta.url);
 const parsePeer = require('parse-prometheus-text-format') as (text: string) => unknown;
 
-/** The floor any line-oriented parser pays: one indexOf(10) per line, nothing else. */
+/**
+ * The floor: every newline found and counted, nothing else, four bytes a step (a word holds a
+ * newline when some byte of it XOR 0x0a is zero). Faster than a Buffer.indexOf call per line, whose
+ * call costs more than the search on ~70-byte lines; the parser's skip path uses the same step.
+ */
 export function newlineScan(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.length;
+  let lines = 0;
+  for (let p = 0; p < n; lines++, p++) {
+    for (; p + 4 <= n; p += 4) {
+      const x = view.getInt32(p, true) ^ 0x0a0a0a0a;
+      if (((x - 0x01010101) & ~x & 0x80808080) !== 0) break;
+    }
+    while (p < n && bytes[p] !== 10) p++;
+  }
+  return lines;
+}
+
+/** The same count with one Buffer.indexOf per line: the floor of earlier rounds, kept for comparison. */
+export function indexOfScan(bytes: Uint8Array): number {
   let lines = 0;
   for (let pos = 0; pos < bytes.length; lines++) {
     const nl = bytes.indexOf(10, pos);
@@ -24,6 +43,7 @@ export function newlineScan(bytes: Uint8Array): number {
 export interface ParseRun {
   /** Microseconds per call. */
   scan: number;
+  indexOfScan: number;
   full: number;
   decode: number;
   peer: number;
@@ -66,6 +86,7 @@ export function runParseBench(runs: number): ParseBench {
   const bytes = Buffer.from(text, 'utf8');
   const ways: Record<keyof ParseRun, () => unknown> = {
     scan: () => newlineScan(bytes),
+    indexOfScan: () => indexOfScan(bytes),
     full: () => parsePromText(bytes),
     decode: () => decodeShimMetrics(bytes, 'go'),
     // The peer takes a string; decoding the bytes to it is not charged to the peer.

@@ -31,6 +31,11 @@ const SIZES = (args.get('sizes') ?? '50,100,250,500').split(',').map(Number);
 const REFERENCE_N = SIZES.includes(250) ? 250 : SIZES[SIZES.length - 1]!;
 const CONCURRENCY = 8; // the exporter's --shim.concurrency default
 const WARMUP = 2;
+/**
+ * Runs at N: at least RUNS, and as many sandboxes scraped as RUNS runs at N = 250, so a small node
+ * is not judged on five collections (whether a major GC lands in one of them decides its median).
+ */
+const runsAt = (n: number): number => Math.max(RUNS, Math.ceil((RUNS * 250) / n));
 const MIB = 2 ** 20;
 /**
  * How the exporter and baseline children run: 'compiled' (default) is what the image ships (tsc
@@ -145,6 +150,9 @@ interface SizeResult {
   renderCpu: Stat;
   renderShare: Stat;
   perSandboxCpu: Stat;
+  /** All the exporter's collection CPU at this N over all the sandboxes those collections scraped. */
+  amortizedPerSandboxCpu: number;
+  runs: number;
   idleRss: number;
   peakRss: number;
   heapUsed: Stat;
@@ -172,7 +180,8 @@ async function measureSize(n: number): Promise<SizeResult> {
       kubelet: { url: k.kubeletUrl, tokenFile: k.kubeletTokenFile, caFile: k.kubeletCaFile },
     });
     const samples: { e: CollectSample; b: BaselineRead }[] = [];
-    for (let run = 0; run < WARMUP + RUNS; run++) {
+    const runs = runsAt(n);
+    for (let run = 0; run < WARMUP + runs; run++) {
       const e = await exporter.request<CollectSample>({ kind: 'collect' });
       const b = await baseline.request<BaselineRead>({ kind: 'read' });
       if (run >= WARMUP) samples.push({ e, b });
@@ -211,6 +220,8 @@ async function measureSize(n: number): Promise<SizeResult> {
       renderCpu: stat(samples.map((s) => s.e.renderCpuMs)),
       renderShare: stat(samples.map((s) => (100 * s.e.renderCpuMs) / s.e.cpuMs)),
       perSandboxCpu: stat(samples.map((s) => s.e.cpuMs / n)),
+      amortizedPerSandboxCpu: samples.reduce((sum, s) => sum + s.e.cpuMs, 0) / (samples.length * n),
+      runs,
       idleRss: started.idleRssBytes,
       heapUsed: stat(samples.map((s) => s.e.heapUsedBytes / MIB)),
       heapTotal: stat(samples.map((s) => s.e.heapTotalBytes / MIB)),
@@ -238,7 +249,7 @@ async function main(): Promise<void> {
   console.log('## Machine');
   console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
   console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, node ${IMAGE_NODE_FLAGS.join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}${EXPORTER_NODE_FLAGS.length > 0 ? `; exporter children also with ${EXPORTER_NODE_FLAGS.join(' ')}` : ''}`);
-  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} (after ${WARMUP} warm-up), parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
+  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} at N ≥ 250, more below (as many sandboxes), after ${WARMUP} warm-up; parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
   console.log('figures: median (min–max)\n');
 
   const parseRuns = args.has('skip-parse') ? 1 : Math.max(21, RUNS * 4 + 1);
@@ -251,7 +262,8 @@ async function main(): Promise<void> {
   console.log(`## (a) Parsing one shim payload: ${(parse.bytes / 1024).toFixed(1)} KiB, ${parse.lines} lines, ${parse.series} series`);
   console.log('| way | µs per payload | vs bare scan |');
   console.log('|---|---|---|');
-  console.log(`| bare newline scan (floor) | ${show(col('scan'), 1)} | 1 |`);
+  console.log(`| bare newline scan, 4 bytes a step (floor) | ${show(col('scan'), 1)} | 1 |`);
+  console.log(`| bare newline scan, Buffer.indexOf per line (earlier floor) | ${show(col('indexOfScan'), 1)} | ${show(ratio((r) => r.indexOfScan / r.scan))}× |`);
   console.log(`| full parse (parsePromText) | ${show(col('full'), 1)} | ${show(fullScan)}× |`);
   console.log(`| skipping decoder (decodeShimMetrics) | ${show(col('decode'), 1)} | ${show(decodeScan)}× |`);
   console.log(`| peer parse-prometheus-text-format | ${show(col('peer'), 1)} | ${show(ratio((r) => r.peer / r.scan))}× |`);
@@ -293,17 +305,23 @@ async function main(): Promise<void> {
   console.log(`## (d) Series at N = ${ref.n}`);
   console.log(`${ref.series.total} series in kata_bridge_* families; most per container ${ref.series.maxPerContainer} (budget ${CARDINALITY_BUDGET.perContainer}) over ${ref.series.containers} containers; most per pod ${ref.series.maxPerPod} (budget ${CARDINALITY_BUDGET.perPod}) over ${ref.series.pods} pods\n`);
   console.log('## (e) Scaling');
-  console.log('| N | wall ms | ideal ms | wall/ideal | CPU ms | baseline CPU ms | CPU/baseline | CPU ms per sandbox | render % | idle → peak RSS MiB |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| N | runs | wall ms | ideal ms | wall/ideal | CPU ms | baseline CPU ms | CPU/baseline | CPU ms per sandbox: all runs (per run) | render % | idle → peak RSS MiB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of sizes) {
     console.log(
-      `| ${s.n} | ${show(s.wall, 0)} | ${fmt(s.ideal.median, 0)} | ${show(s.wallRatio)} | ${show(s.cpu, 0)} | ${fmt(s.baseCpu.median, 0)} | ${show(s.cpuRatio)} | ${show(s.perSandboxCpu, 3)} | ${fmt(s.renderShare.median, 1)} | ${(s.idleRss / MIB).toFixed(0)} → ${(s.peakRss / MIB).toFixed(0)} |`,
+      `| ${s.n} | ${s.runs} | ${show(s.wall, 0)} | ${fmt(s.ideal.median, 0)} | ${show(s.wallRatio)} | ${show(s.cpu, 0)} | ${fmt(s.baseCpu.median, 0)} | ${show(s.cpuRatio)} | ${fmt(s.amortizedPerSandboxCpu, 3)} (${show(s.perSandboxCpu, 3)}) | ${fmt(s.renderShare.median, 1)} | ${(s.idleRss / MIB).toFixed(0)} → ${(s.peakRss / MIB).toFixed(0)} |`,
     );
   }
-  const perSandbox = sizes.map((s) => s.perSandboxCpu.median);
+  // What a node pays per sandbox: all the CPU of the runs at N over all the sandboxes they scraped,
+  // so the GC work a collection leaves to the next is counted once, wherever it lands.
+  const perSandbox = sizes.map((s) => s.amortizedPerSandboxCpu);
   const center = stat(perSandbox).median;
   const spread = Math.max(...perSandbox.map((v) => Math.abs(v / center - 1)));
-  console.log(`cost per sandbox: ${perSandbox.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(spread * 100).toFixed(0)}% from their median\n`);
+  const medians = sizes.map((s) => s.perSandboxCpu.median);
+  const medianCenter = stat(medians).median;
+  const medianSpread = Math.max(...medians.map((v) => Math.abs(v / medianCenter - 1)));
+  console.log(`cost per sandbox over all runs: ${perSandbox.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(spread * 100).toFixed(0)}% from their median`);
+  console.log(`(medians of the per-run figures: ${medians.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(medianSpread * 100).toFixed(0)}% from their median)\n`);
 
   const verdicts: Verdict[] = [
     { target: 'full parse ≥ 10× faster than the peer', measured: `${fmt(peerFull.median, 1)}×`, ok: peerFull.median >= 10 },
