@@ -1,15 +1,17 @@
 /**
- * Renders one NodeSnapshot through @prometheus-io/client registries (Prometheus text 0.0.4 and
- * OpenMetrics). Each family of the table is a registry metric whose values are read from the
- * snapshot being rendered, so nothing outlives a snapshot; only the exporter's own counters,
- * build info and the library's process metrics persist.
+ * Renders one NodeSnapshot: the bridge's families through ExpositionWriter, then the exporter's own
+ * counters, build info and the library's process metrics through @prometheus-io/client registries
+ * (Prometheus text 0.0.4 and OpenMetrics), joined as one registry would join them. Nothing
+ * outlives a snapshot but those registry metrics.
  */
 
-import { createHash } from 'node:crypto';
 import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
-import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from './families.ts';
+import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import { renderRawFamilies } from './raw-exposition.ts';
+import { ExpositionWriter, METRIC_SEPARATOR } from './exposition-writer.ts';
+
+export { boundLabelValue, MAX_LABEL_VALUE_CHARS } from './exposition-writer.ts';
 
 export type ExpositionFormat = 'text' | 'openmetrics';
 
@@ -35,7 +37,7 @@ export class SelfStats {
   }
 }
 
-interface MetricValue {
+export interface MetricValue {
   value: number;
   labels: Labels;
 }
@@ -49,7 +51,7 @@ interface MetricSnapshotShape {
 }
 
 /** A registry metric whose values come from a callback at render time. */
-function callbackMetric(name: string, help: string, type: 'counter' | 'gauge', values: () => MetricValue[]): Metric {
+export function callbackMetric(name: string, help: string, type: 'counter' | 'gauge', values: () => MetricValue[]): Metric {
   const metric = {
     name,
     help,
@@ -61,41 +63,13 @@ function callbackMetric(name: string, help: string, type: 'counter' | 'gauge', v
   return metric as unknown as Metric;
 }
 
-/**
- * The longest label value published. Names from the API server are far shorter (pods 253,
- * namespaces and containers 63); only a broken or hostile source or a deep host path reaches it.
- */
-export const MAX_LABEL_VALUE_CHARS = 1024;
-
-/** Cuts an over-long value, keeping a digest of the whole so two long values stay two series. */
-export function boundLabelValue(value: string): string {
-  if (value.length <= MAX_LABEL_VALUE_CHARS) return value;
-  const digest = createHash('sha256').update(value).digest('hex').slice(0, 16);
-  return `${value.slice(0, MAX_LABEL_VALUE_CHARS - digest.length - 3)}...${digest}`;
-}
-
-function boundLabels(labels: Labels): Labels {
-  for (const value of Object.values(labels)) {
-    if (value.length > MAX_LABEL_VALUE_CHARS) {
-      return Object.fromEntries(Object.entries(labels).map(([name, v]) => [name, boundLabelValue(v)]));
-    }
-  }
-  return labels;
-}
-
-function familyValues(def: FamilyDef, snapshot: NodeSnapshot | undefined): MetricValue[] {
-  const values: MetricValue[] = [];
-  if (snapshot !== undefined) def.collect(snapshot, (labels, value) => values.push({ labels: boundLabels(labels), value }));
-  return values;
-}
-
-function mapValues(map: ReadonlyMap<string, number>, label: string): MetricValue[] {
+export function mapValues(map: ReadonlyMap<string, number>, label: string): MetricValue[] {
   return [...map].map(([key, value]) => ({ labels: { [label]: key }, value }));
 }
 
 export class SnapshotRenderer {
   private readonly registries: Record<ExpositionFormat, Registry>;
-  private current: NodeSnapshot | undefined;
+  private readonly writer = new ExpositionWriter(FAMILIES, PREFIX);
   private lock: Promise<unknown> = Promise.resolve();
   private readonly cache = new WeakMap<NodeSnapshot, Partial<Record<ExpositionFormat, string>>>();
 
@@ -112,9 +86,6 @@ export class SnapshotRenderer {
 
   private createRegistry(contentType: string, build: BuildInfo, processMetrics: boolean): Registry {
     const registry = new Registry(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
-    for (const def of FAMILIES) {
-      registry.registerMetric(callbackMetric(PREFIX + def.name, def.help, def.type, () => familyValues(def, this.current)));
-    }
     const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
     registry.registerMetric(
       callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(this.self.shimScrapeErrors, 'reason')),
@@ -143,16 +114,14 @@ export class SnapshotRenderer {
     const cached = this.cache.get(snapshot)?.[format];
     if (cached !== undefined) return Promise.resolve(cached);
     const result = this.lock.then(async () => {
-      this.current = snapshot;
-      try {
-        const text = withRawFamilies(await this.registries[format].metrics(), snapshot, format);
-        const entry = this.cache.get(snapshot) ?? {};
-        entry[format] = text;
-        this.cache.set(snapshot, entry);
-        return text;
-      } finally {
-        this.current = undefined;
-      }
+      const families = this.writer.write(snapshot, format);
+      // The raw families only touch the end, which is the registry's: no pass over the whole text.
+      const registered = withRawFamilies(await this.registries[format].metrics(), snapshot, format);
+      const text = families === '' ? registered : families + METRIC_SEPARATOR[format] + registered;
+      const entry = this.cache.get(snapshot) ?? {};
+      entry[format] = text;
+      this.cache.set(snapshot, entry);
+      return text;
     });
     this.lock = result.catch(() => undefined);
     return result;

@@ -1,0 +1,72 @@
+/**
+ * The renderer as it was before ExpositionWriter: every family a @prometheus-io/client callback
+ * metric, so the library formats every series. Tests hold SnapshotRenderer to it byte for byte.
+ */
+
+import { createHash } from 'node:crypto';
+import { Registry } from '@prometheus-io/client';
+import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from '../../src/publish/families.ts';
+import { renderRawFamilies } from '../../src/publish/raw-exposition.ts';
+import { callbackMetric, mapValues, type BuildInfo, type ExpositionFormat, type MetricValue, type SelfStats } from '../../src/publish/registry.ts';
+import type { NodeSnapshot } from '../../src/translate/snapshot.ts';
+
+// The bound as it was, restated so the oracle does not lean on the code under test.
+const MAX_LABEL_VALUE_CHARS = 1024;
+
+function boundLabelValue(value: string): string {
+  if (value.length <= MAX_LABEL_VALUE_CHARS) return value;
+  const digest = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  return `${value.slice(0, MAX_LABEL_VALUE_CHARS - digest.length - 3)}...${digest}`;
+}
+
+function boundLabels(labels: Labels): Labels {
+  for (const value of Object.values(labels)) {
+    if (value.length > MAX_LABEL_VALUE_CHARS) {
+      return Object.fromEntries(Object.entries(labels).map(([name, v]) => [name, boundLabelValue(v)]));
+    }
+  }
+  return labels;
+}
+
+function familyValues(def: FamilyDef, snapshot: NodeSnapshot): MetricValue[] {
+  const values: MetricValue[] = [];
+  def.collect(snapshot, (labels, value) => values.push({ labels: boundLabels(labels), value }));
+  return values;
+}
+
+/** A registry of `families` read from `snapshot`, then the self counters and build info (no process metrics). */
+export function oracleRegistry(
+  snapshot: NodeSnapshot,
+  format: ExpositionFormat,
+  self: SelfStats,
+  build: BuildInfo,
+  families: readonly FamilyDef[] = FAMILIES,
+): Registry {
+  const registry = new Registry(format === 'text' ? Registry.PROMETHEUS_CONTENT_TYPE : Registry.OPENMETRICS_CONTENT_TYPE);
+  for (const def of families) {
+    registry.registerMetric(callbackMetric(PREFIX + def.name, def.help, def.type, () => familyValues(def, snapshot)));
+  }
+  const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
+  registry.registerMetric(callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(self.shimScrapeErrors, 'reason')));
+  registry.registerMetric(
+    callbackMetric(PREFIX + kubeletRejectedSamples.name, kubeletRejectedSamples.help, 'counter', () => mapValues(self.kubeletRejectedSamples, 'reason')),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [{ labels: {}, value: self.guestRejectedSamples }]),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [
+      { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
+    ]),
+  );
+  return registry;
+}
+
+/** The whole exposition as the library-only renderer wrote it, raw shim families included. */
+export async function oracleRender(snapshot: NodeSnapshot, format: ExpositionFormat, self: SelfStats, build: BuildInfo): Promise<string> {
+  const text = await oracleRegistry(snapshot, format, self, build).metrics();
+  if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
+  const raw = renderRawFamilies(snapshot.shimRaw, format);
+  if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
+  return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
+}
