@@ -15,6 +15,8 @@ const parsePeer = require('parse-prometheus-text-format') as (text: string) => u
  * The floor: every newline found and counted, nothing else, four bytes a step (a word holds a
  * newline when some byte of it XOR 0x0a is zero). Faster than a Buffer.indexOf call per line, whose
  * call costs more than the search on ~70-byte lines; the parser's skip path uses the same step.
+ * Written out here rather than shared with the parser: one function called from both measured
+ * ~2× slower as the floor and ~25% slower in the decoder.
  */
 export function newlineScan(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

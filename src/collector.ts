@@ -14,7 +14,7 @@ import {
   type CgroupLayout,
   type PodCgroup,
 } from './scrapers/cgroups.ts';
-import { discoverSandboxes } from './scrapers/kata-sandboxes.ts';
+import { KnownFiles, discoverSandboxes } from './scrapers/kata-sandboxes.ts';
 import type { ShimPool, ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
@@ -84,6 +84,8 @@ export class Collector {
   private layout: CgroupLayout | undefined;
   /** Where each present sandbox's cgroups were found; see readCgroups. */
   private readonly sandboxCgroups = new SandboxCgroupLocations();
+  /** Kata state files and bundles as last read, re-read only when they change. */
+  private readonly knownFiles = new KnownFiles();
   /** Last collection's resolution of each present sandbox, by id; see readSandboxes. */
   private resolved = new Map<string, ResolvedRaw>();
 
@@ -221,6 +223,7 @@ export class Collector {
       containerdTasksDir: config.containerdTasksDir,
       crioDir: config.crioDir,
       procDir: config.procDir,
+      knownFiles: this.knownFiles,
       onSettled: (raw) => {
         const plan = toPlan(resolve(raw));
         early.set(raw.id, plan);
@@ -405,18 +408,14 @@ interface ResolvedRaw {
   resolved: Resolution;
 }
 
+/** Every input of a process-less sandbox's resolution (the compiler holds this list to the type). */
+const RAW_INPUTS = ['id', 'runtime', 'dir', 'socketPath', 'socketIdentity', 'stateText', 'containerdConfig', 'crioConfig'] as const;
+const rawInputsComplete: Exclude<keyof RawSandbox, 'processes' | (typeof RAW_INPUTS)[number]> extends never ? true : never = true;
+void rawInputsComplete;
+
 /** The same strings read for the same sandbox (the discovery cache returns the same string objects). */
 function sameRaw(a: RawSandbox, b: RawSandbox): boolean {
-  return (
-    a.stateText === b.stateText &&
-    a.containerdConfig === b.containerdConfig &&
-    a.crioConfig === b.crioConfig &&
-    a.socketIdentity === b.socketIdentity &&
-    a.socketPath === b.socketPath &&
-    a.runtime === b.runtime &&
-    a.dir === b.dir &&
-    a.id === b.id
-  );
+  return RAW_INPUTS.every((field) => a[field] === b[field]);
 }
 
 function toPlan({ record, mapping }: Resolution): SandboxPlan {

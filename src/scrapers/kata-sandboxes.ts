@@ -36,6 +36,11 @@ export interface SandboxDiscoveryOptions {
    * sandbox makes discovery read /proc), which only the record's `vmmPid` can use.
    */
   onSettled?: (sandbox: RawSandbox) => void;
+  /**
+   * State files and bundles kept from the caller's earlier discoveries: a file one stat shows
+   * unchanged is not read again. Without it every file is read.
+   */
+  knownFiles?: KnownFiles;
 }
 
 export const SANDBOX_DISCOVERY_DEFAULTS = {
@@ -45,7 +50,7 @@ export const SANDBOX_DISCOVERY_DEFAULTS = {
   crioDir: '/run/containers/storage/overlay-containers',
   procDir: '/proc',
   maxFileBytes: 4 * 1024 * 1024,
-} as const satisfies Required<Omit<SandboxDiscoveryOptions, 'onSettled'>>;
+} as const satisfies Paths;
 
 export interface SandboxDiscovery {
   sandboxes: RawSandbox[];
@@ -110,56 +115,58 @@ interface KnownFile {
   needsScan?: boolean;
 }
 
-/**
- * State files and bundles by path, across discovery passes; each pass keeps only the paths it
- * looked at, so this holds the sandboxes present. A file written this recently may still change
- * within its timestamp's granularity without its identity changing, so it is not kept yet.
- */
-const knownFiles = new Map<string, KnownFile>();
+/** A file written this recently may still change within its timestamp's tick without its identity changing. */
 const SETTLED_NS = 2_000_000_000n;
 
+/** What says a file is still the one read: the same inode, size, and modification and change times. */
+const FILE_IDENTITY = ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs'] as const;
+
 function sameFile(known: KnownFile, stat: BigIntStats): boolean {
-  return (
-    known.ino === stat.ino &&
-    known.dev === stat.dev &&
-    known.size === stat.size &&
-    known.mtimeNs === stat.mtimeNs &&
-    known.ctimeNs === stat.ctimeNs
-  );
+  return FILE_IDENTITY.every((field) => known[field] === stat[field]);
 }
 
 /**
- * readOptional, re-read only when one stat shows the file changed: the same identity returns the
- * same string as last time (the collector's sandbox memo compares those by ===). Anything else
- * (changed, not a regular file, gone, a stat error) takes readOptional's path unchanged.
+ * State files and bundles by path, kept by their owner (the collector) across discovery passes.
+ * Each pass keeps only the paths it looked at, so this holds the sandboxes present.
  */
-function readOptionalKnown(path: string, maxBytes: number, errors: SourceError[], seen: Set<string>): string | undefined {
-  seen.add(path);
-  let stat: BigIntStats | undefined;
-  try {
-    stat = statSync(path, { bigint: true, throwIfNoEntry: false });
-  } catch {
-    stat = undefined;
+export class KnownFiles {
+  private readonly files = new Map<string, KnownFile>();
+  private readonly seen = new Set<string>();
+
+  /**
+   * readOptional, re-read only when one stat shows the file changed: the same identity returns the
+   * same string as last time (the collector's sandbox memo compares those by ===). Anything else
+   * (changed, not a regular file, gone, a stat error) takes readOptional's path unchanged.
+   */
+  read(path: string, maxBytes: number, errors: SourceError[]): string | undefined {
+    this.seen.add(path);
+    let stat: BigIntStats | undefined;
+    try {
+      stat = statSync(path, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      stat = undefined;
+    }
+    const known = this.files.get(path);
+    if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && sameFile(known, stat)) return known.text;
+    const text = readOptional(path, maxBytes, errors);
+    const settled = stat !== undefined && stat.mtimeNs < BigInt(Date.now()) * 1_000_000n - SETTLED_NS;
+    if (text === undefined || stat === undefined || !stat.isFile() || !settled) this.files.delete(path);
+    else this.files.set(path, { dev: stat.dev, ino: stat.ino, size: stat.size, mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs, text });
+    return text;
   }
-  const known = knownFiles.get(path);
-  if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && sameFile(known, stat)) return known.text;
-  const text = readOptional(path, maxBytes, errors);
-  const settled = stat !== undefined && stat.mtimeNs < BigInt(Date.now()) * 1_000_000n - SETTLED_NS;
-  if (text === undefined || stat === undefined || !stat.isFile() || !settled) knownFiles.delete(path);
-  else knownFiles.set(path, { dev: stat.dev, ino: stat.ino, size: stat.size, mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs, text });
-  return text;
-}
 
-/** needsProcessScan of one sandbox, answered once per state file kept (the same path and text). */
-function sandboxNeedsScan(sandbox: Omit<RawSandbox, 'processes'>): boolean {
-  const known = sandbox.stateText === undefined ? undefined : knownFiles.get(`${sandbox.dir}/${STATE_FILE[sandbox.runtime]}`);
-  if (known === undefined || known.text !== sandbox.stateText) return needsProcessScan([sandbox]);
-  return (known.needsScan ??= needsProcessScan([sandbox]));
-}
+  /** needsProcessScan of one sandbox, answered once per state file kept (the same path and text). */
+  needsScan(sandbox: Omit<RawSandbox, 'processes'>): boolean {
+    const known = sandbox.stateText === undefined ? undefined : this.files.get(`${sandbox.dir}/${STATE_FILE[sandbox.runtime]}`);
+    if (known === undefined || known.text !== sandbox.stateText) return needsProcessScan([sandbox]);
+    return (known.needsScan ??= needsProcessScan([sandbox]));
+  }
 
-/** Drops the files of sandboxes a discovery pass did not look at. */
-function forgetFilesExcept(seen: ReadonlySet<string>): void {
-  for (const path of knownFiles.keys()) if (!seen.has(path)) knownFiles.delete(path);
+  /** Ends a discovery pass: drops the files it did not look at. */
+  endPass(): void {
+    for (const path of this.files.keys()) if (!this.seen.has(path)) this.files.delete(path);
+    this.seen.clear();
+  }
 }
 
 /**
@@ -211,7 +218,7 @@ function listSandboxIds(root: string, errors: SourceError[]): string[] {
   }
 }
 
-type Paths = Required<Omit<SandboxDiscoveryOptions, 'onSettled'>>;
+type Paths = Required<Omit<SandboxDiscoveryOptions, 'onSettled' | 'knownFiles'>>;
 
 /**
  * Reads one sandbox directory and its bundles. Undefined when the directory is gone by the end
@@ -352,18 +359,18 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
   // One after another: the reads are synchronous and readSandbox pauses for pending I/O.
   let scan = false;
   const found: Omit<RawSandbox, 'processes'>[] = [];
-  const seen = new Set<string>();
-  const read: ReadFile = (path, maxBytes, local) => readOptionalKnown(path, maxBytes, local, seen);
+  const known = options.knownFiles;
+  const read: ReadFile = known === undefined ? readOptional : (path, maxBytes, local) => known.read(path, maxBytes, local);
   for (const [runtime, ids] of [['go', goIds], ['rs', rsIds]] as const) {
     for (const id of ids) {
       const sandbox = await readSandboxAt(runtime, id, paths, errors, bundles, read);
       if (sandbox === undefined) continue;
       found.push(sandbox);
-      if (sandboxNeedsScan(sandbox)) scan = true;
+      if (known === undefined ? needsProcessScan([sandbox]) : known.needsScan(sandbox)) scan = true;
       else options.onSettled?.({ ...sandbox, processes: [] });
     }
   }
-  forgetFilesExcept(seen);
+  known?.endPass();
 
   if (!scan) return { sandboxes: found.map((s) => ({ ...s, processes: [] })), errors };
 

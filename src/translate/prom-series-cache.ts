@@ -28,8 +28,6 @@ export interface CachedSeries {
   /** The series part's bytes, in the arena. */
   readonly offset: number;
   readonly length: number;
-  /** Hash of the bytes (the lookup key). */
-  readonly byteHash: number;
   /** Order-independent hash of the name and label set: the parser's duplicate detection key. */
   readonly seriesHash: number;
   readonly name: NameMemo;
@@ -138,7 +136,6 @@ export class SeriesCache {
       generation: this.generation,
       offset: this.used,
       length,
-      byteHash,
       seriesHash: parsed.seriesHash,
       name: this.nameMemo(parsed.name),
       labels: Object.freeze(parsed.labels),

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
-import { discoverSandboxes, readBounded, readSandbox } from '../../src/scrapers/kata-sandboxes.ts';
+import { KnownFiles, discoverSandboxes, readBounded, readSandbox } from '../../src/scrapers/kata-sandboxes.ts';
 import type { RawSandbox } from '../../src/translate/records.ts';
 import type { SourceError } from '../../src/scrapers/source-error.ts';
 import { FileTooLarge } from '../../src/scrapers/pseudo-fs.ts';
@@ -41,6 +41,16 @@ async function copyNode(): Promise<string> {
   const root = await mkdtemp(join(os.tmpdir(), 'kmb-sbx-'));
   await cp(FIXTURE, root, { recursive: true });
   return root;
+}
+
+/** Runs `use` on a fresh copy of the fixture node, removed afterwards whatever happens. */
+async function onNodeCopy(use: (paths: ReturnType<typeof nodePaths>, root: string) => Promise<void>): Promise<void> {
+  const root = await copyNode();
+  try {
+    await use(nodePaths(root), root);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 const servers: net.Server[] = [];
@@ -168,47 +178,36 @@ describe('discoverSandboxes edge cases', () => {
   });
 
   test('no /proc read when every state file names its hypervisor: an absent proc dir is no error', async () => {
-    const root = await copyNode();
-    try {
-      const paths = nodePaths(root);
-      // F (no state file) and G (no state file) are the only sandboxes that need the processes.
-      await rm(join(paths.kataGoDir, F), { recursive: true, force: true });
-      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
-      const procDir = join(root, 'no-such-proc');
-      const result = await discoverSandboxes({ ...paths, procDir });
-      expect(result.errors).toEqual([]);
-      expect(result.sandboxes.map((s) => s.id).sort()).toEqual([A, B, C, D, E].sort());
-      for (const s of result.sandboxes) expect(s.processes).toEqual([]);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    await onNodeCopy(async (paths, root) => {
+    // F (no state file) and G (no state file) are the only sandboxes that need the processes.
+    await rm(join(paths.kataGoDir, F), { recursive: true, force: true });
+    await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+    const procDir = join(root, 'no-such-proc');
+    const result = await discoverSandboxes({ ...paths, procDir });
+    expect(result.errors).toEqual([]);
+    expect(result.sandboxes.map((s) => s.id).sort()).toEqual([A, B, C, D, E].sort());
+    for (const s of result.sandboxes) expect(s.processes).toEqual([]);
+    });
   });
 
   test('one sandbox whose state names no hypervisor makes discovery read /proc', async () => {
-    const root = await copyNode();
-    try {
-      const paths = nodePaths(root);
-      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
-      const result = await discoverSandboxes(paths);
-      expect(result.errors).toEqual([]);
-      // F has no state file: its Firecracker process is found, and the others' processes with it.
-      expect(pids(byId(result.sandboxes).get(F))).not.toEqual([]);
-      expect(pids(byId(result.sandboxes).get(A))).not.toEqual([]);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    await onNodeCopy(async (paths) => {
+    await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+    const result = await discoverSandboxes(paths);
+    expect(result.errors).toEqual([]);
+    // F has no state file: its Firecracker process is found, and the others' processes with it.
+    expect(pids(byId(result.sandboxes).get(F))).not.toEqual([]);
+    expect(pids(byId(result.sandboxes).get(A))).not.toEqual([]);
+    });
   });
 
-  test('a bundle is opened or looked at only where its runtime root lists the sandbox id', async () => {
+  test('a bundle is opened only where its runtime root lists the sandbox id', async () => {
     const paths = nodePaths(FIXTURE);
     opened.length = 0;
-    statted.length = 0;
     const result = await discoverSandboxes(paths);
     expect(result.sandboxes).toHaveLength(7);
-    // A bundle unchanged since an earlier discovery is only stat'd: either counts.
-    const touched = [...new Set([...opened, ...statted])];
-    const containerd = touched.filter((p) => p.startsWith(`${paths.containerdTasksDir}/`)).map((p) => p.split('/').at(-2));
-    const crio = touched.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
+    const containerd = opened.filter((p) => p.startsWith(`${paths.containerdTasksDir}/`)).map((p) => p.split('/').at(-2));
+    const crio = opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
     // Exactly the fixture's bundles of its sandboxes, read off its tree.
     const ids = new Set(result.sandboxes.map((s) => s.id));
     const present = (dir: string) => readdirSync(dir).filter((id) => ids.has(id)).sort();
@@ -218,40 +217,32 @@ describe('discoverSandboxes edge cases', () => {
   });
 
   test('a bundle root that cannot be listed makes each bundle be tried, and its error reported', async () => {
-    const root = await copyNode();
-    try {
-      const paths = nodePaths(root);
-      // A symlink to itself: readdir fails with ELOOP, which is not a runtime that is absent.
-      await rm(paths.crioDir, { recursive: true, force: true });
-      await symlink(paths.crioDir, paths.crioDir);
-      opened.length = 0;
-      const result = await discoverSandboxes(paths);
-      expect(result.sandboxes).toHaveLength(7);
-      const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
-      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
-      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
-        tried.map((t) => ['io', t]),
-      );
-      expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
-      expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    await onNodeCopy(async (paths) => {
+    // A symlink to itself: readdir fails with ELOOP, which is not a runtime that is absent.
+    await rm(paths.crioDir, { recursive: true, force: true });
+    await symlink(paths.crioDir, paths.crioDir);
+    opened.length = 0;
+    const result = await discoverSandboxes(paths);
+    expect(result.sandboxes).toHaveLength(7);
+    const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
+    expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
+    expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
+      tried.map((t) => ['io', t]),
+    );
+    expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
+    expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
+    });
   });
 
   test('a bundle root that is not there is a runtime not installed: no bundle of it is opened, no error', async () => {
-    const root = await copyNode();
-    try {
-      const paths = nodePaths(root);
-      await rm(paths.crioDir, { recursive: true, force: true });
-      opened.length = 0;
-      const result = await discoverSandboxes(paths);
-      expect(result.sandboxes).toHaveLength(7);
-      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`))).toEqual([]);
-      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`))).toEqual([]);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    await onNodeCopy(async (paths) => {
+    await rm(paths.crioDir, { recursive: true, force: true });
+    opened.length = 0;
+    const result = await discoverSandboxes(paths);
+    expect(result.sandboxes).toHaveLength(7);
+    expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`))).toEqual([]);
+    expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`))).toEqual([]);
+    });
   });
 
   test('a trailing slash on a root changes no path', async () => {
@@ -288,43 +279,35 @@ describe('discoverSandboxes edge cases', () => {
   });
 
   test('a FIFO planted as a state file is refused at once, without blocking discovery', async () => {
-    const root = await copyNode();
-    try {
-      const paths = nodePaths(root);
-      const state = join(paths.kataGoDir, A, 'persist.json');
-      await rm(state);
-      // Opened without O_NONBLOCK, a FIFO with no writer would block the read (and the event loop) forever.
-      execFileSync('mkfifo', [state]);
-      const result = await discoverSandboxes(paths);
-      const fifoErrors = result.errors.filter((e) => e.target === state);
-      expect(fifoErrors.map((e) => [e.reason, e.message])).toEqual([['io', expect.stringContaining('not a regular file')]]);
-      const a = byId(result.sandboxes).get(A);
-      expect(a?.stateText).toBeUndefined();
-      // The sandbox itself is still there, and so is every other sandbox with its state.
-      expect(a).toBeDefined();
-      expect(byId(result.sandboxes).get(B)?.stateText).toBeDefined();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    await onNodeCopy(async (paths) => {
+    const state = join(paths.kataGoDir, A, 'persist.json');
+    await rm(state);
+    // Opened without O_NONBLOCK, a FIFO with no writer would block the read (and the event loop) forever.
+    execFileSync('mkfifo', [state]);
+    const result = await discoverSandboxes(paths);
+    const fifoErrors = result.errors.filter((e) => e.target === state);
+    expect(fifoErrors.map((e) => [e.reason, e.message])).toEqual([['io', expect.stringContaining('not a regular file')]]);
+    const a = byId(result.sandboxes).get(A);
+    expect(a?.stateText).toBeUndefined();
+    // The sandbox itself is still there, and so is every other sandbox with its state.
+    expect(a).toBeDefined();
+    expect(byId(result.sandboxes).get(B)?.stateText).toBeDefined();
+    });
   });
 
   test('directories removed concurrently with discovery never make it throw', async () => {
     for (let round = 0; round < 5; round++) {
-      const root = await copyNode();
-      try {
-        const paths = nodePaths(root);
-        const discovery = discoverSandboxes(paths);
-        await Promise.all(
-          [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
-        );
-        await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
-        const result = await discovery;
-        expect(result.errors).toEqual([]);
-        // Whatever was still there is complete; D, E and G were never touched.
-        expect(result.sandboxes.map((s) => s.id)).toEqual(expect.arrayContaining([D, E, G]));
-      } finally {
-        await rm(root, { recursive: true, force: true });
-      }
+      await onNodeCopy(async (paths) => {
+      const discovery = discoverSandboxes(paths);
+      await Promise.all(
+        [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
+      );
+      await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
+      const result = await discovery;
+      expect(result.errors).toEqual([]);
+      // Whatever was still there is complete; D, E and G were never touched.
+      expect(result.sandboxes.map((s) => s.id)).toEqual(expect.arrayContaining([D, E, G]));
+      });
     }
   });
 });
@@ -336,8 +319,10 @@ describe('state files and bundles unchanged since the last discovery', () => {
   let paths: ReturnType<typeof nodePaths>;
   let state: string;
   let bundle: string;
+  let knownFiles: KnownFiles;
 
-  const stateOf = async () => byId((await discoverSandboxes(paths)).sandboxes).get(A)?.stateText;
+  const discover = (extra: { maxFileBytes?: number } = {}) => discoverSandboxes({ ...paths, ...extra, knownFiles });
+  const stateOf = async () => byId((await discover()).sandboxes).get(A)?.stateText;
 
   beforeEach(async () => {
     root = await copyNode();
@@ -345,7 +330,8 @@ describe('state files and bundles unchanged since the last discovery', () => {
     state = join(paths.kataGoDir, A, 'persist.json');
     bundle = join(paths.containerdTasksDir, 'k8s.io', A, 'config.json');
     for (const path of [state, bundle]) await utimes(path, LONG_AGO, LONG_AGO);
-    await discoverSandboxes(paths);
+    knownFiles = new KnownFiles();
+    await discover();
     opened.length = 0;
     statted.length = 0;
     scanAsked.length = 0;
@@ -356,7 +342,7 @@ describe('state files and bundles unchanged since the last discovery', () => {
   });
 
   test('are stat\'d, not opened, and read as before', async () => {
-    const result = await discoverSandboxes(paths);
+    const result = await discover();
     const a = byId(result.sandboxes).get(A);
     expect(a?.stateText).toBe(await readFile(state, 'utf8'));
     expect(a?.containerdConfig).toBe(await readFile(bundle, 'utf8'));
@@ -404,7 +390,7 @@ describe('state files and bundles unchanged since the last discovery', () => {
   test('a FIFO planted where a kept state file was is refused', async () => {
     await rm(state);
     execFileSync('mkfifo', [state]);
-    const result = await discoverSandboxes(paths);
+    const result = await discover();
     expect(result.errors.filter((e) => e.target === state).map((e) => [e.reason, e.message])).toEqual([
       ['io', expect.stringContaining('not a regular file')],
     ]);
@@ -413,7 +399,7 @@ describe('state files and bundles unchanged since the last discovery', () => {
 
   test('a kept file that is gone is gone; one past a smaller cap is oversize', async () => {
     await rm(bundle);
-    const result = await discoverSandboxes({ ...paths, maxFileBytes: 200 });
+    const result = await discover({ maxFileBytes: 200 });
     const a = byId(result.sandboxes).get(A);
     expect(a?.containerdConfig).toBeUndefined();
     expect(a?.stateText).toBeUndefined();
@@ -424,7 +410,7 @@ describe('state files and bundles unchanged since the last discovery', () => {
   test('a sandbox not seen by a discovery is forgotten: when it is back, its files are read', async () => {
     const held = join(root, 'held');
     await rename(join(paths.kataGoDir, A), held);
-    await discoverSandboxes(paths);
+    await discover();
     await rename(held, join(paths.kataGoDir, A));
     opened.length = 0;
     expect(await stateOf()).toBe(await readFile(state, 'utf8'));

@@ -44,13 +44,27 @@ function fileOf(bytes: number): { path: string; text: string } {
   return { path, text };
 }
 
-describe('readTextSync', () => {
-  const BUFFER = 64 * 1024;
+/** The size of the readers' scratch buffer: files around it take the multi-read path. */
+const BUFFER = 64 * 1024;
 
+describe.each([
+  ['readTextSync', readTextSync],
+  ['readCgroupFileSync', readCgroupFileSync],
+] as const)('%s', (_name, read) => {
   test.each([0, 1, 617, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 5])('a regular file of %i bytes is read whole', (bytes) => {
     const { path, text } = fileOf(bytes);
-    expect(readTextSync(path, 4 * BUFFER)).toBe(text);
+    expect(read(path, 4 * BUFFER)).toBe(text);
   });
+
+  test('exactly the cap is allowed; one byte more is refused, whether the file fits the buffer or not', () => {
+    for (const cap of [100, BUFFER + 100]) {
+      expect(read(fileOf(cap).path, cap)).toHaveLength(cap);
+      expect(() => read(fileOf(cap + 1).path, cap)).toThrow(FileTooLarge);
+    }
+  });
+});
+
+describe('readTextSync', () => {
 
   test('a regular file that fits the buffer costs one read: the size it reports says it is complete', () => {
     const { path, text } = fileOf(2000);
@@ -68,13 +82,6 @@ describe('readTextSync', () => {
     expect(readCalls.at(-1)).toBe(0);
   });
 
-  test('exactly the cap is allowed; one byte more is refused, whether the file fits the buffer or not', () => {
-    for (const cap of [100, BUFFER + 100]) {
-      expect(readTextSync(fileOf(cap).path, cap)).toHaveLength(cap);
-      expect(() => readTextSync(fileOf(cap + 1).path, cap)).toThrow(FileTooLarge);
-    }
-  });
-
   test('a missing file throws the fs error, for the caller to call churn', () => {
     expect(() => readTextSync(join(dir, 'gone'), 100)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
@@ -85,20 +92,6 @@ describe('readTextSync', () => {
 });
 
 describe('readCgroupFileSync', () => {
-  const BUFFER = 64 * 1024;
-
-  test.each([0, 1, 617, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 5])('a regular file of %i bytes is read whole', (bytes) => {
-    const { path, text } = fileOf(bytes);
-    expect(readCgroupFileSync(path, 4 * BUFFER)).toBe(text);
-  });
-
-  test('exactly the cap is allowed; one byte more is refused, whether the file fits the buffer or not', () => {
-    for (const cap of [100, BUFFER + 100]) {
-      expect(readCgroupFileSync(fileOf(cap).path, cap)).toHaveLength(cap);
-      expect(() => readCgroupFileSync(fileOf(cap + 1).path, cap)).toThrow(FileTooLarge);
-    }
-  });
-
   test('a real cgroupfs file costs one read and no fstat, where readTextSync takes an fstat and a read of 0', () => {
     // The root's own counters: on a v2 host, a hybrid one, or a v1 one.
     const path = ['/sys/fs/cgroup/cgroup.stat', '/sys/fs/cgroup/unified/cgroup.stat', '/sys/fs/cgroup/memory/memory.stat'].find((p) => existsSync(p));
