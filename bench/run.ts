@@ -32,10 +32,11 @@ const REFERENCE_N = SIZES.includes(250) ? 250 : SIZES[SIZES.length - 1]!;
 const CONCURRENCY = 8; // the exporter's --shim.concurrency default
 const WARMUP = 2;
 /**
- * Runs at N: at least RUNS, and as many sandboxes scraped as RUNS runs at N = 250, so a small node
- * is not judged on five collections (whether a major GC lands in one of them decides its median).
+ * Collections at N per round: one at N ≥ 250, more below, so a small node scrapes about as many
+ * sandboxes as N = 250 does and is not judged on five collections (whether a major GC lands in one
+ * of them decides its median).
  */
-const runsAt = (n: number): number => Math.max(RUNS, Math.ceil((RUNS * 250) / n));
+const perRound = (n: number): number => Math.max(1, Math.ceil(250 / n));
 const MIB = 2 ** 20;
 /**
  * How the exporter and baseline children run: 'compiled' (default) is what the image ships (tsc
@@ -93,8 +94,10 @@ class Child {
   }
 
   async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.send({ kind: 'stop' });
+    // A child already told to stop may have closed its channel and be on its way out.
+    if (this.proc.connected) this.proc.send({ kind: 'stop' });
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
@@ -162,77 +165,126 @@ interface SizeResult {
   failures: string[];
 }
 
-async function measureSize(n: number): Promise<SizeResult> {
+/** One node size's processes: its simulated node, its exporter and its read-only baseline. */
+interface Rig {
+  n: number;
+  ready: Ready;
+  node: Child;
+  exporter: Child;
+  baseline: Child;
+  tsxExporter: Child | undefined;
+  idleRss: number;
+  tsxIdleRss: number | undefined;
+  samples: { e: CollectSample; b: BaselineRead }[];
+  tsxSamples: CollectSample[];
+}
+
+async function startRig(n: number): Promise<Rig> {
   const node = new Child('node-child.ts', [String(n)]);
   const exporter = new Child('exporter-child.ts', [], RUNTIME, EXPORTER_NODE_FLAGS);
   const baseline = new Child('baseline-child.ts', [], RUNTIME);
   const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], 'tsx', EXPORTER_NODE_FLAGS) : undefined;
+  const rig: Rig = { n, node, exporter, baseline, tsxExporter, ready: undefined!, idleRss: 0, tsxIdleRss: undefined, samples: [], tsxSamples: [] };
   try {
-    const ready = await node.next<Ready>();
-    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n });
-    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n });
-    const tsxSamples: CollectSample[] = [];
-    const k = ready.kubelet;
+    rig.ready = await node.next<Ready>();
+    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
+    rig.idleRss = started.idleRssBytes;
+    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
+    rig.tsxIdleRss = tsxStarted?.idleRssBytes;
+    const k = rig.ready.kubelet;
     await baseline.request({
       kind: 'start',
-      sockets: ready.sockets,
+      sockets: rig.ready.sockets,
       concurrency: CONCURRENCY,
       kubelet: { url: k.kubeletUrl, tokenFile: k.kubeletTokenFile, caFile: k.kubeletCaFile },
     });
-    const samples: { e: CollectSample; b: BaselineRead }[] = [];
-    const runs = runsAt(n);
-    for (let run = 0; run < WARMUP + runs; run++) {
-      const e = await exporter.request<CollectSample>({ kind: 'collect' });
-      const b = await baseline.request<BaselineRead>({ kind: 'read' });
-      if (run >= WARMUP) samples.push({ e, b });
-      const t = await tsxExporter?.request<CollectSample>({ kind: 'collect' });
-      if (t && run >= WARMUP) tsxSamples.push(t);
-    }
-    const failures = new Set<string>();
-    for (const { e } of samples) {
-      if (e.shimsOk !== n) failures.add(`${n - e.shimsOk} of ${n} shims not scraped`);
-      if (e.sourcesDown.length > 0) failures.add(`sources down: ${e.sourcesDown.join(', ')}`);
-    }
-    const ideal = samples.map(({ b }) => (n * ready.latencyMs) / CONCURRENCY + b.kubeletMs);
-    const exporterStop = await exporter.request<{ maxRssBytes: number }>({ kind: 'stop' });
-    const baselineStop = await baseline.request<{ maxRssBytes: number }>({ kind: 'stop' });
-    const tsxStop = await tsxExporter?.request<{ maxRssBytes: number }>({ kind: 'stop' });
-    const tsx =
-      tsxStarted && tsxStop
-        ? {
-            idleRss: tsxStarted.idleRssBytes,
-            peakRss: Math.max(tsxStop.maxRssBytes, ...tsxSamples.map((s) => s.maxRssBytes)),
-            wall: stat(tsxSamples.map((s) => s.wallMs)),
-            cpu: stat(tsxSamples.map((s) => s.cpuMs)),
-          }
-        : undefined;
-    return {
-      tsx,
-      n,
-      bodyBytes: ready.bodyBytes,
-      wall: stat(samples.map((s) => s.e.wallMs)),
-      ideal: stat(ideal),
-      wallRatio: stat(samples.map((s, i) => s.e.wallMs / ideal[i]!)),
-      baseWallRatio: stat(samples.map((s, i) => s.b.wallMs / ideal[i]!)),
-      cpu: stat(samples.map((s) => s.e.cpuMs)),
-      baseCpu: stat(samples.map((s) => s.b.cpuMs)),
-      cpuRatio: stat(samples.map((s) => s.e.cpuMs / s.b.cpuMs)),
-      renderCpu: stat(samples.map((s) => s.e.renderCpuMs)),
-      renderShare: stat(samples.map((s) => (100 * s.e.renderCpuMs) / s.e.cpuMs)),
-      perSandboxCpu: stat(samples.map((s) => s.e.cpuMs / n)),
-      amortizedPerSandboxCpu: samples.reduce((sum, s) => sum + s.e.cpuMs, 0) / (samples.length * n),
-      runs,
-      idleRss: started.idleRssBytes,
-      heapUsed: stat(samples.map((s) => s.e.heapUsedBytes / MIB)),
-      heapTotal: stat(samples.map((s) => s.e.heapTotalBytes / MIB)),
-      peakRss: Math.max(exporterStop.maxRssBytes, ...samples.map((s) => s.e.maxRssBytes)),
-      baselinePeakRss: baselineStop.maxRssBytes,
-      series: samples[samples.length - 1]!.e.series,
-      failures: [...failures],
-    };
-  } finally {
-    await Promise.all([exporter.stop(), baseline.stop(), node.stop(), tsxExporter?.stop()]);
+    return rig;
+  } catch (error) {
+    await stopRig(rig);
+    throw error;
   }
+}
+
+/** One collection by the exporter, then one read by the baseline, of the same node. */
+async function collectOnce(rig: Rig, keep: boolean): Promise<void> {
+  const e = await rig.exporter.request<CollectSample>({ kind: 'collect' });
+  const b = await rig.baseline.request<BaselineRead>({ kind: 'read' });
+  if (keep) rig.samples.push({ e, b });
+  const t = await rig.tsxExporter?.request<CollectSample>({ kind: 'collect' });
+  if (t && keep) rig.tsxSamples.push(t);
+}
+
+async function stopRig(rig: Rig): Promise<void> {
+  await Promise.all([rig.exporter.stop(), rig.baseline.stop(), rig.node.stop(), rig.tsxExporter?.stop()]);
+}
+
+/**
+ * Every size's collections, interleaved: all the rigs are up at once and each round visits each
+ * size in turn (a small size several times, see perRound), so a change in the machine's speed during
+ * the run falls on every size alike instead of on whichever size was being measured.
+ */
+async function measureSizes(sizes: readonly number[]): Promise<SizeResult[]> {
+  const rigs: Rig[] = [];
+  try {
+    for (const n of sizes) rigs.push(await startRig(n));
+    for (let round = 0; round < WARMUP + RUNS; round++) {
+      process.stderr.write(`round ${round + 1} of ${WARMUP + RUNS}${round < WARMUP ? ' (warm-up)' : ''}\n`);
+      for (const rig of rigs) {
+        for (let k = 0; k < perRound(rig.n); k++) await collectOnce(rig, round >= WARMUP);
+      }
+    }
+    const results: SizeResult[] = [];
+    for (const rig of rigs) results.push(await summarize(rig));
+    return results;
+  } finally {
+    await Promise.all(rigs.map(stopRig));
+  }
+}
+
+async function summarize(rig: Rig): Promise<SizeResult> {
+  const { n, ready, samples, tsxSamples } = rig;
+  const failures = new Set<string>();
+  for (const { e } of samples) {
+    if (e.shimsOk !== n) failures.add(`${n - e.shimsOk} of ${n} shims not scraped`);
+    if (e.sourcesDown.length > 0) failures.add(`sources down: ${e.sourcesDown.join(', ')}`);
+  }
+  const ideal = samples.map(({ b }) => (n * ready.latencyMs) / CONCURRENCY + b.kubeletMs);
+  const exporterStop = await rig.exporter.request<{ maxRssBytes: number }>({ kind: 'stop' });
+  const baselineStop = await rig.baseline.request<{ maxRssBytes: number }>({ kind: 'stop' });
+  const tsxStop = await rig.tsxExporter?.request<{ maxRssBytes: number }>({ kind: 'stop' });
+  const tsx =
+    rig.tsxIdleRss !== undefined && tsxStop
+      ? {
+          idleRss: rig.tsxIdleRss,
+          peakRss: Math.max(tsxStop.maxRssBytes, ...tsxSamples.map((s) => s.maxRssBytes)),
+          wall: stat(tsxSamples.map((s) => s.wallMs)),
+          cpu: stat(tsxSamples.map((s) => s.cpuMs)),
+        }
+      : undefined;
+  return {
+    tsx,
+    n,
+    bodyBytes: ready.bodyBytes,
+    wall: stat(samples.map((s) => s.e.wallMs)),
+    ideal: stat(ideal),
+    wallRatio: stat(samples.map((s, i) => s.e.wallMs / ideal[i]!)),
+    baseWallRatio: stat(samples.map((s, i) => s.b.wallMs / ideal[i]!)),
+    cpu: stat(samples.map((s) => s.e.cpuMs)),
+    baseCpu: stat(samples.map((s) => s.b.cpuMs)),
+    cpuRatio: stat(samples.map((s) => s.e.cpuMs / s.b.cpuMs)),
+    renderCpu: stat(samples.map((s) => s.e.renderCpuMs)),
+    renderShare: stat(samples.map((s) => (100 * s.e.renderCpuMs) / s.e.cpuMs)),
+    perSandboxCpu: stat(samples.map((s) => s.e.cpuMs / n)),
+    amortizedPerSandboxCpu: samples.reduce((sum, s) => sum + s.e.cpuMs, 0) / (samples.length * n),
+    runs: samples.length,
+    idleRss: rig.idleRss,
+    heapUsed: stat(samples.map((s) => s.e.heapUsedBytes / MIB)),
+    heapTotal: stat(samples.map((s) => s.e.heapTotalBytes / MIB)),
+    peakRss: Math.max(exporterStop.maxRssBytes, ...samples.map((s) => s.e.maxRssBytes)),
+    baselinePeakRss: baselineStop.maxRssBytes,
+    series: samples[samples.length - 1]!.e.series,
+    failures: [...failures],
+  };
 }
 
 // ─── report ──────────────────────────────────────────────────────────────────
@@ -249,7 +301,7 @@ async function main(): Promise<void> {
   console.log('## Machine');
   console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
   console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, node ${IMAGE_NODE_FLAGS.join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}${EXPORTER_NODE_FLAGS.length > 0 ? `; exporter children also with ${EXPORTER_NODE_FLAGS.join(' ')}` : ''}`);
-  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} at N ≥ 250, more below (as many sandboxes), after ${WARMUP} warm-up; parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
+  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} at N ≥ 250, more below (as many sandboxes), after ${WARMUP} warm-up, the sizes interleaved round by round; parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
   console.log('figures: median (min–max)\n');
 
   const parseRuns = args.has('skip-parse') ? 1 : Math.max(21, RUNS * 4 + 1);
@@ -269,11 +321,8 @@ async function main(): Promise<void> {
   console.log(`| peer parse-prometheus-text-format | ${show(col('peer'), 1)} | ${show(ratio((r) => r.peer / r.scan))}× |`);
   console.log(`peer / full parse: ${show(peerFull, 1)}×\n`);
 
-  const sizes: SizeResult[] = [];
-  for (const n of SIZES) {
-    process.stderr.write(`measuring N = ${n}…\n`);
-    sizes.push(await measureSize(n));
-  }
+  process.stderr.write(`measuring N = ${SIZES.join(', ')}, interleaved…\n`);
+  const sizes = await measureSizes(SIZES);
   const ref = sizes.find((s) => s.n === REFERENCE_N)!;
 
   console.log(`## (b) One full collection at N = ${ref.n} (${ref.n * 3} containers, ${(ref.bodyBytes / 1024).toFixed(0)} KiB per shim, 20 ms per shim call, concurrency ${CONCURRENCY})`);
