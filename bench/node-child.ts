@@ -6,7 +6,8 @@
  * (bench/shims-child.ts), so the kubelet's rendering here never delays their answers.
  *
  * Protocol (IPC): argv[2] = N; sends { kind: 'ready', flags, env, sockets, latencyMs, bodyBytes };
- * on { kind: 'stop' } closes everything and exits.
+ * { kind: 'served' } is relayed to the shims child (see there); on { kind: 'stop' } closes
+ * everything and exits.
  */
 import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -58,6 +59,12 @@ async function main(): Promise<void> {
   if (reply.kind !== 'started') throw new Error(`bench: the shims child failed to start: ${reply.message}`);
   const bodyBytes = reply.bodyBytes ?? 0;
   process.on('message', (message: { kind: string }) => {
+    if (message.kind === 'served') {
+      // Relayed to the shims child, whose answer comes back the same way.
+      shims.once('message', (answer) => process.send?.(answer));
+      shims.send(message);
+      return;
+    }
     if (message.kind !== 'stop') return;
     const shimsExited = new Promise((resolve) => shims.once('exit', resolve));
     shims.send({ kind: 'stop' });

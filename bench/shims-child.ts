@@ -8,8 +8,13 @@
  *
  * Protocol (IPC): { kind: 'start', latencyMs, shims: [{ socketPath, bindPath, payload }] }, where
  * `payload` is the benchShimPayload index, → { kind: 'started', bodyBytes };
- * { kind: 'stop' } → closes every socket and exits.
+ * { kind: 'served' } → { kind: 'served', ms: [...] }, each answer's time from its request's arrival
+ * to its last byte handed to the socket since the previous 'served' (how close the emulation came
+ * to the latency asked for); { kind: 'stop' } → closes every socket and exits.
  */
+import diagnostics from 'node:diagnostics_channel';
+import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { startFakeShim, type FakeShim } from '../src/lab/fake-shim.ts';
 import { benchShimPayload } from './payload.ts';
 
@@ -20,6 +25,16 @@ export interface ShimsChildStart {
 }
 
 const running: FakeShim[] = [];
+
+const arrivals = new WeakMap<ServerResponse, number>();
+let served: number[] = [];
+diagnostics.channel('http.server.request.start').subscribe((message) => {
+  arrivals.set((message as { response: ServerResponse }).response, performance.now());
+});
+diagnostics.channel('http.server.response.finish').subscribe((message) => {
+  const arrived = arrivals.get((message as { response: ServerResponse }).response);
+  if (arrived !== undefined) served.push(performance.now() - arrived);
+});
 
 async function start(message: ShimsChildStart): Promise<number> {
   let bodyBytes = 0;
@@ -37,6 +52,9 @@ process.on('message', (message: { kind: string }) => {
       (bodyBytes) => process.send?.({ kind: 'started', bodyBytes }),
       (error: unknown) => process.send?.({ kind: 'error', message: error instanceof Error ? error.stack : String(error) }),
     );
+  } else if (message.kind === 'served') {
+    process.send?.({ kind: 'served', ms: served });
+    served = [];
   } else if (message.kind === 'stop') {
     void Promise.all(running.map((shim) => shim.close())).finally(() => process.exit(0));
   }

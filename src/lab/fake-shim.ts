@@ -41,7 +41,7 @@ export interface FakeShimOptions {
    * 108 bytes at bind time, and real sandbox paths are longer. The moved socket keeps working.
    */
   bindPath?: string;
-  /** Called per request: the simulated node moves values between calls. */
+  /** Called per request: the simulated node moves values between calls. Bytes are sent uncopied: never change them afterwards. */
   payload: () => string | Uint8Array;
   behaviour?: ShimBehaviour;
   /** Wait before answering (to make concurrency observable). */
@@ -115,10 +115,16 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
     else answer();
   }
 
+  /** A payload given as bytes is sent as it is, uncopied: the bench answers ~360 calls a second with one 144 KB buffer. */
+  function payloadBytes(): Uint8Array {
+    const payload = options.payload();
+    return typeof payload === 'string' ? Buffer.from(payload) : payload;
+  }
+
   function respond(current: ShimBehaviour, res: ServerResponse): void {
     switch (current.kind) {
       case 'normal': {
-        const body = Buffer.from(options.payload());
+        const body = payloadBytes();
         if (current.chunked === true) {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
           for (let at = 0; at < body.length; at += CHUNKED_WRITE_BYTES) res.write(body.subarray(at, at + CHUNKED_WRITE_BYTES));
@@ -150,7 +156,7 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
         res.end(GARBAGE);
         return;
       case 'close_mid_response': {
-        const body = Buffer.from(options.payload());
+        const body = payloadBytes();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': body.length });
         res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
         return;
