@@ -61,6 +61,7 @@ class Child {
   private readonly proc: ChildProcess;
   private readonly inbox: Message[] = [];
   private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
+  private stopSent = false;
 
   constructor(file: string, argv: string[] = [], runtime: Runtime = 'tsx', extraFlags: readonly string[] = []) {
     // 'tsx' inherits this process's tsx loader; 'compiled' runs the tsc output like the image.
@@ -78,6 +79,8 @@ class Child {
       } else this.inbox.push(m);
     });
     this.proc.on('exit', (code) => this.waiter?.reject(new Error(`${file} exited (${code})`)));
+    // A send racing the child's exit fails with EPIPE here; the exit handler has said what matters.
+    this.proc.on('error', () => undefined);
   }
 
   next<T = Message>(): Promise<T> {
@@ -89,6 +92,7 @@ class Child {
   }
 
   request<T = Message>(message: Message): Promise<T> {
+    if (message.kind === 'stop') this.stopSent = true;
     this.proc.send(message);
     return this.next<T>();
   }
@@ -96,8 +100,11 @@ class Child {
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
-    // A child already told to stop may have closed its channel and be on its way out.
-    if (this.proc.connected) this.proc.send({ kind: 'stop' });
+    // A child already told to stop is on its way out, its channel closing: it is only waited for.
+    if (!this.stopSent && this.proc.connected) {
+      this.stopSent = true;
+      this.proc.send({ kind: 'stop' });
+    }
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
