@@ -331,8 +331,8 @@ export class Collector {
       targets++;
       // Once per id, first wins (the same id under both runtimes: the first one settled).
       if (started.has(plan.record.id)) return;
-      // Each body is decoded in its pool slot as soon as it is in, and dropped: at most
-      // --shim.concurrency bodies are in memory at once.
+      // Each body is decoded on the loop turn after it is in, once its slot has sent the next
+      // request, and dropped: at most 2 × --shim.concurrency bodies are in memory at once.
       const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath!, socketIdentity: plan.record.socketIdentity };
       started.set(
         target.id,

@@ -36,8 +36,9 @@ export interface ShimPoolOptions extends ShimScrapeOptions {
 }
 
 /**
- * Turns one body into what the caller keeps, inside the pool slot, as soon as the body is in.
- * The body is a view of a buffer the pool reuses: valid only during the call, never to be kept.
+ * Turns one body into what the caller keeps, on the event loop's next turn after the body is in
+ * (its pool slot has gone on to the next scrape by then). The body is a view of a buffer the pool
+ * reuses: valid only during the call, never to be kept.
  */
 export type ShimBodyHandler<T> = (body: Buffer, target: ShimTarget) => T;
 
@@ -54,9 +55,9 @@ export interface ShimPool {
    */
   scrapeAll(targets: readonly ShimTarget[], options?: ScrapeAllOptions): Promise<Map<string, ShimScrapeResult>>;
   /**
-   * The same, handing each body to `handle` in its pool slot and keeping only what it returns: at
-   * most `concurrency` bodies are in memory at once, however many targets. An exception thrown by
-   * `handle` rejects the whole call.
+   * The same, handing each body to `handle` and keeping only what it returns: at most
+   * 2 × `concurrency` bodies are in memory at once (being read, or waiting for the handler's turn),
+   * however many targets. An exception thrown by `handle` rejects the whole call.
    */
   scrapeAll<T>(
     targets: readonly ShimTarget[],
@@ -69,6 +70,11 @@ export interface ShimPool {
 }
 
 const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
+
+/** One exchange's outcome in the pool; `release` gives back the buffer the body was read into. */
+type ShimRead =
+  | { ok: true; body: Buffer; durationMs: number; release: () => void }
+  | { ok: false; error: SourceError; durationMs: number };
 
 /** Where a body is assembled: a fresh buffer, or one the pool reuses across scrapes. */
 type BodySink = (length: number) => Buffer;
@@ -395,7 +401,13 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
     }
   }
 
-  async function scrapeOne<T>(target: ShimTarget, deadlineAtMs: number, handle: ShimBodyHandler<T> | undefined): Promise<ShimScrapeResult<T>> {
+  /** Gives a lent body buffer back: one per body being read or waiting for its handler, at most. */
+  function giveBack(buffer: Buffer | undefined): void {
+    if (buffer !== undefined && spare.length < 2 * concurrency) spare.push(buffer);
+  }
+
+  /** One exchange in a pool slot. With `lend`, the body is read into a reused buffer, given back by `release`. */
+  async function readOne(target: ShimTarget, deadlineAtMs: number, lend: boolean): Promise<ShimRead> {
     const started = performance.now();
     const remainingMs = Math.min(options.deadlineMs, deadlineAtMs - started);
     if (remainingMs <= 0) {
@@ -404,32 +416,42 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
     }
     calls.set(target.socketPath, (calls.get(target.socketPath) ?? 0) + 1);
     let lent: Buffer | undefined;
-    const sink: BodySink =
-      handle === undefined
-        ? freshBuffer
-        : (length) => {
-            if (length > MAX_REUSED_BODY_BYTES) return Buffer.allocUnsafe(length);
-            // A body of unknown length asks again as it grows: it keeps the buffer it was lent.
-            let buffer = lent ?? spare.pop();
-            if (buffer === undefined || buffer.length < length) buffer = Buffer.allocUnsafe(Math.max(length, buffer?.length ?? 0));
-            lent = buffer;
-            return buffer;
-          };
-    let body: Buffer;
+    const sink: BodySink = !lend
+      ? freshBuffer
+      : (length) => {
+          if (length > MAX_REUSED_BODY_BYTES) return Buffer.allocUnsafe(length);
+          // A body of unknown length asks again as it grows: it keeps the buffer it was lent.
+          let buffer = lent ?? spare.pop();
+          if (buffer === undefined || buffer.length < length) buffer = Buffer.allocUnsafe(Math.max(length, buffer?.length ?? 0));
+          lent = buffer;
+          return buffer;
+        };
     try {
-      body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink, keptLease(target.socketPath, target.socketIdentity, options.deadlineMs));
+      const body = await readShimBody(target.socketPath, { ...options, deadlineMs: remainingMs }, sink, keptLease(target.socketPath, target.socketIdentity, options.deadlineMs));
+      return { ok: true, body, durationMs: performance.now() - started, release: () => giveBack(lent) };
     } catch (error) {
-      if (lent !== undefined) spare.push(lent);
+      giveBack(lent);
       const sourceError =
         error instanceof SourceError ? error : toSourceError(error, target.socketPath, options.deadlineMs, false);
       return { ok: false, error: sourceError, durationMs: performance.now() - started };
     }
-    const durationMs = performance.now() - started;
-    if (handle === undefined) return { ok: true, body: body as T, durationMs };
+  }
+
+  /**
+   * Hands a body to its handler on a later turn of the event loop, out of its pool slot: the slot
+   * has sent its next request by then, so decoding the bodies that came in together no longer
+   * holds back the requests that follow them. Two immediates: undici writes a request on a kept
+   * connection from an immediate of its own (queued when the slot moves on, after this one), once
+   * bytes pending on the idle socket have been read; immediates queued while immediates run wait
+   * for the next turn.
+   */
+  async function handled<T>(read: ShimRead, target: ShimTarget, handle: ShimBodyHandler<T>): Promise<ShimScrapeResult<T>> {
+    if (!read.ok) return read;
+    await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
     try {
-      return { ok: true, body: handle(body, target), durationMs };
+      return { ok: true, body: handle(read.body, target), durationMs: read.durationMs };
     } finally {
-      if (lent !== undefined && spare.length < concurrency) spare.push(lent);
+      read.release();
     }
   }
 
@@ -440,6 +462,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
     const unique = new Map<string, ShimTarget>();
     for (const target of targets) if (!unique.has(target.id)) unique.set(target.id, target);
     const deadlineAtMs = scrapeOptions.deadlineAtMs ?? Number.POSITIVE_INFINITY;
+    const handle = scrapeOptions.handle;
     if (running++ === 0) round++;
     // A target of this round keeps its client even if the deadline passes before it is scraped.
     for (const target of unique.values()) {
@@ -448,7 +471,11 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
     }
     try {
       const entries = await Promise.all(
-        [...unique.values()].map(async (target) => [target.id, await limit(() => scrapeOne(target, deadlineAtMs, scrapeOptions.handle))] as const),
+        [...unique.values()].map(async (target) => {
+          const read = await limit(() => readOne(target, deadlineAtMs, handle !== undefined));
+          const result = handle === undefined ? (read as ShimScrapeResult<T>) : await handled(read, target, handle);
+          return [target.id, result] as const;
+        }),
       );
       return new Map(entries);
     } finally {

@@ -2,6 +2,7 @@
  * Shim scraper against real unix sockets (node:http on a socket path in a temp dir), served by the
  * lab's fake shim. No assertion on wall time beyond generous bounds on deadlines.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -112,7 +113,7 @@ describe('createShimPool over real sockets', () => {
 });
 
 describe('scrapeAll with a body handler', () => {
-  it('hands each body to the handler in its slot and keeps only what it returns; failures stay results', async () => {
+  it('hands each body to the handler and keeps only what it returns; failures stay results', async () => {
     const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
     const targets = [];
     for (let i = 0; i < 5; i++) {
@@ -139,6 +140,57 @@ describe('scrapeAll with a body handler', () => {
     const gone = results.get('gone');
     expect(gone?.ok === false && gone.error.reason).toBe('unreachable');
     expect(maxLive).toBe(1);
+  });
+});
+
+describe('scrapeAll with a body handler: the slot goes on before the handler runs', () => {
+  it('sends the next request of a slot before the body just read is handled', async () => {
+    const order: string[] = [];
+    const onSend = (message: unknown): void => {
+      order.push(`send ${(message as { request: { path: string } }).request.path}`);
+    };
+    const targets = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await shim(`o${i}.sock`, { kind: 'normal' }, `kata_shim_threads ${i}\n`);
+      targets.push({ id: `o${i}`, socketPath: s.socketPath });
+    }
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    // Connections are kept across rounds: on a kept one, a request leaves as soon as it is made.
+    await pool.scrapeAll(targets);
+    const channel = diagnostics.channel('undici:client:sendHeaders');
+    channel.subscribe(onSend);
+    try {
+      const results = await pool.scrapeAll(targets, {
+        handle: (body: Buffer, target) => {
+          order.push(`handle ${target.id}`);
+          return body.toString();
+        },
+      });
+      expect([...results.values()].map((r) => r.ok && r.body)).toEqual(['kata_shim_threads 0\n', 'kata_shim_threads 1\n', 'kata_shim_threads 2\n']);
+    } finally {
+      channel.unsubscribe(onSend);
+    }
+    // One slot: the second request leaves before the first body is handled, and so on.
+    expect(order).toEqual(['send /metrics', 'send /metrics', 'handle o0', 'send /metrics', 'handle o1', 'handle o2']);
+  });
+
+  it('a body waiting for its handler keeps its buffer while the slots read the next ones', async () => {
+    // Distinct bodies of one length, so that a buffer handed on too early would show another's bytes.
+    const payloads = Array.from({ length: 9 }, (_, i) => `kata_shim_threads ${i}\n`.repeat(400));
+    const targets = [];
+    for (const [i, payload] of payloads.entries()) {
+      const s = await shim(`k${i}.sock`, { kind: 'normal' }, payload, (i % 3) * 5);
+      targets.push({ id: `k${i}`, socketPath: s.socketPath });
+    }
+    const pool = createShimPool({ concurrency: 3, ...LIMITS });
+    const intact: boolean[] = [];
+    for (let round = 0; round < 4; round++) {
+      const results = await pool.scrapeAll(targets, {
+        handle: (body: Buffer, target) => body.equals(Buffer.from(payloads[Number(target.id.slice(1))]!)),
+      });
+      intact.push(...[...results.values()].map((r) => r.ok && r.body));
+    }
+    expect(intact).toEqual(Array.from({ length: 36 }, () => true));
   });
 });
 
