@@ -41,7 +41,10 @@ export interface FakeShimOptions {
    * 108 bytes at bind time, and real sandbox paths are longer. The moved socket keeps working.
    */
   bindPath?: string;
-  /** Called per request: the simulated node moves values between calls. Bytes are sent uncopied: never change them afterwards. */
+  /**
+   * Called per request: the simulated node moves values between calls. Bytes are sent uncopied:
+   * never change them afterwards.
+   */
   payload: () => string | Uint8Array;
   behaviour?: ShimBehaviour;
   /** Wait before answering (to make concurrency observable). */
@@ -115,7 +118,7 @@ export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim>
     else answer();
   }
 
-  /** A payload given as bytes is sent as it is, uncopied: the bench answers ~360 calls a second with one 144 KB buffer. */
+  /** A payload given as bytes is sent uncopied: the bench answers ~360 calls a second with one 144 KB buffer. */
   function payloadBytes(): Uint8Array {
     const payload = options.payload();
     return typeof payload === 'string' ? Buffer.from(payload) : payload;

@@ -36,7 +36,7 @@ export interface ShimPoolOptions extends ShimScrapeOptions {
 }
 
 /**
- * Turns one body into what the caller keeps, on the event loop's next turn after the body is in
+ * Turns one body into what the caller keeps, on a turn of the event loop after the body is in
  * (its pool slot has gone on to the next scrape by then). The body is a view of a buffer the pool
  * reuses: valid only during the call, never to be kept.
  */
@@ -75,6 +75,11 @@ const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
 type ShimRead =
   | { ok: true; body: Buffer; durationMs: number; release: () => void }
   | { ok: false; error: SourceError; durationMs: number };
+
+/** A read without a handler: its body is a fresh buffer, the caller's to keep. */
+function withoutRelease<T>(read: ShimRead): ShimScrapeResult<T> {
+  return read.ok ? { ok: true, body: read.body as T, durationMs: read.durationMs } : read;
+}
 
 /** Where a body is assembled: a fresh buffer, or one the pool reuses across scrapes. */
 type BodySink = (length: number) => Buffer;
@@ -473,7 +478,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
       const entries = await Promise.all(
         [...unique.values()].map(async (target) => {
           const read = await limit(() => readOne(target, deadlineAtMs, handle !== undefined));
-          const result = handle === undefined ? (read as ShimScrapeResult<T>) : await handled(read, target, handle);
+          const result = handle !== undefined ? await handled(read, target, handle) : withoutRelease<T>(read);
           return [target.id, result] as const;
         }),
       );
