@@ -63,7 +63,7 @@ export function callbackMetric(name: string, help: string, type: 'counter' | 'ga
   return metric as unknown as Metric;
 }
 
-export function mapValues(map: ReadonlyMap<string, number>, label: string): MetricValue[] {
+function mapValues(map: ReadonlyMap<string, number>, label: string): MetricValue[] {
   return [...map].map(([key, value]) => ({ labels: { [label]: key }, value }));
 }
 
@@ -86,25 +86,7 @@ export class SnapshotRenderer {
 
   private createRegistry(contentType: string, build: BuildInfo, processMetrics: boolean): Registry {
     const registry = new Registry(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
-    const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
-    registry.registerMetric(
-      callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(this.self.shimScrapeErrors, 'reason')),
-    );
-    registry.registerMetric(
-      callbackMetric(PREFIX + kubeletRejectedSamples.name, kubeletRejectedSamples.help, 'counter', () =>
-        mapValues(this.self.kubeletRejectedSamples, 'reason'),
-      ),
-    );
-    registry.registerMetric(
-      callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [
-        { labels: {}, value: this.self.guestRejectedSamples },
-      ]),
-    );
-    registry.registerMetric(
-      callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [
-        { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
-      ]),
-    );
+    registerSelfMetrics(registry, this.self, build);
     if (processMetrics) collectDefaultMetrics({ register: registry });
     return registry;
   }
@@ -128,8 +110,31 @@ export class SnapshotRenderer {
   }
 }
 
+/** The exporter's own counters and its build info, read from `self` at render time. */
+export function registerSelfMetrics(registry: Registry, self: SelfStats, build: BuildInfo): void {
+  const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
+  registry.registerMetric(
+    callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(self.shimScrapeErrors, 'reason')),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + kubeletRejectedSamples.name, kubeletRejectedSamples.help, 'counter', () =>
+      mapValues(self.kubeletRejectedSamples, 'reason'),
+    ),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [
+      { labels: {}, value: self.guestRejectedSamples },
+    ]),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [
+      { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
+    ]),
+  );
+}
+
 /** Appends the kata-monitor compatible raw families, before OpenMetrics' closing `# EOF`. */
-function withRawFamilies(text: string, snapshot: NodeSnapshot, format: ExpositionFormat): string {
+export function withRawFamilies(text: string, snapshot: NodeSnapshot, format: ExpositionFormat): string {
   if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
   const raw = renderRawFamilies(snapshot.shimRaw, format);
   if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);

@@ -253,12 +253,14 @@ export async function findSandboxCgroups(
   podPath: string | undefined,
   sandboxId: string,
   hint?: SandboxCgroupHint,
+  /** Parts already found: only the others are probed. */
+  known: SandboxCgroups = {},
 ): Promise<SandboxCgroups> {
   await pauseForIo();
   const result: SandboxCgroups = {};
-  const sandbox = findSandboxCgroup(layout, podPath, sandboxId, hint);
+  const sandbox = known.sandbox ?? findSandboxCgroup(layout, podPath, sandboxId, hint);
   if (sandbox) result.sandbox = sandbox;
-  const overhead = findOverheadCgroup(layout, sandboxId, hint);
+  const overhead = known.overhead ?? findOverheadCgroup(layout, sandboxId, hint);
   if (overhead) result.overhead = overhead;
   return result;
 }
@@ -310,21 +312,10 @@ export class SandboxCgroupLocations {
       known.podPath === podPath &&
       known.sandboxHint === sandboxHint &&
       known.overheadHint === overheadHint;
-    if (!same) {
-      const found = await findSandboxCgroups(layout, podPath, sandboxId, hint);
-      this.known.set(sandboxId, { layout, podPath, sandboxHint, overheadHint, found });
-      return found;
-    }
-    const { found } = known;
-    if (found.sandbox !== undefined && found.overhead !== undefined) return found;
-    await pauseForIo();
-    const sandbox = found.sandbox ?? findSandboxCgroup(layout, podPath, sandboxId, hint);
-    const overhead = found.overhead ?? findOverheadCgroup(layout, sandboxId, hint);
-    const now: SandboxCgroups = {};
-    if (sandbox) now.sandbox = sandbox;
-    if (overhead) now.overhead = overhead;
-    known.found = now;
-    return now;
+    if (same && known.found.sandbox !== undefined && known.found.overhead !== undefined) return known.found;
+    const found = await findSandboxCgroups(layout, podPath, sandboxId, hint, same ? known.found : {});
+    this.known.set(sandboxId, { layout, podPath, sandboxHint, overheadHint, found });
+    return found;
   }
 
   /** Its cgroup was reported gone: the next find probes again. */

@@ -550,7 +550,7 @@ class Parser implements SeriesLabels {
     const length = b.length;
     const maxLine = this.limits.maxLineBytes;
     for (;;) {
-      const pos = this.skipSampleLine(start, from, limit) + 1;
+      const pos = this.boundedNewline(start, from, limit) + 1;
       if (pos >= length || !(CLASS[b[pos]!]! & METRIC_START)) return pos;
       const nextLimit = Math.min(length, pos + maxLine + 1);
       if (!this.startsLikeRejected(pos, nextLimit)) return pos;
@@ -590,19 +590,10 @@ class Parser implements SeriesLabels {
 
   /**
    * The name at p starts with the bytes that decided the last rejection, so the walk would reject
-   * it alike. The deciding byte is the last one: a name that differs mostly differs there, so the
-   * last four bytes are compared first.
+   * it alike.
    */
   private startsLikeRejected(p: number, end: number): boolean {
-    const length = this.rejectedLength;
-    if (length === 0 || p + length > end) return false;
-    const view = this.view;
-    const start = this.rejectedStart;
-    if (length < 4) return sameBytes(view, p, view, start, length);
-    const last = length - 4;
-    if (view.getInt32(p + last, true) !== view.getInt32(start + last, true)) return false;
-    for (let i = 0; i < last; i += 4) if (view.getInt32(p + i, true) !== view.getInt32(start + i, true)) return false;
-    return true;
+    return this.startsWithBytesAt(p, end, this.rejectedStart, this.rejectedLength);
   }
 
   /**
@@ -610,10 +601,17 @@ class Parser implements SeriesLabels {
    * keep prefix: it matches too (a family's HELP, TYPE and first sample line name it alike).
    */
   private startsLikeAccepted(p: number, end: number): boolean {
-    const length = this.acceptedLength;
+    return this.startsWithBytesAt(p, end, this.acceptedStart, this.acceptedLength);
+  }
+
+  /**
+   * The `length` bytes at p (before `end`) are those at `start`; never for an empty range. The
+   * deciding byte of a walk is the last one, and a name that differs mostly differs there, so the
+   * last four bytes are compared first.
+   */
+  private startsWithBytesAt(p: number, end: number, start: number, length: number): boolean {
     if (length === 0 || p + length > end) return false;
     const view = this.view;
-    const start = this.acceptedStart;
     if (length >= 4 && view.getInt32(p + length - 4, true) !== view.getInt32(start + length - 4, true)) return false;
     return sameBytes(view, p, view, start, length);
   }
@@ -627,8 +625,8 @@ class Parser implements SeriesLabels {
     return this.prefixes!.newlineFree ? stop : p;
   }
 
-  /** parseOtherLine for a line starting at `start` that is skipped; its newline is at or after `from`. */
-  private skipSampleLine(start: number, from: number, limit: number): number {
+  /** The newline ending the line at `start`, searched from `from` on; a line past the bound fails. */
+  private boundedNewline(start: number, from: number, limit: number): number {
     const nl = this.findNewline(from, limit);
     if (nl - start > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
     return nl;
@@ -655,8 +653,7 @@ class Parser implements SeriesLabels {
   /** Comments, blank lines and skipped samples: found by findNewline, decoded only when needed. */
   private parseOtherLine(start: number, limit: number): number {
     const b = this.bytes;
-    const nl = this.findNewline(start, limit);
-    if (nl - start > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
+    const nl = this.boundedNewline(start, start, limit);
     const end = nl > start && b[nl - 1] === CR ? nl - 1 : nl;
     const p = this.skipBlanks(start, end);
     if (p === end) return nl;

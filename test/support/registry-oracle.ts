@@ -1,13 +1,22 @@
 /**
  * The renderer as it was before ExpositionWriter: every family a @prometheus-io/client callback
  * metric, so the library formats every series. Tests hold SnapshotRenderer to it byte for byte.
+ * The self metrics and raw families are the renderer's own code on both sides: only the bridge's
+ * families are what the comparison checks.
  */
 
 import { createHash } from 'node:crypto';
 import { Registry } from '@prometheus-io/client';
-import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type FamilyDef, type Labels } from '../../src/publish/families.ts';
-import { renderRawFamilies } from '../../src/publish/raw-exposition.ts';
-import { callbackMetric, mapValues, type BuildInfo, type ExpositionFormat, type MetricValue, type SelfStats } from '../../src/publish/registry.ts';
+import { FAMILIES, PREFIX, type FamilyDef, type Labels } from '../../src/publish/families.ts';
+import {
+  callbackMetric,
+  registerSelfMetrics,
+  withRawFamilies,
+  type BuildInfo,
+  type ExpositionFormat,
+  type MetricValue,
+  type SelfStats,
+} from '../../src/publish/registry.ts';
 import type { NodeSnapshot } from '../../src/translate/snapshot.ts';
 
 // The bound as it was, restated so the oracle does not lean on the code under test.
@@ -46,27 +55,11 @@ export function oracleRegistry(
   for (const def of families) {
     registry.registerMetric(callbackMetric(PREFIX + def.name, def.help, def.type, () => familyValues(def, snapshot)));
   }
-  const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
-  registry.registerMetric(callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(self.shimScrapeErrors, 'reason')));
-  registry.registerMetric(
-    callbackMetric(PREFIX + kubeletRejectedSamples.name, kubeletRejectedSamples.help, 'counter', () => mapValues(self.kubeletRejectedSamples, 'reason')),
-  );
-  registry.registerMetric(
-    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [{ labels: {}, value: self.guestRejectedSamples }]),
-  );
-  registry.registerMetric(
-    callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [
-      { labels: { version: build.version, revision: build.revision, nodejs: build.nodeVersion }, value: 1 },
-    ]),
-  );
+  registerSelfMetrics(registry, self, build);
   return registry;
 }
 
 /** The whole exposition as the library-only renderer wrote it, raw shim families included. */
 export async function oracleRender(snapshot: NodeSnapshot, format: ExpositionFormat, self: SelfStats, build: BuildInfo): Promise<string> {
-  const text = await oracleRegistry(snapshot, format, self, build).metrics();
-  if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
-  const raw = renderRawFamilies(snapshot.shimRaw, format);
-  if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
-  return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
+  return withRawFamilies(await oracleRegistry(snapshot, format, self, build).metrics(), snapshot, format);
 }

@@ -179,25 +179,25 @@ describe('discoverSandboxes edge cases', () => {
 
   test('no /proc read when every state file names its hypervisor: an absent proc dir is no error', async () => {
     await onNodeCopy(async (paths, root) => {
-    // F (no state file) and G (no state file) are the only sandboxes that need the processes.
-    await rm(join(paths.kataGoDir, F), { recursive: true, force: true });
-    await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
-    const procDir = join(root, 'no-such-proc');
-    const result = await discoverSandboxes({ ...paths, procDir });
-    expect(result.errors).toEqual([]);
-    expect(result.sandboxes.map((s) => s.id).sort()).toEqual([A, B, C, D, E].sort());
-    for (const s of result.sandboxes) expect(s.processes).toEqual([]);
+      // F (no state file) and G (no state file) are the only sandboxes that need the processes.
+      await rm(join(paths.kataGoDir, F), { recursive: true, force: true });
+      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+      const procDir = join(root, 'no-such-proc');
+      const result = await discoverSandboxes({ ...paths, procDir });
+      expect(result.errors).toEqual([]);
+      expect(result.sandboxes.map((s) => s.id).sort()).toEqual([A, B, C, D, E].sort());
+      for (const s of result.sandboxes) expect(s.processes).toEqual([]);
     });
   });
 
   test('one sandbox whose state names no hypervisor makes discovery read /proc', async () => {
     await onNodeCopy(async (paths) => {
-    await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
-    const result = await discoverSandboxes(paths);
-    expect(result.errors).toEqual([]);
-    // F has no state file: its Firecracker process is found, and the others' processes with it.
-    expect(pids(byId(result.sandboxes).get(F))).not.toEqual([]);
-    expect(pids(byId(result.sandboxes).get(A))).not.toEqual([]);
+      await rm(join(paths.kataRsDir, G), { recursive: true, force: true });
+      const result = await discoverSandboxes(paths);
+      expect(result.errors).toEqual([]);
+      // F has no state file: its Firecracker process is found, and the others' processes with it.
+      expect(pids(byId(result.sandboxes).get(F))).not.toEqual([]);
+      expect(pids(byId(result.sandboxes).get(A))).not.toEqual([]);
     });
   });
 
@@ -218,30 +218,30 @@ describe('discoverSandboxes edge cases', () => {
 
   test('a bundle root that cannot be listed makes each bundle be tried, and its error reported', async () => {
     await onNodeCopy(async (paths) => {
-    // A symlink to itself: readdir fails with ELOOP, which is not a runtime that is absent.
-    await rm(paths.crioDir, { recursive: true, force: true });
-    await symlink(paths.crioDir, paths.crioDir);
-    opened.length = 0;
-    const result = await discoverSandboxes(paths);
-    expect(result.sandboxes).toHaveLength(7);
-    const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
-    expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
-    expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
-      tried.map((t) => ['io', t]),
-    );
-    expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
-    expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
+      // A symlink to itself: readdir fails with ELOOP, which is not a runtime that is absent.
+      await rm(paths.crioDir, { recursive: true, force: true });
+      await symlink(paths.crioDir, paths.crioDir);
+      opened.length = 0;
+      const result = await discoverSandboxes(paths);
+      expect(result.sandboxes).toHaveLength(7);
+      const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
+      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
+      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
+        tried.map((t) => ['io', t]),
+      );
+      expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
+      expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
     });
   });
 
   test('a bundle root that is not there is a runtime not installed: no bundle of it is opened, no error', async () => {
     await onNodeCopy(async (paths) => {
-    await rm(paths.crioDir, { recursive: true, force: true });
-    opened.length = 0;
-    const result = await discoverSandboxes(paths);
-    expect(result.sandboxes).toHaveLength(7);
-    expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`))).toEqual([]);
-    expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`))).toEqual([]);
+      await rm(paths.crioDir, { recursive: true, force: true });
+      opened.length = 0;
+      const result = await discoverSandboxes(paths);
+      expect(result.sandboxes).toHaveLength(7);
+      expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`))).toEqual([]);
+      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`))).toEqual([]);
     });
   });
 
@@ -280,33 +280,33 @@ describe('discoverSandboxes edge cases', () => {
 
   test('a FIFO planted as a state file is refused at once, without blocking discovery', async () => {
     await onNodeCopy(async (paths) => {
-    const state = join(paths.kataGoDir, A, 'persist.json');
-    await rm(state);
-    // Opened without O_NONBLOCK, a FIFO with no writer would block the read (and the event loop) forever.
-    execFileSync('mkfifo', [state]);
-    const result = await discoverSandboxes(paths);
-    const fifoErrors = result.errors.filter((e) => e.target === state);
-    expect(fifoErrors.map((e) => [e.reason, e.message])).toEqual([['io', expect.stringContaining('not a regular file')]]);
-    const a = byId(result.sandboxes).get(A);
-    expect(a?.stateText).toBeUndefined();
-    // The sandbox itself is still there, and so is every other sandbox with its state.
-    expect(a).toBeDefined();
-    expect(byId(result.sandboxes).get(B)?.stateText).toBeDefined();
+      const state = join(paths.kataGoDir, A, 'persist.json');
+      await rm(state);
+      // Opened without O_NONBLOCK, a FIFO with no writer would block the read (and the event loop) forever.
+      execFileSync('mkfifo', [state]);
+      const result = await discoverSandboxes(paths);
+      const fifoErrors = result.errors.filter((e) => e.target === state);
+      expect(fifoErrors.map((e) => [e.reason, e.message])).toEqual([['io', expect.stringContaining('not a regular file')]]);
+      const a = byId(result.sandboxes).get(A);
+      expect(a?.stateText).toBeUndefined();
+      // The sandbox itself is still there, and so is every other sandbox with its state.
+      expect(a).toBeDefined();
+      expect(byId(result.sandboxes).get(B)?.stateText).toBeDefined();
     });
   });
 
   test('directories removed concurrently with discovery never make it throw', async () => {
     for (let round = 0; round < 5; round++) {
       await onNodeCopy(async (paths) => {
-      const discovery = discoverSandboxes(paths);
-      await Promise.all(
-        [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
-      );
-      await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
-      const result = await discovery;
-      expect(result.errors).toEqual([]);
-      // Whatever was still there is complete; D, E and G were never touched.
-      expect(result.sandboxes.map((s) => s.id)).toEqual(expect.arrayContaining([D, E, G]));
+        const discovery = discoverSandboxes(paths);
+        await Promise.all(
+          [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
+        );
+        await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
+        const result = await discovery;
+        expect(result.errors).toEqual([]);
+        // Whatever was still there is complete; D, E and G were never touched.
+        expect(result.sandboxes.map((s) => s.id)).toEqual(expect.arrayContaining([D, E, G]));
       });
     }
   });
