@@ -20,7 +20,7 @@ import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SourceError } from './scrapers/source-error.ts';
 import { auditNode, kataConfigPaths } from './translate/audit.ts';
-import { correlate, isPodInScope, resolvePodUid, sumBoth, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
+import { correlate, isPodInScope, outsideUsage, resolvePodUid, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
@@ -287,17 +287,14 @@ export class Collector {
       const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
       const usages: (CgroupUsage | SourceError)[] = [];
       for (const path of outside) if (path !== undefined) usages.push(await readCgroupUsage(layout, path));
-      const read = usages.filter((u): u is CgroupUsage => !(u instanceof SourceError));
       // A cgroup reported gone is looked for again next time.
       if (usages.some((u) => u instanceof SourceError && u.reason === 'not_found')) this.sandboxCgroups.forget(plan.record.id);
-      const outsideTotal = sumUsage(read);
-      if (outsideTotal !== undefined) plan.observation.overheadCgroup = outsideTotal;
-      // A part that vanished mid-read, or an overhead cgroup Kata's state names but that is not
-      // there, would make the host total a partial sum: say so instead.
-      const expectedMissing = Boolean(plan.record.overheadCgroupPath) && found.overhead === undefined;
-      if (read.length < usages.length || expectedMissing || (read.length > 0 && outsideTotal === undefined)) {
-        plan.observation.overheadCgroupIncomplete = true;
-      }
+      const outsideVm = outsideUsage(
+        usages.map((u) => (u instanceof SourceError ? undefined : u)),
+        Boolean(plan.record.overheadCgroupPath) && found.overhead === undefined,
+      );
+      if (outsideVm.total !== undefined) plan.observation.overheadCgroup = outsideVm.total;
+      if (outsideVm.incomplete) plan.observation.overheadCgroupIncomplete = true;
     }
     return { ok: true, podCgroups };
   }
@@ -426,18 +423,6 @@ function toPlan({ record, mapping }: Resolution): SandboxPlan {
 
 function isInside(path: string, parent: string | undefined): boolean {
   return parent !== undefined && (path === parent || path.startsWith(`${parent}/`));
-}
-
-/** The sum of several cgroups, or undefined when one has a field another lacks (a partial sum). */
-function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
-  let total: CgroupUsage | undefined = usages[0];
-  for (const u of usages.slice(1)) {
-    if (total === undefined) break;
-    const cpuSeconds = sumBoth(total.cpuSeconds, u.cpuSeconds);
-    const memoryWorkingSetBytes = sumBoth(total.memoryWorkingSetBytes, u.memoryWorkingSetBytes);
-    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...total, cpuSeconds, memoryWorkingSetBytes };
-  }
-  return total;
 }
 
 /** A loggable form of an error: the message names the URL, socket or file involved. */

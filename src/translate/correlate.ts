@@ -238,8 +238,36 @@ function hostUsage(
   return { cpuSeconds, memoryWorkingSetBytes };
 }
 
+/**
+ * What a VM spends outside its pod cgroup (the overhead cgroup, a sandbox cgroup at the root), from
+ * the reads of those cgroups (undefined: could not be read). Incomplete, so that no host total is
+ * published, when a part vanished mid-read, when an overhead cgroup Kata's state names is not there
+ * (`overheadMissing`), or when the parts disagree on which fields they have (a partial sum).
+ */
+export function outsideUsage(
+  reads: readonly (CgroupUsage | undefined)[],
+  overheadMissing: boolean,
+): { total?: CgroupUsage; incomplete: boolean } {
+  const read = reads.filter((u): u is CgroupUsage => u !== undefined);
+  const total = sumUsage(read);
+  const incomplete = read.length < reads.length || overheadMissing || (read.length > 0 && total === undefined);
+  return total === undefined ? { incomplete } : { total, incomplete };
+}
+
+/** The sum of several cgroups, or undefined when one has a field another lacks (a partial sum). */
+function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
+  let total: CgroupUsage | undefined = usages[0];
+  for (const u of usages.slice(1)) {
+    if (total === undefined) break;
+    const cpuSeconds = sumBoth(total.cpuSeconds, u.cpuSeconds);
+    const memoryWorkingSetBytes = sumBoth(total.memoryWorkingSetBytes, u.memoryWorkingSetBytes);
+    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...total, cpuSeconds, memoryWorkingSetBytes };
+  }
+  return total;
+}
+
 /** Both defined: their sum; both undefined: undefined; only one: null (a partial sum). */
-export function sumBoth(a: number | undefined, b: number | undefined): number | undefined | null {
+function sumBoth(a: number | undefined, b: number | undefined): number | undefined | null {
   if (a === undefined && b === undefined) return undefined;
   return a === undefined || b === undefined ? null : a + b;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { correlate, guestBusySeconds } from '../../src/translate/correlate.ts';
+import { correlate, guestBusySeconds, outsideUsage } from '../../src/translate/correlate.ts';
+import type { CgroupUsage } from '../../src/translate/records.ts';
 import { CounterState } from '../../src/translate/counters.ts';
 import type { PodSnapshot } from '../../src/translate/snapshot.ts';
 import { NOW, cgroup, guest, input, kstat, kubelet, pod, sandboxFor, shimOk } from '../support/correlation-builders.ts';
@@ -265,5 +266,31 @@ describe('partial host readings', () => {
     const r = only(once(i).pods);
     expect(r.hostCpuSeconds).toBeUndefined();
     expect(r.gaps).toContain('cgroup_not_found');
+  });
+});
+
+describe('outsideUsage: what a VM spends outside its pod cgroup', () => {
+  const part = (cpuSeconds: number | undefined, memoryWorkingSetBytes: number | undefined): CgroupUsage => ({
+    path: '/kata_overhead/s',
+    version: 2,
+    ...(cpuSeconds === undefined ? {} : { cpuSeconds }),
+    ...(memoryWorkingSetBytes === undefined ? {} : { memoryWorkingSetBytes }),
+  });
+
+  test('the parts read are summed', () => {
+    const out = outsideUsage([part(2, 10), part(3, 5)], false);
+    expect(out.incomplete).toBe(false);
+    expect(out.total).toMatchObject({ cpuSeconds: 5, memoryWorkingSetBytes: 15 });
+  });
+
+  test('nothing outside the pod cgroup is complete and has no total', () => {
+    expect(outsideUsage([], false)).toEqual({ incomplete: false });
+  });
+
+  test('a part that could not be read, a named overhead cgroup that is missing, or a partial sum is incomplete', () => {
+    expect(outsideUsage([part(2, 10), undefined], false).incomplete).toBe(true);
+    expect(outsideUsage([], true).incomplete).toBe(true);
+    const partial = outsideUsage([part(2, 10), part(undefined, 5)], false);
+    expect(partial).toEqual({ incomplete: true });
   });
 });
