@@ -3,6 +3,7 @@
  * Sources are read in parallel; a source that fails becomes gaps, never an exception.
  */
 
+import { cpus } from 'node:os';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { SelfStats } from './publish/registry.ts';
@@ -55,6 +56,11 @@ export interface CollectorDeps {
   /** The node's runtime and Kata configuration; only when the isolation audit is on. */
   runtimeConfigs?: RuntimeConfigSource;
   now?: () => number;
+  /**
+   * The node's online CPUs, which bound how fast a CPU counter can grow. By default libuv's count,
+   * read from /proc/stat's cpuN lines: the node's CPUs, whatever this container's cpuset or limit.
+   */
+  hostCpus?: () => number;
 }
 
 type Timed<T> = { value: T; seconds: number };
@@ -119,7 +125,7 @@ export class Collector {
       kubeletRun,
     ]);
 
-    this.counters.beginCollection();
+    this.counters.beginCollection(takenAtMs);
     const result = correlate(
       {
         nowMs: takenAtMs,
@@ -129,10 +135,13 @@ export class Collector {
         podCgroups: cgroups.value.podCgroups,
         kubelet: kubelet.value.stats,
         sandboxes: plans.map((p) => p.observation),
+        hostCpus: (this.deps.hostCpus ?? nodeCpus)(),
       },
       this.counters,
     );
     this.counters.endCollection();
+    this.deps.self.add(this.deps.self.kubeletRejectedSamples, 'implausible_increase', result.refused.kubelet);
+    this.deps.self.guestRejectedSamples += result.refused.guest;
     const audit = await this.audit(pods, result.pods, runtimeRun);
 
     const sources: Record<SourceName, SourceStatus> = {
@@ -423,6 +432,10 @@ function toPlan({ record, mapping }: Resolution): SandboxPlan {
 
 function isInside(path: string, parent: string | undefined): boolean {
   return parent !== undefined && (path === parent || path.startsWith(`${parent}/`));
+}
+
+function nodeCpus(): number {
+  return Math.max(1, cpus().length);
 }
 
 /** A loggable form of an error: the message names the URL, socket or file involved. */

@@ -3,7 +3,7 @@
  * container. Pure: the collection time comes in, and counter continuity lives in CounterState.
  */
 
-import type { CounterState } from './counters.ts';
+import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterState } from './counters.ts';
 import type {
   CgroupUsage,
   GuestCpuSeconds,
@@ -51,11 +51,25 @@ export interface CorrelationInput {
   /** Undefined when the kubelet could not be scraped. */
   kubelet?: KubeletStats;
   sandboxes: readonly SandboxObservation[];
+  /**
+   * The node's CPUs: no CPU counter fed by the kubelet or a guest may grow by more than they could
+   * run since its last sample. Undefined: unbounded.
+   */
+  hostCpus?: number;
 }
 
 export interface CorrelationResult {
   pods: PodSnapshot[];
   sandboxes: SandboxSummary[];
+  /** CPU samples refused as implausible increases, by who sent them. */
+  refused: { kubelet: number; guest: number };
+}
+
+/** Per pod: what the CPU counters did this collection, for the overhead and the refusal counts. */
+interface CpuEffects {
+  containers: CounterEffect[];
+  guest?: CounterEffect;
+  refused: CorrelationResult['refused'];
 }
 
 /**
@@ -89,12 +103,13 @@ export function correlate(input: CorrelationInput, counters: CounterState): Corr
   const mappedUids = new Set(chosen.keys());
 
   const pods: PodSnapshot[] = [];
+  const refused = { kubelet: 0, guest: 0 };
   for (const pod of podsByUid.values()) {
     if (isFinished(pod) || !isPodInScope(pod, input.runtimeHandlers, mappedUids)) continue;
-    pods.push(correlatePod(pod, chosen.get(pod.uid), input, counters));
+    pods.push(correlatePod(pod, chosen.get(pod.uid), input, counters, refused));
   }
   pods.sort((a, b) => (a.namespace === b.namespace ? cmp(a.pod, b.pod) : cmp(a.namespace, b.namespace)));
-  return { pods, sandboxes: summaries };
+  return { pods, sandboxes: summaries, refused };
 }
 
 function cmp(a: string, b: string): number {
@@ -157,8 +172,11 @@ function correlatePod(
   observation: SandboxObservation | undefined,
   input: CorrelationInput,
   counters: CounterState,
+  refused: CorrelationResult['refused'],
 ): PodSnapshot {
   const gaps = new Set<PodGapReason>();
+  const effects: CpuEffects = { containers: [], refused };
+  const cpuBound: CounterOptions = input.hostCpus === undefined ? {} : { maxPerSecond: input.hostCpus * PLAUSIBLE_CPU_MARGIN };
   const podKey = `${pod.namespace}/${pod.name}`;
   counters.keep(podKey);
   const epoch = pod.uid;
@@ -202,9 +220,16 @@ function correlatePod(
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
   const guest = metrics?.guest;
   if (guest !== undefined) {
+    if (guest.cpuUnit === 'unknown') gaps.add('guest_cpu_unit_unknown');
     const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
     if (guestCpu !== undefined) {
-      snapshot.guestCpuSeconds = counters.update(podKey, 'guest_cpu', epoch, { source: 'shim', value: guestCpu });
+      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu }], cpuBound);
+      snapshot.guestCpuSeconds = outcome.published;
+      effects.guest = outcome.effect;
+      if (outcome.effect === 'refused') {
+        gaps.add('implausible_increase');
+        refused.guest++;
+      }
     }
     if (guest.memTotalBytes !== undefined && guest.memAvailableBytes !== undefined) {
       snapshot.guestMemoryUsedBytes = Math.max(0, guest.memTotalBytes - guest.memAvailableBytes);
@@ -217,8 +242,8 @@ function correlatePod(
     snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes);
   }
 
-  snapshot.containers = correlateContainers(pod, snapshot, input, counters);
-  applyOverhead(snapshot, podKey, epoch, counters);
+  snapshot.containers = correlateContainers(pod, snapshot, input, counters, cpuBound, effects);
+  applyOverhead(snapshot, podKey, epoch, counters, effects);
   snapshot.gaps = [...gaps].sort();
   return snapshot;
 }
@@ -297,6 +322,8 @@ function correlateContainers(
   podSnapshot: PodSnapshot,
   input: CorrelationInput,
   counters: CounterState,
+  cpuBound: CounterOptions,
+  effects: CpuEffects,
 ): ContainerSnapshot[] {
   const names = appContainerNames(pod);
   const single = names.length === 1;
@@ -306,7 +333,8 @@ function correlateContainers(
     const podKey = `${pod.namespace}/${pod.name}`;
     const key = `${podKey}/${name}`;
     const cpuKey = `cpu/${name}`;
-    const epoch = `${pod.uid}/${status?.restartCount ?? 0}`;
+    const restarts = status?.restartCount ?? 0;
+    const epoch = `${pod.uid}/${restarts}`;
     const container: ContainerSnapshot = {
       name,
       cpuLimitCores: spec?.cpuLimitCores,
@@ -315,29 +343,41 @@ function correlateContainers(
     retireRestartedContainer(counters, podKey, cpuKey, epoch, pod.uid);
     const running = status?.state === 'running';
     const stats = input.kubelet?.containers.get(key);
-    const gap = containerGap(input, stats, running);
+    let gap = containerGap(input, stats, running);
     if (gap === undefined && stats !== undefined) {
-      container.source = 'kubelet';
-      container.cpuSeconds = counters.update(podKey, cpuKey, epoch, {
+      const candidates = (stats.cpuCandidates ?? [{ value: stats.cpuSeconds ?? 0, timestampMs: stats.cpuTimestampMs }]).map((c) => ({
         source: 'kubelet',
-        value: stats.cpuSeconds ?? 0,
-        timestampMs: stats.cpuTimestampMs,
-      });
-      container.memoryWorkingSetBytes = stats.memoryWorkingSetBytes;
-      return container;
+        ...c,
+      }));
+      const outcome = counters.follow(podKey, cpuKey, epoch, candidates, cpuBound);
+      effects.containers.push(outcome.effect);
+      if (outcome.effect === 'refused') {
+        effects.refused.kubelet++;
+        container.gap = 'implausible_increase';
+      } else if (outcome.effect === 'undecided') {
+        container.gap = 'kubelet_duplicate';
+      }
+      if (outcome.published !== undefined) {
+        container.source = 'kubelet';
+        container.cpuSeconds = outcome.published;
+        // Which duplicate the memory sample belongs to is as open as the CPU one.
+        if (outcome.effect !== 'undecided') container.memoryWorkingSetBytes = stats.memoryWorkingSetBytes;
+        return container;
+      }
+      gap = 'kubelet_duplicate';
     }
     if (gap === undefined) return container; // not running and not reported: nothing to say
     container.gap = gap;
     if (single && podSnapshot.guestCpuSeconds !== undefined) {
-      // The VM runs one app container: the guest's own total is the best estimate of it.
+      // The VM runs one app container: the guest's own total is the best estimate of it. In the
+      // container's first life that total is all it ran; after a restart it also holds the earlier
+      // lives, so the new life's counter starts at zero.
       container.source = 'guest_estimate';
-      container.cpuSeconds = counters.update(
-        podKey,
-        cpuKey,
-        epoch,
-        { source: 'guest_estimate', value: podSnapshot.guestCpuSeconds },
-        'zero',
-      );
+      const outcome = counters.follow(podKey, cpuKey, epoch, [{ source: 'guest_estimate', value: podSnapshot.guestCpuSeconds }], {
+        start: restarts === 0 ? 'raw' : 'zero',
+      });
+      effects.containers.push(outcome.effect);
+      container.cpuSeconds = outcome.published;
       container.memoryWorkingSetBytes = podSnapshot.guestMemoryUsedBytes;
     }
     return container;
@@ -373,7 +413,7 @@ function retireRestartedContainer(counters: CounterState, podKey: string, cpuKey
  * every container has a first-hand value, else the guest's own total. Memory is a gauge floored at 0; CPU is a
  * monotonic counter that follows the difference of increments (see CounterState.updateDifference).
  */
-function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, counters: CounterState): void {
+function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, counters: CounterState, effects: CpuEffects): void {
   const containers = snapshot.containers;
   // An estimate is the guest total itself: then the guest is the honest basis for the difference.
   const cpuComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.cpuSeconds !== undefined);
@@ -388,6 +428,7 @@ function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, cou
       cpuBasis,
       snapshot.hostCpuSeconds,
       workloadCpu,
+      differenceInputs(cpuComplete ? effects.containers : effects.guest === undefined ? [] : [effects.guest]),
     );
   }
   const memoryComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.memoryWorkingSetBytes !== undefined);
@@ -395,6 +436,17 @@ function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, cou
   if (snapshot.hostMemoryWorkingSetBytes !== undefined && workloadMemory !== undefined) {
     snapshot.overheadMemoryBytes = Math.max(0, snapshot.hostMemoryWorkingSetBytes - workloadMemory);
   }
+}
+
+/**
+ * How the overhead takes this collection's workload: a counter that jumped to a new baseline added
+ * nothing for it (skip the collection); one that refused, held or could not pick its sample will
+ * add this collection's work with its next one (hold the baselines, to measure both over that span).
+ */
+function differenceInputs(workload: readonly CounterEffect[]): 'follow' | 'hold' | 'skip' {
+  if (workload.includes('rebased')) return 'skip';
+  if (workload.some((e) => e === 'refused' || e === 'held' || e === 'undecided')) return 'hold';
+  return 'follow';
 }
 
 function sumOf<T>(items: readonly T[], value: (item: T) => number | undefined): number {

@@ -7,11 +7,20 @@
  * last sample:
  * - a source switch adds nothing at the switch point, then follows the new source's increments;
  * - a sample that is not newer than the last one applied (skewed kubelet timestamps) is ignored;
- * - a sample lower than the source's last one, with a newer time, is a reset of that source (a
- *   shim restart, a re-created cgroup): it becomes the new baseline and adds nothing.
+ * - a sample that grew more than the node could have run since the last one (`maxPerSecond`) is
+ *   refused: nothing is added, and it is kept as an alternative baseline, so that a source whose
+ *   counter really moved (a re-created cgroup) is followed again from the next sample on;
+ * - a sample lower than the source's last one is held the same way, unless it still continues the
+ *   baseline before the last (then the last one was a spike, and this one becomes the baseline).
+ *   A source that really reset (a shim restart) is followed from its next sample.
  * Only a new epoch starts the published value again. State lives as long as its scope is seen in
  * collections, so a source that is silent for a while loses nothing.
  */
+
+/** Margin over the node's CPUs for the most CPU time one sample may add (elapsed × CPUs × margin). */
+export const PLAUSIBLE_CPU_MARGIN = 1.5;
+/** Wall seconds added to the elapsed time: a sample may be taken a little before or after its collection. */
+export const PLAUSIBLE_SLACK_SECONDS = 10;
 
 export interface CounterSample {
   /** Which source produced the value; switching it never creates a new series. */
@@ -26,6 +35,12 @@ interface CounterCell {
   source: string;
   lastRaw: number;
   lastTimestampMs: number | undefined;
+  /** Collection time of the last applied sample. */
+  lastAtMs: number;
+  /** The baseline before `lastRaw`, to tell a spike from a reset. */
+  previousRaw?: number;
+  /** A refused or held sample: followed instead when the next sample continues it and not `lastRaw`. */
+  alternativeRaw?: number;
   published: number;
 }
 
@@ -34,15 +49,41 @@ interface DifferenceCell {
   basis: string;
   minuend: number;
   subtrahend: number;
-  /** Accumulated difference of increments; may dip below `published`. */
-  sum: number;
   published: number;
 }
 
 interface Scope {
   counters: Map<string, CounterCell>;
   differences: Map<string, DifferenceCell>;
+  /** Duplicate candidates seen before any could be followed, by counter key. */
+  pending: Map<string, PendingCandidates>;
   seenInGeneration: number;
+}
+
+interface PendingCandidates {
+  epoch: string;
+  values: number[];
+  atMs: number;
+}
+
+export interface CounterOptions {
+  /** What a new epoch publishes first; see `update`. */
+  start?: CounterStart;
+  /** Most the counter can grow per second (for CPU: the node's CPUs × margin); none: unbounded. */
+  maxPerSecond?: number;
+}
+
+/**
+ * What a sample did: `applied` (followed, or ignored as not newer), `held` (a drop kept aside for a
+ * collection), `rebased` (the new baseline of a source that jumped or dropped: nothing added),
+ * `refused` (an implausible increase), `undecided` (several candidates, none clearly continuing).
+ */
+export type CounterEffect = 'applied' | 'held' | 'rebased' | 'refused' | 'undecided';
+
+export interface CounterOutcome {
+  effect: CounterEffect;
+  /** Undefined only when nothing was ever published for this epoch (undecided at first sight). */
+  published: number | undefined;
 }
 
 export type CounterStart = 'raw' | 'zero';
@@ -50,17 +91,22 @@ export type CounterStart = 'raw' | 'zero';
 export class CounterState {
   private readonly scopes = new Map<string, Scope>();
   private generation = 0;
+  private nowMs = 0;
 
-  /** Call once per collection; scopes not seen by the collection are dropped at `endCollection`. */
-  beginCollection(): void {
+  /**
+   * Call once per collection, with its time; scopes not seen by the collection are dropped at
+   * `endCollection`. Without a time, bounded counters measure elapsed time by sample timestamps only.
+   */
+  beginCollection(atMs = this.nowMs): void {
     this.generation++;
+    this.nowMs = atMs;
   }
 
   /** Marks a scope (a pod) as alive in this collection and returns its cells. */
   private scope(name: string): Scope {
     let scope = this.scopes.get(name);
     if (scope === undefined) {
-      scope = { counters: new Map(), differences: new Map(), seenInGeneration: this.generation };
+      scope = { counters: new Map(), differences: new Map(), pending: new Map(), seenInGeneration: this.generation };
       this.scopes.set(name, scope);
     }
     scope.seenInGeneration = this.generation;
@@ -78,46 +124,130 @@ export class CounterState {
    * life (the kubelet's own container counter), or zero when it does not (a VM-wide estimate).
    */
   update(scope: string, key: string, epoch: string, sample: CounterSample, start: CounterStart = 'raw'): number {
-    const cells = this.scope(scope).counters;
-    const cell = cells.get(key);
-    if (cell === undefined || cell.epoch !== epoch) {
-      const published = start === 'raw' ? Math.max(0, sample.value) : 0;
-      cells.set(key, { epoch, source: sample.source, lastRaw: sample.value, lastTimestampMs: sample.timestampMs, published });
-      return published;
-    }
-    if (cell.source !== sample.source) {
-      cell.source = sample.source;
-      cell.lastRaw = sample.value;
-      cell.lastTimestampMs = sample.timestampMs;
-      return cell.published;
-    }
-    if (isNotNewer(sample.timestampMs, cell.lastTimestampMs)) return cell.published;
-    const delta = sample.value - cell.lastRaw;
-    if (delta > 0) cell.published += delta;
-    cell.lastRaw = sample.value;
-    cell.lastTimestampMs = sample.timestampMs;
-    return cell.published;
+    return this.follow(scope, key, epoch, [sample], { start }).published!;
   }
 
   /**
-   * A counter derived as the difference of two counters (host − workload). It accumulates the
-   * differences of their increments while both are measured on the same basis, so a change of basis
-   * (e.g. Σ containers ↔ guest total) adds nothing instead of a jump, and publishes the running
-   * maximum, since a dip is skew between sources, never a reset.
+   * Applies one sample, or picks among several candidates of one series (a kubelet that serves the
+   * same series twice, kubernetes#134518): the one that continues what was published. Several that
+   * do, or none, is `undecided` and changes nothing; at first sight the candidates are remembered,
+   * and the one that alone moved on from them by the next collection is followed.
    */
-  updateDifference(scope: string, key: string, epoch: string, basis: string, minuend: number, subtrahend: number): number {
+  follow(scope: string, key: string, epoch: string, candidates: readonly CounterSample[], options: CounterOptions = {}): CounterOutcome {
+    const { counters, pending } = this.scope(scope);
+    const cell = counters.get(key);
+    const current = cell !== undefined && cell.epoch === epoch ? cell : undefined;
+    const bound = (from: { lastAtMs: number; lastTimestampMs: number | undefined } | undefined, sample: CounterSample): number =>
+      boundOf(options.maxPerSecond, from, sample, this.nowMs);
+    let sample = candidates[0];
+    if (sample === undefined) return { effect: 'undecided', published: current?.published };
+    if (candidates.length > 1) {
+      const chosen = current !== undefined && current.source === sample.source
+        ? only(candidates.filter((c) => continues(c.value, current.lastRaw, bound(current, c)) && !isNotNewer(c.timestampMs, current.lastTimestampMs)))
+        : this.movedFromPending(pending.get(key), epoch, candidates, options.maxPerSecond);
+      pending.delete(key);
+      if (chosen === undefined) {
+        if (current === undefined || current.source !== sample.source) pending.set(key, { epoch, values: candidates.map((c) => c.value), atMs: this.nowMs });
+        return { effect: 'undecided', published: current?.published };
+      }
+      sample = chosen;
+    } else {
+      pending.delete(key);
+    }
+    if (current === undefined) {
+      const published = options.start === 'zero' ? 0 : Math.max(0, sample.value);
+      counters.set(key, { epoch, source: sample.source, lastRaw: sample.value, lastTimestampMs: sample.timestampMs, lastAtMs: this.nowMs, published });
+      return { effect: 'applied', published };
+    }
+    if (current.source !== sample.source) {
+      rebase(current, sample, this.nowMs);
+      current.source = sample.source;
+      return { effect: 'rebased', published: current.published };
+    }
+    if (isNotNewer(sample.timestampMs, current.lastTimestampMs)) return { effect: 'applied', published: current.published };
+    return { effect: this.step(current, sample, bound(current, sample)), published: current.published };
+  }
+
+  /** One sample of the source a cell follows. */
+  private step(cell: CounterCell, sample: CounterSample, bound: number): CounterEffect {
+    const value = sample.value;
+    if (continues(value, cell.lastRaw, bound)) {
+      cell.published += value - cell.lastRaw;
+      advance(cell, sample, this.nowMs);
+      return 'applied';
+    }
+    if (cell.alternativeRaw !== undefined && continues(value, cell.alternativeRaw, bound)) {
+      // The source moved to the kept-aside value last time and went on from there.
+      cell.published += value - cell.alternativeRaw;
+      rebase(cell, sample, this.nowMs);
+      return 'applied';
+    }
+    if (value < cell.lastRaw && cell.previousRaw !== undefined && value >= cell.previousRaw) {
+      // Below the last sample but not below the one before: the last one was a spike.
+      const spike = cell.lastRaw;
+      rebase(cell, sample, this.nowMs);
+      cell.alternativeRaw = spike;
+      return 'rebased';
+    }
+    cell.alternativeRaw = value;
+    return value < cell.lastRaw ? 'held' : 'refused';
+  }
+
+  /**
+   * The one candidate that moved on from a value remembered at first sight (the closest one below
+   * it), within the bound; a leftover series that did not move is not it.
+   */
+  private movedFromPending(
+    remembered: PendingCandidates | undefined,
+    epoch: string,
+    candidates: readonly CounterSample[],
+    maxPerSecond: number | undefined,
+  ): CounterSample | undefined {
+    if (remembered === undefined || remembered.epoch !== epoch) return undefined;
+    const since = { lastAtMs: remembered.atMs, lastTimestampMs: undefined };
+    return only(
+      candidates.filter((c) => {
+        const below = remembered.values.filter((v) => v <= c.value);
+        if (below.length === 0) return false;
+        const base = Math.max(...below);
+        return c.value > base && continues(c.value, base, boundOf(maxPerSecond, since, c, this.nowMs));
+      }),
+    );
+  }
+
+  /**
+   * A counter derived as the difference of two counters (host − workload). It follows the
+   * difference of their increments while both are measured on the same basis, so a change of basis
+   * (e.g. Σ containers ↔ guest total) adds nothing instead of a jump. A collection where the
+   * workload grew more than the host adds nothing (no running maximum: a workload outlier cannot
+   * freeze the overhead; it only costs that one collection).
+   * `hold`: an input refused or held its sample, so its next increment spans two collections:
+   * keep the old baselines, to measure both over the same span. `skip`: an input jumped to a new
+   * baseline: take the new baselines and add nothing.
+   */
+  updateDifference(
+    scope: string,
+    key: string,
+    epoch: string,
+    basis: string,
+    minuend: number,
+    subtrahend: number,
+    inputs: 'follow' | 'hold' | 'skip' = 'follow',
+  ): number {
     const cells = this.scope(scope).differences;
     const cell = cells.get(key);
     if (cell === undefined || cell.epoch !== epoch) {
       const published = Math.max(0, minuend - subtrahend);
-      cells.set(key, { epoch, basis, minuend, subtrahend, sum: published, published });
+      cells.set(key, { epoch, basis, minuend, subtrahend, published });
       return published;
     }
-    if (cell.basis === basis) cell.sum += minuend - cell.minuend - (subtrahend - cell.subtrahend);
+    if (inputs === 'hold' && cell.basis === basis) return cell.published;
+    if (cell.basis === basis && inputs === 'follow') {
+      cell.published += Math.max(0, minuend - cell.minuend - (subtrahend - cell.subtrahend));
+    }
     cell.basis = basis;
     cell.minuend = minuend;
     cell.subtrahend = subtrahend;
-    if (cell.sum > cell.published) cell.published = cell.sum;
     return cell.published;
   }
 
@@ -135,7 +265,7 @@ export class CounterState {
     const cells = this.scope(scope).counters;
     const cell = cells.get(key);
     if (cell === undefined || cell.epoch !== epoch) {
-      cells.set(key, { epoch, source: 'accumulator', lastRaw: 0, lastTimestampMs: undefined, published: amount });
+      cells.set(key, { epoch, source: 'accumulator', lastRaw: 0, lastTimestampMs: undefined, lastAtMs: this.nowMs, published: amount });
       return amount;
     }
     cell.published += amount;
@@ -145,6 +275,7 @@ export class CounterState {
   /** Drops a counter, e.g. once a restarted container's count has been retired. */
   forget(scope: string, key: string): void {
     this.scopes.get(scope)?.counters.delete(key);
+    this.scopes.get(scope)?.pending.delete(key);
   }
 
   /** Forgets every scope (pod) that this collection did not see. */
@@ -157,11 +288,52 @@ export class CounterState {
   /** Number of live cells, for leak checks. */
   get size(): number {
     let size = 0;
-    for (const scope of this.scopes.values()) size += scope.counters.size + scope.differences.size;
+    for (const scope of this.scopes.values()) size += scope.counters.size + scope.differences.size + scope.pending.size;
     return size;
   }
 }
 
 function isNotNewer(timestampMs: number | undefined, lastMs: number | undefined): boolean {
   return timestampMs !== undefined && lastMs !== undefined && timestampMs <= lastMs;
+}
+
+/** `value` goes on from `base` by no more than `bound`. */
+function continues(value: number, base: number, bound: number): boolean {
+  return value >= base && value - base <= bound;
+}
+
+/** The single element, or undefined for none or several. */
+function only<T>(items: readonly T[]): T | undefined {
+  return items.length === 1 ? items[0] : undefined;
+}
+
+/**
+ * The most a sample may add since the last applied one: the rate over the elapsed time (by the
+ * collections' clock, or the samples' own timestamps when those span more) plus the slack.
+ */
+function boundOf(
+  maxPerSecond: number | undefined,
+  last: { lastAtMs: number; lastTimestampMs: number | undefined } | undefined,
+  sample: CounterSample,
+  nowMs: number,
+): number {
+  if (maxPerSecond === undefined || last === undefined) return Infinity;
+  const bySamples = sample.timestampMs !== undefined && last.lastTimestampMs !== undefined ? sample.timestampMs - last.lastTimestampMs : 0;
+  const elapsedSeconds = Math.max(nowMs - last.lastAtMs, bySamples, 0) / 1000;
+  return maxPerSecond * (elapsedSeconds + PLAUSIBLE_SLACK_SECONDS);
+}
+
+/** Moves a cell on to a sample that continued its baseline. */
+function advance(cell: CounterCell, sample: CounterSample, nowMs: number): void {
+  cell.previousRaw = cell.lastRaw;
+  cell.lastRaw = sample.value;
+  cell.lastTimestampMs = sample.timestampMs;
+  cell.lastAtMs = nowMs;
+  delete cell.alternativeRaw;
+}
+
+/** Makes a sample the new baseline of a cell, with no history before it. */
+function rebase(cell: CounterCell, sample: CounterSample, nowMs: number): void {
+  advance(cell, sample, nowMs);
+  delete cell.previousRaw;
 }

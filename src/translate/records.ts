@@ -20,6 +20,11 @@ export interface KubeletContainerStats {
   memoryTimestampMs?: number;
   startTimeSeconds?: number;
   swapBytes?: number;
+  /**
+   * Every distinct CPU sample when the kubelet served this series more than once (kubernetes#134518:
+   * a leftover cgroup of an earlier instance), in payload order; `cpuSeconds` is the first of them.
+   */
+  cpuCandidates?: { value: number; timestampMs?: number }[];
 }
 
 /** One pod as the kubelet reports it: the host pod cgroup, read by cAdvisor. */
@@ -43,7 +48,7 @@ export interface KubeletNodeStats {
 export type KubeletRejectReason =
   | 'zero_time' // timestamp -62135596800000 / negative start time (kubernetes#109679)
   | 'implausible_value' // wrapped uint64, negative, NaN or Inf
-  | 'duplicate'; // same family and label set twice (kubernetes#134518): first wins
+  | 'duplicate'; // same family and label set twice (kubernetes#134518): first wins, container CPU keeps every candidate
 
 export interface KubeletStats {
   node: KubeletNodeStats;
@@ -151,9 +156,18 @@ export interface GuestCpuSeconds {
   guestNice: number;
 }
 
+/**
+ * The unit of `kata_guest_cpu_time`, told from the values (the agent wrote no version): seconds as
+ * fractions (Kata 2.2–2.3), clock ticks (2.4), milliseconds (2.5.0 on: ticks × 10 at USER_HZ 100);
+ * unknown when too few values are non-zero to tell.
+ */
+export type GuestCpuUnit = 'seconds' | 'ticks' | 'milliseconds' | 'unknown';
+
 export interface GuestStats {
-  /** cpu="total" row, converted from milliseconds. */
+  /** cpu="total" row, in seconds; absent when its unit is unknown. */
   cpu?: GuestCpuSeconds;
+  /** Set whenever kata_guest_cpu_time was there. */
+  cpuUnit?: GuestCpuUnit;
   memTotalBytes?: number;
   memFreeBytes?: number;
   memAvailableBytes?: number;

@@ -13,6 +13,8 @@ export const CONTAINER_GAP_REASONS = [
   'kubelet_missing', // the kubelet has no series for a running container
   'kubelet_zero', // the kubelet reads zero CPU for a running container (CRI-O / cAdvisor case)
   'kubelet_stale', // the kubelet's sample is older than --kubelet.stale-after
+  'kubelet_duplicate', // the kubelet served the series twice (kubernetes#134518) and neither clearly continues the published value
+  'implausible_increase', // the CPU sample grew more than the node could have run since the last one: refused
 ] as const;
 export type ContainerGapReason = (typeof CONTAINER_GAP_REASONS)[number];
 
@@ -28,6 +30,8 @@ export const POD_GAP_REASONS = [
   'cgroup_not_found',
   'sandbox_unmapped', // a running Kata pod that no sandbox on this node maps to
   'kubelet_unreachable',
+  'guest_cpu_unit_unknown', // the guest's CPU time is in no unit the decoder can tell (Kata agents before 2.5 changed it): no guest CPU
+  'implausible_increase', // the guest's CPU total grew more than the node could have run since the last one: refused
 ] as const;
 export type PodGapReason = (typeof POD_GAP_REASONS)[number];
 

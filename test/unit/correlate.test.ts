@@ -49,7 +49,15 @@ describe('containers', () => {
     expect(c.gap).toBe('kubelet_missing');
     expect(c.source).toBe('guest_estimate');
     expect(c.memoryWorkingSetBytes).toBe(2 ** 30); // 4 GiB total − 3 GiB available
-    expect(c.cpuSeconds).toBe(0); // an estimate starts its own counter at zero
+    expect(c.cpuSeconds).toBe(30); // the container's first life: the guest total is all it ran
+  });
+
+  test('after a restart the estimate starts at zero: the guest total also holds the earlier lives', () => {
+    const p = pod('b');
+    p.containerStatuses[0]!.restartCount = 1;
+    const r = only(once(input({ pods: [p], sandboxes: [sandboxFor(p, 's', shimOk(guest(30)))] })).pods);
+    expect(r.containers[0]!.source).toBe('guest_estimate');
+    expect(r.containers[0]!.cpuSeconds).toBe(0);
   });
 
   test('a running container reading zero CPU is a gap (CRI-O / cAdvisor case)', () => {

@@ -62,17 +62,112 @@ describe('CounterState.update', () => {
 });
 
 describe('CounterState.updateDifference', () => {
-  test('a change of basis adds nothing; dips are held', () => {
+  test('a change of basis adds nothing; a collection where the workload ran ahead adds nothing', () => {
     const s = new CounterState();
     expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 100, 80))).toBe(20);
     expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 110, 85))).toBe(25);
     // The guest total is 30 above the containers: switching to it must not drop the overhead.
     expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'guest', 112, 116))).toBe(25);
     expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'guest', 122, 120))).toBe(31);
-    // Skew: the workload ran ahead of the host for one collection.
+    // Skew: the workload ran ahead of the host for one collection (+1 host, +4 guest).
     expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'guest', 123, 124))).toBe(31);
-    // 25 at the switch (112 − 116 = −4), now 130 − 125 = 5: 25 + (5 − (−4)) = 34.
-    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'guest', 130, 125))).toBe(34);
+    // Then the increments are followed again: +7 host, +1 guest.
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'guest', 130, 125))).toBe(37);
+  });
+
+  test('one inflated workload sample does not freeze the overhead (no running maximum)', () => {
+    const s = new CounterState();
+    collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 100, 76));
+    // The workload jumps by 1000 in one collection: that collection adds nothing...
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 101, 1076))).toBe(24);
+    // ...and the host's next 150 s of overhead are there at once.
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 251, 1076))).toBe(174);
+  });
+
+  test('hold measures the next increments over both collections; skip takes new baselines and adds nothing', () => {
+    const s = new CounterState();
+    collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 100, 80));
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 110, 80, 'hold'))).toBe(20);
+    // Host +20, workload +15 over the two collections.
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 120, 95))).toBe(25);
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 130, 5, 'skip'))).toBe(25);
+    expect(collect(s, () => s.updateDifference('p', 'o', 'e', 'containers', 140, 8))).toBe(32);
+  });
+});
+
+describe('CounterState.follow: plausibility bound', () => {
+  const at = (s: CounterState, ms: number, fn: () => unknown): void => {
+    s.beginCollection(ms);
+    fn();
+    s.endCollection();
+  };
+  const cpu = (value: number) => ({ source: 'kubelet', value });
+  const bounded = { maxPerSecond: 4 * 1.5 }; // a 4-CPU node
+
+  test('an increase beyond elapsed × rate (+ slack) is refused and adds nothing; the next honest sample follows', () => {
+    const s = new CounterState();
+    at(s, 0, () => s.follow('p', 'k', 'e', [cpu(100)], bounded));
+    let outcome;
+    at(s, 15_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(2 ** 40)], bounded)));
+    expect(outcome).toEqual({ effect: 'refused', published: 100 });
+    at(s, 30_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(130)], bounded)));
+    expect(outcome).toEqual({ effect: 'applied', published: 130 });
+  });
+
+  test('within the bound an increase is followed', () => {
+    const s = new CounterState();
+    at(s, 0, () => s.follow('p', 'k', 'e', [cpu(100)], bounded));
+    let outcome;
+    // 15 s + 10 s slack at 6 cores: up to 150.
+    at(s, 15_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(250)], bounded)));
+    expect(outcome).toEqual({ effect: 'applied', published: 250 });
+  });
+
+  test('a source that really moved (a refused value, then one continuing it) is followed from there', () => {
+    const s = new CounterState();
+    at(s, 0, () => s.follow('p', 'k', 'e', [cpu(100)], bounded));
+    at(s, 15_000, () => s.follow('p', 'k', 'e', [cpu(100_000)], bounded));
+    let outcome;
+    at(s, 30_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(100_010)], bounded)));
+    expect(outcome).toEqual({ effect: 'applied', published: 110 });
+  });
+
+  test('a spike that comes back down is a rebase, not a new baseline to climb from again', () => {
+    const s = new CounterState();
+    at(s, 0, () => s.follow('p', 'k', 'e', [cpu(100)], bounded));
+    at(s, 15_000, () => s.follow('p', 'k', 'e', [cpu(110)], bounded));
+    at(s, 30_000, () => s.follow('p', 'k', 'e', [cpu(200)], bounded)); // +90: plausible, followed
+    let outcome;
+    at(s, 45_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(125)], bounded)));
+    expect(outcome).toEqual({ effect: 'rebased', published: 200 });
+    at(s, 60_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(140)], bounded)));
+    expect(outcome).toEqual({ effect: 'applied', published: 215 });
+  });
+});
+
+describe('CounterState.follow: duplicate candidates of one series', () => {
+  const cpu = (value: number, timestampMs: number) => ({ source: 'kubelet', value, timestampMs });
+  const bounded = { maxPerSecond: 6 };
+
+  test('the candidate that continues the published value is followed, in either order', () => {
+    const s = new CounterState();
+    s.beginCollection(0);
+    s.follow('p', 'k', 'e', [cpu(1000, 1)], bounded);
+    s.beginCollection(15_000);
+    expect(s.follow('p', 'k', 'e', [cpu(900_000, 15_001), cpu(1010, 15_002)], bounded)).toEqual({ effect: 'applied', published: 1010 });
+    s.beginCollection(30_000);
+    expect(s.follow('p', 'k', 'e', [cpu(1020, 30_002), cpu(900_000, 30_001)], bounded)).toEqual({ effect: 'applied', published: 1020 });
+  });
+
+  test('at first sight, or when both continue, it is undecided and publishes nothing new', () => {
+    const s = new CounterState();
+    s.beginCollection(0);
+    expect(s.follow('p', 'k', 'e', [cpu(900_000, 1), cpu(1000, 2)], bounded)).toEqual({ effect: 'undecided', published: undefined });
+    // Next time the live one moved on and the leftover did not: the live one is followed.
+    s.beginCollection(15_000);
+    expect(s.follow('p', 'k', 'e', [cpu(900_000, 15_001), cpu(1010, 15_002)], bounded)).toEqual({ effect: 'applied', published: 1010 });
+    s.beginCollection(30_000);
+    expect(s.follow('p', 'k', 'e', [cpu(1015, 30_001), cpu(1020, 30_002)], bounded)).toEqual({ effect: 'undecided', published: 1010 });
   });
 });
 
