@@ -99,3 +99,84 @@ test('every republished counter is monotonic across source switches, skew and re
     { numRuns: 300 },
   );
 });
+
+test('after one outlier from the kubelet or the guest, every counter follows the host again within one collection', () => {
+  const HOST_CPUS = 4;
+  const honest = fc.record({
+    work: fc.array(fc.double({ min: 0, max: 25, noNaN: true }), { minLength: 2, maxLength: 2 }), // per container, per 15 s
+    vmCost: fc.double({ min: 0, max: 3, noNaN: true }),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(honest, { minLength: 5, maxLength: 12 }),
+      fc.nat(),
+      fc.constantFrom('container-0', 'container-1', 'guest'),
+      fc.oneof(fc.double({ min: 0, max: 2 ** 40, noNaN: true }), fc.double({ min: 0, max: 200, noNaN: true })),
+      fc.constantFrom<'kubelet' | 'crio'>('kubelet', 'crio'),
+      fc.constantFrom(1, 2),
+      (steps, at, target, outlier, mode, containerCount) => {
+        const names = containerCount === 1 ? ['build'] : ['build', 'cache'];
+        const outlierAt = 1 + (at % (steps.length - 3));
+        const counters = new CounterState();
+        const p = pod('b', names);
+        const truth = names.map(() => 1); // running containers that have run a little
+        let vm = 0;
+        let now = NOW;
+        const published: { host: number; guest: number; overhead: number; containers: number[] }[] = [];
+        const honestSteps: { host: number; guest: number; containers: number[] }[] = [];
+        steps.forEach((s, index) => {
+          now += 15_000;
+          names.forEach((_, i) => (truth[i]! += s.work[i]!));
+          vm += s.vmCost;
+          const total = truth.reduce((a, b) => a + b, 0);
+          const reported = (i: number) => (index === outlierAt && target === `container-${i}` ? outlier : truth[i]!);
+          const stats = kubelet(names.map((name, i) => kstat(p, name, mode === 'crio' ? 0 : reported(i), 1e6, now - 1000)));
+          const guestCpu = index === outlierAt && target === 'guest' ? outlier : total;
+          counters.beginCollection(now);
+          const result = correlate(
+            input({
+              nowMs: now,
+              pods: [p],
+              kubelet: stats,
+              hostCpus: HOST_CPUS,
+              podCgroups: new Map([[p.uid, cgroup(total + vm, 1e9)]]),
+              sandboxes: [sandboxFor(p, 's', shimOk(guest(guestCpu)))],
+            }),
+            counters,
+          );
+          counters.endCollection();
+          const r = result.pods[0]!;
+          published.push({
+            host: r.hostCpuSeconds!,
+            guest: r.guestCpuSeconds!,
+            overhead: r.overheadCpuSeconds!,
+            containers: r.containers.map((c) => c.cpuSeconds ?? NaN),
+          });
+          honestSteps.push({ host: total + vm, guest: total, containers: [...truth] });
+        });
+        for (let j = 1; j < published.length; j++) {
+          const [before, after] = [published[j - 1]!, published[j]!];
+          // Never backwards.
+          expect(after.guest).toBeGreaterThanOrEqual(before.guest);
+          expect(after.overhead).toBeGreaterThanOrEqual(before.overhead);
+          after.containers.forEach((c, i) => {
+            if (!Number.isNaN(c)) expect(c).toBeGreaterThanOrEqual(before.containers[i]!);
+          });
+          if (j < outlierAt + 2) continue;
+          // From the collection after the one following the outlier: the host-based increments.
+          const [hBefore, hAfter] = [honestSteps[j - 1]!, honestSteps[j]!];
+          const close = (a: number, b: number) => expect(a).toBeCloseTo(b, 6);
+          close(after.host - before.host, hAfter.host - hBefore.host);
+          close(after.guest - before.guest, hAfter.guest - hBefore.guest);
+          const workload =
+            mode === 'crio' && names.length > 1 ? hAfter.guest - hBefore.guest : after.containers.reduce((sum, c, i) => sum + c - before.containers[i]!, 0);
+          if (mode === 'kubelet') {
+            after.containers.forEach((c, i) => close(c - before.containers[i]!, hAfter.containers[i]! - hBefore.containers[i]!));
+          }
+          close(after.overhead - before.overhead, hAfter.host - hBefore.host - workload);
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
