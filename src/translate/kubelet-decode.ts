@@ -6,10 +6,12 @@
  * - 1.18.0's CPU names without `_total` are aliases of the `_total` ones;
  * - the zero `time.Time` sample (timestamp -62135596800000, negative start time; kubernetes#109679)
  *   is rejected alone, the rest of the payload is kept;
- * - duplicate series (kubernetes#134518): the first one wins;
+ * - duplicate series (kubernetes#134518): the first one wins, except that every distinct container
+ *   CPU sample is kept as a candidate (`cpuCandidates`), for the counter state to follow the one that
+ *   continues what it published;
  * - wrapped uint64, negative, NaN and infinite values are rejected (see KUBELET_SANITY_LIMITS).
  */
-import type { KubeletNodeStats, KubeletRejectReason, KubeletStats } from './records.js';
+import type { KubeletContainerStats, KubeletNodeStats, KubeletRejectReason, KubeletStats } from './records.js';
 import { parsePromText, type PromSample } from './prom-text.js';
 
 /** The only families the decoder reads; the parser skips every other line undecoded. */
@@ -147,6 +149,36 @@ function getOrCreate<T extends object>(map: Map<string, T>, key: string, make: (
   return v as NumericFields;
 }
 
+/** Container CPU names whose exact repeats the parser returns, for `cpuCandidates`. */
+const CPU_CANDIDATE_NAMES: ReadonlySet<string> = new Set(['container_cpu_usage_seconds_total', 'container_cpu_usage_seconds']);
+
+/** Whether a sample repeats an earlier container CPU series exactly (a repeat the parser returned and counted). */
+function isParserRepeat(series: Set<string>, sample: PromSample): boolean {
+  if (!CPU_CANDIDATE_NAMES.has(sample.name)) return false;
+  const key = `${sample.name}\u0000${Object.entries(sample.labels).sort().join('\u0000')}`;
+  if (series.has(key)) return true;
+  series.add(key);
+  return false;
+}
+
+/** Candidates kept per container CPU series at most: a payload cannot grow them without bound. */
+const MAX_CPU_CANDIDATES = 4;
+
+/**
+ * Every distinct container CPU sample in payload order; listed only once there is a second, so the
+ * usual payload carries none.
+ */
+function addCpuCandidate(entry: KubeletContainerStats, sample: PromSample): void {
+  const candidate = sample.timestampMs === undefined ? { value: sample.value } : { value: sample.value, timestampMs: sample.timestampMs };
+  if (entry.cpuSeconds === undefined) return;
+  const first = { value: entry.cpuSeconds, ...(entry.cpuTimestampMs === undefined ? {} : { timestampMs: entry.cpuTimestampMs }) };
+  const candidates = entry.cpuCandidates ?? [first];
+  if (candidates.length >= MAX_CPU_CANDIDATES) return;
+  if (candidates.some((c) => c.value === candidate.value && c.timestampMs === candidate.timestampMs)) return;
+  candidates.push(candidate);
+  entry.cpuCandidates = candidates;
+}
+
 /**
  * Decode one kubelet resource-metrics payload.
  * Samples without the labels their family needs (namespace, pod, container) are ignored; other
@@ -155,17 +187,20 @@ function getOrCreate<T extends object>(map: Map<string, T>, key: string, make: (
  * @throws PromParseError when the payload is not valid exposition text.
  */
 export function decodeKubeletMetrics(body: Uint8Array | string): KubeletStats {
-  const parsed = parsePromText(body, { keepPrefixes: KUBELET_KEEP_PREFIXES });
+  const parsed = parsePromText(body, { keepPrefixes: KUBELET_KEEP_PREFIXES, keepRepeatsOf: CPU_CANDIDATE_NAMES });
   const stats: KubeletStats = {
     node: {},
     pods: new Map(),
     containers: new Map(),
     kubeletScrapeError: false,
-    // The parser already dropped exact repeats of a series and counted them; the decoder counts
-    // only the collisions it alone can see (aliases, or label sets differing in ignored labels).
+    // The parser counted exact repeats of a series (and returned those of container CPU, counted
+    // again below); the decoder counts the collisions it alone can see (aliases, label sets
+    // differing in ignored labels).
     rejected: { zero_time: 0, implausible_value: 0, duplicate: parsed.duplicates },
   };
   const seen = new Set<string>();
+  // Container CPU series as the parser saw them, to tell its returned repeats (counted there).
+  const cpuSeries = new Set<string>();
   // Identity of a spec object, so aliases (1.18.0 names) share their dedupe slot.
   const specIds = new Map<FieldSpec, number>();
 
@@ -184,16 +219,20 @@ export function decodeKubeletMetrics(body: Uint8Array | string): KubeletStats {
       let specId = specIds.get(spec);
       if (specId === undefined) specIds.set(spec, (specId = specIds.size));
       const seenKey = `${specId}\u0000${slot.key}`;
-      if (seen.has(seenKey)) {
-        stats.rejected.duplicate++;
-        continue;
-      }
+      const duplicate = seen.has(seenKey);
+      const repeat = isParserRepeat(cpuSeries, sample);
+      if (duplicate && !repeat) stats.rejected.duplicate++;
       seen.add(seenKey);
+      if (duplicate && spec !== CONTAINER_CPU) continue;
 
       const reason = rejectReason(sample, spec.kind);
       if (reason !== undefined) {
-        stats.rejected[reason]++;
+        if (!duplicate) stats.rejected[reason]++;
         continue;
+      }
+      if (spec === CONTAINER_CPU) {
+        addCpuCandidate(slot.entry() as unknown as KubeletContainerStats, sample);
+        if (duplicate) continue;
       }
 
       const entry = slot.entry();

@@ -72,6 +72,11 @@ export interface ParseOptions {
    * one for a family, an invalid escape), so the same inputs are rejected with the same errors.
    */
   omitHelp?: boolean;
+  /**
+   * Sample names whose repeated series are returned too, as further samples after the first (still
+   * counted in `duplicates`): a decoder that must choose among them (kubernetes#134518).
+   */
+  keepRepeatsOf?: ReadonlySet<string>;
 }
 
 /** The labels of the series being parsed; valid only during a `keepSeries` call. */
@@ -126,7 +131,7 @@ export function clearSeriesCache(): void {
 export function parsePromText(input: Uint8Array | string, options: ParseOptions = {}): ParseResult {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : asBuffer(input);
   const limits = { ...DEFAULT_PARSE_LIMITS, ...options.limits };
-  return new Parser(bytes, limits, options.keepPrefixes, options.keepSeries, options.omitHelp === true).run();
+  return new Parser(bytes, limits, options.keepPrefixes, options.keepSeries, options.omitHelp === true, options.keepRepeatsOf).run();
 }
 
 /** A view, not a copy: Buffer gives the replacing UTF-8 and latin1 decoders over byte ranges. */
@@ -473,6 +478,7 @@ class Parser implements SeriesLabels {
     keepPrefixes: readonly string[] | undefined,
     private readonly keepSeries: SeriesFilter | undefined,
     private readonly omitHelp: boolean,
+    private readonly keepRepeatsOf: ReadonlySet<string> | undefined,
   ) {
     this.strings = SCRATCH.strings;
     this.lane = keepPrefixes === undefined ? 0 : 1;
@@ -986,14 +992,10 @@ class Parser implements SeriesLabels {
   }
 
   private addCachedSample(entry: CachedSeries, family: FamilyState, value: number, timestampMs: number | undefined): void {
-    if (entry.seenInParse === this.parseId) {
-      this.duplicates++;
-      return;
-    }
     const name = entry.name.name;
-    const freeSlot = this.freeSeriesSlot(entry.seriesHash, name, entry.labels);
+    const freeSlot = entry.seenInParse === this.parseId ? -1 : this.freeSeriesSlot(entry.seriesHash, name, entry.labels);
     if (freeSlot < 0) {
-      this.duplicates++;
+      this.addRepeat(family, name, entry.labels, value, timestampMs);
       return;
     }
     this.countKept();
@@ -1109,6 +1111,13 @@ class Parser implements SeriesLabels {
     this.labelHashSum = (this.labelHashSum + mixHash(nameId, valueId)) | 0;
   }
 
+  /** A series seen before in this parse: counted, and returned only for `keepRepeatsOf` names. */
+  private addRepeat(family: FamilyState, name: string, labels: Readonly<Record<string, string>>, value: number, timestampMs: number | undefined): void {
+    this.duplicates++;
+    if (this.keepRepeatsOf?.has(name) !== true) return;
+    family.samples.push(timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs });
+  }
+
   private addSample(name: string, nameSlot: number, hash: number, value: number, timestampMs: number | undefined): void {
     const family = this.familyForSample(name, nameSlot);
     family.hasSamples = true;
@@ -1121,7 +1130,7 @@ class Parser implements SeriesLabels {
     const labels = this.buildLabels();
     const freeSlot = this.freeSeriesSlot(hash, name, labels);
     if (freeSlot < 0) {
-      this.duplicates++;
+      this.addRepeat(family, name, labels, value, timestampMs);
       return;
     }
     this.countKept();

@@ -163,8 +163,14 @@ const CASES: [string, Expected][] = [
       containers: [
         ctr('ci/build-7f9c/artifact-uploader', 4.118305527, 14127104, 1773934037120, { startTimeSeconds: 1773929610.3108637 }),
         ctr('ci/build-7f9c/build', 1530.660218071, 2680160256, 1773934037120, { startTimeSeconds: 1773929610.1557312 }),
-        // The first of each duplicated pair wins.
-        ctr('ci/runner-0/runner', 994631.562157, 56903069690, 1773934038841, { startTimeSeconds: 1769194956.5992033 }),
+        // The first of each duplicated pair wins; both CPU samples stay candidates for the counter state.
+        ctr('ci/runner-0/runner', 994631.562157, 56903069690, 1773934038841, {
+          startTimeSeconds: 1769194956.5992033,
+          cpuCandidates: [
+            { value: 994631.562157, timestampMs: 1773934038841 },
+            { value: 295207.606798, timestampMs: 1773934038962 },
+          ],
+        }),
         ctr('kube-system/kube-proxy-x7k2p/kube-proxy', 8810.044178592, 28594176, 1773934031306, { startTimeSeconds: 1773328140.9921818 }),
       ],
       kubeletScrapeError: false,
