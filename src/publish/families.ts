@@ -95,7 +95,7 @@ export const FAMILIES: readonly FamilyDef[] = [
   containerFamily(
     'container_cpu_usage_seconds_total',
     'counter',
-    'CPU time used by the container: the kubelet value when first-hand, else the guest total as an estimate for a single-container pod (see container_metrics_gap).',
+    'CPU time used by the container: the kubelet value when first-hand, else the guest total as an estimate for a single-container pod: all of it in the container\'s first life, counted from zero after a restart (see container_metrics_gap). A sample that grew more than the node could have run is refused.',
     'kubelet container_cpu_usage_seconds_total; during a gap in a one-container pod, guest non-idle CPU',
     (c) => c.cpuSeconds,
   ),
@@ -168,8 +168,8 @@ export const FAMILIES: readonly FamilyDef[] = [
   podFamily(
     'pod_guest_cpu_usage_seconds_total',
     'counter',
-    'CPU time the guest reports as busy (user+nice+system+irq+softirq). Reported by the guest: untrusted.',
-    'shim kata_guest_cpu_time{cpu="total"} (ms)',
+    'CPU time the guest reports as busy (user+nice+system+irq+softirq). Reported by the guest: untrusted; a sample that grew more than the node could have run is refused.',
+    'shim kata_guest_cpu_time{cpu="total"}: milliseconds from Kata 2.5.0, clock ticks in 2.4, seconds in 2.2–2.3, told from the values (else gap guest_cpu_unit_unknown)',
     (p) => p.guestCpuSeconds,
   ),
   podFamily('pod_guest_memory_used_bytes', 'gauge', 'Guest memory in use (MemTotal − MemAvailable). Untrusted.', 'shim kata_guest_meminfo', (p) => p.guestMemoryUsedBytes),
@@ -177,7 +177,7 @@ export const FAMILIES: readonly FamilyDef[] = [
   podFamily(
     'pod_overhead_cpu_usage_seconds_total',
     'counter',
-    'CPU the VM costs beyond its workload: host − Σ containers (host − guest when a container has no value).',
+    'CPU the VM costs beyond its workload: host − Σ containers (host − guest when a container has no value), following their increments; a collection where the workload grew more than the host adds nothing.',
     'correlation',
     (p) => p.overheadCpuSeconds,
   ),
@@ -391,12 +391,12 @@ export const SELF_COUNTERS = {
   },
   kubeletRejectedSamples: {
     name: 'kubelet_rejected_samples_total',
-    help: 'Kubelet samples refused by the decoder by reason (zero_time, implausible_value, duplicate).',
+    help: 'Kubelet samples refused by reason: by the decoder (zero_time, implausible_value, duplicate), or a container CPU sample that grew more than the node could have run (implausible_increase).',
     labels: ['reason'],
   },
   guestRejectedSamples: {
     name: 'shim_rejected_samples_total',
-    help: 'Guest-reported samples refused by the decoder (NaN, negative, absurd magnitudes).',
+    help: 'Guest-reported samples refused: by the decoder (NaN, negative, absurd magnitudes), or a guest CPU total that grew more than the node could have run.',
     labels: [],
   },
 } as const;

@@ -19,8 +19,11 @@
  * - `*_io_stat`: Go spells `readbytes`/`writebytes` (src/runtime/pkg/utils/metrics.go
  *   `SetGaugeVecProcIO`), Rust `read_bytes`/`write_bytes`; both are bytes.
  * - `*_proc_stat` `utime`/`stime`: raw clock ticks from /proc/<pid>/stat (same two files).
- * - `kata_guest_cpu_time`: `CpuTime::user_ms()` etc. in src/agent/src/metrics.rs, milliseconds
- *   (procfs crate: ticks × 1000 / ticks_per_second).
+ * - `kata_guest_cpu_time`: its unit changed across Kata 2.x and the payload names no version, so
+ *   it is told from the values (see guestCpuUnit): seconds as fractions in 2.2–2.3 (procfs 0.7's
+ *   f32 `CpuTime`), raw clock ticks in 2.4 (procfs 0.12 stores ticks; kata#3979), milliseconds from
+ *   2.5.0 on (`CpuTime::user_ms()`: ticks × (1000 / ticks_per_second), whole multiples of 10 at
+ *   USER_HZ 100).
  * - `kata_guest_meminfo`: procfs crate `Meminfo`, "generally reported in bytes"
  *   (eminence/procfs procfs-core/src/meminfo.rs converts kB × 1024).
  * - `kata_guest_diskstat` `sectors_read`/`sectors_written`: /proc/diskstats sectors, 512 bytes.
@@ -42,7 +45,7 @@ import {
   type SeriesLabels,
 } from './prom-text.ts';
 import type {
-  GuestCpuSeconds,
+  GuestCpuUnit,
   GuestStats,
   Hypervisor,
   KataRuntime,
@@ -154,7 +157,8 @@ const GO_KEEP_PREFIXES: readonly string[] = [...COMMON_PREFIXES, ...GO_SHIM_PREF
 const RS_KEEP_PREFIXES: readonly string[] = [...COMMON_PREFIXES];
 
 function keepSeries(family: string, labels: SeriesLabels): boolean {
-  if (family === 'kata_guest_cpu_time') return labels.get('cpu') === 'total';
+  // Every CPU row: the per-CPU values tell the unit too.
+  if (family === 'kata_guest_cpu_time') return true;
   const wanted = WANTED_ITEMS.get(family);
   if (wanted === undefined) return true;
   const item = labels.get('item');
@@ -219,7 +223,7 @@ export function decodeShimMetrics(
   const result: ShimMetrics = {
     shim,
     hypervisor: reader.process('kata_hypervisor', hostUnit, userHz),
-    guest: decodeGuest(reader),
+    guest: decodeGuest(reader, userHz),
     rejectedSamples: 0,
   };
   if (reader.has('kata_virtiofsd_')) result.virtiofsd = reader.process('kata_virtiofsd', hostUnit, userHz);
@@ -330,10 +334,9 @@ function fillFromGoCollector(shim: ProcessStats, reader: SampleReader): void {
 const CPU_ITEMS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'] as const;
 type CpuItem = (typeof CPU_ITEMS)[number];
 
-function decodeGuest(reader: SampleReader): GuestStats {
+function decodeGuest(reader: SampleReader, userHz: number): GuestStats {
   const guest: GuestStats = {};
-  const cpu = decodeGuestCpu(reader);
-  if (cpu) guest.cpu = cpu;
+  decodeGuestCpu(reader, guest, userHz);
 
   const mem = reader.items('kata_guest_meminfo', MEMINFO_ITEMS);
   if (mem.mem_total !== undefined) guest.memTotalBytes = mem.mem_total;
@@ -360,13 +363,18 @@ function isNotLoopback(name: string): boolean {
   return name !== 'lo';
 }
 
-/** The cpu="total" row in seconds; absent when a core item is missing or any item was refused. */
-function decodeGuestCpu(reader: SampleReader): GuestCpuSeconds | undefined {
-  const ms: Partial<Record<CpuItem, number>> = {};
+/**
+ * The cpu="total" row in seconds, and the unit it was in; no row when a core item is missing, any
+ * item was refused, or the unit is unknown.
+ */
+function decodeGuestCpu(reader: SampleReader, guest: GuestStats, userHz: number): void {
+  const samples = reader.samples('kata_guest_cpu_time');
+  if (samples.length === 0) return;
+  const raw: Partial<Record<CpuItem, number>> = {};
   // Bit i: CPU_ITEMS[i] was seen.
   let seen = 0;
   let refused = false;
-  for (const sample of reader.samples('kata_guest_cpu_time')) {
+  for (const sample of samples) {
     const item = sample.labels.item;
     if (sample.labels.cpu !== 'total' || item === undefined) continue;
     const index = (CPU_ITEMS as readonly string[]).indexOf(item);
@@ -374,11 +382,14 @@ function decodeGuestCpu(reader: SampleReader): GuestCpuSeconds | undefined {
     seen |= 1 << index;
     const value = reader.accept(sample.value);
     if (value === undefined) refused = true;
-    else ms[item as CpuItem] = value;
+    else raw[item as CpuItem] = value;
   }
-  if (refused || ms.user === undefined || ms.system === undefined || ms.idle === undefined) return undefined;
-  const s = (item: CpuItem): number => (ms[item] ?? 0) / 1000;
-  return {
+  const unit = guestCpuUnit(samples);
+  guest.cpuUnit = unit;
+  if (refused || unit === 'unknown' || raw.user === undefined || raw.system === undefined || raw.idle === undefined) return;
+  const perSecond = unit === 'milliseconds' ? 1000 : unit === 'ticks' ? userHz : 1;
+  const s = (item: CpuItem): number => (raw[item] ?? 0) / perSecond;
+  guest.cpu = {
     user: s('user'),
     nice: s('nice'),
     system: s('system'),
@@ -390,6 +401,29 @@ function decodeGuestCpu(reader: SampleReader): GuestCpuSeconds | undefined {
     guest: s('guest'),
     guestNice: s('guest_nice'),
   };
+}
+
+/** Non-zero values needed to call whole multiples of 10 milliseconds rather than chance. */
+const MIN_NONZERO_FOR_MILLISECONDS = 3;
+
+/**
+ * The unit of kata_guest_cpu_time, from all its rows (total and per CPU): a fraction anywhere is
+ * seconds (Kata 2.2–2.3); whole numbers of which one is not a multiple of 10 are clock ticks (2.4);
+ * whole multiples of 10 are milliseconds (2.5.0 on: ticks × 10), once enough are non-zero that
+ * ticks would not all be multiples of 10 by chance (three non-zero ticks: 1 in 1000).
+ */
+export function guestCpuUnit(samples: readonly PromSample[]): GuestCpuUnit {
+  let nonZero = 0;
+  let tens = true;
+  for (const { value } of samples) {
+    if (!Number.isFinite(value) || value < 0) continue;
+    if (!Number.isInteger(value)) return 'seconds';
+    if (value === 0) continue;
+    nonZero++;
+    if (value % 10 !== 0) tens = false;
+  }
+  if (!tens) return 'ticks';
+  return nonZero >= MIN_NONZERO_FOR_MILLISECONDS ? 'milliseconds' : 'unknown';
 }
 
 /**

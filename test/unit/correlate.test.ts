@@ -302,3 +302,14 @@ describe('outsideUsage: what a VM spends outside its pod cgroup', () => {
     expect(partial).toEqual({ incomplete: true });
   });
 });
+
+describe('guest CPU unit', () => {
+  test('a guest whose CPU unit is unknown publishes no guest CPU and says why', () => {
+    const p = pod('b');
+    const g = guest(30, { cpuUnit: 'unknown' });
+    delete g.cpu;
+    const r = only(once(input({ pods: [p], sandboxes: [sandboxFor(p, 's', shimOk(g))] })).pods);
+    expect(r.guestCpuSeconds).toBeUndefined();
+    expect(r.gaps).toContain('guest_cpu_unit_unknown');
+  });
+});

@@ -289,3 +289,36 @@ describe('isWholeDisk', () => {
     expect(isWholeDisk(name)).toBe(whole);
   });
 });
+
+describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
+  const cpuRows = (values: Record<string, string>) =>
+    family(
+      'kata_guest_cpu_time',
+      Object.entries(values).flatMap(([item, v]) => [`{cpu="0",item="${item}"} ${v}`, `{cpu="total",item="${item}"} ${v}`]),
+    );
+
+  it('2.5.0 on: whole multiples of 10 are milliseconds', () => {
+    const m = decodeText(cpuRows({ user: '12340', system: '5670', idle: '900000' }));
+    expect(m.guest.cpuUnit).toBe('milliseconds');
+    expect(m.guest.cpu?.user).toBeCloseTo(12.34, 9);
+  });
+
+  it('2.4: whole numbers that are not all multiples of 10 are clock ticks (USER_HZ 100)', () => {
+    const m = decodeText(cpuRows({ user: '1234', system: '567', idle: '90000' }));
+    expect(m.guest.cpuUnit).toBe('ticks');
+    expect(m.guest.cpu?.user).toBeCloseTo(12.34, 9);
+    expect(m.guest.cpu?.idle).toBeCloseTo(900, 9);
+  });
+
+  it('2.2–2.3: fractions are seconds (procfs 0.7 f32)', () => {
+    const m = decodeText(cpuRows({ user: '12.34000015258789', system: '5.670000076293945', idle: '900' }));
+    expect(m.guest.cpuUnit).toBe('seconds');
+    expect(m.guest.cpu?.user).toBeCloseTo(12.34, 6);
+  });
+
+  it('too few non-zero values to tell: no guest CPU', () => {
+    const m = decodeText(family('kata_guest_cpu_time', ['{cpu="total",item="user"} 0', '{cpu="total",item="system"} 0', '{cpu="total",item="idle"} 10']));
+    expect(m.guest.cpuUnit).toBe('unknown');
+    expect(m.guest.cpu).toBeUndefined();
+  });
+});
