@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { GUEST_KERNEL_BYTES } from '../../src/lab/node-lab.ts';
-import { realHierarchies } from '../../src/lab/real-pod.ts';
+import { RealPodCgroups, realHierarchies } from '../support/real-pod.ts';
 import { one, startBridge, type Bridge } from '../support/bridge-harness.ts';
 
 const MIB = 2 ** 20;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   if (first === undefined) throw new Error('no cgroup hierarchy found');
   cpuacct = first;
   bridge = await startBridge({
-    realCgroups: true,
+    realCgroups: RealPodCgroups.create,
     pods: [
       {
         name: 'real-burner',
