@@ -9,11 +9,11 @@
  * project's node_modules, so bare imports resolve as in the image. It is removed at exit.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
+import { daemonSetNodeOptions } from '../test/support/daemonset-node-options.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,14 +30,6 @@ export const DOCKERFILE_TSC_FLAGS = [
  * DaemonSet's NODE_OPTIONS (read from the manifest, so the bench cannot drift from it).
  */
 export const IMAGE_NODE_FLAGS = ['--enable-source-maps', ...daemonSetNodeOptions()];
-
-export function daemonSetNodeOptions(): string[] {
-  const manifest = parse(readFileSync(new URL('../deploy/kubernetes/base/daemonset.yaml', import.meta.url), 'utf8')) as {
-    spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } };
-  };
-  const value = manifest.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
-  return value.split(/\s+/).filter((flag) => flag !== '');
-}
 
 export interface CompiledBench {
   /** Directory holding bench/*.js and src/**.js, laid out like the project. */

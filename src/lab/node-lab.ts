@@ -24,7 +24,6 @@ import { writeRuntimeConfig, type LabRuntimeConfig } from './runtime-config-file
 import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
 import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
 import { createCertificateAuthority, createServerCertificate } from './tls.ts';
-import { RealPodCgroups } from './real-pod.ts';
 
 const REAL_CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -102,9 +101,30 @@ export interface LabScenario {
   cgroupDriver?: CgroupDriver;
   /**
    * Root only: put each pod's VM in real kernel cgroups (under the host's /sys/fs/cgroup) with real
-   * processes that burn its CPU and hold its memory, instead of a simulated cgroup tree.
+   * processes that burn its CPU and hold its memory, instead of a simulated cgroup tree. Tests pass
+   * test/support/real-pod.ts here; the image carries no code that creates cgroups or processes.
    */
-  realCgroups?: boolean;
+  realCgroups?: (spec: RealVmSpec) => Promise<RealVmCgroups>;
+}
+
+/** A pod's VM in real kernel cgroups, as the lab needs it: where its cgroups are, and teardown. */
+export interface RealVmCgroups {
+  readonly podPath: string;
+  readonly sandboxPath: string;
+  readonly overheadPath: string | undefined;
+  destroy(): Promise<void>;
+}
+
+export interface RealVmSpec {
+  uid: string;
+  qos: PodQos;
+  sandboxId: string;
+  runtime: KataRuntime;
+  sandboxCgroupOnly: boolean;
+  workloadCores: number;
+  workloadBytes: number;
+  vmmCores: number;
+  vmmBytes: number;
 }
 
 /** Where the exporter finds each part of the lab: what its flags point at. */
@@ -145,7 +165,7 @@ interface LabPodState {
   /** CPU seconds accumulated before an override changed the rate. */
   cpuBase: Map<string, { atMs: number; seconds: number }>;
   removed: boolean;
-  real?: RealPodCgroups;
+  real?: RealVmCgroups;
 }
 
 /** The guest kernel and agent: memory the guest uses beyond its containers. */
@@ -201,7 +221,7 @@ export class NodeLab {
     readonly runtimeConfig: LabRuntimeConfig,
     private readonly audit: LabScenario['audit'],
     private readonly now: () => number,
-    private readonly realCgroups: boolean,
+    private readonly realCgroups: LabScenario['realCgroups'],
   ) {}
 
   static async start(scenario: LabScenario, options: { dir?: string; now?: () => number } = {}): Promise<NodeLab> {
@@ -260,7 +280,7 @@ export class NodeLab {
     const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
     if (scenario.realCgroups) endpoints.cgroupRoot = REAL_CGROUP_ROOT;
 
-    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenario.audit, now, scenario.realCgroups ?? false);
+    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenario.audit, now, scenario.realCgroups);
     for (const pod of scenario.pods) await lab.addPod(pod);
     return lab;
   }
@@ -371,7 +391,7 @@ export class NodeLab {
           ],
     });
     if (this.realCgroups && kata) {
-      state.real = await RealPodCgroups.create({
+      state.real = await this.realCgroups({
         uid,
         qos,
         sandboxId,

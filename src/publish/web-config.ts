@@ -12,6 +12,7 @@ import { createSecureContext, type SecureVersion } from 'node:tls';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { identityOf } from '../scrapers/file-identity.ts';
 import { secureContextOptions } from './tls-context.ts';
 import { z } from 'zod';
 import { ConfigError } from '../config.ts';
@@ -321,8 +322,7 @@ function fingerprint(files: readonly string[]): string {
   return files
     .map((f) => {
       try {
-        const s = statSync(f, { bigint: true });
-        return `${f}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+        return `${f}:${identityOf(statSync(f, { bigint: true }))}`;
       } catch {
         return `${f}:missing`;
       }

@@ -1,6 +1,6 @@
 /**
  * Small host configuration files, read for the isolation audit. Each collection stats the file
- * and re-reads and re-parses it only when it changed (inode, size, mtime or ctime), so a node
+ * and re-reads and re-parses it only when its identity changed (file-identity.ts), so a node
  * reconfiguration shows without a restart and a steady node costs one stat per file. A file is
  * never read past a size bound.
  *
@@ -11,6 +11,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { ConfigKind } from '../translate/runtime-config.ts';
+import { identityOf, type FileIdentity } from './file-identity.ts';
 import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
 import { errorCode, isGone } from './source-error.ts';
 
@@ -52,7 +53,7 @@ export async function listDirectory(dir: string): Promise<string[] | undefined> 
 }
 
 interface Cached {
-  signature: string;
+  identity: FileIdentity;
   result: FileRead<unknown>;
 }
 
@@ -73,7 +74,7 @@ export class ConfigFileReader {
     const key = `${kind}\0${path}`;
     let info;
     try {
-      info = await stat(path);
+      info = await stat(path, { bigint: true });
     } catch (error) {
       return this.settle(key, kind, this.failure(path, isGone(error) ? 'missing' : 'unreadable', (error as Error).message));
     }
@@ -81,9 +82,9 @@ export class ConfigFileReader {
     if (info.size > this.maxBytes) {
       return this.settle(key, kind, this.failure(path, 'too_large', `${info.size} bytes, more than the ${this.maxBytes} this exporter reads`));
     }
-    const signature = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+    const identity = identityOf(info);
     const cached = this.cache.get(key);
-    if (cached?.signature === signature) return cached.result as FileRead<T>;
+    if (cached?.identity === identity) return cached.result as FileRead<T>;
 
     let result: FileRead<T>;
     try {
@@ -93,7 +94,7 @@ export class ConfigFileReader {
       const problem = error instanceof FileTooLarge ? 'too_large' : errorCode(error) !== undefined ? 'unreadable' : 'invalid';
       result = this.failure(path, problem, (error as Error).message);
     }
-    this.cache.set(key, { signature, result });
+    this.cache.set(key, { identity, result });
     return this.settle(key, kind, result);
   }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
+import { identityOf, type FileIdentity } from './file-identity.ts';
 import { socketIdentityOf } from './kata-shim.ts';
 import { FileTooLarge, pauseForIo, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode, isGone } from './source-error.ts';
@@ -105,11 +106,7 @@ function readOptional(path: string, maxBytes: number, errors: SourceError[]): st
 
 /** A state file or bundle as last read, with the identity it had just before. */
 interface KnownFile {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  identity: FileIdentity;
   text: string;
   /** needsProcessScan of this text, once asked: it parses the JSON. */
   needsScan?: boolean;
@@ -117,13 +114,6 @@ interface KnownFile {
 
 /** A file written this recently may still change within its timestamp's tick without its identity changing. */
 const SETTLED_NS = 2_000_000_000n;
-
-/** What says a file is still the one read: the same inode, size, and modification and change times. */
-const FILE_IDENTITY = ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs'] as const;
-
-function sameFile(known: KnownFile, stat: BigIntStats): boolean {
-  return FILE_IDENTITY.every((field) => known[field] === stat[field]);
-}
 
 /**
  * State files and bundles by path, kept by their owner (the collector) across discovery passes.
@@ -147,11 +137,11 @@ export class KnownFiles {
       stat = undefined;
     }
     const known = this.files.get(path);
-    if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && sameFile(known, stat)) return known.text;
+    if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && identityOf(stat) === known.identity) return known.text;
     const text = readOptional(path, maxBytes, errors);
     const settled = stat !== undefined && stat.mtimeNs < BigInt(Date.now()) * 1_000_000n - SETTLED_NS;
     if (text === undefined || stat === undefined || !stat.isFile() || !settled) this.files.delete(path);
-    else this.files.set(path, { dev: stat.dev, ino: stat.ino, size: stat.size, mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs, text });
+    else this.files.set(path, { identity: identityOf(stat), text });
     return text;
   }
 

@@ -9,6 +9,7 @@ import { gunzip as gunzipCb } from 'node:zlib';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import type { KubeletEndpoint } from '../translate/records.js';
+import { identityOf, type FileIdentity } from './file-identity.js';
 import { SourceError, type SourceErrorReason } from './source-error.js';
 
 const gunzip = promisify(gunzipCb);
@@ -66,11 +67,11 @@ function sourceError(reason: SourceErrorReason, target: string, detail: string, 
 }
 
 /**
- * A file re-read only when it changed. stat() follows symlinks, so the atomic `..data` symlink
- * swap Kubernetes does for projected tokens shows up as a new inode.
+ * A file re-read only when its identity changed (file-identity.ts). stat() follows symlinks, so
+ * the atomic `..data` symlink swap Kubernetes does for projected tokens shows up as a new inode.
  */
 class WatchedFile {
-  private signature: string | undefined;
+  private identity: FileIdentity | undefined;
   private content: Buffer | undefined;
 
   constructor(
@@ -82,20 +83,20 @@ class WatchedFile {
   /** The current content, and whether it differs from the last read. */
   async read(): Promise<{ content: Buffer; changed: boolean }> {
     try {
-      const st = await stat(this.path);
-      if (this.content !== undefined && signatureOf(st) === this.signature) {
+      const st = await stat(this.path, { bigint: true });
+      if (this.content !== undefined && identityOf(st) === this.identity) {
         return { content: this.content, changed: false };
       }
-      // Read through one descriptor so the signature matches the bytes read.
+      // Read through one descriptor so the identity matches the bytes read.
       const fh = await open(this.path, 'r');
       try {
-        const fst = await fh.stat();
+        const fst = await fh.stat({ bigint: true });
         if (fst.size > MAX_CREDENTIAL_FILE_BYTES) {
           throw sourceError('io', this.path, `${this.what} is ${fst.size} bytes, not a credential file`, this.hint);
         }
         const content = await fh.readFile();
         const changed = this.content === undefined || !content.equals(this.content);
-        this.signature = signatureOf(fst);
+        this.identity = identityOf(fst);
         this.content = content;
         return { content, changed };
       } finally {
@@ -109,12 +110,8 @@ class WatchedFile {
 
   /** Force a re-read next time (e.g. after the kubelet refused the token). */
   invalidate(): void {
-    this.signature = undefined;
+    this.identity = undefined;
   }
-}
-
-function signatureOf(st: { dev: number; ino: number; mtimeMs: number; size: number }): string {
-  return `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 
 function errorText(err: unknown): string {

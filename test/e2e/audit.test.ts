@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO, DEMO_UNTRUSTED_LABEL } from '../../src/lab/demo.ts';
 import type { LabScenario } from '../../src/lab/node-lab.ts';
 import { HOST_DEVICES_HANDLER, labAppliesKataAnnotation } from '../../src/lab/runtime-config-files.ts';
-import { seriesKey, startBridge, type Bridge } from '../support/bridge-harness.ts';
-import { waitFor } from '../support/e2e-helpers.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { seriesKey } from '../support/scrape.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** Every kata_bridge_audit_* series of a scrape but audit_enabled, by key. */
 function auditSeries(series: Map<string, number>): Map<string, number> {
@@ -20,7 +21,7 @@ function auditSeries(series: Map<string, number>): Map<string, number> {
 const audit = (name: string, labels: Record<string, string>) => seriesKey(`kata_bridge_audit_${name}`, labels);
 
 /** What the demo node must report, worked out from its scenario and its lab. */
-function expectedDemoSeries(bridge: Bridge): Map<string, number> {
+function expectedDemoSeries(bridge: LabExporter): Map<string, number> {
   const { lab } = bridge;
   const untrusted = (namespace: string) => DEMO_SCENARIO.namespaces?.[namespace]?.[DEMO_UNTRUSTED_LABEL.key] === DEMO_UNTRUSTED_LABEL.value;
   const expected = new Map<string, number>();
@@ -56,11 +57,11 @@ function expectedDemoSeries(bridge: Bridge): Map<string, number> {
 }
 
 describe('the demo node', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   let series: Map<string, number>;
 
   beforeAll(async () => {
-    bridge = await startBridge(DEMO_SCENARIO);
+    bridge = await startLabExporter(DEMO_SCENARIO);
     series = await bridge.scrape();
   });
   afterAll(async () => {
@@ -99,10 +100,10 @@ describe('the demo node', () => {
 });
 
 describe('the audit off (no selector)', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
 
   beforeAll(async () => {
-    bridge = await startBridge({ ...DEMO_SCENARIO, audit: undefined });
+    bridge = await startLabExporter({ ...DEMO_SCENARIO, audit: undefined });
   });
   afterAll(async () => {
     await bridge?.close();
@@ -133,10 +134,10 @@ describe('a small node whose configuration changes under the exporter', () => {
     ],
   };
   const ref = { namespace: 'builds', pod: 'tuned' };
-  let bridge: Bridge;
+  let bridge: LabExporter;
 
   beforeAll(async () => {
-    bridge = await startBridge(SCENARIO);
+    bridge = await startLabExporter(SCENARIO);
   });
   afterAll(async () => {
     await bridge?.close();

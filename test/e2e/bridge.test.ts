@@ -9,17 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { NodeLab } from '../../src/lab/node-lab.ts';
 import { stableUid } from '../../src/lab/pod-builders.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
-import { one, podSeries, startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { one, parseSamples, podSeries } from '../support/scrape.ts';
 
 const MIB = 2 ** 20;
 
 /** A sample from the lab kubelet's own payload. */
 function kubeletValue(lab: NodeLab, family: string, pod: string, container: string): number {
-  const parsed = parsePromText(lab.kubeletPayload());
-  const sample = parsed.families
-    .find((f) => f.name === family)
-    ?.samples.find((s) => s.labels.pod === pod && s.labels.container === container);
+  const sample = parseSamples(lab.kubeletPayload()).find((s) => s.family === family && s.labels.pod === pod && s.labels.container === container);
   if (sample === undefined) throw new Error(`lab kubelet has no ${family} for ${pod}/${container}`);
   return sample.value;
 }
@@ -27,10 +24,10 @@ function kubeletValue(lab: NodeLab, family: string, pod: string, container: stri
 /** Guest busy CPU seconds and memory from the lab shim's own payload. */
 function shimGuest(lab: NodeLab, namespace: string, pod: string): { busySeconds: number; usedBytes: number } {
   const state = lab.pods.get(`${namespace}/${pod}`)!;
-  const families = parsePromText(lab.shimPayload(state)).families;
-  const cpu = families.find((f) => f.name === 'kata_guest_cpu_time')!.samples.filter((s) => s.labels.cpu === 'total');
+  const samples = parseSamples(lab.shimPayload(state));
+  const cpu = samples.filter((s) => s.family === 'kata_guest_cpu_time' && s.labels.cpu === 'total');
   const item = (name: string) => cpu.find((s) => s.labels.item === name)?.value ?? 0;
-  const mem = families.find((f) => f.name === 'kata_guest_meminfo')!.samples;
+  const mem = samples.filter((s) => s.family === 'kata_guest_meminfo');
   const memItem = (name: string) => mem.find((s) => s.labels.item === name)!.value;
   return {
     busySeconds: (item('user') + item('nice') + item('system') + item('irq') + item('softirq')) / 1000,
@@ -51,12 +48,12 @@ async function cgroupFiles(lab: NodeLab, relPath: string): Promise<{ cpu: number
 const key = (name: string, labels: string) => `kata_bridge_${name}{${labels}}`;
 
 describe('a node with every rule and gap reason at once', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   let nowMs = Date.now();
   let series: Map<string, number>;
 
   beforeAll(async () => {
-    bridge = await startBridge(
+    bridge = await startLabExporter(
       {
         pods: [
           { name: 'first-hand', hypervisor: 'qemu', runtime: 'go' },
@@ -83,8 +80,7 @@ describe('a node with every rule and gap reason at once', () => {
           { name: 'ghost', hypervisor: 'qemu', mapping: 'none', inApiServer: false },
         ],
       },
-      ['--shim.timeout=1s', '--shim.max-bytes=1048576', '--kubelet.timeout=3s', '--collect.deadline=4s'],
-      { now: () => nowMs },
+      { flags: ['--shim.timeout=1s', '--shim.max-bytes=1048576', '--kubelet.timeout=3s', '--collect.deadline=4s'], now: () => nowMs },
     );
     series = await bridge.scrape();
   });
@@ -204,18 +200,17 @@ describe('a node with every rule and gap reason at once', () => {
 });
 
 describe('over time', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   let nowMs = Date.now();
 
   beforeAll(async () => {
-    bridge = await startBridge(
+    bridge = await startLabExporter(
       {
         pods: [
           { name: 'steady', hypervisor: 'qemu' },
           { name: 'leaving', hypervisor: 'cloud-hypervisor' },
         ],
       },
-      [],
       { now: () => nowMs },
     );
   });

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
 import { READS_PER_PAUSE } from '../../src/scrapers/pseudo-fs.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 const reads: { turn: number; path: string }[] = [];
 let turn = 0;
@@ -41,12 +41,12 @@ const pods: LabPodScenario[] = Array.from({ length: PODS }, (_, i) => ({
 }));
 
 describe(`one collection on a node of ${PODS} Kata pods`, () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   const cgroupDirsByTurn = new Map<number, Set<string>>();
   const sandboxesByTurn = new Map<number, Set<string>>();
 
   beforeAll(async () => {
-    bridge = await startBridge({ nodeName: 'loop-node', pods, cgroupVersion: 2 });
+    bridge = await startLabExporter({ nodeName: 'loop-node', pods, cgroupVersion: 2 });
     const cgroupRoot = bridge.lab.endpoints.cgroupRoot;
     const kataRoot = bridge.lab.endpoints.kataGoDir;
     reads.length = 0;

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { createCertificateAuthority } from '../../src/lab/tls.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
 import { NPM_START, spawnNode } from '../support/e2e-helpers.ts';
+import { parseSamples } from '../support/scrape.ts';
 
 const SCENARIO: LabScenario = {
   nodeName: 'in-cluster-node',
@@ -39,10 +39,9 @@ describe('in-cluster configuration', () => {
     expect(flags.some((f) => f.startsWith('--kubeconfig='))).toBe(false);
     const child = runOnce(flags, env);
     expect(await child.exited(90_000)).toBe(0);
-    const families = parsePromText(child.stdout).families;
-    const up = families.find((f) => f.name === 'kata_bridge_source_up')?.samples ?? [];
-    expect(up.find((s) => s.labels.source === 'pods')?.value).toBe(1);
-    const pods = (families.find((f) => f.name === 'kata_bridge_pod_info')?.samples ?? []).map((s) => s.labels.pod).sort();
+    const samples = parseSamples(child.stdout);
+    expect(samples.find((s) => s.name === 'kata_bridge_source_up' && s.labels.source === 'pods')?.value).toBe(1);
+    const pods = samples.filter((s) => s.name === 'kata_bridge_pod_info').map((s) => s.labels.pod).sort();
     expect(pods).toEqual(SCENARIO.pods.map((p) => p.name).sort());
   });
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
 import { coverageOf } from '../../src/publish/coverage.ts';
 import { renderLandingPage } from '../../src/publish/landing.ts';
-import { startLabExporter, type LabExporter } from '../support/e2e-helpers.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 describe('landing page in a real browser', () => {
   let node: LabExporter;
@@ -15,7 +15,7 @@ describe('landing page in a real browser', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kmb-landing-'));
-    node = await startLabExporter(DEMO_SCENARIO, { flags: ['--collect.min-interval=10m'] });
+    node = await startLabExporter(DEMO_SCENARIO, { minInterval: '10m' });
     await fetch(`${node.base}/metrics`).then((r) => r.text());
     // Playwright gives each launch a fresh temporary profile.
     browser = await chromium.launch({

@@ -8,9 +8,9 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
-import { percentile } from '../../bench/soak.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { percentile } from '../support/percentile.ts';
+import { parseSamples } from '../support/scrape.ts';
 
 const CLIENTS = 10;
 const DURATION_MS = 60_000;
@@ -29,11 +29,11 @@ interface LoadResult {
 }
 
 describe('ten concurrent clients for 60 s on the demo node (min-interval 5s)', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   let result: LoadResult;
 
   beforeAll(async () => {
-    bridge = await startBridge(DEMO_SCENARIO, [`--collect.min-interval=${MIN_INTERVAL_MS / 1000}s`]);
+    bridge = await startLabExporter(DEMO_SCENARIO, { minInterval: `${MIN_INTERVAL_MS / 1000}s` });
     bridge.lab.startTicking(1000);
 
     const statuses = new Map<number, number>();
@@ -57,8 +57,7 @@ describe('ten concurrent clients for 60 s on the demo node (min-interval 5s)', (
         if (!parsed.has(body)) {
           let failure: string | undefined;
           try {
-            const result = parsePromText(body);
-            if (!result.families.some((f) => f.name === 'kata_bridge_pod_info')) failure = 'no kata_bridge_pod_info family';
+            if (!parseSamples(body).some((s) => s.family === 'kata_bridge_pod_info')) failure = 'no kata_bridge_pod_info family';
           } catch (error) {
             failure = error instanceof Error ? error.message : String(error);
           }

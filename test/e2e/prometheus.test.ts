@@ -16,9 +16,10 @@ import type { NodeLab } from '../../src/lab/node-lab.ts';
 import { HOST_DEVICES_HANDLER, labAppliesKataAnnotation } from '../../src/lab/runtime-config-files.ts';
 import { generate } from '../../scripts/gen-rules.ts';
 import { resolveThresholds } from '../../deploy/prometheus/thresholds.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 import { loadDashboards, panelRefs, readRuleFile, ruleNames, substitute, variables, type PanelRef } from '../support/dashboards.ts';
-import { pollUntil, sleep, startPrometheus, type RunningPrometheus, type Sample } from '../support/prometheus.ts';
+import { startPrometheus, type RunningPrometheus, type Sample } from '../support/prometheus.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const JOB = 'kata-metrics-bridge';
 const RULE_FILE_NAME = 'kata-bridge.rules.yaml';
@@ -141,10 +142,10 @@ async function checkPanels(prom: RunningPrometheus, refs: PanelRef[], values: Re
   return failures;
 }
 
-let bridge: Bridge;
+let bridge: LabExporter;
 
 beforeAll(async () => {
-  bridge = await startBridge(DEMO_SCENARIO);
+  bridge = await startLabExporter(DEMO_SCENARIO);
   bridge.lab.startTicking(500);
 });
 
@@ -159,7 +160,7 @@ describe('calm demo node, committed rules, real Prometheus', () => {
     if (ruleText === undefined) throw new Error(`no rule file at deploy/prometheus/${RULE_FILE_NAME}: run npm run rules`);
     prom = await startPrometheus({ targets: [new URL(bridge.url).host], jobName: JOB, ruleFiles: { [RULE_FILE_NAME]: ruleText } });
     // Bounded wait for history: pod identities scraped, and MIN_SAMPLES scrapes of build_info.
-    await pollUntil(
+    await waitFor(
       `${MIN_SAMPLES} samples of kata_bridge_* in Prometheus`,
       async () => {
         const pods = await prom.query('kata_bridge_pod_info');
@@ -182,7 +183,7 @@ describe('calm demo node, committed rules, real Prometheus', () => {
   it('loads every rule of the rule file and evaluates each without error', async () => {
     const names = ruleNames(ruleText);
     expect(names.records.length + names.alerts.length).toBeGreaterThan(0);
-    const rules = await pollUntil(
+    const rules = await waitFor(
       'every rule evaluated at least once',
       async () => {
         const r = await prom.rules();
@@ -224,7 +225,7 @@ describe('calm demo node, committed rules, real Prometheus', () => {
   });
 
   it("raises the alerts for the demo node's deliberate blind spots", async () => {
-    const active = await pollUntil(
+    const active = await waitFor(
       'the blind-spot alerts pending or firing',
       async () => {
         const names = new Set((await prom.alerts()).filter((a) => a.state !== 'inactive').map((a) => a.labels['alertname']));
@@ -241,7 +242,7 @@ describe('calm demo node, committed rules, real Prometheus', () => {
     const expected = DEMO_AUDIT_ALERTS.flatMap(([alert, raisedBy]) => pods.filter(raisedBy).map((p) => `${alert} ${p.namespace}/${p.name}`)).sort();
     // The demo shows every finding, so no alert's expectation may come out empty.
     for (const [alert] of DEMO_AUDIT_ALERTS) expect(expected.some((e) => e.startsWith(`${alert} `)), alert).toBe(true);
-    const active = await pollUntil(
+    const active = await waitFor(
       'the isolation-audit alerts pending or firing',
       async () => {
         const found = (await prom.alerts())
@@ -312,7 +313,7 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
     prom = p;
     const mining = async () => (await p.alerts()).filter((a) => a.labels['alertname'] === MINING_ALERT && a.state !== 'inactive');
 
-    const alert = await pollUntil(
+    const alert = await waitFor(
       `${MINING_ALERT} pending or firing for ${BUILD.pod}`,
       async () => (await mining()).find((a) => a.labels['pod'] === BUILD.pod),
       {
@@ -327,7 +328,7 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
     expect((await mining()).filter((a) => a.labels['pod'] !== BUILD.pod).map((a) => a.labels)).toEqual([]);
 
     // With the shortened `for`, the alert fires, and the dashboard's firing-alerts panel lists it.
-    await pollUntil(`${MINING_ALERT} firing`, async () => ((await mining()).some((a) => a.state === 'firing') ? true : undefined), {
+    await waitFor(`${MINING_ALERT} firing`, async () => ((await mining()).some((a) => a.state === 'firing') ? true : undefined), {
       timeoutMs: 60_000,
       intervalMs: 1_000,
       describe: () => p.log(),

@@ -8,11 +8,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { GUEST_KERNEL_BYTES } from '../../src/lab/node-lab.ts';
-import { realHierarchies } from '../../src/lab/real-pod.ts';
-import { one, startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { RealPodCgroups, realHierarchies } from '../support/real-pod.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { one } from '../support/scrape.ts';
 
 const MIB = 2 ** 20;
-let bridge: Bridge;
+let bridge: LabExporter;
 let cpuacct: string;
 
 async function kernelCpuSeconds(relPath: string): Promise<number> {
@@ -24,8 +25,8 @@ beforeAll(async () => {
   const [first] = await realHierarchies();
   if (first === undefined) throw new Error('no cgroup hierarchy found');
   cpuacct = first;
-  bridge = await startBridge({
-    realCgroups: true,
+  bridge = await startLabExporter({
+    realCgroups: RealPodCgroups.create,
     pods: [
       {
         name: 'real-burner',

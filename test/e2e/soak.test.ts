@@ -1,12 +1,12 @@
 /**
- * The soak (bench/soak.ts, `npm run soak` runs it for 10 minutes) for 30 seconds of churn: the
+ * The soak (test/support/soak.ts; `npm run soak` runs it for 10 minutes) for 30 seconds of churn: the
  * real exporter process against the demo node with a pod created or deleted every 100 ms and a
  * scrape every second. Series come back to the baseline, memory stays bounded, and the exporter
  * logs nothing that churn does not explain. The 30 s is how long the churn runs, not an assertion.
  */
 
 import { beforeAll, describe, expect, test } from 'vitest';
-import { classifyLogLine, formatReport, runSoak, type SoakReport } from '../../bench/soak.ts';
+import { classifyLogLine, formatReport, runSoak, type SoakReport } from '../support/soak.ts';
 
 const MIB = 2 ** 20;
 const RSS_BOUND = 50 * MIB;

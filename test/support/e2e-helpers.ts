@@ -1,6 +1,6 @@
 /**
- * Shared pieces of the end-to-end tests: the real exporter against a node lab, raw HTTP (no
- * automatic decompression, so gzip is seen as sent), promtool, and the real process.
+ * Shared pieces of the end-to-end tests: raw HTTP (no automatic decompression, so gzip is seen as
+ * sent), promtool, the real process. The exporter on a lab is lab-exporter.ts; waiting is wait.ts.
  */
 
 import { execFile, spawn } from 'node:child_process';
@@ -8,12 +8,13 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine, type Config } from '../../src/config.ts';
-import type { Exporter } from '../../src/exporter.ts';
-import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
-import { startExporterOn, TEST_BUILD } from './bridge-harness.ts';
+import type { LabScenario } from '../../src/lab/node-lab.ts';
+import { withMinInterval } from './bridge-harness.ts';
+import { startLabExporter as startNewLabExporter, TEST_BUILD, type LabExporter, type LabExporterOptions } from './lab-exporter.ts';
+import { waitFor as waitUntil } from './wait.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export { TEST_BUILD };
+export { TEST_BUILD, type LabExporter };
 
 /** Parses a command line that must be a run (not --help / --version). */
 export function configFrom(argv: readonly string[], env: Record<string, string | undefined> = {}): Config {
@@ -22,53 +23,9 @@ export function configFrom(argv: readonly string[], env: Record<string, string |
   return parsed.config;
 }
 
-export interface LabExporter {
-  lab: NodeLab;
-  exporter: Exporter;
-  config: Config;
-  /** http://127.0.0.1:<port> */
-  base: string;
-  close(): Promise<void>;
-}
-
-export interface LabExporterOptions {
-  flags?: string[];
-  /** Wait this long for the first pod list before listening; 0 starts without waiting. */
-  readyTimeoutMs?: number;
-  processMetrics?: boolean;
-  /** Called after the lab is up and before the exporter starts (e.g. take the API server down). */
-  beforeStart?: (lab: NodeLab) => Promise<void>;
-}
-
-/** A lab and the real exporter configured from the lab's own flags, listening on 127.0.0.1. */
-export async function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
-  const lab = await NodeLab.start(scenario);
-  try {
-    await options.beforeStart?.(lab);
-    const { exporter, config } = await startExporterOn(lab, options.flags, {
-      readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
-      processMetrics: options.processMetrics,
-    });
-    try {
-      const address = await exporter.listen();
-      return {
-        lab,
-        exporter,
-        config,
-        base: `http://127.0.0.1:${address.port}`,
-        close: async () => {
-          await exporter.close();
-          await lab.close();
-        },
-      };
-    } catch (error) {
-      await exporter.close();
-      throw error;
-    }
-  } catch (error) {
-    await lab.close();
-    throw error;
-  }
+/** Old entry point (serving.test.ts): the harness of lab-exporter.ts, the min-interval taken out of the flags. */
+export function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
+  return startNewLabExporter(scenario, { ...options, ...withMinInterval(options.flags ?? []) });
 }
 
 export interface RawResponse {
@@ -91,13 +48,9 @@ export function httpGet(url: string, headers: Record<string, string> = {}): Prom
   });
 }
 
-/** Polls until `check` holds; fails with `what` after a generous bound (never a timing assertion). */
+/** Old entry point (serving.test.ts, web-config.test.ts): wait.ts's waitFor with a positional timeout. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(what, check, { timeoutMs });
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (for a child process to bind). */

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './e2e-helpers.ts';
+import { sleep, waitFor } from './wait.ts';
 
 export interface PrometheusOptions {
   /** host:port targets of the one scrape job. */
@@ -59,26 +60,8 @@ export interface RunningPrometheus {
 
 export const PROMETHEUS_BIN = process.env['PROMETHEUS_BIN'] ?? 'prometheus';
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Polls `probe` until it returns a value other than undefined; throws `what` with the last state after `timeoutMs`. */
-export async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, options: { timeoutMs: number; intervalMs?: number; describe?: () => string }): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const detail = options.describe?.() ?? '';
-      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${what}${lastError ? `; last error: ${String(lastError)}` : ''}${detail ? `\n${detail}` : ''}`);
-    }
-    await sleep(options.intervalMs ?? 250);
-  }
-}
+/** Old names (tests on other branches use them): wait.ts's sleep and waitFor. */
+export { sleep, waitFor as pollUntil };
 
 export function prometheusConfig(options: Pick<PrometheusOptions, 'targets' | 'jobName' | 'intervalSeconds'>, ruleFilePaths: string[]): string {
   const interval = `${options.intervalSeconds ?? 1}s`;
@@ -163,7 +146,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     spawnError.catch(() => undefined);
     await Promise.race([
       spawnError,
-      pollUntil(
+      waitFor(
         `Prometheus ready on ${url}`,
         async () => {
           if (exited) throw new Error(`prometheus exited before ready:\n${logLines.join('\n')}`);

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-import { RealCgroup } from '../../src/lab/real-cgroups.ts';
+import { RealCgroup } from '../support/real-cgroups.ts';
 import {
   DEFAULT_CGROUP_ROOT,
   SandboxCgroupLocations,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
 import type { RawSandbox } from '../../src/translate/records.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 /** The ids resolveSandbox was called for (the module is passed through, only watched). */
 const resolved: string[] = [];
@@ -42,7 +42,7 @@ const pods: LabPodScenario[] = ['a', 'b', 'c'].map((n) => ({
 }));
 
 describe('a collector across collections', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   let kataGoDir: string;
   let cgroupRoot: string;
 
@@ -58,7 +58,7 @@ describe('a collector across collections', () => {
   };
 
   beforeAll(async () => {
-    bridge = await startBridge({ nodeName: 'cache-node', pods, cgroupVersion: 2 });
+    bridge = await startLabExporter({ nodeName: 'cache-node', pods, cgroupVersion: 2 });
     kataGoDir = bridge.lab.endpoints.kataGoDir;
     cgroupRoot = bridge.lab.endpoints.cgroupRoot;
   }, 60_000);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import {
 import { silentLogger } from '../../src/log.js';
 import { KubeletClient, type KubeletClientOptions } from '../../src/scrapers/kubelet.js';
 import { SourceError } from '../../src/scrapers/source-error.js';
+import { pastCtimeTick } from '../support/file-times.ts';
 
 const TOKEN = 'token-of-the-kata-bridge-serviceaccount';
 const PAYLOAD = [
@@ -260,6 +261,26 @@ describe('KubeletClient against a real HTTPS kubelet', () => {
     const res = await c.scrape();
     expect(res.body.toString('utf8')).toBe(PAYLOAD);
     expect(k.lastRequest?.authorization).toBe('Bearer second-token');
+  });
+
+  test('a token rewritten in place at the same size with its mtime put back (cp -p, rsync -t): the next scrape sends it', async () => {
+    const file = join(dir, 'token-in-place');
+    await writeFile(file, 'first-token');
+    await utimes(file, 1_000_000, 1_000_000);
+    const k = await startKubelet({ token: 'first-token' });
+    const c = client(k.url, { tokenFile: file });
+    await c.scrape();
+    expect(k.lastRequest?.authorization).toBe('Bearer first-token');
+
+    // Same inode, same size, same mtime: only the change time says the file is not the one read.
+    await pastCtimeTick(file);
+    await writeFile(file, 'other-token');
+    await utimes(file, 1_000_000, 1_000_000);
+    k.setToken('other-token');
+
+    const res = await c.scrape();
+    expect(res.body.toString('utf8')).toBe(PAYLOAD);
+    expect(k.lastRequest?.authorization).toBe('Bearer other-token');
   });
 
   test('a missing token file is an io error naming the file', async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
 import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed } from '../../src/publish/families.ts';
 import { renderMetricsDoc } from '../../src/publish/metrics-doc.ts';
-import { startLabExporter, type LabExporter } from '../support/e2e-helpers.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 const docsPath = new URL('../../docs/metrics.md', import.meta.url);
 const docs = readFileSync(docsPath, 'utf8');

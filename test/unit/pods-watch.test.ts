@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { FakeApiServer } from '../../src/lab/fake-apiserver.ts';
 import { kataPod, kataRuntimeClasses, namespace, runtimeClass, stableUid } from '../../src/lab/pod-builders.ts';
-import { backoffDelayMs, PodWatcher, type PodWatcherOptions } from '../../src/scrapers/pods.ts';
+import { PodWatcher, type PodWatcherOptions } from '../../src/scrapers/pods.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 
 const NODE = 'worker-1';
@@ -371,20 +371,6 @@ describe('reconnects', () => {
     fake.addPod(kataPod({ name: 'build-c', nodeName: NODE }));
     await eventually(() => expect(names(watcher)).toContain('ci/build-c'));
     expect(watcher.stats().pods.relists).toBe(0);
-  });
-});
-
-describe('backoff', () => {
-  // initial 500 ms, cap 30 s; the jitter draw picks a point in [ceiling/2, ceiling].
-  test.each([
-    [0, 0.7, 0], // after a success: reconnect at once
-    [1, 0, 250],
-    [1, 1, 500],
-    [3, 0.5, 1_500], // ceiling 2000
-    [7, 0, 15_000], // 500 × 64 = 32 000, capped at 30 000
-    [1000, 1, 30_000], // no overflow however long the outage
-  ])('after %i failures with jitter draw %d: %d ms', (failures, draw, expected) => {
-    expect(backoffDelayMs(failures, { initialMs: 500, maxMs: 30_000, random: () => draw })).toBe(expected);
   });
 });
 

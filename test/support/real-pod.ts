@@ -1,5 +1,6 @@
 /**
- * A pod's VM on real kernel cgroups, for the node lab when it runs as root: the sandbox cgroup
+ * A pod's VM on real kernel cgroups, for the node lab in tests that run as root (the scenario's
+ * `realCgroups: RealPodCgroups.create`; test support, never in the image): the sandbox cgroup
  * inside the pod cgroup and, with sandbox_cgroup_only=false, the overhead cgroup at the root, each
  * with a real process that burns CPU and holds memory. The exporter then reads numbers the kernel
  * itself accounted.
@@ -8,7 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { overheadCgroupPaths, podCgroupPath, sandboxChildNames, type PodQos } from '../translate/cgroup-paths.ts';
+import type { RealVmCgroups, RealVmSpec } from '../../src/lab/node-lab.ts';
+import { overheadCgroupPaths, podCgroupPath, sandboxChildNames } from '../../src/translate/cgroup-paths.ts';
 import { RealCgroup } from './real-cgroups.ts';
 
 /**
@@ -52,7 +54,7 @@ async function attachAndStart(cgroup: RealCgroup, child: ChildProcess): Promise<
   child.stdin?.write('start\n');
 }
 
-export class RealPodCgroups {
+export class RealPodCgroups implements RealVmCgroups {
   private constructor(
     private readonly cgroups: RealCgroup[],
     private readonly burners: ChildProcess[],
@@ -61,17 +63,7 @@ export class RealPodCgroups {
     readonly overheadPath: string | undefined,
   ) {}
 
-  static async create(options: {
-    uid: string;
-    qos: PodQos;
-    sandboxId: string;
-    runtime: 'go' | 'rs';
-    sandboxCgroupOnly: boolean;
-    workloadCores: number;
-    workloadBytes: number;
-    vmmCores: number;
-    vmmBytes: number;
-  }): Promise<RealPodCgroups> {
+  static async create(options: RealVmSpec): Promise<RealPodCgroups> {
     const hierarchies = await realHierarchies();
     const podPath = podCgroupPath('cgroupfs', options.qos, options.uid);
     const [goName, rsName] = sandboxChildNames('cgroupfs', options.sandboxId);

@@ -1,13 +1,13 @@
 /**
- * Real kernel cgroups for the node lab and the tests that run as root: create a cgroup at the same
+ * Real kernel cgroups for the tests that run as root (test support: it never ships in the image): create a cgroup at the same
  * relative path in several hierarchies (e.g. v1 cpuacct and memory, and the v2 unified mount),
  * attach processes, and tear down only what was created here.
  */
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { errorCode } from '../scrapers/source-error.ts';
-import { normaliseCgroupPath } from '../translate/cgroup-paths.ts';
+import { errorCode } from '../../src/scrapers/source-error.ts';
+import { normaliseCgroupPath } from '../../src/translate/cgroup-paths.ts';
 
 export interface DestroyReport {
   /** Directories this cgroup created and removed. */

@@ -1,0 +1,144 @@
+/**
+ * The one way tests start "an exporter on a lab": a node lab from a scenario, and the real
+ * exporter in this process, configured from the lab's own flags, listening on 127.0.0.1. Each
+ * test states only its scenario and what differs.
+ *
+ * --collect.min-interval is always explicit: `minInterval`, 0s unless a test says otherwise, so
+ * every scrape collects anew and sees the lab as it is now. A test about single-flight or reuse
+ * passes its own interval; flags cannot set it behind the harness's back.
+ */
+
+import { parseCommandLine, type Config } from '../../src/config.ts';
+import { Exporter } from '../../src/exporter.ts';
+import { silentLogger } from '../../src/log.ts';
+import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
+import { toSeriesMap } from './scrape.ts';
+
+/** Fixed build info, so whole expositions compare across Node.js patch releases. */
+export const TEST_BUILD = { version: 'test', revision: 'test', nodeVersion: 'test' };
+
+/** Every scrape collects anew (at 1ms, two collections in the same millisecond would share one). */
+export const TEST_MIN_INTERVAL = '0s';
+
+const MIN_INTERVAL_FLAG = '--collect.min-interval';
+
+export interface ExporterOptions {
+  /** --collect.min-interval; default TEST_MIN_INTERVAL. */
+  minInterval?: string;
+  /** More exporter flags, after the lab's (later flags win); never --collect.min-interval. */
+  flags?: readonly string[];
+  /** The exporter's clock (the lab's too, with startLabExporter): a frozen one makes scrapes comparable. */
+  now?: () => number;
+  /** Wait this long for the first pod list before listening; 0 starts without waiting. Default 20 s. */
+  readyTimeoutMs?: number;
+  /** The process_* and nodejs_* families; default off, so expositions compare. */
+  processMetrics?: boolean;
+}
+
+export interface LabExporterOptions extends ExporterOptions {
+  /** Called after the lab is up and before the exporter starts (e.g. take the API server down). */
+  beforeStart?: (lab: NodeLab) => Promise<void>;
+}
+
+export interface RunningExporter {
+  exporter: Exporter;
+  config: Config;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  /** base + the telemetry path */
+  url: string;
+  /** GET /metrics: the body of a 200 answer; throws on any other status. */
+  scrapeText(): Promise<string>;
+  /** GET /metrics as a map from `name{label="value",...}` (labels sorted) to value. */
+  scrape(): Promise<Map<string, number>>;
+  close(): Promise<void>;
+}
+
+export interface LabExporter extends RunningExporter {
+  lab: NodeLab;
+}
+
+/** The configuration the harness runs: the lab's flags, the listen address, the min-interval, then `flags`. */
+export function labExporterConfig(lab: Pick<NodeLab, 'flags'>, options: Pick<ExporterOptions, 'minInterval' | 'flags'> = {}): Config {
+  const flags = options.flags ?? [];
+  if (flags.some((flag) => flag.startsWith(MIN_INTERVAL_FLAG))) {
+    throw new Error(`say the min-interval with the harness's minInterval option, not in flags: ${flags.join(' ')}`);
+  }
+  const argv = [...lab.flags(), '--web.listen-address=127.0.0.1:0', `${MIN_INTERVAL_FLAG}=${options.minInterval ?? TEST_MIN_INTERVAL}`, ...flags];
+  const parsed = parseCommandLine(argv, {});
+  if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${argv.join(' ')}`);
+  return parsed.config;
+}
+
+/**
+ * The real exporter against a lab the caller owns, its pod watch started, not yet listening.
+ * Waits for the first pod list unless readyTimeoutMs is 0.
+ */
+export async function startSourcesOn(lab: NodeLab, options: ExporterOptions = {}): Promise<{ exporter: Exporter; config: Config }> {
+  const config = labExporterConfig(lab, options);
+  const exporter = new Exporter({
+    config,
+    logger: silentLogger,
+    build: TEST_BUILD,
+    kubeConfig: lab.kubeConfig(),
+    processMetrics: options.processMetrics ?? false,
+    now: options.now,
+  });
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  try {
+    const ready = await exporter.startSources(readyTimeoutMs);
+    if (readyTimeoutMs > 0 && !ready) throw new Error('the lab API server never delivered the pod list');
+  } catch (error) {
+    await exporter.close();
+    throw error;
+  }
+  return { exporter, config };
+}
+
+/** startSourcesOn, listening on 127.0.0.1; the caller closes the lab. */
+export async function startExporterOn(lab: NodeLab, options: ExporterOptions = {}): Promise<RunningExporter> {
+  const { exporter, config } = await startSourcesOn(lab, options);
+  let port: number;
+  try {
+    port = (await exporter.listen()).port;
+  } catch (error) {
+    await exporter.close();
+    throw error;
+  }
+  const base = `http://127.0.0.1:${port}`;
+  const url = `${base}${config.telemetryPath}`;
+  const scrapeText = async () => {
+    const response = await fetch(url);
+    if (response.status !== 200) throw new Error(`GET ${url}: ${response.status}`);
+    return response.text();
+  };
+  return {
+    exporter,
+    config,
+    base,
+    url,
+    scrapeText,
+    scrape: async () => toSeriesMap(await scrapeText()),
+    close: () => exporter.close(),
+  };
+}
+
+/** A lab from `scenario` and the real exporter on it, on one clock; close() closes both. */
+export async function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
+  const lab = await NodeLab.start(scenario, options.now ? { now: options.now } : {});
+  try {
+    await options.beforeStart?.(lab);
+    const running = await startExporterOn(lab, options);
+    return {
+      ...running,
+      lab,
+      close: async () => {
+        await running.close();
+        await lab.close();
+      },
+    };
+  } catch (error) {
+    await lab.close();
+    throw error;
+  }
+}
