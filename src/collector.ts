@@ -5,7 +5,7 @@
 
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { SelfStats } from './publish/registry.ts';
+import { SelfStats } from './translate/self-stats.ts';
 import {
   SandboxCgroupLocations,
   detectCgroupLayout,

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, parseCommandLine, type Config } from './config.ts';
 import { Exporter } from './exporter.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { BuildInfo } from './publish/registry.ts';
+import type { BuildInfo } from './publish/snapshot-renderer.ts';
 
 function buildInfo(): BuildInfo {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -12,8 +12,8 @@ import type { TLSSocket } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.ts';
-import { secureContextOptions } from './tls-context.ts';
-import type { TlsSettings, WebConfig, WebConfigSource } from './web-config.ts';
+import { secureContextOptions, type TlsSettings } from './tls-context.ts';
+import type { WebConfig, WebConfigSource } from './web-config.ts';
 
 /**
  * Paths that answer without basic auth: the kubelet's liveness and readiness probes cannot send

@@ -12,22 +12,13 @@ import { createSecureContext, type SecureVersion } from 'node:tls';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { secureContextOptions } from './tls-context.ts';
+import { CLIENT_AUTH_TYPES, secureContextOptions, type TlsMaterial, type TlsSettings } from './tls-context.ts';
 import { z } from 'zod';
 import { ConfigError } from '../config.ts';
 
 export class WebConfigError extends ConfigError {
   override name = 'WebConfigError';
 }
-
-export const CLIENT_AUTH_TYPES = [
-  'NoClientCert',
-  'RequestClientCert',
-  'RequireAnyClientCert',
-  'VerifyClientCertIfGiven',
-  'RequireAndVerifyClientCert',
-] as const;
-export type ClientAuthType = (typeof CLIENT_AUTH_TYPES)[number];
 
 const TLS_VERSIONS: Record<string, SecureVersion> = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' };
 const VERSION_ORDER: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
@@ -138,25 +129,6 @@ const webConfigSchema = z.strictObject({
   rate_limit: z.unknown().optional(),
 }, MAP);
 
-export interface TlsSettings {
-  /** Absolute paths, or undefined when the PEM is given inline. */
-  certFile?: string;
-  keyFile?: string;
-  clientCaFile?: string;
-  /** Inline PEM (exporter-toolkit's `cert`, `key`, `client_ca`). */
-  certPem?: string;
-  keyPem?: string;
-  clientCaPem?: string;
-  clientAuthType: ClientAuthType;
-  clientAllowedSans: string[];
-  minVersion: SecureVersion;
-  maxVersion: SecureVersion;
-  /** OpenSSL cipher list, or undefined for Node's defaults. */
-  ciphers?: string;
-  honorCipherOrder: boolean;
-  ecdhCurve?: string;
-}
-
 export interface WebConfig {
   /** Absolute path of the file this came from. */
   file: string;
@@ -167,13 +139,6 @@ export interface WebConfig {
   headers: Record<string, string>;
   /** user → bcrypt hash; empty when no basic auth. */
   users: Map<string, string>;
-}
-
-/** PEM read from the files (or inline), ready for `tls.createSecureContext`. */
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-  ca?: string;
 }
 
 export interface LoadedWebConfig {

@@ -12,7 +12,8 @@ import {
   parseSubjectAltNames,
   sanAllowed,
 } from '../../src/publish/listener.ts';
-import { loadWebConfig, parseWebConfig, WebConfigError, WebConfigSource, type TlsSettings } from '../../src/publish/web-config.ts';
+import type { TlsSettings } from '../../src/publish/tls-context.ts';
+import { loadWebConfig, parseWebConfig, WebConfigError, WebConfigSource } from '../../src/publish/web-config.ts';
 
 const FILE = '/etc/kata-bridge/web.yml';
 /** Produced by Go's bcrypt (exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml): dave / dave123, cost 10. */

@@ -10,31 +10,15 @@ import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type Labels } from './fami
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import { renderRawFamilies } from './raw-exposition.ts';
 import { ExpositionWriter, METRIC_SEPARATOR } from './exposition-writer.ts';
+import type { ExpositionFormat } from './exposition-format.ts';
+import type { SelfStats } from '../translate/self-stats.ts';
 
 export { boundLabelValue, MAX_LABEL_VALUE_CHARS } from './exposition-writer.ts';
-
-export type ExpositionFormat = 'text' | 'openmetrics';
-
-export const CONTENT_TYPES: Record<ExpositionFormat, string> = {
-  text: Registry.PROMETHEUS_CONTENT_TYPE,
-  openmetrics: Registry.OPENMETRICS_CONTENT_TYPE,
-};
 
 export interface BuildInfo {
   version: string;
   revision: string;
   nodeVersion: string;
-}
-
-/** Cumulative counts the collector keeps about itself; rendered as counters. */
-export class SelfStats {
-  readonly shimScrapeErrors = new Map<string, number>();
-  readonly kubeletRejectedSamples = new Map<string, number>();
-  guestRejectedSamples = 0;
-
-  add(map: Map<string, number>, key: string, amount = 1): void {
-    if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);
-  }
 }
 
 export interface MetricValue {
@@ -139,9 +123,4 @@ export function withRawFamilies(text: string, snapshot: NodeSnapshot, format: Ex
   const raw = renderRawFamilies(snapshot.shimRaw, format);
   if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
   return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
-}
-
-/** Picks the exposition format from an Accept header, as Prometheus negotiates it. */
-export function negotiateFormat(accept: string | undefined): ExpositionFormat {
-  return accept !== undefined && /application\/openmetrics-text/i.test(accept) ? 'openmetrics' : 'text';
 }

@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { PREFIX } from '../../src/publish/families.ts';
-import { boundLabelValue, CONTENT_TYPES, MAX_LABEL_VALUE_CHARS, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
+import { CONTENT_TYPES, negotiateFormat } from '../../src/publish/exposition-format.ts';
+import { boundLabelValue, MAX_LABEL_VALUE_CHARS, SnapshotRenderer } from '../../src/publish/snapshot-renderer.ts';
+import { SelfStats } from '../../src/translate/self-stats.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
 import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
 import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
