@@ -117,10 +117,13 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
   );
 }
 
+const OPENMETRICS_EOF = '# EOF\n';
+
 /** Appends the kata-monitor compatible raw families, before OpenMetrics' closing `# EOF`. */
 export function withRawFamilies(text: string, snapshot: NodeSnapshot, format: ExpositionFormat): string {
   if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
   const raw = renderRawFamilies(snapshot.shimRaw, format);
-  if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
+  // Sliced, not String.replace: `$&` or `$\`` in a guest's label value would expand there.
+  if (format === 'openmetrics' && text.endsWith(OPENMETRICS_EOF)) return text.slice(0, -OPENMETRICS_EOF.length) + raw + OPENMETRICS_EOF;
   return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
 }
