@@ -55,8 +55,21 @@ const HEADERS: Record<string, readonly string[] | undefined> = {
   'Strict-Transport-Security': undefined,
 };
 
-/** Modular crypt bcrypt: $2$, $2a$, $2b$, $2x$ or $2y$, a two-digit cost 4..31, 53 characters of salt and hash. */
-const BCRYPT = /^\$2[abxy]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+/**
+ * Modular crypt bcrypt: $2a$, $2b$ or $2y$, a two-digit cost 4..31, 53 characters of salt and
+ * hash. The $2$ and $2x$ variants are refused: bcryptjs matches no password against them, so a
+ * user with one could never log in.
+ */
+const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+const UNMATCHABLE_BCRYPT = /^\$2x?\$/;
+
+const bcryptHash = z.string({ error: 'must be a bcrypt hash string' }).superRefine((hash, ctx) => {
+  if (UNMATCHABLE_BCRYPT.test(hash)) {
+    ctx.addIssue({ code: 'custom', message: `is a ${hash.slice(0, hash.indexOf('$', 1) + 1)} bcrypt hash, which no password can match: generate a $2y$ hash (htpasswd -nbBC 10 user password)` });
+  } else if (!BCRYPT.test(hash)) {
+    ctx.addIssue({ code: 'custom', message: 'is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04-31, 53 characters)' });
+  }
+});
 
 const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
 const stringList = (what: string) => z.array(nonEmpty(what), { error: `${what} must be a list of strings` });
@@ -122,7 +135,7 @@ const webConfigSchema = z.strictObject({
   basic_auth_users: z
     .record(
       z.string(),
-      z.string({ error: 'must be a bcrypt hash string' }).regex(BCRYPT, 'is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04-31, 53 characters)'),
+      bcryptHash,
       { error: 'must be a map of user names to bcrypt hashes' },
     )
     .optional(),

@@ -189,6 +189,8 @@ describe('parseWebConfig: refused files name the file and the key', () => {
     ['a bcrypt cost below 4', `basic_auth_users:\n  alice: "$2y$03$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
     ['a bcrypt hash with a bad character', `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}!"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
     ['a hash that is a number', 'basic_auth_users:\n  alice: 12\n', /basic_auth_users\.alice: must be a bcrypt hash string/],
+    ['a $2x$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2x$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2x\$ bcrypt hash, which no password can match: generate a \$2y\$ hash/],
+    ['a $2$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2\$ bcrypt hash, which no password can match/],
     ['not YAML, with the line', 'basic_auth_users: {}\ntls_server_config: [\n', /web\.yml:3: not valid YAML: /],
     ['a duplicate key', 'basic_auth_users:\n  a: x\n  a: y\n', /web\.yml:3: not valid YAML: Map keys must be unique$/],
     ['a list at the top', '- a\n- b\n', /\(top level\): must be a map/],
