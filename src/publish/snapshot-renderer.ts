@@ -1,13 +1,14 @@
 /**
  * Renders one NodeSnapshot: the bridge's families through ExpositionWriter, then the exporter's own
- * counters, build info and the library's process metrics through @prometheus-io/client registries
+ * counters, build info and the library's process metrics (process-metrics.ts) through @prometheus-io/client registries
  * (Prometheus text 0.0.4 and OpenMetrics), joined as one registry would join them. Nothing
  * outlives a snapshot but those registry metrics.
  */
 
-import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
+import { Registry, type Metric } from '@prometheus-io/client';
 import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 import { renderRawFamilies } from './raw-exposition.ts';
 import { ExpositionWriter, METRIC_SEPARATOR } from './exposition-writer.ts';
 import type { ExpositionFormat } from './exposition-format.ts';
@@ -71,7 +72,7 @@ export class SnapshotRenderer {
   private createRegistry(contentType: string, build: BuildInfo, processMetrics: boolean): Registry {
     const registry = new Registry(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
     registerSelfMetrics(registry, this.self, build);
-    if (processMetrics) collectDefaultMetrics({ register: registry });
+    if (processMetrics) registerProcessMetrics(registry);
     return registry;
   }
 
