@@ -12,6 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.ts';
+import { REQUEST_BOUNDS } from './connections.ts';
 import { secureContextOptions, type TlsSettings } from './tls-context.ts';
 import type { WebConfig, WebConfigSource } from './web-config.ts';
 
@@ -240,12 +241,13 @@ export function createWebServer(app: Express, source: WebConfigSource | undefine
   const tls = source?.current.config.tls;
   const material = source?.current.material;
   if (source === undefined || tls === undefined || material === undefined) {
-    const server = createHttpServer(app);
+    const server = createHttpServer(REQUEST_BOUNDS, app);
     if (source !== undefined) server.prependListener('connection', () => reload(source, logger));
     return { server, tls: false };
   }
   const server = createHttpsServer(
     {
+      ...REQUEST_BOUNDS,
       ...secureContextOptions(tls, material),
       requestCert: tls.clientAuthType !== 'NoClientCert',
       rejectUnauthorized: tls.clientAuthType === 'RequireAndVerifyClientCert',
