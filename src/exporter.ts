@@ -11,7 +11,7 @@ import { SnapshotRenderer, type BuildInfo } from './publish/snapshot-renderer.ts
 import { SelfStats } from './translate/self-stats.ts';
 import { closableServer, type ClosableServer } from './publish/connections.ts';
 import { createApp, type ExporterCore } from './publish/server.ts';
-import { createWebServer, webMiddleware } from './publish/listener.ts';
+import { BasicAuthenticator, createWebServer, webMiddleware } from './publish/listener.ts';
 import type { WebConfigSource } from './publish/web-config.ts';
 import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
@@ -73,6 +73,7 @@ export class Exporter implements ExporterCore {
   private readonly collector: Collector;
   private readonly flight: SingleFlight<NodeSnapshot>;
   private server: ClosableServer | undefined;
+  private auth: BasicAuthenticator | undefined;
 
   constructor(private readonly options: ExporterOptions) {
     const { config, logger } = options;
@@ -159,7 +160,7 @@ export class Exporter implements ExporterCore {
       nodeName: config.nodeName,
       version: this.options.build.version,
       logger,
-      middleware: web === undefined ? [] : webMiddleware(() => web.current.config, logger),
+      middleware: web === undefined ? [] : webMiddleware(() => web.current.config, logger, this.authenticator()),
     });
     const { server, tls } = createWebServer(app, web, logger);
     this.server = closableServer(server);
@@ -170,11 +171,19 @@ export class Exporter implements ExporterCore {
     return { ...(server.address() as AddressInfo), tls };
   }
 
+  /** Basic auth's verifier threads, started with the first check and stopped by close(). */
+  private authenticator(): BasicAuthenticator {
+    this.auth ??= new BasicAuthenticator();
+    return this.auth;
+  }
+
   /** Stops serving and watching; answers in flight get a bounded grace (connections.ts). */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     await server?.close();
+    await this.auth?.close();
+    this.auth = undefined;
     await this.watcher.stop();
     await this.kubelet.close();
     await this.shims.close();
