@@ -6,7 +6,7 @@
 import { cpus } from 'node:os';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { SelfStats } from './publish/registry.ts';
+import { SelfStats } from './translate/self-stats.ts';
 import {
   SandboxCgroupLocations,
   detectCgroupLayout,

@@ -59,8 +59,7 @@ interface FlagSpec {
 
 const DEFAULT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
-/** The command-line contract; `--help` prints it and docs/operations.md describes it. */
-export const FLAGS: Record<string, FlagSpec> = {
+const FLAG_SPECS = {
   'web.listen-address': { type: 'string', default: `:${DEFAULT_PORT}`, help: 'Address to listen on for /metrics, as host:port or :port.' },
   'web.telemetry-path': { type: 'string', default: '/metrics', help: 'Path under which to expose metrics.' },
   'web.config.file': { type: 'string', help: 'Prometheus exporter-toolkit web config (TLS, client CA, basic auth).' },
@@ -69,6 +68,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'kubelet.token-file': { type: 'string', help: `Bearer token file, re-read when it rotates (default: ${DEFAULT_TOKEN_FILE} when it exists).` },
   'kubelet.ca-file': { type: 'string', help: 'CA bundle that signed the kubelet serving certificate.' },
   'kubelet.insecure-skip-tls-verify': { type: 'boolean', default: false, help: 'Do not verify the kubelet certificate (serving certs often lack IP SANs).' },
+  'kubelet.allow-insecure-http': {
+    type: 'boolean',
+    default: false,
+    help: 'Accept an http:// --kubelet.url, which sends the bearer token in clear text (a test kubelet only).',
+  },
   'kubelet.timeout': { type: 'string', default: '4s', help: 'Deadline for one kubelet scrape.' },
   'kubelet.stale-after': { type: 'string', default: '2m', help: 'A kubelet sample older than this is a gap (kubelet_stale).' },
   kubeconfig: { type: 'string', help: 'kubeconfig for the pod watch; in-cluster config when absent.' },
@@ -108,7 +112,19 @@ export const FLAGS: Record<string, FlagSpec> = {
   demo: { type: 'boolean', default: false, help: 'Run against a built-in simulated node; no cluster needed.' },
   help: { type: 'boolean', default: false, help: 'Show this help.' },
   version: { type: 'boolean', default: false, help: 'Show the version.' },
-};
+} satisfies Record<string, FlagSpec>;
+
+/** A flag's name, checked against the table where code reads its value. */
+export type FlagName = keyof typeof FLAG_SPECS;
+
+/** The command-line contract; `--help` prints it and docs/operations.md describes it. */
+export const FLAGS: Readonly<Record<string, FlagSpec>> = FLAG_SPECS;
+
+/**
+ * The last part of --collect.deadline that the collector keeps for decoding and rendering: the
+ * shims get what is left, so a deadline at or below it would fail every shim.
+ */
+export const DEADLINE_RESERVE_MS = 500;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -177,85 +193,128 @@ function integer(flag: string, value: string): number {
 
 export type ParsedCommand = { kind: 'run'; config: Config } | { kind: 'help'; text: string } | { kind: 'version' };
 
+/** The parsed flag values, each read by its name alone (the name is also what errors quote). */
+class FlagValues {
+  constructor(private readonly values: Record<string, string | boolean | undefined>) {}
+
+  optional(name: FlagName): string | undefined {
+    return this.values[name] as string | undefined;
+  }
+
+  /** A string flag with a default in FLAGS. */
+  string(name: FlagName): string {
+    return this.values[name] as string;
+  }
+
+  boolean(name: FlagName): boolean {
+    return this.values[name] === true;
+  }
+
+  duration(name: FlagName): number {
+    return duration(name, this.string(name));
+  }
+
+  integer(name: FlagName): number {
+    return integer(name, this.string(name));
+  }
+
+  regex(name: FlagName): RegExp {
+    return regex(name, this.string(name));
+  }
+
+  selector(name: FlagName): LabelSelector | undefined {
+    return selector(name, this.optional(name));
+  }
+}
+
+function parseFlags(argv: readonly string[]): FlagValues {
+  const options = Object.fromEntries(
+    Object.entries(FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.default !== undefined ? { default: spec.default } : {}) }]),
+  );
+  try {
+    return new FlagValues(parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true }).values);
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}. Run with --help for the flags.`);
+  }
+}
+
+/** The kubelet base URL; plain http only when explicitly allowed, as it carries the bearer token. */
+function kubeletBaseUrl(url: string, allowHttp: boolean): string {
+  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new ConfigError(`--kubelet.url "${url}" must be a base URL like https://10.0.0.5:10250`);
+  if (url.startsWith('http://') && !allowHttp) {
+    throw new ConfigError(
+      `--kubelet.url "${url}" is plain http: the bearer token would travel in clear text. Use https://<node IP>:10250, or add --kubelet.allow-insecure-http for a test kubelet`,
+    );
+  }
+  return url.replace(/\/$/, '');
+}
+
 /** Parses argv (without node and script) and the environment into a Config. Throws ConfigError. */
 export function parseCommandLine(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   fileExists: (path: string) => boolean = () => false,
 ): ParsedCommand {
-  const options = Object.fromEntries(
-    Object.entries(FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.default !== undefined ? { default: spec.default } : {}) }]),
-  );
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true }));
-  } catch (error) {
-    throw new ConfigError(`${(error as Error).message}. Run with --help for the flags.`);
-  }
-  const str = (name: string): string | undefined => values[name] as string | undefined;
-  const bool = (name: string): boolean => values[name] === true;
-  if (bool('help')) return { kind: 'help', text: helpText() };
-  if (bool('version')) return { kind: 'version' };
+  const flags = parseFlags(argv);
+  if (flags.boolean('help')) return { kind: 'help', text: helpText() };
+  if (flags.boolean('version')) return { kind: 'version' };
 
-  const demo = bool('demo');
-  const nodeName = str('node.name') ?? env.NODE_NAME;
+  const demo = flags.boolean('demo');
+  const nodeName = flags.optional('node.name') ?? env.NODE_NAME;
   const hostIp = env.HOST_IP;
   // An IPv6 HOST_IP needs brackets in a URL (once: an already bracketed one is kept).
   const urlHost = hostIp?.includes(':') && !hostIp.startsWith('[') ? `[${hostIp}]` : hostIp;
-  const kubeletUrl = str('kubelet.url') ?? (urlHost ? `https://${urlHost}:10250` : undefined);
+  const kubeletUrl = flags.optional('kubelet.url') ?? (urlHost ? `https://${urlHost}:10250` : undefined);
   if (!demo && !nodeName) throw new ConfigError('the node name is unknown: set --node.name or the NODE_NAME environment variable (downward API spec.nodeName)');
   if (!demo && !kubeletUrl) throw new ConfigError('the kubelet address is unknown: set --kubelet.url or the HOST_IP environment variable (downward API status.hostIP)');
-  if (kubeletUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(kubeletUrl)) {
-    throw new ConfigError(`--kubelet.url "${kubeletUrl}" must be a base URL like https://10.0.0.5:10250`);
-  }
-  const runtimeRs = str('shim.runtime-rs');
+  const runtimeRs = flags.string('shim.runtime-rs');
   if (runtimeRs !== 'safe' && runtimeRs !== 'all' && runtimeRs !== 'none') {
     throw new ConfigError(`--shim.runtime-rs must be safe, all or none, not "${runtimeRs}"`);
   }
-  const telemetryPath = str('web.telemetry-path') ?? '/metrics';
+  const telemetryPath = flags.string('web.telemetry-path');
   if (!telemetryPath.startsWith('/')) throw new ConfigError(`--web.telemetry-path "${telemetryPath}" must start with /`);
   if (['/', '/healthz', '/readyz'].includes(telemetryPath)) {
     throw new ConfigError(`--web.telemetry-path "${telemetryPath}" is taken by the landing page or a health endpoint`);
   }
-  const listen = parseListenAddress(str('web.listen-address') ?? `:${DEFAULT_PORT}`);
-  const tokenFile = str('kubelet.token-file') ?? (fileExists(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);
+  const listen = parseListenAddress(flags.string('web.listen-address'));
+  const tokenFile = flags.optional('kubelet.token-file') ?? (fileExists(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);
 
   const config: Config = {
     listenHost: listen.host,
     listenPort: listen.port,
     telemetryPath,
-    webConfigFile: str('web.config.file'),
+    webConfigFile: flags.optional('web.config.file'),
     nodeName: nodeName ?? 'demo-node',
-    kubeletUrl: (kubeletUrl ?? 'https://127.0.0.1:10250').replace(/\/$/, ''),
+    kubeletUrl: kubeletBaseUrl(kubeletUrl ?? 'https://127.0.0.1:10250', flags.boolean('kubelet.allow-insecure-http')),
     kubeletTokenFile: tokenFile,
-    kubeletCaFile: str('kubelet.ca-file'),
-    kubeletInsecureSkipTlsVerify: bool('kubelet.insecure-skip-tls-verify'),
-    kubeletTimeoutMs: duration('kubelet.timeout', str('kubelet.timeout')!),
-    kubeletStaleAfterMs: duration('kubelet.stale-after', str('kubelet.stale-after')!),
-    kubeconfig: str('kubeconfig') ?? (env.KUBECONFIG || undefined),
-    serviceAccountDir: str('kubeconfig.service-account-dir')!,
-    cgroupRoot: str('path.cgroupfs')!,
-    kataGoDir: str('path.kata-go')!,
-    kataRsDir: str('path.kata-rs')!,
-    containerdTasksDir: str('path.containerd-tasks')!,
-    crioDir: str('path.crio')!,
-    procDir: str('path.procfs')!,
-    shimTimeoutMs: duration('shim.timeout', str('shim.timeout')!),
-    shimConcurrency: integer('shim.concurrency', str('shim.concurrency')!),
-    shimMaxBytes: integer('shim.max-bytes', str('shim.max-bytes')!),
-    shimMaxSeries: integer('shim.max-series', str('shim.max-series')!),
+    kubeletCaFile: flags.optional('kubelet.ca-file'),
+    kubeletInsecureSkipTlsVerify: flags.boolean('kubelet.insecure-skip-tls-verify'),
+    kubeletTimeoutMs: flags.duration('kubelet.timeout'),
+    kubeletStaleAfterMs: flags.duration('kubelet.stale-after'),
+    kubeconfig: flags.optional('kubeconfig') ?? (env.KUBECONFIG || undefined),
+    serviceAccountDir: flags.string('kubeconfig.service-account-dir'),
+    cgroupRoot: flags.string('path.cgroupfs'),
+    kataGoDir: flags.string('path.kata-go'),
+    kataRsDir: flags.string('path.kata-rs'),
+    containerdTasksDir: flags.string('path.containerd-tasks'),
+    crioDir: flags.string('path.crio'),
+    procDir: flags.string('path.procfs'),
+    shimTimeoutMs: flags.duration('shim.timeout'),
+    shimConcurrency: flags.integer('shim.concurrency'),
+    shimMaxBytes: flags.integer('shim.max-bytes'),
+    shimMaxSeries: flags.integer('shim.max-series'),
     shimRuntimeRs: runtimeRs,
-    shimRaw: bool('collector.shim-raw'),
-    runtimeHandlers: regex('pods.runtime-handlers', str('pods.runtime-handlers')!),
-    auditNamespaceSelector: selector('audit.namespace-selector', str('audit.namespace-selector')),
-    auditPodSelector: selector('audit.pod-selector', str('audit.pod-selector')),
-    containerdConfigPath: str('path.containerd-config')!,
-    crioConfigPath: str('path.crio-config')!,
-    kataConfigPath: str('path.kata-config')!,
-    collectMinIntervalMs: duration('collect.min-interval', str('collect.min-interval')!),
-    collectDeadlineMs: duration('collect.deadline', str('collect.deadline')!),
-    logLevel: str('log.level')!,
-    once: bool('once'),
+    shimRaw: flags.boolean('collector.shim-raw'),
+    runtimeHandlers: flags.regex('pods.runtime-handlers'),
+    auditNamespaceSelector: flags.selector('audit.namespace-selector'),
+    auditPodSelector: flags.selector('audit.pod-selector'),
+    containerdConfigPath: flags.string('path.containerd-config'),
+    crioConfigPath: flags.string('path.crio-config'),
+    kataConfigPath: flags.string('path.kata-config'),
+    collectMinIntervalMs: flags.duration('collect.min-interval'),
+    collectDeadlineMs: flags.duration('collect.deadline'),
+    logLevel: flags.string('log.level'),
+    once: flags.boolean('once'),
     demo,
   };
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
@@ -263,6 +322,11 @@ export function parseCommandLine(
   }
   if (config.kubeletCaFile !== undefined && config.kubeletInsecureSkipTlsVerify) {
     throw new ConfigError('--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict each other: choose one');
+  }
+  if (config.collectDeadlineMs <= DEADLINE_RESERVE_MS) {
+    throw new ConfigError(
+      `--collect.deadline (${config.collectDeadlineMs} ms) must be above ${DEADLINE_RESERVE_MS} ms: its last ${DEADLINE_RESERVE_MS} ms are kept for decoding and rendering, so no shim could answer (e.g. 5s)`,
+    );
   }
   if (config.kubeletTimeoutMs >= config.collectDeadlineMs) {
     throw new ConfigError(`--kubelet.timeout (${config.kubeletTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);

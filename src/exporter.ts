@@ -3,14 +3,15 @@
  * main.ts handles the process (flags, signals, exit codes); this module is what tests start.
  */
 
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Collector, type PodSource } from './collector.ts';
 import { isAuditEnabled, type Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { SelfStats, SnapshotRenderer, type BuildInfo } from './publish/registry.ts';
+import { SnapshotRenderer, type BuildInfo } from './publish/snapshot-renderer.ts';
+import { SelfStats } from './translate/self-stats.ts';
+import { closableServer, type ClosableServer } from './publish/connections.ts';
 import { createApp, type ExporterCore } from './publish/server.ts';
-import { createWebServer, webMiddleware } from './publish/listener.ts';
+import { BasicAuthenticator, createWebServer, webMiddleware } from './publish/listener.ts';
 import type { WebConfigSource } from './publish/web-config.ts';
 import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
@@ -47,6 +48,22 @@ function podSource(watcher: PodWatcher): PodSource {
   };
 }
 
+const LISTEN_HINTS: Record<string, string> = {
+  EADDRINUSE: 'another process already listens there: stop it, or choose another --web.listen-address',
+  EACCES: 'permission denied: choose a port above 1023, or another --web.listen-address',
+  EADDRNOTAVAIL: 'no interface of this host has that address: choose another --web.listen-address',
+};
+
+/** The metrics port cannot be bound; the message names the address and what to do. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+
+  constructor(host: string | undefined, port: number, cause: NodeJS.ErrnoException) {
+    const address = `${host === undefined ? '*' : host.includes(':') ? `[${host}]` : host}:${port}`;
+    super(`cannot listen on ${address}: ${(cause.code !== undefined ? LISTEN_HINTS[cause.code] : undefined) ?? `${cause.message}; choose another --web.listen-address`}`, { cause });
+  }
+}
+
 export class Exporter implements ExporterCore {
   readonly watcher: PodWatcher;
   readonly shims: ShimPool;
@@ -55,7 +72,8 @@ export class Exporter implements ExporterCore {
   private readonly kubelet: KubeletClient;
   private readonly collector: Collector;
   private readonly flight: SingleFlight<NodeSnapshot>;
-  private server: Server | undefined;
+  private server: ClosableServer | undefined;
+  private auth: BasicAuthenticator | undefined;
 
   constructor(private readonly options: ExporterOptions) {
     const { config, logger } = options;
@@ -142,27 +160,30 @@ export class Exporter implements ExporterCore {
       nodeName: config.nodeName,
       version: this.options.build.version,
       logger,
-      middleware: web === undefined ? [] : webMiddleware(() => web.current.config, logger),
+      middleware: web === undefined ? [] : webMiddleware(() => web.current.config, logger, this.authenticator()),
     });
     const { server, tls } = createWebServer(app, web, logger);
-    this.server = server;
+    this.server = closableServer(server);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) =>
-        reject(new Error(`cannot listen on ${config.listenHost ?? '*'}:${config.listenPort}: ${error.message} (choose another --web.listen-address)`)),
-      );
+      server.once('error', (error: NodeJS.ErrnoException) => reject(new ListenError(config.listenHost, config.listenPort, error)));
       server.listen(config.listenPort, config.listenHost, resolve);
     });
     return { ...(server.address() as AddressInfo), tls };
   }
 
-  /** Stops serving and watching; in-flight requests finish first. */
+  /** Basic auth's verifier threads, started with the first check and stopped by close(). */
+  private authenticator(): BasicAuthenticator {
+    this.auth ??= new BasicAuthenticator();
+    return this.auth;
+  }
+
+  /** Stops serving and watching; answers in flight get a bounded grace (connections.ts). */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (server !== undefined) {
-      server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await server?.close();
+    await this.auth?.close();
+    this.auth = undefined;
     await this.watcher.stop();
     await this.kubelet.close();
     await this.shims.close();

@@ -2,9 +2,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, parseCommandLine, type Config } from './config.ts';
-import { Exporter } from './exporter.ts';
+import { Exporter, ListenError } from './exporter.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { BuildInfo } from './publish/registry.ts';
+import type { BuildInfo } from './publish/snapshot-renderer.ts';
 
 function buildInfo(): BuildInfo {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -72,12 +72,12 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     address = await exporter.listen();
   } catch (error) {
-    // The web config changed between the check above and now.
-    if (!(error instanceof ConfigError)) throw error;
+    // A taken port, or a web config that changed between the check above and now.
+    if (!(error instanceof ConfigError || error instanceof ListenError)) throw error;
     process.stderr.write(`kata-metrics-bridge: ${error.message}\n`);
     await exporter.close();
     await closeLab?.();
-    return 2;
+    return error instanceof ConfigError ? 2 : 1;
   }
   // Which workloads the isolation audit treats as untrusted (none: the audit is off).
   const audit = { namespaceSelector: config.auditNamespaceSelector?.text, podSelector: config.auditPodSelector?.text };
@@ -107,12 +107,18 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`kata-metrics-bridge: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+/**
+ * Exits once the event loop drains; if something still holds it open (a failed start-up leaves
+ * half-started sources), exits anyway shortly after, so the process never lingers.
+ */
+function exitWith(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), EXIT_LINGER_MS).unref();
+}
+
+const EXIT_LINGER_MS = 2_000;
+
+main(process.argv.slice(2)).then(exitWith, (error: unknown) => {
+  process.stderr.write(`kata-metrics-bridge: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  exitWith(1);
+});

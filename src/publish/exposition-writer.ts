@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { FamilyDef, Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
-import type { ExpositionFormat } from './registry.ts';
+import type { ExpositionFormat } from './exposition-format.ts';
 
 /**
  * The longest label value published. Names from the API server are far shorter (pods 253,

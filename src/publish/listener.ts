@@ -9,11 +9,12 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import bcrypt from 'bcryptjs';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.ts';
-import { secureContextOptions } from './tls-context.ts';
-import type { TlsSettings, WebConfig, WebConfigSource } from './web-config.ts';
+import { BcryptWorkerPool, type PasswordVerifier } from './bcrypt-pool.ts';
+import { REQUEST_BOUNDS } from './connections.ts';
+import { secureContextOptions, type TlsSettings } from './tls-context.ts';
+import type { WebConfig, WebConfigSource } from './web-config.ts';
 
 /**
  * Paths that answer without basic auth: the kubelet's liveness and readiness probes cannot send
@@ -28,8 +29,8 @@ export interface BasicAuthOptions {
   /** How long a successful check is remembered (bcrypt costs ~0.5 s in pure JS at cost 10). */
   cacheTtlMs?: number;
   cacheMaxEntries?: number;
-  /** Checks queued behind the one running bcrypt before new ones are answered `busy`. */
-  maxWaiting?: number;
+  /** Runs bcrypt; by default worker threads with a bounded queue (bcrypt-pool.ts). */
+  verifier?: PasswordVerifier;
   now?: () => number;
 }
 
@@ -51,25 +52,29 @@ export function parseBasicAuth(header: string | undefined): { user: string; pass
  * Checks basic-auth credentials against bcrypt hashes. Only successes are cached, keyed by an
  * HMAC (per-process random key) over the user, the stored hash and the password, each length
  * prefixed: a guess cannot evict or poison an entry, and a changed hash invalidates its entries.
- * bcrypt runs one at a time (it is CPU-bound), with a bounded queue behind it.
+ * bcrypt runs on the verifier's worker threads; the same credentials checked concurrently share
+ * one verification, and a full queue answers `busy` at once.
  */
 export class BasicAuthenticator {
   private readonly cache = new Map<string, number>();
+  private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly macKey = randomBytes(32);
   private readonly ttlMs: number;
   private readonly maxEntries: number;
-  private readonly maxWaiting: number;
+  private readonly verifier: PasswordVerifier;
   private readonly now: () => number;
-  private running: Promise<unknown> = Promise.resolve();
-  private waiting = 0;
-  /** bcrypt runs so far (tests observe the cache through it). */
+  /** Verifications asked of the verifier so far (tests observe the cache through it). */
   bcryptRuns = 0;
 
   constructor(options: BasicAuthOptions = {}) {
     this.ttlMs = options.cacheTtlMs ?? 5 * 60_000;
     this.maxEntries = options.cacheMaxEntries ?? 256;
-    this.maxWaiting = options.maxWaiting ?? 16;
+    this.verifier = options.verifier ?? new BcryptWorkerPool();
     this.now = options.now ?? Date.now;
+  }
+
+  close(): Promise<void> {
+    return this.verifier.close();
   }
 
   private cacheKey(user: string, hash: string, password: string): string {
@@ -97,23 +102,20 @@ export class BasicAuthenticator {
     const hash = stored ?? users.values().next().value!;
     const key = this.cacheKey(credentials.user, hash, credentials.password);
     if (stored !== undefined && this.cached(key)) return 'ok';
-    if (this.waiting >= this.maxWaiting) return 'busy';
-    this.waiting += 1;
-    const run = this.running.then(async () => {
-      if (stored !== undefined && this.cached(key)) return true;
-      this.bcryptRuns += 1;
-      // bcryptjs reads $2y$ (what htpasswd writes) exactly like $2b$.
-      return bcrypt.compare(credentials.password, hash).catch(() => false);
-    });
-    this.running = run.catch(() => undefined);
-    try {
-      const matches = await run;
-      if (!matches || stored === undefined) return 'denied';
-      this.remember(key);
-      return 'ok';
-    } finally {
-      this.waiting -= 1;
-    }
+    const matches = await (this.inFlight.get(key) ?? this.startVerification(key, credentials.password, hash));
+    if (matches === undefined) return 'busy';
+    if (!matches || stored === undefined) return 'denied';
+    this.remember(key);
+    return 'ok';
+  }
+
+  private startVerification(key: string, password: string, hash: string): Promise<boolean> | undefined {
+    const run = this.verifier.verify(password, hash);
+    if (run === undefined) return undefined;
+    this.bcryptRuns += 1;
+    const shared = run.finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, shared);
+    return shared;
   }
 
   private cached(key: string): boolean {
@@ -240,12 +242,13 @@ export function createWebServer(app: Express, source: WebConfigSource | undefine
   const tls = source?.current.config.tls;
   const material = source?.current.material;
   if (source === undefined || tls === undefined || material === undefined) {
-    const server = createHttpServer(app);
+    const server = createHttpServer(REQUEST_BOUNDS, app);
     if (source !== undefined) server.prependListener('connection', () => reload(source, logger));
     return { server, tls: false };
   }
   const server = createHttpsServer(
     {
+      ...REQUEST_BOUNDS,
       ...secureContextOptions(tls, material),
       requestCert: tls.clientAuthType !== 'NoClientCert',
       rejectUnauthorized: tls.clientAuthType === 'RequireAndVerifyClientCert',

@@ -73,12 +73,18 @@ export function renderMetricsDoc(): string {
   out.push(
     '',
     "The client library's default process metrics (`process_*`, `nodejs_*`) are exposed as well,",
-    'without the prefix; they describe the exporter process, not the node.',
+    'without the prefix; they describe the exporter process, not the node. The five that',
+    '`promtool check metrics` refuses are left out: `nodejs_active_handles_total`,',
+    '`nodejs_active_requests_total` and `nodejs_active_resources_total` (gauges named `_total`; sum',
+    'the by-type gauges without the suffix instead) and `nodejs_eventloop_utilization_summary` and',
+    '`_histogram` (the event-loop lag gauges remain).',
     '',
     'With `--collector.shim-raw`, the raw Kata shim families are re-exposed the way kata-monitor',
     'does: their own names, each sample labelled `sandbox_id`, `cri_uid`, `cri_name`,',
     '`cri_namespace`, and the shim\'s `go_*` / `process_*` families renamed `kata_shim_go_*` /',
-    '`kata_shim_process_*`. Their names and units are Kata\'s, outside the budget below.',
+    '`kata_shim_process_*`. Only Kata\'s own families (`kata_*`) pass, and a sample with a label',
+    'the exporter or Prometheus gives meaning to (`namespace`, `pod`, `job`, ...) is dropped',
+    '(docs/security.md). Their names and units are Kata\'s, outside the budget below.',
     '',
   );
 

@@ -1,12 +1,14 @@
 /**
- * Serialises the raw shim families of --collector.shim-raw. Pure. Families of the same name from
- * different sandboxes share one HELP and TYPE; the first sandbox's type wins and a sample whose
- * family disagrees is dropped, so the output stays a valid exposition whatever a guest sends.
+ * Serialises the raw shim families of --collector.shim-raw. Pure. Its input holds only Kata's own
+ * family names and no reserved label (translate/shim-raw.ts), so no family here can be one of the
+ * exporter's. Families of the same name from different sandboxes share one HELP and TYPE; the
+ * first sandbox's type wins and a sample whose family disagrees is dropped, so the output stays a
+ * valid exposition whatever a guest sends.
  */
 
 import type { RawSandboxFamilies } from '../translate/shim-raw.ts';
 import { RAW_IDENTITY_LABELS } from '../translate/shim-raw.ts';
-import type { ExpositionFormat } from './registry.ts';
+import type { ExpositionFormat } from './exposition-format.ts';
 import { escapeHelp, escapeLabelValue } from '../translate/prom-text-format.ts';
 
 function formatValue(value: number): string {
@@ -33,18 +35,11 @@ interface MergedFamily {
   lines: string[];
 }
 
-/**
- * Families a shim may not re-expose: ours, and the names of this process's own metrics. A guest
- * that sends one would otherwise add a second TYPE for a family and break the whole exposition.
- */
-const RESERVED_PREFIXES = ['kata_bridge_', 'process_', 'nodejs_'];
-
 export function renderRawFamilies(sandboxes: readonly RawSandboxFamilies[], format: ExpositionFormat): string {
   const merged = new Map<string, MergedFamily>();
   for (const sandbox of sandboxes) {
     const identity = RAW_IDENTITY_LABELS.map((name) => `${name}="${escapeLabelValue(sandbox.labels[name] ?? '')}"`);
     for (const family of sandbox.families) {
-      if (RESERVED_PREFIXES.some((prefix) => family.name.startsWith(prefix))) continue;
       let target = merged.get(family.name);
       if (target === undefined) {
         target = { type: family.type, help: family.help, lines: [] };
@@ -52,9 +47,7 @@ export function renderRawFamilies(sandboxes: readonly RawSandboxFamilies[], form
       }
       if (target.type !== family.type) continue;
       for (const sample of family.samples) {
-        const own = Object.entries(sample.labels)
-          .filter(([name]) => !(RAW_IDENTITY_LABELS as readonly string[]).includes(name))
-          .map(([name, value]) => `${name}="${escapeLabelValue(value)}"`);
+        const own = Object.entries(sample.labels).map(([name, value]) => `${name}="${escapeLabelValue(value)}"`);
         target.lines.push(`${sample.name}{${[...identity, ...own].join(',')}} ${formatValue(sample.value)}`);
       }
     }

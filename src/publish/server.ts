@@ -7,7 +7,8 @@ import type { Logger } from '../log.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import { coverageOf } from './coverage.ts';
 import { renderLandingPage } from './landing.ts';
-import { CONTENT_TYPES, negotiateFormat, type SnapshotRenderer } from './registry.ts';
+import { CONTENT_TYPES, negotiateFormat } from './exposition-format.ts';
+import type { SnapshotRenderer } from './snapshot-renderer.ts';
 
 const gzipAsync = promisify(gzip);
 

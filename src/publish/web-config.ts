@@ -13,22 +13,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { identityOf } from '../scrapers/file-identity.ts';
-import { secureContextOptions } from './tls-context.ts';
+import { CLIENT_AUTH_TYPES, secureContextOptions, type TlsMaterial, type TlsSettings } from './tls-context.ts';
 import { z } from 'zod';
 import { ConfigError } from '../config.ts';
 
 export class WebConfigError extends ConfigError {
   override name = 'WebConfigError';
 }
-
-export const CLIENT_AUTH_TYPES = [
-  'NoClientCert',
-  'RequestClientCert',
-  'RequireAnyClientCert',
-  'VerifyClientCertIfGiven',
-  'RequireAndVerifyClientCert',
-] as const;
-export type ClientAuthType = (typeof CLIENT_AUTH_TYPES)[number];
 
 const TLS_VERSIONS: Record<string, SecureVersion> = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' };
 const VERSION_ORDER: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
@@ -65,8 +56,21 @@ const HEADERS: Record<string, readonly string[] | undefined> = {
   'Strict-Transport-Security': undefined,
 };
 
-/** Modular crypt bcrypt: $2$, $2a$, $2b$, $2x$ or $2y$, a two-digit cost 4..31, 53 characters of salt and hash. */
-const BCRYPT = /^\$2[abxy]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+/**
+ * Modular crypt bcrypt: $2a$, $2b$ or $2y$, a two-digit cost 4..31, 53 characters of salt and
+ * hash. The $2$ and $2x$ variants are refused: bcryptjs matches no password against them, so a
+ * user with one could never log in.
+ */
+const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+const UNMATCHABLE_BCRYPT = /^\$2x?\$/;
+
+const bcryptHash = z.string({ error: 'must be a bcrypt hash string' }).superRefine((hash, ctx) => {
+  if (UNMATCHABLE_BCRYPT.test(hash)) {
+    ctx.addIssue({ code: 'custom', message: `is a ${hash.slice(0, hash.indexOf('$', 1) + 1)} bcrypt hash, which no password can match: generate a $2y$ hash (htpasswd -nbBC 10 user password)` });
+  } else if (!BCRYPT.test(hash)) {
+    ctx.addIssue({ code: 'custom', message: 'is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04-31, 53 characters)' });
+  }
+});
 
 const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
 const stringList = (what: string) => z.array(nonEmpty(what), { error: `${what} must be a list of strings` });
@@ -132,31 +136,12 @@ const webConfigSchema = z.strictObject({
   basic_auth_users: z
     .record(
       z.string(),
-      z.string({ error: 'must be a bcrypt hash string' }).regex(BCRYPT, 'is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04-31, 53 characters)'),
+      bcryptHash,
       { error: 'must be a map of user names to bcrypt hashes' },
     )
     .optional(),
   rate_limit: z.unknown().optional(),
 }, MAP);
-
-export interface TlsSettings {
-  /** Absolute paths, or undefined when the PEM is given inline. */
-  certFile?: string;
-  keyFile?: string;
-  clientCaFile?: string;
-  /** Inline PEM (exporter-toolkit's `cert`, `key`, `client_ca`). */
-  certPem?: string;
-  keyPem?: string;
-  clientCaPem?: string;
-  clientAuthType: ClientAuthType;
-  clientAllowedSans: string[];
-  minVersion: SecureVersion;
-  maxVersion: SecureVersion;
-  /** OpenSSL cipher list, or undefined for Node's defaults. */
-  ciphers?: string;
-  honorCipherOrder: boolean;
-  ecdhCurve?: string;
-}
 
 export interface WebConfig {
   /** Absolute path of the file this came from. */
@@ -168,13 +153,6 @@ export interface WebConfig {
   headers: Record<string, string>;
   /** user → bcrypt hash; empty when no basic auth. */
   users: Map<string, string>;
-}
-
-/** PEM read from the files (or inline), ready for `tls.createSecureContext`. */
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-  ca?: string;
 }
 
 export interface LoadedWebConfig {

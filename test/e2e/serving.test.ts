@@ -1,3 +1,4 @@
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LabScenario } from '../../src/lab/node-lab.ts';
@@ -207,6 +208,41 @@ describe.concurrent('the real process', () => {
   test('SIGTERM to the bin reaches the exporter, which exits 0', async () => {
     await servesThenStops([BIN]);
   });
+
+  test('the listen port already taken: exits 1 with a message naming the address and what to do', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as AddressInfo;
+    try {
+      const child = spawnNode([BIN, '--demo', `--web.listen-address=127.0.0.1:${port}`]);
+      expect(await child.exited(90_000)).toBe(1);
+      expect(child.stderr).toContain(`kata-metrics-bridge: cannot listen on 127.0.0.1:${port}: another process already listens there`);
+      expect(child.stderr).toContain('choose another --web.listen-address');
+    } finally {
+      holder.close();
+    }
+  }, 120_000);
+
+  test('SIGTERM while a client trickles its request headers: the process still exits 0', async () => {
+    const port = await freePort();
+    const child = spawnNode([BIN, '--demo', `--web.listen-address=127.0.0.1:${port}`]);
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      await waitFor('/healthz', () => httpGet(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false), 90_000);
+      const slow = connect(port, '127.0.0.1');
+      slow.on('error', () => undefined);
+      await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+      // One header line now and one every second: the request never completes on its own.
+      slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+      trickle = setInterval(() => slow.write('X-Slow: 1\r\n'), 1_000);
+      child.kill('SIGTERM');
+      // Node's default request timeouts alone would hold the exit for 60 s or more.
+      expect(await child.exited(30_000)).toBe(0);
+    } finally {
+      clearInterval(trickle);
+      child.kill('SIGKILL');
+    }
+  }, 150_000);
 
   test('--once --demo prints an exposition and exits 0', async () => {
     const child = spawnNode([...NPM_START, '--once', '--demo']);

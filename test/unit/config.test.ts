@@ -118,6 +118,15 @@ describe('flag values', () => {
     expect(run(['--collect.min-interval=1ms']).collectMinIntervalMs).toBe(1);
   });
 
+  test('an http:// kubelet only with --kubelet.allow-insecure-http', () => {
+    expect(run([]).kubeletUrl).toMatch(/^https:/);
+    expect(run(['--kubelet.url=http://10.0.0.5:10255/', '--kubelet.allow-insecure-http']).kubeletUrl).toBe('http://10.0.0.5:10255');
+  });
+
+  test('the shortest collection deadline is just above the reserve kept for decoding and rendering', () => {
+    expect(run(['--collect.deadline=501ms', '--kubelet.timeout=100ms', '--shim.timeout=100ms']).collectDeadlineMs).toBe(501);
+  });
+
   test('every runtime-rs mode', () => {
     for (const mode of ['safe', 'all', 'none'] as const) expect(run([`--shim.runtime-rs=${mode}`]).shimRuntimeRs).toBe(mode);
   });
@@ -177,6 +186,9 @@ describe('bad flags fail with a clear message', () => {
     [['--web.telemetry-path=/healthz'], /--web.telemetry-path "\/healthz" is taken/],
     [['--kubelet.url=10.0.0.5:10250'], /--kubelet.url "10.0.0.5:10250" must be a base URL/],
     [['--kubelet.url=https://10.0.0.5:10250/metrics'], /must be a base URL/],
+    [['--kubelet.url=http://10.0.0.5:10255'], /--kubelet.url "http:\/\/10.0.0.5:10255" is plain http: the bearer token would travel in clear text.*--kubelet.allow-insecure-http/],
+    [['--collect.deadline=500ms'], /--collect.deadline \(500 ms\) must be above 500 ms/],
+    [['--collect.deadline=200ms', '--kubelet.timeout=100ms', '--shim.timeout=100ms'], /--collect.deadline \(200 ms\) must be above 500 ms/],
     [['--kubelet.ca-file=/ca.crt', '--kubelet.insecure-skip-tls-verify'], /--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict/],
     [['--shim.timeout=5s', '--collect.deadline=5s'], /--shim.timeout \(5000 ms\) must be below --collect.deadline \(5000 ms\)/],
     [['--shim.timeout=6s'], /--shim.timeout \(6000 ms\) must be below --collect.deadline \(5000 ms\)/],

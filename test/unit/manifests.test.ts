@@ -116,18 +116,73 @@ function one(objects: K8sObject[], kind: string): K8sObject {
 
 const OVERLAYS = ['plain-prometheus', 'prometheus-operator'] as const;
 const component = (name: string) => join(KUBE, 'components', name);
-/** A rendering, and whether it carries the isolation audit (its flags, mounts and RBAC rule). */
-const TREES: Array<[string, () => K8sObject[], { audit: boolean }]> = [
-  ['base', () => render(join(KUBE, 'base')), { audit: false }],
-  ...OVERLAYS.map((o): [string, () => K8sObject[], { audit: boolean }] => [`overlay ${o}`, () => render(join(KUBE, 'overlays', o)), { audit: false }]),
-  ['base + components cri-o, kubelet-ca', () => renderWithComponents(join(KUBE, 'base'), [component('cri-o'), component('kubelet-ca')]), { audit: false }],
-  ['base + component isolation-audit', () => renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]), { audit: true }],
+
+/** Who the NetworkPolicy admits to the metrics port: a namespace by name, and pod labels. */
+interface PrometheusPeer {
+  namespace: string;
+  podLabels: Record<string, string>;
+}
+/** The base admits nobody until an overlay says where its Prometheus runs. */
+const NOBODY: PrometheusPeer = { namespace: 'set-by-overlay', podLabels: { 'app.kubernetes.io/name': 'set-by-overlay' } };
+const PROMETHEUS_PEERS: Record<(typeof OVERLAYS)[number], PrometheusPeer> = {
+  'plain-prometheus': { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+  'prometheus-operator': { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+};
+
+interface TreeTraits {
+  /** Carries the isolation audit (its flags, mounts and RBAC rule). */
+  audit: boolean;
+  peer: PrometheusPeer;
+}
+/** A rendering and what it must carry. */
+const TREES: Array<[string, () => K8sObject[], TreeTraits]> = [
+  ['base', () => render(join(KUBE, 'base')), { audit: false, peer: NOBODY }],
+  ...OVERLAYS.map((o): [string, () => K8sObject[], TreeTraits] => [`overlay ${o}`, () => render(join(KUBE, 'overlays', o)), { audit: false, peer: PROMETHEUS_PEERS[o] }]),
+  ['base + components cri-o, kubelet-ca', () => renderWithComponents(join(KUBE, 'base'), [component('cri-o'), component('kubelet-ca')]), { audit: false, peer: NOBODY }],
+  ['base + component isolation-audit', () => renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]), { audit: true, peer: NOBODY }],
   [
     'overlay plain-prometheus + components isolation-audit, cri-o, kubelet-ca',
     () => renderWithComponents(join(KUBE, 'overlays', 'plain-prometheus'), [component('isolation-audit'), component('cri-o'), component('kubelet-ca')]),
-    { audit: true },
+    { audit: true, peer: PROMETHEUS_PEERS['plain-prometheus'] },
   ],
 ];
+
+interface NetworkPolicyPeer {
+  namespaceSelector?: Json;
+  podSelector?: Json;
+  ipBlock?: Json;
+}
+
+/**
+ * One NetworkPolicy on the exporter pods restricts ingress to one rule: the metrics port, from
+ * pods that match BOTH the namespace and the pod labels (one peer; two peers would be an OR).
+ */
+function checkNetworkPolicy(objects: K8sObject[], peer: PrometheusPeer): void {
+  const policy = one(objects, 'NetworkPolicy') as K8sObject & {
+    spec: {
+      podSelector: { matchLabels: Record<string, string>; matchExpressions?: Json[] };
+      policyTypes: string[];
+      ingress: Array<{ from?: NetworkPolicyPeer[]; ports?: Array<{ protocol?: string; port: string | number }> }>;
+    };
+  };
+  const ds = one(objects, 'DaemonSet') as K8sObject & {
+    spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: Array<{ ports?: Array<{ name: string }> }> } } };
+  };
+  expect(Object.keys(policy.spec.podSelector.matchLabels).length).toBeGreaterThan(0);
+  for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) expect(ds.spec.template.metadata.labels[k], k).toBe(v);
+  expect(policy.spec.podSelector.matchExpressions).toBeUndefined();
+  expect(policy.spec.policyTypes).toEqual(['Ingress']);
+  expect(policy.spec.ingress).toHaveLength(1);
+  const rule = policy.spec.ingress[0]!;
+  expect(rule.ports).toEqual([{ protocol: 'TCP', port: 'metrics' }]);
+  expect(ds.spec.template.spec.containers.flatMap((c) => c.ports ?? []).map((p) => p.name)).toContain('metrics');
+  expect(rule.from).toEqual([
+    {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': peer.namespace } },
+      podSelector: { matchLabels: peer.podLabels },
+    },
+  ]);
+}
 
 /**
  * The host directories the isolation audit reads its configuration files from, mounted read-only
@@ -390,7 +445,7 @@ describe('kustomize renderings', () => {
     expect(kubectl(['version', '--client'])).toMatch(/Kustomize Version: v5/);
   });
 
-  for (const [name, objects, { audit }] of TREES) {
+  for (const [name, objects, { audit, peer }] of TREES) {
     describe(name, () => {
       it('renders and everything namespaced lands in kata-metrics-bridge', () => {
         const all = objects();
@@ -407,6 +462,8 @@ describe('kustomize renderings', () => {
       it('DaemonSet is locked down and only uses known flags', () => checkDaemonSet(objects()));
       it(`RBAC is exactly the least privilege${audit ? ', plus list/watch on namespaces for the audit' : ''}`, () => checkRbac(objects(), audit ? AUDIT_GRANTS : []));
       it('ships the dashboards as grafana_dashboard ConfigMaps', () => checkDashboards(objects()));
+      it(`a NetworkPolicy admits only ${peer === NOBODY ? 'nobody (no overlay set the Prometheus selectors)' : `pods ${JSON.stringify(peer.podLabels)} of namespace ${peer.namespace}`} to the metrics port`, () =>
+        checkNetworkPolicy(objects(), peer));
     });
   }
 

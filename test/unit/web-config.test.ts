@@ -1,18 +1,25 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { ConfigError } from '../../src/config.ts';
 import { createCertificateAuthority, createClientCertificate, createServerCertificate } from '../../src/lab/tls.ts';
+import { BcryptWorkerPool, type PasswordVerifier } from '../../src/publish/bcrypt-pool.ts';
 import {
   BasicAuthenticator,
   clientCertificateProblem,
   parseBasicAuth,
   parseSubjectAltNames,
   sanAllowed,
+  webMiddleware,
 } from '../../src/publish/listener.ts';
-import { loadWebConfig, parseWebConfig, WebConfigError, WebConfigSource, type TlsSettings } from '../../src/publish/web-config.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { TlsSettings } from '../../src/publish/tls-context.ts';
+import { loadWebConfig, parseWebConfig, WebConfigError, WebConfigSource } from '../../src/publish/web-config.ts';
 
 const FILE = '/etc/kata-bridge/web.yml';
 /** Produced by Go's bcrypt (exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml): dave / dave123, cost 10. */
@@ -188,6 +195,8 @@ describe('parseWebConfig: refused files name the file and the key', () => {
     ['a bcrypt cost below 4', `basic_auth_users:\n  alice: "$2y$03$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
     ['a bcrypt hash with a bad character', `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}!"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
     ['a hash that is a number', 'basic_auth_users:\n  alice: 12\n', /basic_auth_users\.alice: must be a bcrypt hash string/],
+    ['a $2x$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2x$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2x\$ bcrypt hash, which no password can match: generate a \$2y\$ hash/],
+    ['a $2$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2\$ bcrypt hash, which no password can match/],
     ['not YAML, with the line', 'basic_auth_users: {}\ntls_server_config: [\n', /web\.yml:3: not valid YAML: /],
     ['a duplicate key', 'basic_auth_users:\n  a: x\n  a: y\n', /web\.yml:3: not valid YAML: Map keys must be unique$/],
     ['a list at the top', '- a\n- b\n', /\(top level\): must be a map/],
@@ -389,14 +398,98 @@ describe('basic auth', () => {
     expect(await auth.check(users, basicAuth('alice', 'fakepassword'))).toBe('denied');
   });
 
-  test('concurrent checks run bcrypt one at a time, share the cache, and overflow as busy', async () => {
-    const auth = new BasicAuthenticator({ maxWaiting: 3 });
+  test('the same credentials checked concurrently share one verification', async () => {
+    const auth = new BasicAuthenticator();
     const users = new Map([['alice', HASH4]]);
     const results = await Promise.all(Array.from({ length: 5 }, () => auth.check(users, basicAuth('alice', 's3cret'))));
-    expect(results.filter((r) => r === 'ok')).toHaveLength(3);
-    expect(results.filter((r) => r === 'busy')).toHaveLength(2);
-    // The first success filled the cache for the ones queued behind it.
+    expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(auth.bcryptRuns).toBe(1);
+    await auth.close();
+  });
+
+  test('bcrypt runs on worker threads: the main thread never calls it', async () => {
+    const compare = vi.spyOn(bcrypt, 'compare');
+    const compareSync = vi.spyOn(bcrypt, 'compareSync');
+    const pool = new BcryptWorkerPool({ workers: 2 });
+    const auth = new BasicAuthenticator({ verifier: pool });
+    const users = new Map([
+      ['alice', HASH4],
+      ['dave', GO_DAVE_HASH],
+    ]);
+    try {
+      expect(await auth.check(users, basicAuth('alice', 's3cret'))).toBe('ok');
+      expect(await auth.check(users, basicAuth('dave', 'dave123'))).toBe('ok');
+      expect(await auth.check(users, basicAuth('alice', 'wrong'))).toBe('denied');
+      expect(pool.dispatched).toBe(3);
+      expect(compare).not.toHaveBeenCalled();
+      expect(compareSync).not.toHaveBeenCalled();
+    } finally {
+      compare.mockRestore();
+      compareSync.mockRestore();
+      await auth.close();
+    }
+  });
+
+  test('a hash bcryptjs cannot read matches nothing, and a closed pool takes no work', async () => {
+    const pool = new BcryptWorkerPool({ workers: 1 });
+    expect(await pool.verify('x', '$2x$10$abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyza')).toBe(false);
+    await pool.close();
+    expect(pool.verify('s3cret', HASH4)).toBeUndefined();
+  });
+});
+
+/** A verifier whose verifications wait until the test releases them. */
+function gatedVerifier(maxWaiting: number) {
+  const gates: ((matches: boolean) => void)[] = [];
+  const verifier: PasswordVerifier = {
+    verify: () => (gates.length >= maxWaiting ? undefined : new Promise<boolean>((resolve) => gates.push(resolve))),
+    get pending() {
+      return gates.length;
+    },
+    close: async () => undefined,
+  };
+  return { verifier, release: () => gates.splice(0).forEach((resolve) => resolve(false)) };
+}
+
+describe('basic auth under a wrong-password flood', () => {
+  let server: Server;
+  let base: string;
+  const gate = gatedVerifier(4);
+  const auth = new BasicAuthenticator({ verifier: gate.verifier });
+
+  beforeAll(async () => {
+    const app = express();
+    const config = { file: FILE, http2: true, headers: {}, users: new Map([['alice', HASH4]]) };
+    app.use(...webMiddleware(() => config, silentLogger, auth));
+    app.get('/healthz', (_req, res) => res.send('ok\n'));
+    app.get('/metrics', (_req, res) => res.send('metrics\n'));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    gate.release();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('/healthz answers while verifications are pending; beyond the queue a guess gets 429 without work', async () => {
+    const answered: number[] = [];
+    const guesses = Array.from({ length: 6 }, (_, i) =>
+      fetch(`${base}/metrics`, { headers: { authorization: basicAuth('alice', `guess${i}`) } }).then((answer) => {
+        answered.push(answer.status);
+        return answer.status;
+      }),
+    );
+    await expect.poll(() => answered.length).toBe(2);
+    // The two guesses past the queue were answered at once, without a verification.
+    expect(answered).toEqual([429, 429]);
+    expect(auth.bcryptRuns).toBe(4);
+    expect(gate.verifier.pending).toBe(4);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect(gate.verifier.pending).toBe(4);
+    gate.release();
+    expect((await Promise.all(guesses)).sort()).toEqual([401, 401, 401, 401, 429, 429]);
   });
 });
 

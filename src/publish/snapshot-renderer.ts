@@ -1,40 +1,25 @@
 /**
  * Renders one NodeSnapshot: the bridge's families through ExpositionWriter, then the exporter's own
- * counters, build info and the library's process metrics through @prometheus-io/client registries
+ * counters, build info and the library's process metrics (process-metrics.ts) through @prometheus-io/client registries
  * (Prometheus text 0.0.4 and OpenMetrics), joined as one registry would join them. Nothing
  * outlives a snapshot but those registry metrics.
  */
 
-import { Registry, collectDefaultMetrics, type Metric } from '@prometheus-io/client';
+import { Registry, type Metric } from '@prometheus-io/client';
 import { BUILD_INFO, FAMILIES, PREFIX, SELF_COUNTERS, type Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 import { renderRawFamilies } from './raw-exposition.ts';
 import { ExpositionWriter, METRIC_SEPARATOR } from './exposition-writer.ts';
+import type { ExpositionFormat } from './exposition-format.ts';
+import type { SelfStats } from '../translate/self-stats.ts';
 
 export { boundLabelValue, MAX_LABEL_VALUE_CHARS } from './exposition-writer.ts';
-
-export type ExpositionFormat = 'text' | 'openmetrics';
-
-export const CONTENT_TYPES: Record<ExpositionFormat, string> = {
-  text: Registry.PROMETHEUS_CONTENT_TYPE,
-  openmetrics: Registry.OPENMETRICS_CONTENT_TYPE,
-};
 
 export interface BuildInfo {
   version: string;
   revision: string;
   nodeVersion: string;
-}
-
-/** Cumulative counts the collector keeps about itself; rendered as counters. */
-export class SelfStats {
-  readonly shimScrapeErrors = new Map<string, number>();
-  readonly kubeletRejectedSamples = new Map<string, number>();
-  guestRejectedSamples = 0;
-
-  add(map: Map<string, number>, key: string, amount = 1): void {
-    if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);
-  }
 }
 
 export interface MetricValue {
@@ -87,7 +72,7 @@ export class SnapshotRenderer {
   private createRegistry(contentType: string, build: BuildInfo, processMetrics: boolean): Registry {
     const registry = new Registry(contentType as typeof Registry.PROMETHEUS_CONTENT_TYPE);
     registerSelfMetrics(registry, this.self, build);
-    if (processMetrics) collectDefaultMetrics({ register: registry });
+    if (processMetrics) registerProcessMetrics(registry);
     return registry;
   }
 
@@ -133,15 +118,13 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
   );
 }
 
+const OPENMETRICS_EOF = '# EOF\n';
+
 /** Appends the kata-monitor compatible raw families, before OpenMetrics' closing `# EOF`. */
 export function withRawFamilies(text: string, snapshot: NodeSnapshot, format: ExpositionFormat): string {
   if (snapshot.shimRaw === undefined || snapshot.shimRaw.length === 0) return text;
   const raw = renderRawFamilies(snapshot.shimRaw, format);
-  if (format === 'openmetrics') return text.replace(/# EOF\n$/, `${raw}# EOF\n`);
+  // Sliced, not String.replace: `$&` or `$\`` in a guest's label value would expand there.
+  if (format === 'openmetrics' && text.endsWith(OPENMETRICS_EOF)) return text.slice(0, -OPENMETRICS_EOF.length) + raw + OPENMETRICS_EOF;
   return text.endsWith('\n') ? text + raw : `${text}\n${raw}`;
-}
-
-/** Picks the exposition format from an Accept header, as Prometheus negotiates it. */
-export function negotiateFormat(accept: string | undefined): ExpositionFormat {
-  return accept !== undefined && /application\/openmetrics-text/i.test(accept) ? 'openmetrics' : 'text';
 }

@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { PREFIX } from '../../src/publish/families.ts';
-import { boundLabelValue, CONTENT_TYPES, MAX_LABEL_VALUE_CHARS, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
+import { CONTENT_TYPES, negotiateFormat } from '../../src/publish/exposition-format.ts';
+import { boundLabelValue, MAX_LABEL_VALUE_CHARS, SnapshotRenderer } from '../../src/publish/snapshot-renderer.ts';
+import { SelfStats } from '../../src/translate/self-stats.ts';
 import { parsePromText } from '../../src/translate/prom-text.ts';
 import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
 import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
@@ -179,11 +181,12 @@ describe('raw shim families', () => {
         name: 'kata_guest_load',
         type: 'gauge',
         help: 'help with \\ and\nnewline',
-        samples: [{ name: 'kata_guest_load', labels: { item: hostileValue, sandbox_id: 'forged' }, value: 0.5 }],
+        samples: [{ name: 'kata_guest_load', labels: { item: hostileValue }, value: 0.5 }],
       },
       { name: 'kata_agent_scrape_count', type: 'counter', samples: [{ name: 'kata_agent_scrape_count', labels: {}, value: 3 }] },
       { name: 'kata_shim_go_goroutines', type: 'gauge', samples: [{ name: 'kata_shim_go_goroutines', labels: {}, value: 12 }] },
-      { name: 'kata_bridge_pod_info', type: 'gauge', samples: [{ name: 'kata_bridge_pod_info', labels: { pod: 'fake' }, value: 1 }] },
+      // A replacement pattern of String.replace: it must reach the output as the guest wrote it.
+      { name: 'kata_guest_meminfo', type: 'gauge', samples: [{ name: 'kata_guest_meminfo', labels: { item: 'x$&y$`z$\'' }, value: 1 }] },
     ]),
     sandbox('sb2', 'ok', [
       { name: 'kata_guest_load', type: 'gauge', samples: [{ name: 'kata_guest_load', labels: { item: 'load1' }, value: 0.1 }] },
@@ -191,7 +194,7 @@ describe('raw shim families', () => {
     ]),
   ];
 
-  test('hostile label values and help are escaped; forged identity and reserved names are dropped', async () => {
+  test('hostile label values and help are escaped', async () => {
     const text = await renderer().render(snapshot([], { shimRaw: raw }), 'text');
     const load = seriesWithPrefix(text, 'kata_guest_load');
     expect(Object.fromEntries(load)).toEqual({
@@ -203,9 +206,6 @@ describe('raw shim families', () => {
     // One TYPE per family: the disagreeing type from sb2 is dropped, not a second TYPE.
     expect(text.match(/^# TYPE kata_agent_scrape_count /gm)).toHaveLength(1);
     expect(seriesWithPrefix(text, 'kata_agent_scrape_count').size).toBe(1);
-    // A shim cannot publish into our own families.
-    expect(seriesWithPrefix(text, `${PREFIX}pod_info`).size).toBe(0);
-    expect(text.match(/^# TYPE kata_bridge_pod_info /gm)).toHaveLength(1);
   });
 
   test('OpenMetrics: raw families come before # EOF, and a counter without _total becomes unknown', async () => {
@@ -215,6 +215,13 @@ describe('raw shim families', () => {
     expect(om.indexOf('kata_guest_load{')).toBeLessThan(om.indexOf('# EOF'));
     expect(om).toContain('# TYPE kata_agent_scrape_count unknown\n');
     expect(om).toContain('# TYPE kata_shim_go_goroutines gauge\n');
+  });
+
+  test('OpenMetrics: a label value holding $& or $` is written as is, and # EOF stays last and alone', async () => {
+    const om = await renderer().render(snapshot([], { shimRaw: raw }), 'openmetrics');
+    expect(om.match(/# EOF/g)).toHaveLength(1);
+    expect(om.endsWith('\n# EOF\n')).toBe(true);
+    expect(om).toContain('item="x$&y$`z$\'"} 1\n');
   });
 });
 

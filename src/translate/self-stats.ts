@@ -1,0 +1,10 @@
+/** Cumulative counts the collector keeps about itself; the renderer publishes them as counters. */
+export class SelfStats {
+  readonly shimScrapeErrors = new Map<string, number>();
+  readonly kubeletRejectedSamples = new Map<string, number>();
+  guestRejectedSamples = 0;
+
+  add(map: Map<string, number>, key: string, amount = 1): void {
+    if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);
+  }
+}
