@@ -209,6 +209,16 @@ export const DEFAULT_THRESHOLDS = {
   /** The audit is off on a node while other nodes of the same job run it: untrusted pods there
    * are unaudited. 1 hour: longer than a rolling update of the DaemonSet across a large fleet. */
   auditDisabledOnNode: { for: '1h', severity: 'warning' as Severity },
+
+  // ── compatibility rules (docs/compatibility.md) ──
+
+  /**
+   * The compatibility rule set (deploy/prometheus/kata-bridge-compat.rules.yaml, shipped by the
+   * kustomize component components/compatibility): cAdvisor-named series and the kube-prometheus
+   * CPU recording rules built from the exporter's values, so the tools people already run show the
+   * truth for Kata pods. `false` writes the file with no groups.
+   */
+  compatibility: { enabled: true },
 };
 
 export type Thresholds = typeof DEFAULT_THRESHOLDS;
@@ -229,6 +239,9 @@ function mergeInto(defaults: Record<string, unknown>, override: unknown, path: s
     const def = defaults[key];
     if (isRecord(def)) {
       out[key] = mergeInto(def, value, where);
+    } else if (typeof def === 'boolean') {
+      if (typeof value !== 'boolean') throw new Error(`thresholds: ${where} must be true or false`);
+      out[key] = value;
     } else if (typeof def === 'number') {
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
         throw new Error(`thresholds: ${where} must be a non-negative number`);

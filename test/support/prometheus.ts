@@ -22,6 +22,8 @@ export interface PrometheusOptions {
   extraArgs?: string[];
   /** Bounded wait for /-/ready. */
   readyTimeoutMs?: number;
+  /** A whole prometheus.yml of the test's own instead of the one-job config (targets, jobName unused). */
+  config?: (ruleFilePaths: string[]) => string;
 }
 
 export interface Sample {
@@ -103,7 +105,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     return path;
   });
   const configFile = join(dir, 'prometheus.yml');
-  writeFileSync(configFile, prometheusConfig(options, ruleFilePaths));
+  writeFileSync(configFile, (options.config ?? ((paths: string[]) => prometheusConfig(options, paths)))(ruleFilePaths));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const logLines: string[] = [];
