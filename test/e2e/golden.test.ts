@@ -9,8 +9,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
 import { BIN, promtoolCheckMetrics, spawnNode } from '../support/e2e-helpers.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 const GOLDEN = new URL('../fixtures/e2e-output.txt', import.meta.url);
 const FROZEN_MS = Date.parse('2026-06-01T12:00:00Z');
@@ -20,11 +20,11 @@ function normalise(text: string, labDir: string): string {
   return text.replace(/^(kata_bridge_collection_duration_seconds\{[^}]*\}) .*$/gm, '$1 0').replaceAll(`path="${labDir}/`, 'path="/lab/');
 }
 
-let bridge: Bridge;
+let bridge: LabExporter;
 let exposition: string;
 
 beforeAll(async () => {
-  bridge = await startBridge(DEMO_SCENARIO, [], { now: () => FROZEN_MS });
+  bridge = await startLabExporter(DEMO_SCENARIO, { now: () => FROZEN_MS });
   exposition = normalise(await bridge.scrapeText(), bridge.lab.dir);
 });
 

@@ -1,20 +1,12 @@
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { LabScenario } from '../../src/lab/node-lab.ts';
+import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { FAMILIES } from '../../src/publish/families.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
-import {
-  freePort,
-  httpGet,
-  promtoolCheckMetrics,
-  spawnNode,
-  startLabExporter,
-  NPM_START,
-  BIN,
-  waitFor,
-  type LabExporter,
-} from '../support/e2e-helpers.ts';
+import { freePort, httpGet, promtoolCheckMetrics, spawnNode, NPM_START, BIN } from '../support/e2e-helpers.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { familyNames, parseSamples, type Sample } from '../support/scrape.ts';
+import { waitFor } from '../support/wait.ts';
 
 const SCENARIO: LabScenario = {
   nodeName: 'serving-node',
@@ -25,14 +17,15 @@ const SCENARIO: LabScenario = {
 };
 const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5';
 
-function familyNames(text: string): string[] {
-  return parsePromText(text).families.map((f) => f.name).sort();
+function seriesKeys(text: string): string[] {
+  return parseSamples(text)
+    .map((s) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`)
+    .sort();
 }
 
-function seriesKeys(text: string): string[] {
-  return parsePromText(text)
-    .families.flatMap((f) => f.samples.map((s) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`))
-    .sort();
+/** The samples of one family. */
+function samplesOf(text: string, family: string): Sample[] {
+  return parseSamples(text).filter((s) => s.family === family);
 }
 
 /** The bridge's own lines (HELP, TYPE and samples of kata_bridge_* families). */
@@ -46,7 +39,7 @@ function bridgeLines(text: string): string {
 describe('/metrics, /healthz and deleted pods', () => {
   let node: LabExporter;
   beforeAll(async () => {
-    node = await startLabExporter(SCENARIO, { flags: ['--collect.min-interval=1ms'] });
+    node = await startLabExporter(SCENARIO);
   });
   afterAll(async () => {
     await node?.close();
@@ -57,11 +50,10 @@ describe('/metrics, /healthz and deleted pods', () => {
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; ?version=0\.0\.4/);
     expect(res.headers['content-encoding']).toBeUndefined();
-    const families = parsePromText(res.body).families;
-    const info = families.find((f) => f.name === 'kata_bridge_pod_info');
-    const uids = info?.samples.map((s) => s.labels.uid).sort();
+    const info = samplesOf(res.body.toString('utf8'), 'kata_bridge_pod_info');
+    const uids = info.map((s) => s.labels.uid).sort();
     expect(uids).toEqual([...node.lab.pods.values()].map((p) => p.uid).sort());
-    expect(info?.samples.map((s) => s.labels.sandbox_id).sort()).toEqual([...node.lab.pods.values()].map((p) => p.sandboxId).sort());
+    expect(info.map((s) => s.labels.sandbox_id).sort()).toEqual([...node.lab.pods.values()].map((p) => p.sandboxId).sort());
   });
 
   test('OpenMetrics on request: content type, # EOF last, counters typed without _total', async () => {
@@ -85,7 +77,7 @@ describe('/metrics, /healthz and deleted pods', () => {
     expect(zipped.body.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
     const plain = await httpGet(`${node.base}/metrics`);
     const unzipped = gunzipSync(zipped.body).toString('utf8');
-    expect(familyNames(unzipped)).toEqual(familyNames(plain.body.toString('utf8')));
+    expect(familyNames(unzipped).sort()).toEqual(familyNames(plain.body.toString('utf8')).sort());
     expect(seriesKeys(unzipped).filter((k) => !k.startsWith('kata_bridge_collection_duration'))).toEqual(
       seriesKeys(plain.body.toString('utf8')).filter((k) => !k.startsWith('kata_bridge_collection_duration')),
     );
@@ -111,15 +103,14 @@ describe('/metrics, /healthz and deleted pods', () => {
     const after = (await httpGet(`${node.base}/metrics`)).body.toString('utf8');
     expect(after).not.toContain('web-b');
     expect(after).toContain('pod="web-a"');
-    const sandboxes = parsePromText(after).families.find((f) => f.name === 'kata_bridge_sandboxes');
-    expect(sandboxes?.samples.reduce((sum, s) => sum + s.value, 0)).toBe(1);
+    expect(samplesOf(after, 'kata_bridge_sandboxes').reduce((sum, s) => sum + s.value, 0)).toBe(1);
   });
 });
 
 describe('single flight and --collector.shim-raw', () => {
   let node: LabExporter;
   beforeAll(async () => {
-    node = await startLabExporter(SCENARIO, { flags: ['--collector.shim-raw', '--collect.min-interval=10m'] });
+    node = await startLabExporter(SCENARIO, { minInterval: '10m', flags: ['--collector.shim-raw'] });
   });
   afterAll(async () => {
     await node?.close();
@@ -138,19 +129,16 @@ describe('single flight and --collector.shim-raw', () => {
 
   test('raw shim families carry the kata-monitor labels and renamed Go families', async () => {
     const text = (await httpGet(`${node.base}/metrics`)).body.toString('utf8');
-    const families = parsePromText(text).families;
-    const raw = families.filter((f) => f.name.startsWith('kata_') && !f.name.startsWith('kata_bridge_'));
+    const raw = parseSamples(text).filter((s) => s.family.startsWith('kata_') && !s.family.startsWith('kata_bridge_'));
     expect(raw.length).toBeGreaterThan(0);
     const expected = [...node.lab.pods.values()].map((p) =>
       JSON.stringify({ sandbox_id: p.sandboxId, cri_uid: p.uid, cri_name: p.scenario.name, cri_namespace: p.scenario.namespace }),
     );
-    for (const family of raw) {
-      for (const sample of family.samples) {
-        const { sandbox_id, cri_uid, cri_name, cri_namespace } = sample.labels;
-        expect(expected, `${sample.name}`).toContain(JSON.stringify({ sandbox_id, cri_uid, cri_name, cri_namespace }));
-      }
+    for (const sample of raw) {
+      const { sandbox_id, cri_uid, cri_name, cri_namespace } = sample.labels;
+      expect(expected, `${sample.name}`).toContain(JSON.stringify({ sandbox_id, cri_uid, cri_name, cri_namespace }));
     }
-    const names = families.map((f) => f.name);
+    const names = familyNames(text);
     expect(names.some((n) => n.startsWith('kata_shim_go_'))).toBe(true);
     expect(names.some((n) => n.startsWith('kata_shim_process_'))).toBe(true);
     expect(names.filter((n) => n.startsWith('go_') || n.startsWith('process_'))).toEqual([]);
@@ -181,7 +169,7 @@ describe('/readyz', () => {
     expect(waiting.status).toBe(503);
     expect((await httpGet(`${node.base}/healthz`)).status).toBe(200);
     await node.lab.apiServer.comeUp();
-    await waitFor('the first pod list', () => node.exporter.isReady(), 60_000);
+    await waitFor('the first pod list', () => node.exporter.isReady(), { timeoutMs: 60_000 });
     expect((await httpGet(`${node.base}/readyz`)).status).toBe(200);
   });
 });
@@ -191,7 +179,7 @@ describe.concurrent('the real process', () => {
     const port = await freePort();
     const child = spawnNode([...entry, '--demo', `--web.listen-address=127.0.0.1:${port}`]);
     try {
-      await waitFor('/healthz', () => httpGet(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false), 90_000);
+      await waitFor('/healthz', async () => (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200, { timeoutMs: 90_000 });
       child.kill('SIGTERM');
       expect(await child.exited(30_000)).toBe(0);
     } finally {
@@ -228,7 +216,7 @@ describe.concurrent('the real process', () => {
     const child = spawnNode([BIN, '--demo', `--web.listen-address=127.0.0.1:${port}`]);
     let trickle: NodeJS.Timeout | undefined;
     try {
-      await waitFor('/healthz', () => httpGet(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false), 90_000);
+      await waitFor('/healthz', async () => (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200, { timeoutMs: 90_000 });
       const slow = connect(port, '127.0.0.1');
       slow.on('error', () => undefined);
       await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
@@ -247,19 +235,21 @@ describe.concurrent('the real process', () => {
   test('--once --demo prints an exposition and exits 0', async () => {
     const child = spawnNode([...NPM_START, '--once', '--demo']);
     expect(await child.exited(90_000)).toBe(0);
-    const families = parsePromText(child.stdout).families;
-    expect(families.find((f) => f.name === 'kata_bridge_source_up')?.samples.every((s) => s.value === 1)).toBe(true);
-    expect(families.some((f) => f.name === 'kata_bridge_pod_info')).toBe(true);
+    const sourceUp = samplesOf(child.stdout, 'kata_bridge_source_up');
+    expect(sourceUp.length).toBeGreaterThan(0);
+    expect(sourceUp.every((s) => s.value === 1)).toBe(true);
+    expect(familyNames(child.stdout)).toContain('kata_bridge_pod_info');
   });
 });
 
 describe('--once against an unreachable kubelet', () => {
-  let node: LabExporter;
+  // Only the lab: the exporter under test is the child process.
+  let lab: NodeLab;
   beforeAll(async () => {
-    node = await startLabExporter(SCENARIO);
+    lab = await NodeLab.start(SCENARIO);
   });
   afterAll(async () => {
-    await node?.close();
+    await lab?.close();
   });
 
   test('exits non-zero and names the failed source', async () => {
@@ -267,7 +257,7 @@ describe('--once against an unreachable kubelet', () => {
     const child = spawnNode([
       ...NPM_START,
       '--once',
-      ...node.lab.flags(),
+      ...lab.flags(),
       `--kubelet.url=https://127.0.0.1:${closed}`,
       '--kubelet.timeout=1s',
     ]);

@@ -11,12 +11,13 @@ import { isAbsolute, join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Exporter } from '../../src/exporter.ts';
+import type { Exporter } from '../../src/exporter.ts';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, type PemPair } from '../../src/lab/tls.ts';
-import { silentLogger } from '../../src/log.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
-import { BIN, configFrom, httpGet, spawnNode, TEST_BUILD, waitFor } from '../support/e2e-helpers.ts';
+import { BIN, httpGet, spawnNode } from '../support/e2e-helpers.ts';
+import { startSourcesOn } from '../support/lab-exporter.ts';
+import { familyNames, parseSamples } from '../support/scrape.ts';
+import { waitFor } from '../support/wait.ts';
 
 const SCENARIO: LabScenario = {
   nodeName: 'tls-node',
@@ -126,10 +127,8 @@ describe('--web.config.file', () => {
   async function serve(name: string, yaml: string): Promise<number> {
     const file = isAbsolute(name) ? name : join(dir, name);
     writeFileSync(file, yaml);
-    const config = configFrom([...lab.flags(), '--web.listen-address=127.0.0.1:0', '--collect.min-interval=1ms', `--web.config.file=${file}`]);
-    const exporter = new Exporter({ config, logger: silentLogger, build: TEST_BUILD, kubeConfig: lab.kubeConfig(), processMetrics: false });
+    const { exporter } = await startSourcesOn(lab, { flags: [`--web.config.file=${file}`] });
     running.push(exporter);
-    if (!(await exporter.startSources(20_000))) throw new Error('the lab API server never delivered the pod list');
     const address = await exporter.listen();
     expect(address.address).toBe('127.0.0.1');
     return address.port;
@@ -160,9 +159,8 @@ describe('--web.config.file', () => {
       const answer = await get(port, '/metrics', { ca: serverCa.certPem, auth: ['prometheus', PASSWORD] });
       expect(answer.status).toBe(200);
       expect(answer.headers['content-type']).toMatch(/^text\/plain; ?version=0\.0\.4/);
-      const families = parsePromText(answer.body).families;
-      const info = families.find((f) => f.name === 'kata_bridge_pod_info');
-      expect(info?.samples.map((s) => s.labels.pod)).toEqual(['build-1']);
+      const info = parseSamples(answer.body).filter((s) => s.family === 'kata_bridge_pod_info');
+      expect(info.map((s) => s.labels.pod)).toEqual(['build-1']);
       // Repeated scrapes are served from the verification cache and keep working.
       for (let i = 0; i < 3; i++) expect((await get(port, '/metrics', { ca: serverCa.certPem, auth: ['prometheus', PASSWORD] })).status).toBe(200);
     });
@@ -284,7 +282,7 @@ describe('--web.config.file', () => {
       for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
         const answer = await get(port, '/metrics', { ca: serverCa.certPem, cert: goodClient, maxVersion });
         expect(answer.status, maxVersion).toBe(200);
-        expect(parsePromText(answer.body).families.some((f) => f.name === 'kata_bridge_pod_info')).toBe(true);
+        expect(familyNames(answer.body)).toContain('kata_bridge_pod_info');
       }
     });
   });
@@ -362,13 +360,8 @@ describe('--web.config.file', () => {
     writeFileSync(join(rotDir, 'tls.crt'), second.certPem);
     writeFileSync(join(rotDir, 'tls.key'), second.keyPem);
     // The files are checked at most once a second, on a new connection.
-    await waitFor('the rotated certificate', async () => {
-      try {
-        return (await get(port, '/healthz', { ca: newCa.certPem })).status === 200;
-      } catch {
-        return false;
-      }
-    });
+    // A refused handshake throws: waitFor counts that as "not yet".
+    await waitFor('the rotated certificate', async () => (await get(port, '/healthz', { ca: newCa.certPem })).status === 200);
     expect(await refused(get(port, '/healthz', { ca: serverCa.certPem }))).not.toMatch(/^HTTP/);
   });
 

@@ -7,26 +7,8 @@ import { execFile, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseCommandLine, type Config } from '../../src/config.ts';
-import type { LabScenario } from '../../src/lab/node-lab.ts';
-import { withMinInterval } from './bridge-harness.ts';
-import { startLabExporter as startNewLabExporter, TEST_BUILD, type LabExporter, type LabExporterOptions } from './lab-exporter.ts';
-import { waitFor as waitUntil } from './wait.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export { TEST_BUILD, type LabExporter };
-
-/** Parses a command line that must be a run (not --help / --version). */
-export function configFrom(argv: readonly string[], env: Record<string, string | undefined> = {}): Config {
-  const parsed = parseCommandLine(argv, env);
-  if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${argv.join(' ')}`);
-  return parsed.config;
-}
-
-/** Old entry point (serving.test.ts): the harness of lab-exporter.ts, the min-interval taken out of the flags. */
-export function startLabExporter(scenario: LabScenario, options: LabExporterOptions = {}): Promise<LabExporter> {
-  return startNewLabExporter(scenario, { ...options, ...withMinInterval(options.flags ?? []) });
-}
 
 export interface RawResponse {
   status: number;
@@ -46,11 +28,6 @@ export function httpGet(url: string, headers: Record<string, string> = {}): Prom
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Old entry point (serving.test.ts, web-config.test.ts): wait.ts's waitFor with a positional timeout. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  await waitUntil(what, check, { timeoutMs });
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (for a child process to bind). */

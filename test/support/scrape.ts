@@ -1,6 +1,7 @@
 /**
- * The one reader of an exposition in tests: every sample with its family, and the views tests
- * compare (a map from series key to value, one pod's series, one value that must exist).
+ * The one reader of an exposition in tests: every sample with its family, the family names, and
+ * the views tests compare (a map from series key to value, one pod's series, one value that must
+ * exist).
  */
 import { parsePromText } from '../../src/translate/prom-text.ts';
 
@@ -18,6 +19,11 @@ export function parseSamples(text: string): Sample[] {
   return parsePromText(text).families.flatMap((family) =>
     family.samples.map((s) => ({ family: family.name, type: family.type, name: s.name, labels: { ...s.labels }, value: s.value })),
   );
+}
+
+/** The name of every family (TYPE line) of an exposition, in order, those without samples too. */
+export function familyNames(text: string): string[] {
+  return parsePromText(text).families.map((family) => family.name);
 }
 
 /** `name{k="v",...}` with the labels sorted: how tests name a series. */

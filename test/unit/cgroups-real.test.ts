@@ -9,11 +9,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { RealCgroup } from '../support/real-cgroups.ts';
+import { waitFor } from '../support/wait.ts';
 import {
   DEFAULT_CGROUP_ROOT,
   SandboxCgroupLocations,
@@ -31,8 +31,6 @@ const MiB = 1048576;
 const HELD = 64 * MiB;
 // Pages the child touches besides the buffer, and what the kernel may reclaim meanwhile.
 const SLACK = 4 * MiB;
-// Bounded polling (never a wall-time assertion): at most this many 25 ms pauses.
-const MAX_POLLS = 400;
 
 /**
  * Waits for "go" on stdin (so its memory is charged after it has been moved into the test
@@ -73,13 +71,16 @@ function statValue(text: string, key: string): number {
   return Number(line.split(' ')[1]);
 }
 
+/** The first value `read` returns above `from`; bounded polling, never a wall-time assertion. */
 async function pollUntilGrows(read: () => Promise<number>, from: number): Promise<number> {
-  for (let i = 0; i < MAX_POLLS; i++) {
-    const now = await read();
-    if (now > from) return now;
-    await sleep(25);
-  }
-  return read();
+  return waitFor(
+    `a counter above ${from}`,
+    async () => {
+      const now = await read();
+      return now > from ? now : undefined;
+    },
+    { intervalMs: 25, timeoutMs: 10_000 },
+  );
 }
 
 beforeAll(async () => {

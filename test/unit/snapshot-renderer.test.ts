@@ -3,9 +3,9 @@ import { PREFIX } from '../../src/publish/families.ts';
 import { CONTENT_TYPES, negotiateFormat } from '../../src/publish/exposition-format.ts';
 import { boundLabelValue, MAX_LABEL_VALUE_CHARS, SnapshotRenderer } from '../../src/publish/snapshot-renderer.ts';
 import { SelfStats } from '../../src/translate/self-stats.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
 import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
 import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
+import { toSeriesMap } from '../support/scrape.ts';
 
 const BUILD = { version: '1.2.3', revision: 'abc', nodeVersion: 'v24.0.0' };
 
@@ -30,22 +30,9 @@ function snapshot(pods: PodSnapshot[], extra: Partial<NodeSnapshot> = {}): NodeS
   return { takenAtMs: 1_700_000_000_000, pods, sandboxes: [], sources: { kubelet: up, shims: up, cgroups: up, pods: up }, ...extra };
 }
 
-/** Every series of the exposition as `name{labels sorted}` → value. */
-function seriesOf(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const family of parsePromText(text).families) {
-    for (const s of family.samples) {
-      const labels = Object.entries(s.labels)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-      out.set(`${s.name}{${labels.join(',')}}`, s.value);
-    }
-  }
-  return out;
-}
-
+/** The series of one metric, keyed as scrape.ts's seriesKey (label values as parsed, unescaped). */
 function seriesWithPrefix(text: string, name: string): Map<string, number> {
-  return new Map([...seriesOf(text)].filter(([key]) => key.startsWith(`${name}{`)));
+  return new Map([...toSeriesMap(text)].filter(([key]) => key.startsWith(`${name}{`)));
 }
 
 describe('label value bound', () => {
@@ -81,7 +68,7 @@ describe('label value bound', () => {
     };
     const text = await renderer().render(snapshot([], { audit }), 'text');
     for (const line of text.split('\n').filter((l) => l.startsWith(`${PREFIX}audit_`))) expect(line.length).toBeLessThan(MAX_LABEL_VALUE_CHARS + 200);
-    expect(seriesOf(text).get(`${PREFIX}audit_enabled{}`)).toBe(1);
+    expect(toSeriesMap(text).get(`${PREFIX}audit_enabled{}`)).toBe(1);
   });
 });
 
@@ -92,11 +79,11 @@ describe('label escaping', () => {
     const text = await renderer().render(snapshot([pod(hostile, 'p"1', 5)]), 'text');
     expect(text).toContain('namespace="a\\"b\\\\c\\nkata_bridge_pod_info{namespace=\\"x\\",pod=\\"y\\"} 1\\n"');
     const cpu = seriesWithPrefix(text, `${PREFIX}container_cpu_usage_seconds_total`);
-    expect([...cpu]).toEqual([[`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace=${JSON.stringify(hostile)},pod="p\\"1"}`, 5]]);
+    expect([...cpu]).toEqual([[`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="${hostile}",pod="p"1"}`, 5]]);
     // Exactly the one pod's info series: the injected line did not become a sample.
     const info = seriesWithPrefix(text, `${PREFIX}pod_info`);
     expect(info.size).toBe(1);
-    expect([...info.keys()][0]).toContain(`namespace=${JSON.stringify(hostile)}`);
+    expect([...info.keys()][0]).toContain(`namespace="${hostile}"`);
   });
 
   test('OpenMetrics escapes the same way', async () => {
@@ -127,9 +114,9 @@ describe('a render is a function of its snapshot', () => {
       r.render(second, 'openmetrics'),
     ]);
     const key = (p: string) => `${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="ci",pod="${p}"}`;
-    expect(seriesOf(t1).get(key('a'))).toBe(1);
-    expect(seriesOf(t1).get(key('b'))).toBe(2);
-    expect(seriesOf(t2).get(key('a'))).toBe(100);
+    expect(toSeriesMap(t1).get(key('a'))).toBe(1);
+    expect(toSeriesMap(t1).get(key('b'))).toBe(2);
+    expect(toSeriesMap(t2).get(key('a'))).toBe(100);
     for (const [text, a] of [[o1, '1'], [o2, '100']] as const) {
       expect(text).toContain(`${PREFIX}container_cpu_usage_seconds_total{namespace="ci",pod="a",container="main"} ${a}\n`);
     }
@@ -141,7 +128,7 @@ describe('a render is a function of its snapshot', () => {
     const after = await r.render(snapshot([pod('ci', 'a', 2)]), 'text');
     expect(before).toContain('pod="gone"');
     expect(after).not.toContain('pod="gone"');
-    expect(seriesOf(after).get(`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="ci",pod="a"}`)).toBe(2);
+    expect(toSeriesMap(after).get(`${PREFIX}container_cpu_usage_seconds_total{container="main",namespace="ci",pod="a"}`)).toBe(2);
   });
 
   test('self counters persist across snapshots and build_info carries the build', async () => {
@@ -149,7 +136,7 @@ describe('a render is a function of its snapshot', () => {
     const r = renderer(self);
     self.add(self.shimScrapeErrors, 'timeout', 2);
     const text = await r.render(snapshot([]), 'text');
-    const series = seriesOf(text);
+    const series = toSeriesMap(text);
     expect(series.get(`${PREFIX}shim_scrape_errors_total{reason="timeout"}`)).toBe(2);
     expect(series.get(`${PREFIX}build_info{nodejs="v24.0.0",revision="abc",version="1.2.3"}`)).toBe(1);
   });
@@ -198,10 +185,10 @@ describe('raw shim families', () => {
     const text = await renderer().render(snapshot([], { shimRaw: raw }), 'text');
     const load = seriesWithPrefix(text, 'kata_guest_load');
     expect(Object.fromEntries(load)).toEqual({
-      [`kata_guest_load{cri_name=${JSON.stringify('bad"name\n')},cri_namespace="ci",cri_uid="uid-sb1",item=${JSON.stringify(hostileValue)},sandbox_id="sb1"}`]: 0.5,
+      [`kata_guest_load{cri_name="bad"name\n",cri_namespace="ci",cri_uid="uid-sb1",item="${hostileValue}",sandbox_id="sb1"}`]: 0.5,
       'kata_guest_load{cri_name="ok",cri_namespace="ci",cri_uid="uid-sb2",item="load1",sandbox_id="sb2"}': 0.1,
     });
-    expect(seriesOf(text).has('kata_evil{}')).toBe(false);
+    expect(toSeriesMap(text).has('kata_evil{}')).toBe(false);
     expect(text).toContain('# HELP kata_guest_load help with \\\\ and\\nnewline\n');
     // One TYPE per family: the disagreeing type from sb2 is dropped, not a second TYPE.
     expect(text.match(/^# TYPE kata_agent_scrape_count /gm)).toHaveLength(1);
