@@ -15,7 +15,8 @@ import {
   type PodCgroup,
 } from './scrapers/cgroups.ts';
 import { KnownFiles, discoverSandboxes } from './scrapers/kata-sandboxes.ts';
-import type { ShimPool, ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
+import type { ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
+import type { ShimPool } from './scrapers/shim-pool.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SourceError } from './scrapers/source-error.ts';

@@ -12,7 +12,7 @@ import { SelfStats, SnapshotRenderer, type BuildInfo } from './publish/registry.
 import { createApp, type ExporterCore } from './publish/server.ts';
 import { createWebServer, webMiddleware } from './publish/listener.ts';
 import type { WebConfigSource } from './publish/web-config.ts';
-import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
+import { createShimPool, type ShimPool } from './scrapers/shim-pool.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
 import { PodWatcher } from './scrapers/pods.ts';
 import { RuntimeConfigSource } from './scrapers/runtime-config.ts';
