@@ -27,7 +27,8 @@ export interface ShimTarget {
 
 export type ShimScrapeResult<T = Buffer> =
   | { ok: true; body: T; durationMs: number }
-  | { ok: false; error: SourceError; durationMs: number };
+  /** `notStarted`: never asked, the collection deadline passed while it was queued. */
+  | { ok: false; error: SourceError; durationMs: number; notStarted?: true };
 
 const RUN_AS_ROOT = 'shim sockets are mode 0600: run the exporter as uid 0';
 

@@ -67,7 +67,7 @@ export function createShimPool(options: ShimPoolOptions): ShimPool {
 /** One exchange's outcome in the pool; `release` gives back the buffer the body was read into. */
 type ShimRead =
   | { ok: true; body: Buffer; durationMs: number; release: () => void }
-  | { ok: false; error: SourceError; durationMs: number };
+  | { ok: false; error: SourceError; durationMs: number; notStarted?: true };
 
 class PooledShims implements ShimPool {
   private readonly limit: ReturnType<typeof pLimit>;
@@ -120,7 +120,7 @@ class PooledShims implements ShimPool {
   private async readOne(target: ShimTarget, deadlineAtMs: number, lend: boolean): Promise<ShimRead> {
     const started = performance.now();
     const remainingMs = Math.min(this.options.deadlineMs, deadlineAtMs - started);
-    if (remainingMs <= 0) return { ok: false, error: queuedPastDeadline(target.socketPath), durationMs: 0 };
+    if (remainingMs <= 0) return { ok: false, error: queuedPastDeadline(target.socketPath), durationMs: 0, notStarted: true };
     this.calls.set(target.socketPath, (this.calls.get(target.socketPath) ?? 0) + 1);
     const loan = lend ? this.buffers.lend() : undefined;
     try {
