@@ -430,7 +430,7 @@ export class Collector {
       const raw = config.shimRaw ? extractRawFamilies(body, plan.record, plan.observation.pod, limits) : undefined;
       return raw === undefined ? { outcome: { state: 'ok', metrics } } : { outcome: { state: 'ok', metrics }, raw };
     } catch (error) {
-      if (error instanceof PromParseError) return { outcome: { state: 'failed', reason: 'shim_malformed' } };
+      if (error instanceof PromParseError) return { outcome: { state: 'failed', reason: error.kind === 'budget' ? 'shim_decode_budget' : 'shim_malformed' } };
       throw error;
     }
   }
