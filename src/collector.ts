@@ -25,8 +25,9 @@ import { correlate, isPodInScope, resolvePodUid, sumBoth, type SandboxObservatio
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
-import { decodeShimMetrics } from './translate/kata-decode.ts';
 import { PromParseError } from './translate/prom-text.ts';
+import { decodeShimBody, type ShimBodyInput } from './translate/shim-body.ts';
+import { inlineShimDecoder, type ShimDecoder } from './shim-decoder.ts';
 import { ASKED_IN_ORDER, ShimSchedule, type ShimStanding } from './translate/shim-schedule.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, RawSandbox, SandboxRecord } from './translate/records.ts';
@@ -53,6 +54,8 @@ export interface CollectorDeps {
   kubelet: KubeletSource;
   pods: PodSource;
   shims: ShimPool;
+  /** Where shim bodies are decoded; on this thread when absent. */
+  decoder?: ShimDecoder;
   self: SelfStats;
   /** The node's runtime and Kata configuration; only when the isolation audit is on. */
   runtimeConfigs?: RuntimeConfigSource;
@@ -337,7 +340,7 @@ export class Collector {
       started.set(
         target.id,
         this.deps.shims
-          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer): DecodedShim => this.decodeShim(plan, body) })
+          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body) })
           .then(
             (results) => ({ result: results.get(target.id) }),
             (error: unknown) => ({ error }),
@@ -420,19 +423,29 @@ export class Collector {
     return { ok: targets === 0 || failures < targets, raw };
   }
 
-  /** Decodes one body (a view the pool reuses: nothing here may keep it). */
-  private decodeShim(plan: SandboxPlan, body: Buffer): DecodedShim {
-    const { config, self } = this.deps;
-    const limits = { maxSeries: config.shimMaxSeries };
+  /**
+   * Decodes one body (a view the pool reuses: nothing here may keep it, or read it after the
+   * synchronous part). Off this thread, except with --collector.shim-raw, whose raw families are
+   * read from the same bytes here.
+   */
+  private decodeShim(plan: SandboxPlan, body: Buffer): DecodedShim | Promise<DecodedShim> {
+    const { config } = this.deps;
+    const input: ShimBodyInput = { runtime: plan.record.runtime, hypervisor: plan.record.hypervisor, maxSeries: config.shimMaxSeries };
+    if (!config.shimRaw) return (this.deps.decoder ?? inlineShimDecoder).decode(body, input).then((outcome) => this.kept(outcome));
+    const outcome = decodeShimBody(body, input);
+    if (outcome.state !== 'ok') return this.kept(outcome);
     try {
-      const metrics = decodeShimMetrics(body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
-      self.guestRejectedSamples += metrics.rejectedSamples;
-      const raw = config.shimRaw ? extractRawFamilies(body, plan.record, plan.observation.pod, limits) : undefined;
-      return raw === undefined ? { outcome: { state: 'ok', metrics } } : { outcome: { state: 'ok', metrics }, raw };
+      return this.kept(outcome, extractRawFamilies(body, plan.record, plan.observation.pod, { maxSeries: config.shimMaxSeries }));
     } catch (error) {
-      if (error instanceof PromParseError) return { outcome: { state: 'failed', reason: error.kind === 'budget' ? 'shim_decode_budget' : 'shim_malformed' } };
+      if (error instanceof PromParseError) return this.kept({ state: 'failed', reason: 'shim_malformed' });
       throw error;
     }
+  }
+
+  /** What a collection keeps of one decoded body; the guest samples it refused are counted. */
+  private kept(outcome: ShimOutcome, raw?: RawSandboxFamilies): DecodedShim {
+    if (outcome.state === 'ok') this.deps.self.guestRejectedSamples += outcome.metrics.rejectedSamples;
+    return raw === undefined ? { outcome } : { outcome, raw };
   }
 }
 

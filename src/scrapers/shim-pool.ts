@@ -28,9 +28,10 @@ export interface ShimPoolOptions extends ShimScrapeOptions {
 /**
  * Turns one body into what the caller keeps, on a turn of the event loop after the body is in
  * (its pool slot has gone on to the next scrape by then). The body is a view of a buffer the pool
- * reuses: valid only during the call, never to be kept.
+ * reuses: valid only during the synchronous part of the call, never to be kept. A handler may
+ * answer with a promise (a decode on another thread): the body counts as in memory until it settles.
  */
-export type ShimBodyHandler<T> = (body: Buffer, target: ShimTarget) => T;
+export type ShimBodyHandler<T> = (body: Buffer, target: ShimTarget) => T | Promise<T>;
 
 export interface ScrapeAllOptions {
   /** performance.now() time after which nothing is scraped and queued targets fail as timeouts. */
@@ -47,8 +48,8 @@ export interface ShimPool {
   scrapeAll(targets: readonly ShimTarget[], options?: ScrapeAllOptions): Promise<Map<string, ShimScrapeResult>>;
   /**
    * The same, handing each body to `handle` and keeping only what it returns: at most
-   * 2 × `concurrency` bodies are in memory at once (being read, or waiting for the handler's turn),
-   * however many targets. An exception thrown by `handle` rejects the whole call.
+   * 2 × `concurrency` bodies are in memory at once (being read, or waiting for the handler or its
+   * promise), however many targets: a slot does not start a read while that many are. An exception thrown by `handle` rejects the whole call.
    */
   scrapeAll<T>(
     targets: readonly ShimTarget[],
@@ -71,6 +72,8 @@ type ShimRead =
 
 class PooledShims implements ShimPool {
   private readonly limit: ReturnType<typeof pLimit>;
+  /** Bodies being read or handled; see ShimPool.scrapeAll. */
+  private readonly bodies: ReturnType<typeof pLimit>;
   private readonly calls = new Map<string, number>();
   private readonly clients: KeptClients;
   private readonly buffers: BodyBuffers;
@@ -78,6 +81,7 @@ class PooledShims implements ShimPool {
   constructor(private readonly options: ShimPoolOptions) {
     const concurrency = Math.max(1, options.concurrency);
     this.limit = pLimit(concurrency);
+    this.bodies = pLimit(2 * concurrency);
     this.clients = new KeptClients(options.deadlineMs);
     // One body being read per slot, and one waiting for its handler.
     this.buffers = new BodyBuffers(2 * concurrency);
@@ -97,8 +101,10 @@ class PooledShims implements ShimPool {
     try {
       const entries = await Promise.all(
         [...unique.values()].map(async (target) => {
-          const read = await this.limit(() => this.readOne(target, deadlineAtMs, handle !== undefined));
-          const result = handle !== undefined ? await handled(read, target, handle) : withoutRelease<T>(read);
+          const result =
+            handle === undefined
+              ? withoutRelease<T>(await this.limit(() => this.readOne(target, deadlineAtMs, false)))
+              : await this.bodies(async () => handled(await this.limit(() => this.readOne(target, deadlineAtMs, true)), target, handle));
           return [target.id, result] as const;
         }),
       );
@@ -160,11 +166,13 @@ function withoutRelease<T>(read: ShimRead): ShimScrapeResult<T> {
 async function handled<T>(read: ShimRead, target: ShimTarget, handle: ShimBodyHandler<T>): Promise<ShimScrapeResult<T>> {
   if (!read.ok) return read;
   await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+  let kept: T | Promise<T>;
   try {
-    return { ok: true, body: handle(read.body, target), durationMs: read.durationMs };
+    kept = handle(read.body, target);
   } finally {
     read.release();
   }
+  return { ok: true, body: await kept, durationMs: read.durationMs };
 }
 
 /** Most bytes a reused body buffer keeps between scrapes; a larger body gets a buffer of its own. */

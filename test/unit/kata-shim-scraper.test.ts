@@ -195,6 +195,38 @@ describe('scrapeAll with a body handler: the slot goes on before the handler run
   });
 });
 
+describe('scrapeAll with a handler that answers with a promise (a decode on another thread)', () => {
+  it('a slot does not start a read while 2 × concurrency bodies are being read or handled', async () => {
+    const started: FakeShim[] = [];
+    for (let i = 0; i < 5; i++) started.push(await shim(`p${i}.sock`, { kind: 'normal' }, `kata_shim_threads ${i}\n`));
+    const waiting: (() => void)[] = [];
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    const all = pool.scrapeAll(
+      started.map((s, i) => ({ id: `p${i}`, socketPath: s.socketPath })),
+      {
+        handle: (body: Buffer) => {
+          // Read in the synchronous part: the body's buffer is the pool's again afterwards.
+          const text = body.toString();
+          return new Promise<string>((resolve) => waiting.push(() => resolve(text)));
+        },
+      },
+    );
+    // Two bodies in: both handlers are waiting, and no third read starts.
+    await expect.poll(() => waiting.length).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(started.map((s) => s.stats.calls)).toEqual([1, 1, 0, 0, 0]);
+    // Each settled handler lets one more read start.
+    waiting.shift()!();
+    await expect.poll(() => started[2]!.stats.calls).toBe(1);
+    expect(started.map((s) => s.stats.calls)).toEqual([1, 1, 1, 0, 0]);
+    const releasing = setInterval(() => waiting.shift()?.(), 5);
+    const results = await all;
+    clearInterval(releasing);
+    expect([...results.values()].map((r) => r.ok && r.body)).toEqual([0, 1, 2, 3, 4].map((i) => `kata_shim_threads ${i}\n`));
+    await pool.close();
+  });
+});
+
 describe('bodies of unknown length (chunked, as the Go shim sends them)', () => {
   it('arrive whole through the pool, in a reused buffer that grows to the largest body', async () => {
     const line = (i: number): string => `kata_guest_meminfo{item="x${i}"} ${i}\n`;

@@ -25,6 +25,12 @@ vi.mock('../../src/translate/kata-decode.ts', async (importOriginal) => {
   };
 });
 
+// The fake decoder lives in this thread: the exporter decodes here instead of on its decode thread.
+vi.mock('../../src/shim-decoder.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/shim-decoder.ts')>();
+  return { ...original, WorkerShimDecoder: class { decode = original.inlineShimDecoder.decode; close = original.inlineShimDecoder.close; } };
+});
+
 const pods: LabPodScenario[] = [
   { name: 'greedy', hypervisor: 'cloud-hypervisor' },
   { name: 'steady', hypervisor: 'qemu' },
