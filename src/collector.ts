@@ -331,8 +331,9 @@ export class Collector {
     const deferred = new Map<ShimStanding, SandboxPlan[]>();
     const backedOff = new Set<string>();
     let targets = 0;
-    // Leave the deadline's last half second for decoding and rendering.
+    // Scrapes end half a second before the deadline and decodes a quarter: the rest is for rendering.
     const deadlineAtMs = startedAt + config.collectDeadlineMs - 500;
+    const decodedByMs = startedAt + config.collectDeadlineMs - 250;
     const ask = (plan: SandboxPlan): void => {
       // Each body is decoded on the loop turn after it is in, once its slot has sent the next
       // request, and dropped: at most 2 × --shim.concurrency bodies are in memory at once.
@@ -340,7 +341,7 @@ export class Collector {
       started.set(
         target.id,
         this.deps.shims
-          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body) })
+          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body, decodedByMs) })
           .then(
             (results) => ({ result: results.get(target.id) }),
             (error: unknown) => ({ error }),
@@ -426,12 +427,16 @@ export class Collector {
   /**
    * Decodes one body (a view the pool reuses: nothing here may keep it, or read it after the
    * synchronous part). Off this thread, except with --collector.shim-raw, whose raw families are
-   * read from the same bytes here.
+   * read from the same bytes here. A body still queued or being decoded at `decodedByMs`
+   * (performance.now() time) is not waited for: it is over the decode budget of the collection.
    */
-  private decodeShim(plan: SandboxPlan, body: Buffer): DecodedShim | Promise<DecodedShim> {
+  private decodeShim(plan: SandboxPlan, body: Buffer, decodedByMs: number): DecodedShim | Promise<DecodedShim> {
     const { config } = this.deps;
     const input: ShimBodyInput = { runtime: plan.record.runtime, hypervisor: plan.record.hypervisor, maxSeries: config.shimMaxSeries };
-    if (!config.shimRaw) return (this.deps.decoder ?? inlineShimDecoder).decode(body, input).then((outcome) => this.kept(outcome));
+    if (!config.shimRaw) {
+      const decoding = (this.deps.decoder ?? inlineShimDecoder).decode(body, input);
+      return settledBy(decoding, decodedByMs, { state: 'failed', reason: 'shim_decode_budget' }).then((outcome) => this.kept(outcome));
+    }
     const outcome = decodeShimBody(body, input);
     if (outcome.state !== 'ok') return this.kept(outcome);
     try {
@@ -447,6 +452,15 @@ export class Collector {
     if (outcome.state === 'ok') this.deps.self.guestRejectedSamples += outcome.metrics.rejectedSamples;
     return raw === undefined ? { outcome } : { outcome, raw };
   }
+}
+
+/** `work`'s value, or `late` if it has not settled by `atMs` (performance.now() time). */
+function settledBy<T>(work: Promise<T>, atMs: number, late: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(late), Math.max(0, atMs - performance.now()));
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** What the schedule learns from one call; a call the deadline kept in the queue teaches nothing. */

@@ -1,7 +1,8 @@
 /**
  * A shim payload past its decode work budget (the parser's PromParseError of kind `budget`), with a
  * fake decoder that throws it for one sandbox: that pod gets the gap shim_decode_budget, the error
- * is counted as decode_budget and logged with the socket, and the other pod is untouched.
+ * is counted as decode_budget and logged with the socket, and the other pod is untouched. The same
+ * gap for a decode that has not finished when the collection must answer.
  */
 
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
@@ -12,6 +13,8 @@ import { podSeries, startBridge, type Bridge } from '../support/bridge-harness.t
 
 /** The hypervisor whose payloads the fake decoder refuses as over budget (switched on per test). */
 const overBudget = vi.hoisted(() => ({ hypervisor: undefined as string | undefined }));
+/** The hypervisor whose payloads the decode thread never finishes. */
+const stuck = vi.hoisted(() => ({ hypervisor: undefined as string | undefined }));
 vi.mock('../../src/translate/kata-decode.ts', async (importOriginal) => {
   const original = await importOriginal<typeof import('../../src/translate/kata-decode.ts')>();
   return {
@@ -28,7 +31,13 @@ vi.mock('../../src/translate/kata-decode.ts', async (importOriginal) => {
 // The fake decoder lives in this thread: the exporter decodes here instead of on its decode thread.
 vi.mock('../../src/shim-decoder.ts', async (importOriginal) => {
   const original = await importOriginal<typeof import('../../src/shim-decoder.ts')>();
-  return { ...original, WorkerShimDecoder: class { decode = original.inlineShimDecoder.decode; close = original.inlineShimDecoder.close; } };
+  const { inlineShimDecoder } = original;
+  class InThread {
+    decode: typeof inlineShimDecoder.decode = (body, input) =>
+      input.hypervisor !== undefined && input.hypervisor === stuck.hypervisor ? new Promise(() => undefined) : inlineShimDecoder.decode(body, input);
+    close = inlineShimDecoder.close;
+  }
+  return { ...original, WorkerShimDecoder: InThread };
 });
 
 const pods: LabPodScenario[] = [
@@ -65,6 +74,32 @@ describe('a shim payload over its decode budget', () => {
     } finally {
       overBudget.hypervisor = undefined;
       warn.mockRestore();
+    }
+  });
+});
+
+describe('a decode that has not finished when the collection must answer', () => {
+  let bridge: Bridge;
+  const nowMs = Date.now();
+
+  beforeAll(async () => {
+    bridge = await startBridge({ pods }, ['--collect.deadline=2s', '--shim.timeout=1s', '--kubelet.timeout=1s'], { now: () => nowMs });
+  }, 60_000);
+
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('is not waited for: the collection answers, that pod gets shim_decode_budget, the other pod untouched', async () => {
+    const before = await bridge.scrape();
+    stuck.hypervisor = 'cloud-hypervisor';
+    try {
+      const after = await bridge.scrape();
+      expect([...podSeries(after, 'pod_metrics_gap', 'greedy').keys()]).toEqual(['kata_bridge_pod_metrics_gap{namespace="ci",pod="greedy",reason="shim_decode_budget"}']);
+      expect(after.get('kata_bridge_shim_scrape_errors_total{reason="decode_budget"}')).toBe(1);
+      expect(podSeries(after, '', 'steady')).toEqual(podSeries(before, '', 'steady'));
+    } finally {
+      stuck.hypervisor = undefined;
     }
   });
 });
