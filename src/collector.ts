@@ -16,7 +16,8 @@ import {
   type PodCgroup,
 } from './scrapers/cgroups.ts';
 import { KnownFiles, discoverSandboxes } from './scrapers/kata-sandboxes.ts';
-import type { ShimPool, ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
+import type { ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
+import type { ShimPool } from './scrapers/shim-pool.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SourceError } from './scrapers/source-error.ts';
@@ -25,8 +26,10 @@ import { correlate, isPodInScope, outsideUsage, resolvePodUid, type SandboxObser
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
-import { decodeShimMetrics } from './translate/kata-decode.ts';
 import { PromParseError } from './translate/prom-text.ts';
+import { decodeShimBody, type ShimBodyInput } from './translate/shim-body.ts';
+import { inlineShimDecoder, type ShimDecoder } from './shim-decoder.ts';
+import { ASKED_IN_ORDER, ShimSchedule, type ShimStanding } from './translate/shim-schedule.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, RawSandbox, SandboxRecord } from './translate/records.ts';
 import type { RuntimeView } from './translate/runtime-config.ts';
@@ -52,6 +55,8 @@ export interface CollectorDeps {
   kubelet: KubeletSource;
   pods: PodSource;
   shims: ShimPool;
+  /** Where shim bodies are decoded; on this thread when absent. */
+  decoder?: ShimDecoder;
   self: SelfStats;
   /** The node's runtime and Kata configuration; only when the isolation audit is on. */
   runtimeConfigs?: RuntimeConfigSource;
@@ -94,6 +99,8 @@ export class Collector {
   private readonly knownFiles = new KnownFiles();
   /** Last collection's resolution of each present sandbox, by id; see readSandboxes. */
   private resolved = new Map<string, ResolvedRaw>();
+  /** Which shims are asked first, last, or not at all in the next collection; see shimScrapes. */
+  private readonly shimSchedule = new ShimSchedule();
 
   constructor(private readonly deps: CollectorDeps) {
     this.now = deps.now ?? Date.now;
@@ -309,22 +316,45 @@ export class Collector {
   }
 
   /**
-   * The shim scrapes of one collection: `early(plan)` starts a settled sandbox's scrape at once;
-   * `finish(plans)` starts the rest, waits for all and assembles the results in plan order. The
-   * pool bounds the concurrency across all of them.
+   * The shim scrapes of one collection: `early(plan)` takes a settled sandbox, and asks its shim at
+   * once if the schedule trusts it; `finish(plans)` takes the rest, asks every shim not asked yet in
+   * the schedule's order (so none of them can hold a slot a trusted shim needs), waits for all and
+   * assembles the results in plan order. The pool bounds the concurrency across all of them.
    */
   private shimScrapes(
     pods: ReadonlyMap<string, PodRecord>,
     startedAt: number,
   ): { early: (plan: SandboxPlan) => void; finish: (plans: readonly SandboxPlan[]) => Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> } {
-    const { config, self, logger } = this.deps;
+    const { config } = this.deps;
+    const schedule = this.shimSchedule;
+    schedule.beginCollection();
     // A handler that throws rejects its scrape; that is kept and rethrown by finish(), as before.
     const started = new Map<string, Promise<{ result: ShimScrapeResult<DecodedShim> | undefined } | { error: unknown }>>();
     const handled = new Set<SandboxPlan>();
+    // Sandbox ids claimed (once per id, first wins: the same id under both runtimes, the first one
+    // settled), those left for finish() by standing, and those backed off (not asked this time).
+    const claimed = new Set<string>();
+    const deferred = new Map<ShimStanding, SandboxPlan[]>();
+    const backedOff = new Set<string>();
     let targets = 0;
-    // Leave the deadline's last half second for decoding and rendering.
+    // Scrapes end half a second before the deadline and decodes a quarter: the rest is for rendering.
     const deadlineAtMs = startedAt + config.collectDeadlineMs - 500;
-    const start = (plan: SandboxPlan): void => {
+    const decodedByMs = startedAt + config.collectDeadlineMs - 250;
+    const ask = (plan: SandboxPlan): void => {
+      // Each body is decoded on the loop turn after it is in, once its slot has sent the next
+      // request, and dropped: at most 2 × --shim.concurrency bodies are in memory at once.
+      const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath!, socketIdentity: plan.record.socketIdentity };
+      started.set(
+        target.id,
+        this.deps.shims
+          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body, decodedByMs) })
+          .then(
+            (results) => ({ result: results.get(target.id) }),
+            (error: unknown) => ({ error }),
+          ),
+      );
+    };
+    const take = (plan: SandboxPlan): void => {
       if (handled.has(plan)) return;
       handled.add(plan);
       // An unmapped sandbox's numbers would belong to no pod; only kata-monitor mode wants them.
@@ -335,69 +365,114 @@ export class Collector {
         return;
       }
       targets++;
-      // Once per id, first wins (the same id under both runtimes: the first one settled).
-      if (started.has(plan.record.id)) return;
-      // Each body is decoded on the loop turn after it is in, once its slot has sent the next
-      // request, and dropped: at most 2 × --shim.concurrency bodies are in memory at once.
-      const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath!, socketIdentity: plan.record.socketIdentity };
-      started.set(
-        target.id,
-        this.deps.shims
-          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer): DecodedShim => this.decodeShim(plan, body) })
-          .then(
-            (results) => ({ result: results.get(target.id) }),
-            (error: unknown) => ({ error }),
-          ),
-      );
+      if (claimed.has(plan.record.id)) return;
+      claimed.add(plan.record.id);
+      const standing = schedule.standing(plan.record.id);
+      if (standing === 'trusted') ask(plan);
+      else if (standing === 'backed_off') backedOff.add(plan.record.id);
+      else {
+        const queue = deferred.get(standing) ?? [];
+        queue.push(plan);
+        deferred.set(standing, queue);
+      }
     };
     const early = (plan: SandboxPlan): void => {
       plan.podUid = resolvePodUid(plan.observation.pod, pods.values());
-      start(plan);
+      take(plan);
     };
     const finish = async (plans: readonly SandboxPlan[]): Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> => {
-      for (const plan of plans) start(plan);
+      for (const plan of plans) take(plan);
+      for (const standing of ASKED_IN_ORDER) for (const plan of deferred.get(standing) ?? []) ask(plan);
       const results = new Map<string, ShimScrapeResult<DecodedShim> | undefined>();
       for (const [id, pending] of started) {
         const settled = await pending;
         if ('error' in settled) throw settled.error;
         results.set(id, settled.result);
+        if (settled.result !== undefined) recordCall(schedule, id, settled.result);
       }
-      const raw: RawSandboxFamilies[] = [];
-      let failures = 0;
-      for (const plan of plans) {
-        const result = results.get(plan.record.id);
-        if (result === undefined) continue;
-        if (result.ok) {
-          plan.observation.shim = result.body.outcome;
-          if (result.body.raw !== undefined) raw.push(result.body.raw);
-        } else {
-          plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
-        }
-        if (plan.observation.shim.state === 'failed') {
-          failures++;
-          self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
-          logger.warn({ sandbox: plan.record.id, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
-        }
-      }
-      return { ok: targets === 0 || failures < targets, raw };
+      schedule.keepOnly(new Set(plans.map((plan) => plan.record.id)));
+      return this.shimResults(plans, results, backedOff, targets);
     };
     return { early, finish };
   }
 
-  /** Decodes one body (a view the pool reuses: nothing here may keep it). */
-  private decodeShim(plan: SandboxPlan, body: Buffer): DecodedShim {
-    const { config, self } = this.deps;
-    const limits = { maxSeries: config.shimMaxSeries };
+  /** Each plan's shim outcome from its scrape (or its backoff), counted and logged; the raw families kept. */
+  private shimResults(
+    plans: readonly SandboxPlan[],
+    results: ReadonlyMap<string, ShimScrapeResult<DecodedShim> | undefined>,
+    backedOff: ReadonlySet<string>,
+    targets: number,
+  ): { ok: boolean; raw: RawSandboxFamilies[] } {
+    const { self, logger } = this.deps;
+    const raw: RawSandboxFamilies[] = [];
+    let failures = 0;
+    for (const plan of plans) {
+      if (backedOff.has(plan.record.id)) {
+        // Not asked: it keeps the gap of the timeouts that backed it off, uncounted (no call failed).
+        plan.observation.shim = { state: 'failed', reason: 'shim_timeout' };
+        failures++;
+        continue;
+      }
+      const result = results.get(plan.record.id);
+      if (result === undefined) continue;
+      if (result.ok) {
+        plan.observation.shim = result.body.outcome;
+        if (result.body.raw !== undefined) raw.push(result.body.raw);
+      } else {
+        plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+      }
+      if (plan.observation.shim.state === 'failed') {
+        failures++;
+        self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
+        logger.warn({ sandbox: plan.record.id, socket: plan.record.socketPath, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+      }
+    }
+    return { ok: targets === 0 || failures < targets, raw };
+  }
+
+  /**
+   * Decodes one body (a view the pool reuses: nothing here may keep it, or read it after the
+   * synchronous part). Off this thread, except with --collector.shim-raw, whose raw families are
+   * read from the same bytes here. A body still queued or being decoded at `decodedByMs`
+   * (performance.now() time) is not waited for: it is over the decode budget of the collection.
+   */
+  private decodeShim(plan: SandboxPlan, body: Buffer, decodedByMs: number): DecodedShim | Promise<DecodedShim> {
+    const { config } = this.deps;
+    const input: ShimBodyInput = { runtime: plan.record.runtime, hypervisor: plan.record.hypervisor, maxSeries: config.shimMaxSeries };
+    if (!config.shimRaw) {
+      const decoding = (this.deps.decoder ?? inlineShimDecoder).decode(body, input);
+      return settledBy(decoding, decodedByMs, { state: 'failed', reason: 'shim_decode_budget' }).then((outcome) => this.kept(outcome));
+    }
+    const outcome = decodeShimBody(body, input);
+    if (outcome.state !== 'ok') return this.kept(outcome);
     try {
-      const metrics = decodeShimMetrics(body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
-      self.guestRejectedSamples += metrics.rejectedSamples;
-      const raw = config.shimRaw ? extractRawFamilies(body, plan.record, plan.observation.pod, limits) : undefined;
-      return raw === undefined ? { outcome: { state: 'ok', metrics } } : { outcome: { state: 'ok', metrics }, raw };
+      return this.kept(outcome, extractRawFamilies(body, plan.record, plan.observation.pod, { maxSeries: config.shimMaxSeries }));
     } catch (error) {
-      if (error instanceof PromParseError) return { outcome: { state: 'failed', reason: 'shim_malformed' } };
+      if (error instanceof PromParseError) return this.kept({ state: 'failed', reason: 'shim_malformed' });
       throw error;
     }
   }
+
+  /** What a collection keeps of one decoded body; the guest samples it refused are counted. */
+  private kept(outcome: ShimOutcome, raw?: RawSandboxFamilies): DecodedShim {
+    if (outcome.state === 'ok') this.deps.self.guestRejectedSamples += outcome.metrics.rejectedSamples;
+    return raw === undefined ? { outcome } : { outcome, raw };
+  }
+}
+
+/** `work`'s value, or `late` if it has not settled by `atMs` (performance.now() time). */
+function settledBy<T>(work: Promise<T>, atMs: number, late: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(late), Math.max(0, atMs - performance.now()));
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** What the schedule learns from one call; a call the deadline kept in the queue teaches nothing. */
+function recordCall(schedule: ShimSchedule, sandboxId: string, result: ShimScrapeResult<DecodedShim>): void {
+  if (result.ok) schedule.record(sandboxId, result.body.outcome.state === 'ok' ? 'answered' : 'failed');
+  else if (result.notStarted !== true) schedule.record(sandboxId, result.error.reason === 'timeout' ? 'timed_out' : 'failed');
 }
 
 /** What one shim body decodes to, kept after its bytes are dropped. */

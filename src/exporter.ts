@@ -13,7 +13,8 @@ import { closableServer, type ClosableServer } from './publish/connections.ts';
 import { createApp, type ExporterCore } from './publish/server.ts';
 import { BasicAuthenticator, createWebServer, webMiddleware } from './publish/listener.ts';
 import type { WebConfigSource } from './publish/web-config.ts';
-import { createShimPool, type ShimPool } from './scrapers/kata-shim.ts';
+import { createShimPool, type ShimPool } from './scrapers/shim-pool.ts';
+import { WorkerShimDecoder, type ShimDecoder } from './shim-decoder.ts';
 import { KubeletClient } from './scrapers/kubelet.ts';
 import { PodWatcher } from './scrapers/pods.ts';
 import { RuntimeConfigSource } from './scrapers/runtime-config.ts';
@@ -31,6 +32,8 @@ export interface ExporterOptions {
   processMetrics?: boolean;
   /** The collection clock; a simulated node with its own clock passes the same one. */
   now?: () => number;
+  /** Where shim bodies are decoded: by default a worker thread of the exporter's own. */
+  shimDecoder?: ShimDecoder;
 }
 
 /** Adapts the watcher to what the collector needs. */
@@ -71,6 +74,7 @@ export class Exporter implements ExporterCore {
   readonly renderer: SnapshotRenderer;
   private readonly kubelet: KubeletClient;
   private readonly collector: Collector;
+  private readonly shimDecoder: ShimDecoder;
   private readonly flight: SingleFlight<NodeSnapshot>;
   private server: ClosableServer | undefined;
   private auth: BasicAuthenticator | undefined;
@@ -95,12 +99,14 @@ export class Exporter implements ExporterCore {
       logger,
     });
     this.shims = createShimPool({ concurrency: config.shimConcurrency, deadlineMs: config.shimTimeoutMs, maxBytes: config.shimMaxBytes });
+    this.shimDecoder = options.shimDecoder ?? new WorkerShimDecoder();
     this.collector = new Collector({
       config,
       logger,
       kubelet: this.kubelet,
       pods: podSource(this.watcher),
       shims: this.shims,
+      decoder: this.shimDecoder,
       self: this.self,
       ...(isAuditEnabled(config)
         ? {
@@ -187,5 +193,6 @@ export class Exporter implements ExporterCore {
     await this.watcher.stop();
     await this.kubelet.close();
     await this.shims.close();
+    await this.shimDecoder.close();
   }
 }

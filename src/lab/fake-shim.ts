@@ -80,6 +80,24 @@ export interface FakeShim {
 const GARBAGE = Buffer.from('\u0000\u0001\u00ff{"not":"prometheus"}\n<html>\u0007 }}}{{{ \n');
 const FILLER_LINE = Buffer.from('kata_guest_vm_stat{item="pgfault"} 123456789\n');
 
+/**
+ * A hostile guest's costliest answer to decode within the default bounds: `head` (a normal payload)
+ * followed by distinct `kata_guest_netdev_stat` series with 32 labels each, up to `maxBytes`. The
+ * decoder reads every byte of every line (docs/security.md, "A hostile decode never blinds the node").
+ */
+export function wideSeriesPayload(head: string, maxBytes: number): Buffer {
+  const lines = [head];
+  let bytes = Buffer.byteLength(head);
+  for (let i = 0; ; i++) {
+    const labels = Array.from({ length: 30 }, (_, k) => `l${k}="${k}-${i}"`).join(',');
+    const line = `kata_guest_netdev_stat{interface="v${i}",item="recv_bytes",${labels}} 1\n`;
+    if (bytes + line.length > maxBytes) break;
+    lines.push(line);
+    bytes += line.length;
+  }
+  return Buffer.from(lines.join(''));
+}
+
 export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim> {
   const stats: FakeShimStats = { calls: 0, inFlight: 0, maxInFlight: 0, oversizeWritten: 0, oversizeClientClosedEarly: false, connections: 0, openConnections: 0 };
   let behaviour: ShimBehaviour = options.behaviour ?? { kind: 'normal' };

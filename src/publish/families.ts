@@ -386,7 +386,7 @@ function auditFamily<F extends AuditPodRef>(
 export const SELF_COUNTERS = {
   shimScrapeErrors: {
     name: 'shim_scrape_errors_total',
-    help: 'Failed shim scrapes by reason (unreachable, timeout, oversize, malformed).',
+    help: 'Failed shim scrapes by reason (unreachable, timeout, oversize, malformed, decode_budget).',
     labels: ['reason'],
   },
   kubeletRejectedSamples: {

@@ -25,7 +25,7 @@ import type {
 export type ShimOutcome =
   | { state: 'ok'; metrics: ShimMetrics }
   | { state: 'skipped'; reason: 'shim_unsafe_runtime' | 'shim_disabled' | 'shim_socket_missing' }
-  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' };
+  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' };
 
 export interface SandboxObservation {
   sandbox: SandboxRecord;

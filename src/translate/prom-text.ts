@@ -101,7 +101,8 @@ export type PromParseErrorKind =
   | 'line_too_long'
   | 'too_many_series'
   | 'too_many_labels'
-  | 'label_too_long';
+  | 'label_too_long'
+  | 'budget';
 
 /** The one error the parser raises. */
 export class PromParseError extends Error {

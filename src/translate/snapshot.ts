@@ -24,6 +24,7 @@ export const POD_GAP_REASONS = [
   'shim_timeout',
   'shim_oversize',
   'shim_malformed', // the shim answered with bytes that are not the text format, or past a parser bound
+  'shim_decode_budget', // decoding the shim's answer took more work than one payload may
   'shim_unsafe_runtime', // runtime-rs with a hypervisor whose /metrics aborts the shim (Kata issue 13708)
   'shim_disabled', // --shim.runtime-rs=none
   'shim_socket_missing', // the sandbox has no shim-monitor.sock

@@ -499,3 +499,32 @@ describe('sandbox churn', () => {
     expect(otherPods(settled, [])).toEqual(otherPods(baseline, []));
   });
 });
+
+// ─── starvation ─────────────────────────────────────────────────────────────────
+
+describe('starvation: 30 hanging shims and 6 honest pods, default flags', () => {
+  const HONEST = Array.from({ length: 6 }, (_, i) => `honest-${i}`);
+  const HANGING = Array.from({ length: 30 }, (_, i) => `hanging-${i}`);
+  // Interleaved, so that discovery meets honest sandboxes among, before and after the hanging ones.
+  const pods = HANGING.flatMap((name, i) => (i % 5 === 4 ? [{ name, shim: { kind: 'hang' } as const }, { name: HONEST[(i - 4) / 5]! }] : [{ name, shim: { kind: 'hang' } as const }]));
+  // No flags: --shim.timeout 3s, --shim.concurrency 8, --collect.deadline 5s, as the issue ran it.
+  const setup = useFaultNode(pods, []);
+  const COLLECTIONS = 8;
+
+  test('after the first collection, every honest pod has guest data in every collection; every hanging one keeps shim_timeout', { timeout: 180_000 }, async () => {
+    const { node } = setup;
+    const hangingCalls = () => HANGING.reduce((sum, name) => sum + node.lab.pods.get(`ci/${name}`)!.shim!.stats.calls, 0);
+    const gapsPerCollection: string[][] = [];
+    for (let i = 0; i < COLLECTIONS; i++) {
+      const scrape = await node.bridge.scrape();
+      expectAnswered(scrape);
+      const missing = HONEST.filter((pod) => podGaps(scrape, pod).length > 0 || find(scrape, 'kata_bridge_pod_guest_cpu_usage_seconds_total', { pod }).length !== 1);
+      gapsPerCollection.push(missing);
+      for (const pod of HANGING) expect(podGaps(scrape, pod), `${pod} in collection ${i + 2}`).toEqual(['shim_timeout']);
+    }
+    // The baseline scrape was the first collection, in which every sandbox was new to the exporter.
+    expect(gapsPerCollection).toEqual(Array.from({ length: COLLECTIONS }, () => []));
+    // Backed off: the hanging shims were not all asked in every collection.
+    expect(hangingCalls()).toBeLessThan(HANGING.length * (COLLECTIONS + 1));
+  });
+});

@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
-import { createShimPool, scrapeShim, type ShimScrapeResult } from '../../src/scrapers/kata-shim.ts';
+import { scrapeShim, type ShimScrapeResult } from '../../src/scrapers/kata-shim.ts';
+import { createShimPool } from '../../src/scrapers/shim-pool.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 import { decodeShimMetrics } from '../../src/translate/kata-decode.ts';
 import { PromParseError } from '../../src/translate/prom-text.ts';
@@ -191,6 +192,38 @@ describe('scrapeAll with a body handler: the slot goes on before the handler run
       intact.push(...[...results.values()].map((r) => r.ok && r.body));
     }
     expect(intact).toEqual(Array.from({ length: 36 }, () => true));
+  });
+});
+
+describe('scrapeAll with a handler that answers with a promise (a decode on another thread)', () => {
+  it('a slot does not start a read while 2 × concurrency bodies are being read or handled', async () => {
+    const started: FakeShim[] = [];
+    for (let i = 0; i < 5; i++) started.push(await shim(`p${i}.sock`, { kind: 'normal' }, `kata_shim_threads ${i}\n`));
+    const waiting: (() => void)[] = [];
+    const pool = createShimPool({ concurrency: 1, ...LIMITS });
+    const all = pool.scrapeAll(
+      started.map((s, i) => ({ id: `p${i}`, socketPath: s.socketPath })),
+      {
+        handle: (body: Buffer) => {
+          // Read in the synchronous part: the body's buffer is the pool's again afterwards.
+          const text = body.toString();
+          return new Promise<string>((resolve) => waiting.push(() => resolve(text)));
+        },
+      },
+    );
+    // Two bodies in: both handlers are waiting, and no third read starts.
+    await expect.poll(() => waiting.length).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(started.map((s) => s.stats.calls)).toEqual([1, 1, 0, 0, 0]);
+    // Each settled handler lets one more read start.
+    waiting.shift()!();
+    await expect.poll(() => started[2]!.stats.calls).toBe(1);
+    expect(started.map((s) => s.stats.calls)).toEqual([1, 1, 1, 0, 0]);
+    const releasing = setInterval(() => waiting.shift()?.(), 5);
+    const results = await all;
+    clearInterval(releasing);
+    expect([...results.values()].map((r) => r.ok && r.body)).toEqual([0, 1, 2, 3, 4].map((i) => `kata_shim_threads ${i}\n`));
+    await pool.close();
   });
 });
 
