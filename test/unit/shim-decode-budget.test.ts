@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
 import { PromParseError } from '../../src/translate/prom-text.ts';
-import { podSeries, startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { podSeries } from '../support/scrape.ts';
 
 /** The hypervisor whose payloads the fake decoder refuses as over budget (switched on per test). */
 const overBudget = vi.hoisted(() => ({ hypervisor: undefined as string | undefined }));
