@@ -27,7 +27,8 @@ export type AbuseClass = 'mining' | 'memory' | 'network' | 'disk' | 'fork-bomb';
 export function abusivePods(namespace: string): Record<AbuseClass, LabPodScenario> {
   return {
     mining: { name: 'miner', namespace, flatCpu: true, containers: [build(2, 400 * MIB)] },
-    memory: { name: 'leaky', namespace, containers: [build(0.6, 1900 * MIB)], hostOomKillEverySeconds: HOST_OOM_EVERY_SECONDS, guestOomKillEverySeconds: HOST_OOM_EVERY_SECONDS },
+    // 1950 MiB in a 2 GiB + 320 MiB pod: above 90 % of the limit on the host, the VMM's memory included.
+    memory: { name: 'leaky', namespace, containers: [build(0.6, 1950 * MIB)], hostOomKillEverySeconds: HOST_OOM_EVERY_SECONDS, guestOomKillEverySeconds: HOST_OOM_EVERY_SECONDS },
     network: { name: 'exfil', namespace, containers: [build(0.5, 500 * MIB)], networkTransmitBytesPerSecond: FLOOD.networkTransmitBytesPerSecond },
     disk: { name: 'filler', namespace, containers: [build(0.5, 500 * MIB)], diskWriteBytesPerSecond: FLOOD.diskWriteBytesPerSecond },
     'fork-bomb': { name: 'forker', namespace, flatCpu: true, containers: [build(2, 600 * MIB)], guestTasks: 30_000, memoryGrowthBytesPerSecond: 4 * MIB },
@@ -36,8 +37,9 @@ export function abusivePods(namespace: string): Record<AbuseClass, LabPodScenari
 
 /**
  * A build that controls its guest: it burns its whole CPU limit, floods the network and writes to
- * disk at flood rates, grows its memory, and has its own processes OOM-killed inside the VM, while
- * the shim (and the kubelet's per-container values, which the guest relays) report an idle VM.
+ * disk at flood rates, and leaks memory between 91 % and 98 % of its pod limit, where the host's
+ * OOM killer takes a process of its VM, while the shim (and the kubelet's per-container values,
+ * which the guest relays) report an idle VM.
  */
 export function lyingGuestPod(name: string, namespace: string): LabPodScenario {
   return {
@@ -45,10 +47,11 @@ export function lyingGuestPod(name: string, namespace: string): LabPodScenario {
     namespace,
     guestReports: 'idle',
     flatCpu: true,
-    containers: [build(2, 1200 * MIB)],
+    containers: [build(2, 1930 * MIB)],
     networkTransmitBytesPerSecond: FLOOD.networkTransmitBytesPerSecond,
     diskWriteBytesPerSecond: FLOOD.diskWriteBytesPerSecond,
-    memoryGrowthBytesPerSecond: 4 * MIB,
+    memoryGrowthBytesPerSecond: 2 * MIB,
+    hostOomKillEverySeconds: HOST_OOM_EVERY_SECONDS,
   };
 }
 

@@ -32,6 +32,7 @@ const REAL_CGROUP_ROOT = '/sys/fs/cgroup';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
+const PAGE = 4096;
 
 export interface LabContainer {
   name: string;
@@ -93,7 +94,10 @@ export interface LabPodScenario {
   guestReports?: 'honest' | 'idle';
   /** Containers burn their CPU at a constant rate (a miner: no build phases, a flat line). */
   flatCpu?: boolean;
-  /** The workload's memory grows this fast (a leak, a fork bomb), up to its memory limits. */
+  /**
+   * The workload's memory grows this fast (a leak, a fork bomb) up to the pod's memory limit, drops
+   * back when the OOM killer strikes, and grows again: a sawtooth above the containers' memory.
+   */
   memoryGrowthBytesPerSecond?: number;
   /** The host's OOM killer kills a process of the VM (VMM, virtiofsd) every this many seconds. */
   hostOomKillEverySeconds?: number;
@@ -552,12 +556,17 @@ export class NodeLab {
     return this.workloadCpu(state, atMs) + 0.02 * this.seconds(state, atMs);
   }
 
-  /** Memory the guest uses: its containers and kernel, plus what a leak has added by `atMs`, up to the containers' limits. */
-  private guestUsedMemory(state: LabPodState, atMs?: number): number {
+  /**
+   * Memory the guest uses: its containers and kernel, plus what a leak has added by `atMs` since
+   * the last OOM kill; `'peak'`: the most it reaches.
+   */
+  private guestUsedMemory(state: LabPodState, atMs?: number | 'peak'): number {
     const containers = state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0);
-    const growth = atMs === undefined ? 0 : state.scenario.memoryGrowthBytesPerSecond * this.seconds(state, atMs);
     const room = Math.max(0, (state.host?.limits.memoryLimitBytes ?? containers + GIB) - containers - GUEST_KERNEL_BYTES - state.scenario.vmOverheadMemoryBytes - 64 * MIB);
-    return containers + Math.min(growth, room) + GUEST_KERNEL_BYTES;
+    const rate = state.scenario.memoryGrowthBytesPerSecond;
+    const growth = atMs === undefined || rate <= 0 || room <= 0 ? 0 : atMs === 'peak' ? room : (rate * this.seconds(state, atMs)) % room;
+    // Whole pages, as the kernel counts memory.
+    return containers + Math.floor(growth / PAGE) * PAGE + GUEST_KERNEL_BYTES;
   }
 
   /** The pod cgroup's limits and how hard the VM pushes against them, from the scenario. */
@@ -599,10 +608,12 @@ export class NodeLab {
     const p = state.processes;
     const vmmPids = p === undefined ? [] : [p.vmm.pid];
     const helperPids = p === undefined ? [] : [p.shim, p.virtiofsd].flatMap((x) => (x === undefined || x.pid === p.vmm.pid ? [] : [x.pid]));
+    // The peak never goes down, even when a leak is reset by an OOM kill.
+    const peakRam = this.guestUsedMemory(state, 'peak') + 16 * MIB;
     if (state.scenario.sandboxCgroupOnly) {
       const memoryUsageBytes = guestRam + vmmMemory + 40 * MIB;
       return {
-        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes, inactiveFileBytes: 40 * MIB, memoryPeakBytes: memoryUsageBytes + 24 * MIB, oomKills, ...io, pids: [...helperPids, ...vmmPids].sort((a, b) => a - b) },
+        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes, inactiveFileBytes: 40 * MIB, memoryPeakBytes: peakRam + vmmMemory + 64 * MIB, oomKills, ...io, pids: [...helperPids, ...vmmPids].sort((a, b) => a - b) },
         overhead: { cpuSeconds: 0, memoryUsageBytes: 0 },
       };
     }
@@ -610,7 +621,7 @@ export class NodeLab {
     // cgroup v2 (Kata issue 4886) has the whole VMM there; the shim and virtiofsd are in the overhead cgroup.
     const v1 = this.cgroups.options.version === 1;
     return {
-      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB, oomKills, pids: vmmPids },
+      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB, memoryPeakBytes: peakRam + 44 * MIB, oomKills, pids: vmmPids },
       overhead: { cpuSeconds: vmm, memoryUsageBytes: vmmMemory + 10 * MIB, inactiveFileBytes: 10 * MIB, ...io, pids: [...helperPids, ...(v1 ? vmmPids : [])].sort((a, b) => a - b) },
     };
   }
