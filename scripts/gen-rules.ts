@@ -65,6 +65,16 @@ export const R = {
   podGuestRxRate: 'namespace_pod:kata_bridge_pod_guest_network_receive_bytes:rate5m',
   podGuestDiskWriteRate: 'namespace_pod:kata_bridge_pod_guest_disk_written_bytes:rate5m',
   podGuestDiskReadRate: 'namespace_pod:kata_bridge_pod_guest_disk_read_bytes:rate5m',
+  podHostMemPerLimit: 'namespace_pod:kata_bridge_pod_host_memory_working_set_per_limit:ratio',
+  podHostThrottledRate: 'namespace_pod:kata_bridge_pod_host_cpu_throttled:rate5m',
+  podHostThrottledPerCpu: 'namespace_pod:kata_bridge_pod_host_cpu_throttled_per_usage:ratio_rate5m',
+  podHostPressureRate: 'namespace_pod_resource_kind:kata_bridge_pod_host_pressure:rate5m',
+  podHostTxRate: 'namespace_pod:kata_bridge_pod_host_network_transmit_bytes:rate5m',
+  podHostRxRate: 'namespace_pod:kata_bridge_pod_host_network_receive_bytes:rate5m',
+  podHostDiskWriteRate: 'namespace_pod:kata_bridge_pod_host_disk_written_bytes:rate5m',
+  podHostDiskReadRate: 'namespace_pod:kata_bridge_pod_host_disk_read_bytes:rate5m',
+  podGuestPerHostNetwork: 'namespace_pod:kata_bridge_pod_guest_network_bytes_per_host:ratio_rate5m',
+  podGuestPerHostDisk: 'namespace_pod:kata_bridge_pod_guest_disk_bytes_per_host:ratio_rate5m',
 } as const;
 
 function num(n: number): string {
@@ -109,6 +119,18 @@ function recordingRules(): RecordingRule[] {
     rec(R.podGuestRxRate, 'rate(kata_bridge_pod_guest_network_receive_bytes_total[5m])'),
     rec(R.podGuestDiskWriteRate, 'rate(kata_bridge_pod_guest_disk_written_bytes_total[5m])'),
     rec(R.podGuestDiskReadRate, 'rate(kata_bridge_pod_guest_disk_read_bytes_total[5m])'),
+    // The host's view of each pod: what no guest can forge.
+    rec(R.podHostMemPerLimit, 'kata_bridge_pod_host_memory_working_set_bytes\n  /\n(kata_bridge_pod_host_memory_limit_bytes > 0)'),
+    rec(R.podHostThrottledRate, 'rate(kata_bridge_pod_host_cpu_throttled_seconds_total[5m])'),
+    rec(R.podHostThrottledPerCpu, `${R.podHostThrottledRate}\n  /\n(${R.podHostCpuRate} > 0)`),
+    rec(R.podHostPressureRate, 'rate(kata_bridge_pod_host_pressure_seconds_total[5m])'),
+    rec(R.podHostTxRate, 'rate(kata_bridge_pod_host_network_transmit_bytes_total[5m])'),
+    rec(R.podHostRxRate, 'rate(kata_bridge_pod_host_network_receive_bytes_total[5m])'),
+    rec(R.podHostDiskWriteRate, 'rate(kata_bridge_pod_host_disk_written_bytes_total[5m])'),
+    rec(R.podHostDiskReadRate, 'rate(kata_bridge_pod_host_disk_read_bytes_total[5m])'),
+    // The guest's traffic against the host's count of the same VM, both directions together.
+    rec(R.podGuestPerHostNetwork, `(${R.podGuestTxRate} + ${R.podGuestRxRate})\n  /\n((${R.podHostTxRate} + ${R.podHostRxRate}) > 0)`),
+    rec(R.podGuestPerHostDisk, `(${R.podGuestDiskWriteRate} + ${R.podGuestDiskReadRate})\n  /\n((${R.podHostDiskWriteRate} + ${R.podHostDiskReadRate}) > 0)`),
   ];
 }
 
@@ -127,16 +149,11 @@ function buildAbuse(t: Thresholds): AlertRule[] {
     ')',
     'unless ignoring (reason) kata_bridge_container_metrics_gap',
   ];
+  // The host's view decides, whatever the guest (or the kubelet relaying it) says.
   const podPinned = [
-    '(',
-    `  ${R.podHostCpuPerLimit} >= ${num(c.ratio)}`,
-    '  and',
-    `  stddev_over_time(${R.podHostCpuPerLimit}[${c.varianceWindow}]) < ${num(c.maxStddev)}`,
-    ')',
-    'unless on (namespace, pod)',
-    '(',
-    ...containerPinned.map((l) => `  ${l}`),
-    ')',
+    `${R.podHostCpuPerLimit} >= ${num(c.ratio)}`,
+    'and',
+    `stddev_over_time(${R.podHostCpuPerLimit}[${c.varianceWindow}]) < ${num(c.maxStddev)}`,
   ];
   const g = t.guestCpuPlausibility;
   const o = t.overheadAboveReservation;
@@ -158,8 +175,8 @@ function buildAbuse(t: Thresholds): AlertRule[] {
       expr: podPinned.join('\n'),
       for: c.for,
       severity: c.severity,
-      summary: 'The host spends flat, saturated CPU on a Kata pod whose own view does not show it (possible crypto-mining).',
-      description: `The host has spent {{ $value | humanizePercentage }} of the summed CPU limits of ${POD} on its VM with almost no variation for ${c.for}; no container's own first-hand view explains it.`,
+      summary: 'The host spends flat, saturated CPU on a Kata pod (possible crypto-mining).',
+      description: `The host has spent {{ $value | humanizePercentage }} of the summed CPU limits of ${POD} on its VM with almost no variation for ${c.for}, whatever its guest reports.`,
     },
     {
       kind: 'alert',
@@ -257,6 +274,115 @@ function buildAbuse(t: Thresholds): AlertRule[] {
       summary: 'A Kata guest reports far less CPU time than the host spends on its VM.',
       description: `The guest of ${POD} claims only {{ $value | humanizePercentage }} of the CPU time the host spends on its busy VM: it hides work, or costs unusually much to emulate.`,
     },
+  ];
+}
+
+/**
+ * New events of a per-pod counter: its increase over `window`, or, for a series that appeared within
+ * `window` already above zero (a pod, or an exporter, started after the event), its value.
+ */
+function newEvents(counter: string, window: string): string {
+  return [`increase(${counter}[${window}]) > 0`, 'or', `(${counter} > 0 unless ${counter} offset ${window})`].join('\n');
+}
+
+/** The guest claims a small fraction of what the host counted, while the host counted enough to judge. */
+function underReported(
+  p: Thresholds['guestTrafficPlausibility'],
+  rule: { alert: string; ratio: string; hostRates: string[]; minHost: number; summary: string; description: string },
+): AlertRule {
+  return alertOn(p, {
+    alert: rule.alert,
+    scope: 'pod',
+    expr: [`${rule.ratio} < ${num(p.underReportFraction)}`, `and (${rule.hostRates.join(' + ')}) >= ${num(rule.minHost)}`].join('\n'),
+    summary: rule.summary,
+    description: rule.description,
+  });
+}
+
+/**
+ * Abuse and failure seen from the host alone (issue 13): the pod cgroup, the overhead cgroup and
+ * the VMM's network namespace. No guest report is part of these expressions, so a guest that
+ * reports zeros, idles or is never asked (runtime-rs with QEMU) suppresses none of them.
+ */
+function hostTruth(t: Thresholds): AlertRule[] {
+  const f = t.forkBombHost;
+  const p = t.guestTrafficPlausibility;
+  return [
+    alertOn(t.memoryNearLimit, {
+      alert: 'KataBridgePodHostMemoryNearLimit',
+      scope: 'pod',
+      expr: `${R.podHostMemPerLimit} >= ${num(t.memoryNearLimit.ratio)}`,
+      summary: "A Kata pod's memory on the host is close to its pod cgroup limit (runaway memory).",
+      description: `The VM of ${POD} holds {{ $value | humanizePercentage }} of its pod cgroup's memory limit on the host for ${t.memoryNearLimit.for}: the next burst is a host OOM kill of the VMM or virtiofsd.`,
+    }),
+    alertOn(t.hostOomKill, {
+      alert: 'KataBridgePodHostOomKill',
+      scope: 'pod',
+      expr: newEvents('kata_bridge_pod_host_oom_kills_total', t.hostOomKill.window),
+      summary: "The host's OOM killer killed a process of a Kata pod's VM.",
+      description: `The host killed {{ $value | humanize }} process(es) of the VM of ${POD} (VMM, virtiofsd or shim) in the last ${t.hostOomKill.window}: the build may have vanished, or reported success without finishing.`,
+    }),
+    alertOn(t.guestOomKill, {
+      alert: 'KataBridgePodGuestOomKill',
+      scope: 'pod',
+      expr: newEvents('kata_bridge_pod_guest_oom_kills_total', t.guestOomKill.window),
+      summary: "The guest kernel OOM-killed a process of a Kata pod's build.",
+      description: `The guest of ${POD} reports {{ $value | humanize }} OOM kill(s) inside its VM in the last ${t.guestOomKill.window}: a process of the build died for lack of memory.`,
+    }),
+    alertOn(t.cpuThrottling, {
+      alert: 'KataBridgePodHostCpuThrottled',
+      scope: 'pod',
+      expr: [`${R.podHostThrottledPerCpu} >= ${num(t.cpuThrottling.ratio)}`, `and ${R.podHostCpuRate} >= ${num(t.cpuThrottling.minHostCores)}`].join('\n'),
+      summary: 'A Kata pod spends much of its time throttled under its CPU quota.',
+      description: `For every second of CPU the VM of ${POD} got, it waited {{ $value | humanizePercentage }} of a second throttled, for ${t.cpuThrottling.for}: the build runs slower than its CPU limit suggests.`,
+    }),
+    alertOn(t.egressFlood, {
+      alert: 'KataBridgePodHostNetworkEgressFlood',
+      scope: 'pod',
+      expr: `${R.podHostTxRate} > ${num(t.egressFlood.bytesPerSecond)}`,
+      summary: 'The host counts a flood of network traffic sent by a Kata pod.',
+      description: `The network namespace of ${POD} has sent {{ $value | humanize }}B/s for ${t.egressFlood.for}, counted by the host kernel whatever its guest reports.`,
+    }),
+    alertOn(t.diskWriteFlood, {
+      alert: 'KataBridgePodHostDiskWriteFlood',
+      scope: 'pod',
+      expr: `${R.podHostDiskWriteRate} > ${num(t.diskWriteFlood.bytesPerSecond)}`,
+      summary: "The host counts a flood of disk writes by a Kata pod's VM.",
+      description: `The VM of ${POD} has written {{ $value | humanize }}B/s to the host's disks for ${t.diskWriteFlood.for}, whatever its guest reports.`,
+    }),
+    alertOn(f, {
+      alert: 'KataBridgePodHostForkBombPattern',
+      scope: 'pod',
+      expr: [
+        `${R.podHostCpuPerLimit} >= ${num(f.cpuRatio)}`,
+        'and',
+        `deriv(kata_bridge_pod_host_memory_working_set_bytes[${f.window}]) > ${num(f.memoryGrowthBytesPerSecond)}`,
+        'and',
+        '(',
+        `  sum without (resource, kind) (${R.podHostPressureRate}{resource=~"cpu|memory",kind="some"}) >= ${num(f.stallShare)}`,
+        '  or',
+        `  ${R.podHostThrottledPerCpu} >= ${num(t.cpuThrottling.ratio)}`,
+        ')',
+      ].join('\n'),
+      summary: 'A Kata pod pins its CPU while its memory grows and its tasks stall (possible fork bomb).',
+      description: `The host spends {{ $value | humanizePercentage }} of the summed CPU limits of ${POD} on its VM while the VM's memory keeps growing and its tasks stall, for ${f.for}: the host's view of a fork bomb.`,
+    }),
+    underReported(p, {
+      alert: 'KataBridgeGuestNetworkUnderReported',
+      ratio: R.podGuestPerHostNetwork,
+      hostRates: [R.podHostTxRate, R.podHostRxRate],
+      minHost: p.minHostNetworkBytesPerSecond,
+      summary: 'A Kata guest reports far less network traffic than the host counted for its pod.',
+      description: `The guest of ${POD} claims only {{ $value | humanizePercentage }} of the network bytes the host counted in the pod's namespace for ${p.for}: it hides traffic.`,
+    }),
+    underReported(p, {
+      alert: 'KataBridgeGuestDiskUnderReported',
+      ratio: R.podGuestPerHostDisk,
+      hostRates: [R.podHostDiskWriteRate, R.podHostDiskReadRate],
+      minHost: p.minHostDiskBytesPerSecond,
+      summary: 'A Kata guest reports far less disk I/O than the host counted for its VM.',
+      description: `The guest of ${POD} claims only {{ $value | humanizePercentage }} of the disk bytes the host counted for its VM for ${p.for}: it hides I/O, or writes through virtio-fs.`,
+    }),
   ];
 }
 
@@ -446,6 +572,7 @@ export function buildRuleGroups(t: Thresholds = DEFAULT_THRESHOLDS): RuleGroup[]
   return [
     { name: 'kata-bridge.recording', rules: recordingRules() },
     { name: 'kata-bridge.build-abuse', rules: buildAbuse(t) },
+    { name: 'kata-bridge.host-truth', rules: hostTruth(t) },
     { name: 'kata-bridge.isolation-audit', rules: isolationAudit(t) },
     { name: 'kata-bridge.blind-spots', rules: blindSpots(t) },
     { name: 'kata-bridge.exporter-health', rules: exporterHealth(t) },

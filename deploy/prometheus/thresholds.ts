@@ -37,9 +37,9 @@ export const DEFAULT_THRESHOLDS = {
   /**
    * CPU pinned at its limit with almost no variation: the signature of a crypto-miner, which runs
    * flat out for as long as it lives, while a build alternates compile, link, test and I/O phases.
-   * Per container from the container's own view; per pod from the host view (pod host CPU over the
-   * sum of the containers' CPU limits) where a container has no first-hand value or the guest
-   * claims less than the host sees.
+   * Per pod from the host view (pod host CPU over the sum of the containers' CPU limits), whatever
+   * the guest says; per container from the container's own view, as a second opinion that names
+   * the container.
    */
   cpuAtLimit: {
     /** Usage / limit (5-minute rate) at or above which CPU counts as pinned. 0.9: CFS throttling
@@ -56,12 +56,65 @@ export const DEFAULT_THRESHOLDS = {
     severity: 'warning' as Severity,
   },
 
-  /** Container memory working set close to its limit: the next allocation burst is an OOM kill. */
+  /** Memory working set close to its limit: the next allocation burst is an OOM kill. Per pod from
+   * the host (working set over the pod cgroup's limit), per container from the container's view. */
   memoryNearLimit: {
     /** Working set / limit at or above which the alert condition holds. 0.9 leaves ~10 % head room. */
     ratio: 0.9,
     /** 10 minutes: longer than a link step or a test suite's peak. */
     for: '10m',
+    severity: 'warning' as Severity,
+  },
+
+  /** The host OOM killer killed a process of a pod's VM (the VMM, virtiofsd): the build vanishes,
+   * sometimes with apparent success (Kata issue 6129). Counted over `window`; fires at once. */
+  hostOomKill: { window: '10m', for: '0m', severity: 'critical' as Severity },
+
+  /** The guest kernel OOM-killed one of the build's processes inside its VM. Reported by the guest. */
+  guestOomKill: { window: '10m', for: '0m', severity: 'warning' as Severity },
+
+  /** The pod cgroup spends much of its time throttled under its CPU quota: the build is slower than
+   * its limit suggests (a VMM and I/O threads share the quota with the vCPUs). */
+  cpuThrottling: {
+    /** Throttled seconds per second of CPU the pod got, at or above which the alert holds. 0.25: for
+     * every 4 s of CPU the VM ran, its threads waited 1 s in throttled CFS periods. */
+    ratio: 0.25,
+    /** Only judged while the host spends at least this many cores on the pod. */
+    minHostCores: 0.1,
+    for: '15m',
+    severity: 'info' as Severity,
+  },
+
+  /**
+   * A fork bomb seen from the host: the host has no view of the guest's tasks, so its proxy is CPU
+   * pinned at the pod's limit while memory keeps growing and tasks stall (PSI, or CFS throttling on
+   * cgroup v1, which has no PSI). The guest's task count stays a second signal (guestTasks).
+   */
+  forkBombHost: {
+    /** Host CPU / summed CPU limits at or above which CPU counts as pinned. */
+    cpuRatio: 0.9,
+    /** Host working set growth (bytes per second, deriv over `window`) above which memory counts as rising. */
+    memoryGrowthBytesPerSecond: 1_048_576,
+    /** Share of wall time some task of the pod stalls on CPU or memory (PSI `some`, summed) at or
+     * above which tasks count as stalling; on cgroup v1 the throttling ratio of cpuThrottling stands in. */
+    stallShare: 0.2,
+    window: '10m',
+    for: '5m',
+    severity: 'warning' as Severity,
+  },
+
+  /** The guest reports far less network or disk traffic than the host counted for its VM: it hides
+   * work (a tamper signal), like guestCpuPlausibility's under-report. */
+  guestTrafficPlausibility: {
+    /** The guest claims less than host × fraction. */
+    underReportFraction: 0.2,
+    /** Judged only while the host counts at least this much network traffic (bytes per second, both ways). */
+    minHostNetworkBytesPerSecond: 1_000_000,
+    /** Judged only while the host counts at least this much block I/O (bytes per second, read + written).
+     * Higher than the network's: virtio-fs writes are file writes by virtiofsd on the host, which the
+     * guest's block devices never see. */
+    minHostDiskBytesPerSecond: 10_000_000,
+    for: '15m',
     severity: 'warning' as Severity,
   },
 
@@ -80,7 +133,8 @@ export const DEFAULT_THRESHOLDS = {
     severity: 'warning' as Severity,
   },
 
-  /** Network egress flood from the guest (data exfiltration, DDoS participation). Untrusted. */
+  /** Network egress flood (data exfiltration, DDoS participation): from the host's count of the
+   * pod's network namespace, and from the guest's own (untrusted) as a second signal. */
   egressFlood: {
     /** Transmit rate in bytes per second. 50 MB/s for 5 minutes is 15 GB: more than pushing an
      * image and its caches, which takes seconds to a minute. */
@@ -89,7 +143,8 @@ export const DEFAULT_THRESHOLDS = {
     severity: 'warning' as Severity,
   },
 
-  /** Disk write flood in the guest (filling the node's storage, wearing its disks). Untrusted. */
+  /** Disk write flood (filling the node's storage, wearing its disks): from the host's block I/O of
+   * the VM, and from the guest's own (untrusted) as a second signal. */
   diskWriteFlood: {
     /** Write rate in bytes per second. 100 MB/s for 10 minutes is 60 GB: far beyond unpacking
      * dependencies or writing build output. */

@@ -6,7 +6,9 @@
  *
  * Only the files the exporter reads are written, with the key sets the kernel prints, so a reader
  * that looks up the wrong key (e.g. v1 `inactive_file` instead of `total_inactive_file`) sees a
- * different number. Values can be changed over time; each file is replaced atomically.
+ * different number: usage, and the host-truth files of issue 13 (limits, CFS throttling, OOM
+ * kills, peak, PSI on v2, block I/O per device, cgroup.procs). Values can be changed over time;
+ * each file is replaced atomically.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -31,6 +33,34 @@ export interface LabCgroupUsage {
   memoryUsageBytes: number;
   /** Page cache the kernel may drop; working set = usage − this (0 when absent). */
   inactiveFileBytes?: number;
+  /** Highest usage seen (v2 memory.peak, v1 memory.max_usage_in_bytes); default the usage. */
+  memoryPeakBytes?: number;
+  /** OOM kills in this cgroup and below (v2 memory.events, v1 memory.oom_control). */
+  oomKills?: number;
+  /** Bytes read and written on the host's block devices (v2 io.stat, v1 blkio). */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
+  /** PSI totals (v2 only): seconds some / all tasks stalled on each resource. */
+  pressure?: LabPressure;
+  /** Processes in the cgroup (cgroup.procs), e.g. the VMM. */
+  pids?: number[];
+}
+
+export type LabPressureResource = 'cpu' | 'memory' | 'io';
+export type LabPressure = Partial<Record<LabPressureResource, { someSeconds: number; fullSeconds: number }>>;
+
+/** What only the pod cgroup has: the limits the kubelet sets from the pod spec and CFS throttling under them. */
+export interface LabPodLimits {
+  /** memory.max / memory.limit_in_bytes; undefined: unlimited. */
+  memoryLimitBytes?: number;
+  /** cpu.max quota in cores; undefined: no quota. */
+  cpuQuotaCores?: number;
+  /** CFS bandwidth periods elapsed, periods throttled, and time throttled. */
+  cpuPeriods?: number;
+  cpuThrottledPeriods?: number;
+  cpuThrottledSeconds?: number;
+  /** PSI of the pod cgroup (the pressure of the whole pod). */
+  pressure?: LabPressure;
 }
 
 export interface LabSandbox {
@@ -51,6 +81,8 @@ export interface LabPod {
   qos: PodQos;
   /** The pod cgroup; defaults to the sum of the sandbox cgroups inside it (hierarchical counters). */
   usage?: LabCgroupUsage;
+  /** The pod cgroup's own limits, throttling and pressure. */
+  limits?: LabPodLimits;
   sandboxes?: LabSandbox[];
 }
 
@@ -145,15 +177,109 @@ export function renderV1MemoryStat(u: LabCgroupUsage, local = true): string {
   ]);
 }
 
+/** CFS bandwidth counters of a cgroup (zeros without a quota). */
+export interface LabThrottling {
+  periods: number;
+  throttledPeriods: number;
+  throttledSeconds: number;
+}
+
+const NO_THROTTLING: LabThrottling = { periods: 0, throttledPeriods: 0, throttledSeconds: 0 };
+
 /** cgroup v2 cpu.stat; without the cpu controller enabled only the three usage lines exist. */
-export function renderV2CpuStat(cpuSeconds: number, cpuController = true): string {
+export function renderV2CpuStat(cpuSeconds: number, cpuController = true, throttling: LabThrottling = NO_THROTTLING): string {
   const usage = Math.round(cpuSeconds * 1e6);
   const user = Math.round(usage * 0.7);
   const base: [string, number][] = [['usage_usec', usage], ['user_usec', user], ['system_usec', usage - user]];
-  const throttling: [string, number][] = [
-    ['nr_periods', 0], ['nr_throttled', 0], ['throttled_usec', 0], ['nr_bursts', 0], ['burst_usec', 0],
+  const bandwidth: [string, number][] = [
+    ['nr_periods', throttling.periods],
+    ['nr_throttled', throttling.throttledPeriods],
+    ['throttled_usec', throttling.throttledSeconds * 1e6],
+    ['nr_bursts', 0],
+    ['burst_usec', 0],
   ];
-  return lines(cpuController ? [...base, ...throttling] : base);
+  return lines(cpuController ? [...base, ...bandwidth] : base);
+}
+
+/** cgroup v1 cpu.stat of the cpu controller (kernel 5.14+ key set; throttled_time in ns). */
+export function renderV1CpuStat(throttling: LabThrottling = NO_THROTTLING): string {
+  return lines([
+    ['nr_periods', throttling.periods],
+    ['nr_throttled', throttling.throttledPeriods],
+    ['throttled_time', `${BigInt(Math.round(throttling.throttledSeconds * 1e6)) * 1000n}`],
+    ['nr_bursts', 0],
+    ['burst_time', 0],
+  ]);
+}
+
+/** cgroup v2 cpu.max: `<quota> <period>` in µs, or `max <period>`. */
+export function renderV2CpuMax(quotaCores: number | undefined): string {
+  return `${quotaCores === undefined ? 'max' : Math.round(quotaCores * CFS_PERIOD_US)} ${CFS_PERIOD_US}\n`;
+}
+
+/** The kubelet's CFS period: 100 ms. */
+export const CFS_PERIOD_US = 100_000;
+
+/** cgroup v2 memory.events (hierarchical; `oom_kill` counts processes the OOM killer killed). */
+export function renderV2MemoryEvents(oomKills: number): string {
+  // Every OOM kill follows an OOM event and hitting memory.max; the kernel counts both at least as often.
+  return lines([['low', 0], ['high', 0], ['max', oomKills * 12], ['oom', oomKills], ['oom_kill', oomKills], ['oom_group_kill', 0]]);
+}
+
+/** cgroup v1 memory.oom_control (kernel 4.13+ prints oom_kill). */
+export function renderV1OomControl(oomKills: number): string {
+  return lines([['oom_kill_disable', 0], ['under_oom', 0], ['oom_kill', oomKills]]);
+}
+
+/** PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`): `some` and `full`, total in µs. */
+export function renderPressure(p: { someSeconds: number; fullSeconds: number } | undefined): string {
+  const line = (kind: string, seconds: number) => `${kind} avg10=0.00 avg60=0.00 avg300=0.00 total=${Math.round(seconds * 1e6)}\n`;
+  return line('some', p?.someSeconds ?? 0) + line('full', p?.fullSeconds ?? 0);
+}
+
+/**
+ * The host block devices a VM's I/O lands on, with the share of it each takes: the image or
+ * virtio-blk volume on the NVMe disk, and the rest (virtio-fs writes by virtiofsd) on a device-mapper
+ * volume. A reader that keeps only the first device sees a different number.
+ */
+const DISKS: ReadonlyArray<{ device: string; share: number }> = [
+  { device: '259:0', share: 0.7 },
+  { device: '253:1', share: 0.3 },
+];
+
+function perDisk(bytes: number | undefined): Array<{ device: string; bytes: number }> {
+  const total = Math.round(bytes ?? 0);
+  const first = Math.round(total * (DISKS[0]?.share ?? 1));
+  return DISKS.map((d, i) => ({ device: d.device, bytes: i === 0 ? first : total - first }));
+}
+
+/** cgroup v2 io.stat: one line per device the cgroup did I/O on (none at all when idle). */
+export function renderV2IoStat(readBytes: number | undefined, writeBytes: number | undefined): string {
+  const reads = perDisk(readBytes);
+  const writes = perDisk(writeBytes);
+  return DISKS.map((d, i) => {
+    const r = reads[i]?.bytes ?? 0;
+    const w = writes[i]?.bytes ?? 0;
+    return r === 0 && w === 0 ? '' : `${d.device} rbytes=${r} wbytes=${w} rios=${Math.round(r / 65536)} wios=${Math.round(w / 65536)} dbytes=0 dios=0\n`;
+  }).join('');
+}
+
+/** cgroup v1 blkio.throttle.io_service_bytes_recursive: per device Read/Write/Sync/Async/Discard/Total, then Total. */
+export function renderV1BlkioServiceBytes(readBytes: number | undefined, writeBytes: number | undefined): string {
+  const reads = perDisk(readBytes);
+  const writes = perDisk(writeBytes);
+  let total = 0;
+  const out = DISKS.map((d, i) => {
+    const r = reads[i]?.bytes ?? 0;
+    const w = writes[i]?.bytes ?? 0;
+    total += r + w;
+    const sync = Math.round(w / 4) + r;
+    return lines([
+      [`${d.device} Read`, r], [`${d.device} Write`, w], [`${d.device} Sync`, sync], [`${d.device} Async`, r + w - sync],
+      [`${d.device} Discard`, 0], [`${d.device} Total`, r + w],
+    ]);
+  });
+  return `${out.join('')}Total ${total}\n`;
 }
 
 /** cgroup v1 cpuacct.usage: total CPU time in nanoseconds, one number. */
@@ -161,11 +287,17 @@ export function renderV1CpuacctUsage(cpuSeconds: number): string {
   return `${BigInt(Math.round(cpuSeconds * 1e6)) * 1000n}\n`;
 }
 
+/** The hierarchical counters of a parent: the sum of its children's (processes and PSI stay the children's own). */
 export function sumUsage(parts: LabCgroupUsage[]): LabCgroupUsage {
+  const sum = (pick: (p: LabCgroupUsage) => number | undefined) => parts.reduce((s, p) => s + (pick(p) ?? 0), 0);
   return {
-    cpuSeconds: parts.reduce((s, p) => s + p.cpuSeconds, 0),
-    memoryUsageBytes: parts.reduce((s, p) => s + p.memoryUsageBytes, 0),
-    inactiveFileBytes: parts.reduce((s, p) => s + (p.inactiveFileBytes ?? 0), 0),
+    cpuSeconds: sum((p) => p.cpuSeconds),
+    memoryUsageBytes: sum((p) => p.memoryUsageBytes),
+    inactiveFileBytes: sum((p) => p.inactiveFileBytes),
+    memoryPeakBytes: sum((p) => p.memoryPeakBytes ?? p.memoryUsageBytes),
+    oomKills: sum((p) => p.oomKills),
+    diskReadBytes: sum((p) => p.diskReadBytes),
+    diskWriteBytes: sum((p) => p.diskWriteBytes),
   };
 }
 
@@ -202,8 +334,14 @@ export class LabCgroupTree {
     return this.options.hybrid ? join(this.root, 'unified') : this.root;
   }
 
+  /** The v1 controller directory of cpuacct (and of cpu, when they are co-mounted as most distributions do). */
   private get v1CpuDir(): string {
     return join(this.root, this.options.v1CpuDir ?? 'cpu,cpuacct');
+  }
+
+  /** The v1 cpu controller (CFS bandwidth, throttling): its own `cpu` mount when cpuacct is mounted alone. */
+  private get v1CpuControllerDir(): string {
+    return this.options.v1CpuDir === 'cpuacct' ? join(this.root, 'cpu') : this.v1CpuDir;
   }
 
   private async writeSkeleton(): Promise<void> {
@@ -211,7 +349,7 @@ export class LabCgroupTree {
     const v2Controllers = this.options.memoryController === false ? 'cpuset cpu io pids\n' : 'cpuset cpu io memory hugetlb pids rdma misc\n';
     if (version === 2) await writeAtomic(join(this.v2Dir ?? this.root, 'cgroup.controllers'), v2Controllers);
     if (version === 1 || hybrid) {
-      for (const dir of [this.v1CpuDir, join(this.root, 'memory')]) await mkdir(dir, { recursive: true });
+      for (const dir of this.v1Hierarchies) await mkdir(dir, { recursive: true });
     }
     // A hybrid v1 host's unified mount usually has no controllers to give.
     if (version === 1 && hybrid) await writeAtomic(join(this.root, 'unified', 'cgroup.controllers'), '\n');
@@ -219,30 +357,58 @@ export class LabCgroupTree {
     for (const qos of QOS_LEVELS) await this.ensureDirs(qosCgroupPath(driver, qos));
   }
 
+  private get v1Hierarchies(): string[] {
+    return [...new Set([this.v1CpuDir, this.v1CpuControllerDir, join(this.root, 'memory'), join(this.root, 'blkio')])];
+  }
+
   /** The hierarchies every cgroup of the kubelet's tree is created in. */
   private get hierarchies(): string[] {
-    return this.v2Dir !== undefined ? [this.v2Dir] : [this.v1CpuDir, join(this.root, 'memory')];
+    return this.v2Dir !== undefined ? [this.v2Dir] : this.v1Hierarchies;
   }
 
   private async ensureDirs(relPath: string): Promise<void> {
     for (const dir of this.hierarchies) await mkdir(join(dir, relPath), { recursive: true });
   }
 
-  /** Writes (or rewrites) the counter files of one cgroup, creating its directory when needed. */
-  async setUsage(relPath: string, usage: LabCgroupUsage, hasChildren = false): Promise<void> {
+  /**
+   * Writes (or rewrites) the counter files of one cgroup, creating its directory when needed.
+   * `limits` are the pod cgroup's own (quota, memory limit, throttling, PSI); other cgroups have none.
+   */
+  async setUsage(relPath: string, usage: LabCgroupUsage, hasChildren = false, limits: LabPodLimits = {}): Promise<void> {
+    const throttling: LabThrottling = {
+      periods: limits.cpuPeriods ?? 0,
+      throttledPeriods: limits.cpuThrottledPeriods ?? 0,
+      throttledSeconds: limits.cpuThrottledSeconds ?? 0,
+    };
+    const procs = (usage.pids ?? []).map((pid) => `${pid}\n`).join('');
+    const peak = usage.memoryPeakBytes ?? usage.memoryUsageBytes;
     const v2 = this.v2Dir;
     if (v2 !== undefined) {
       const dir = join(v2, relPath);
-      await writeAtomic(join(dir, 'cpu.stat'), renderV2CpuStat(usage.cpuSeconds));
+      const pressure = limits.pressure ?? usage.pressure;
+      await writeAtomic(join(dir, 'cgroup.procs'), procs);
+      await writeAtomic(join(dir, 'cpu.stat'), renderV2CpuStat(usage.cpuSeconds, true, throttling));
+      await writeAtomic(join(dir, 'cpu.max'), renderV2CpuMax(limits.cpuQuotaCores));
+      await writeAtomic(join(dir, 'io.stat'), renderV2IoStat(usage.diskReadBytes, usage.diskWriteBytes));
+      for (const resource of ['cpu', 'io', 'memory'] as const) await writeAtomic(join(dir, `${resource}.pressure`), renderPressure(pressure?.[resource]));
       if (this.options.memoryController === false) return;
       await writeAtomic(join(dir, 'memory.current'), `${usage.memoryUsageBytes}\n`);
       await writeAtomic(join(dir, 'memory.stat'), renderV2MemoryStat(usage));
+      await writeAtomic(join(dir, 'memory.max'), `${limits.memoryLimitBytes ?? 'max'}\n`);
+      await writeAtomic(join(dir, 'memory.peak'), `${peak}\n`);
+      await writeAtomic(join(dir, 'memory.events'), renderV2MemoryEvents(usage.oomKills ?? 0));
       return;
     }
+    for (const hierarchy of this.v1Hierarchies) await writeAtomic(join(hierarchy, relPath, 'cgroup.procs'), procs);
     await writeAtomic(join(this.v1CpuDir, relPath, 'cpuacct.usage'), renderV1CpuacctUsage(usage.cpuSeconds));
+    await writeAtomic(join(this.v1CpuControllerDir, relPath, 'cpu.stat'), renderV1CpuStat(throttling));
     const memDir = join(this.root, 'memory', relPath);
     await writeAtomic(join(memDir, 'memory.usage_in_bytes'), `${usage.memoryUsageBytes}\n`);
     await writeAtomic(join(memDir, 'memory.stat'), renderV1MemoryStat(usage, !hasChildren));
+    await writeAtomic(join(memDir, 'memory.limit_in_bytes'), `${limits.memoryLimitBytes ?? V1_UNLIMITED}\n`);
+    await writeAtomic(join(memDir, 'memory.max_usage_in_bytes'), `${peak}\n`);
+    await writeAtomic(join(memDir, 'memory.oom_control'), renderV1OomControl(usage.oomKills ?? 0));
+    await writeAtomic(join(this.root, 'blkio', relPath, 'blkio.throttle.io_service_bytes_recursive'), renderV1BlkioServiceBytes(usage.diskReadBytes, usage.diskWriteBytes));
   }
 
   private pathsFor(pod: LabPod): LabPodPaths {
@@ -262,7 +428,7 @@ export class LabCgroupTree {
 
   private async writePod(pod: LabPod, paths: LabPodPaths): Promise<void> {
     const inPod = (pod.sandboxes ?? []).filter((sb) => !sb.systemdLiteralDir);
-    await this.setUsage(paths.pod, pod.usage ?? sumUsage(inPod.map((sb) => sb.usage)), inPod.length > 0);
+    await this.setUsage(paths.pod, pod.usage ?? sumUsage(inPod.map((sb) => sb.usage)), inPod.length > 0, pod.limits);
     for (const sb of pod.sandboxes ?? []) {
       const p = paths.sandboxes[sb.id];
       if (!p) continue;
@@ -285,11 +451,16 @@ export class LabCgroupTree {
    */
   async updatePod(
     uid: string,
-    change: { usage?: LabCgroupUsage; sandboxes?: Record<string, { usage?: LabCgroupUsage; overheadUsage?: LabCgroupUsage }> },
+    change: {
+      usage?: LabCgroupUsage;
+      limits?: LabPodLimits;
+      sandboxes?: Record<string, { usage?: LabCgroupUsage; overheadUsage?: LabCgroupUsage }>;
+    },
   ): Promise<void> {
     const entry = this.pods.get(uid);
     if (!entry) throw new Error(`lab cgroup tree: no pod ${uid}`);
     if (change.usage) entry.pod.usage = change.usage;
+    if (change.limits) entry.pod.limits = change.limits;
     for (const sb of entry.pod.sandboxes ?? []) {
       const c = change.sandboxes?.[sb.id];
       if (c?.usage) sb.usage = c.usage;

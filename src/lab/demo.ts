@@ -1,8 +1,11 @@
 /**
  * `--demo`: the real exporter against a simulated node built in-process, so a newcomer sees
- * realistic /metrics with no cluster. The node mixes both Kata runtimes, all four hypervisors,
- * and the cases the bridge exists for: a runtime-rs QEMU sandbox that must never be scraped, an
- * unmapped sandbox, a pod whose kubelet values are zeros, and pods with one and two containers.
+ * realistic /metrics with no cluster. The node (cgroup v2, so the host's pressure files exist)
+ * mixes both Kata runtimes, all four hypervisors, and the cases the bridge exists for: a runtime-rs
+ * QEMU sandbox that must never be scraped, an unmapped sandbox, a pod whose kubelet values are
+ * zeros, and pods with one and two containers. Two builds run under Kata 4.0's default
+ * (`kata-qemu-runtime-rs`, never scraped): one floods the network, one is OOM-killed on the host;
+ * only host data shows either.
  *
  * The isolation audit is on: the `ci` namespace is labelled untrusted, and one pod shows each
  * finding once (an untrusted pod under runc with host networking, a privileged container whose
@@ -13,7 +16,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { isAuditEnabled, parseCommandLine, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { NodeLab, type LabScenario } from './node-lab.ts';
+import { NodeLab, QEMU_RUNTIME_RS, type LabScenario } from './node-lab.ts';
 
 const MIB = 2 ** 20;
 
@@ -22,6 +25,7 @@ export const DEMO_UNTRUSTED_LABEL = { key: 'kata-bridge.io/untrusted', value: 't
 
 export const DEMO_SCENARIO: LabScenario = {
   nodeName: 'kata-demo-node',
+  cgroupVersion: 2,
   namespaces: { ci: { [DEMO_UNTRUSTED_LABEL.key]: DEMO_UNTRUSTED_LABEL.value, team: 'platform' } },
   audit: { namespaceSelector: `${DEMO_UNTRUSTED_LABEL.key}=${DEMO_UNTRUSTED_LABEL.value}` },
   pods: [
@@ -43,6 +47,15 @@ export const DEMO_SCENARIO: LabScenario = {
     { name: 'trainer-8k2lm', namespace: 'ml', hypervisor: 'cloud-hypervisor', runtime: 'rs', vmOverheadMemoryBytes: 150 * MIB },
     // runtime-rs + QEMU: GET /metrics would abort the shim (Kata issue 13708); never scraped by default.
     { name: 'fuzz-rs-qemu-0', namespace: 'security', hypervisor: 'qemu', runtime: 'rs', shim: { kind: 'status', status: 500 } },
+    // Kata 4.0's default runtime (runtime-rs + QEMU, never scraped): only the host sees this build
+    // send 90 MB/s, and the next one's VM processes OOM-killed by the host every 5 minutes.
+    { name: 'mirror-sync-4k2xd', ...QEMU_RUNTIME_RS, networkTransmitBytesPerSecond: 90_000_000, networkReceiveBytesPerSecond: 3_000_000 },
+    {
+      name: 'webpack-oom-8s3fw',
+      ...QEMU_RUNTIME_RS,
+      hostOomKillEverySeconds: 300,
+      containers: [{ name: 'build', cpuCores: 1.1, memoryBytes: 1900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '1', memory: '1Gi' } }],
+    },
     // A VM that no source joins to a pod.
     { name: 'orphan', hypervisor: 'qemu', runtime: 'go', mapping: 'none', inApiServer: false },
     // ── isolation audit: one finding each (ci is untrusted) ──

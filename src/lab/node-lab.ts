@@ -15,11 +15,13 @@ import type { Config } from '../config.ts';
 import type { HostNamespace, Hypervisor, KataRuntime, KubeletContainerStats, KubeletPodStats } from '../translate/records.ts';
 import type { PodQos, CgroupDriver } from '../translate/cgroup-paths.ts';
 import { LabCgroupTree, type LabCgroupUsage } from './cgroup-tree.ts';
+import { eventsSince, hostProfile, podCgroupLimits, podCgroupState, type HostProfile } from './host-activity.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { FakeKubelet } from './fake-kubelet.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from './fake-shim.ts';
 import { renderKubeletPayload } from './kubelet-payload.ts';
-import { kataPod, kataRuntimeClasses, namespace as buildNamespace, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
+import { kataPod, kataRuntimeClasses, KATA_OVERHEAD, namespace as buildNamespace, podOverhead, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
+import { hostNetDev, podNetDev, removeProcess, sandboxProcesses, writeNetDev, writeProcess, type LabSandboxProcesses } from './proc-tree.ts';
 import { writeRuntimeConfig, type LabRuntimeConfig } from './runtime-config-files.ts';
 import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
 import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
@@ -29,6 +31,7 @@ const REAL_CGROUP_ROOT = '/sys/fs/cgroup';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
+const PAGE = 4096;
 
 export interface LabContainer {
   name: string;
@@ -75,10 +78,35 @@ export interface LabPodScenario {
   vmOverheadMemoryBytes?: number;
   guestTasks?: number;
   guestMemoryBytes?: number;
+  /**
+   * What the pod really does on the network and its disks, per second: what the host counts (the
+   * VMM's net/dev, the cgroup's io.stat / blkio), and what an honest guest reports too.
+   */
   networkReceiveBytesPerSecond?: number;
   networkTransmitBytesPerSecond?: number;
   diskReadBytesPerSecond?: number;
   diskWriteBytesPerSecond?: number;
+  /**
+   * What the guest reports (shim payload, the kubelet's per-container values, which the agent
+   * relays): `honest`, or `idle`: a guest that lies, reporting an idle VM whatever it really does.
+   */
+  guestReports?: 'honest' | 'idle';
+  /** Containers burn their CPU at a constant rate (a miner: no build phases, a flat line). */
+  flatCpu?: boolean;
+  /**
+   * The workload's memory grows this fast (a leak, a fork bomb) up to the pod's memory limit, drops
+   * back when the OOM killer strikes, and grows again: a sawtooth above the containers' memory.
+   */
+  memoryGrowthBytesPerSecond?: number;
+  /** The host's OOM killer kills a process of the VM (VMM, virtiofsd) every this many seconds. */
+  hostOomKillEverySeconds?: number;
+  /** The guest kernel's OOM killer kills a process of the build every this many seconds. */
+  guestOomKillEverySeconds?: number;
+  /**
+   * Share of CFS periods in which the pod cgroup is throttled. Default: 0.6 when the pod runs at
+   * 90 % or more of its CPU quota (limits + RuntimeClass overhead), else 0.
+   */
+  cpuThrottledShare?: number;
   shim?: ShimBehaviour;
   /** Whether the pod object exists in the API server (false: a sandbox whose pod is unknown). */
   inApiServer?: boolean;
@@ -153,7 +181,7 @@ export type LabEndpoints = Required<
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
 interface LabPodState {
-  scenario: Required<Omit<LabPodScenario, 'shim'>>;
+  scenario: Required<Omit<LabPodScenario, 'shim' | 'cpuThrottledShare'>> & Pick<LabPodScenario, 'cpuThrottledShare'>;
   /** Runs in a Kata VM (false: a runc pod without RuntimeClass). */
   kata: boolean;
   uid: string;
@@ -166,6 +194,10 @@ interface LabPodState {
   cpuBase: Map<string, { atMs: number; seconds: number }>;
   removed: boolean;
   real?: RealVmCgroups;
+  /** Limits, throttling and pressure shares of the pod cgroup (Kata pods on the simulated tree). */
+  host?: HostProfile;
+  /** The sandbox's shim, VMM and virtiofsd in the lab's procfs. */
+  processes?: LabSandboxProcesses;
 }
 
 /** The guest kernel and agent: memory the guest uses beyond its containers. */
@@ -205,11 +237,22 @@ function work(rate: number, seconds: number): number {
   return rate * (seconds + 3 * Math.sin(seconds / 30));
 }
 
+/** The pid of the first sandbox's shim in the lab's procfs; each sandbox takes the next PIDS_PER_SANDBOX. */
+const FIRST_SANDBOX_PID = 10_000;
+const PIDS_PER_SANDBOX = 10;
+
+/** The RuntimeClass kata-deploy 4.0 makes the default: runtime-rs with QEMU. */
+export const QEMU_RUNTIME_RS = { runtime: 'rs', hypervisor: 'qemu', runtimeClassName: 'kata-qemu-runtime-rs' } as const satisfies Partial<LabPodScenario>;
+
+/** What a lying guest reports: an idle VM, whatever the host sees it do. */
+const IDLE_GUEST = { cores: 0.005, memoryBytes: 120 * MIB, networkBytesPerSecond: 300, diskBytesPerSecond: 2_000 } as const;
+
 export class NodeLab {
   readonly pods = new Map<string, LabPodState>();
   private ticker: NodeJS.Timeout | undefined;
   private tickInFlight: Promise<void> | undefined;
   private socketSeq = 0;
+  private sandboxSeq = 0;
 
   private constructor(
     readonly dir: string,
@@ -272,7 +315,8 @@ export class NodeLab {
     await mkdir(endpoints.serviceAccountDir, { recursive: true });
     await writeFile(join(endpoints.serviceAccountDir, 'token'), token);
     await writeFile(join(endpoints.serviceAccountDir, 'ca.crt'), ca.certPem);
-    for (const rc of [...kataRuntimeClasses(), runtimeClass('kata-dragonball', 'kata-dragonball')]) apiServer.addRuntimeClass(rc);
+    const kata4 = runtimeClass(QEMU_RUNTIME_RS.runtimeClassName, QEMU_RUNTIME_RS.runtimeClassName, KATA_OVERHEAD['qemu-runtime-rs']);
+    for (const rc of [...kataRuntimeClasses(), runtimeClass('kata-dragonball', 'kata-dragonball'), kata4]) apiServer.addRuntimeClass(rc);
     for (const name of SYSTEM_NAMESPACES) apiServer.addNamespace(buildNamespace(name, scenario.namespaces?.[name]));
     for (const [name, labels] of Object.entries(scenario.namespaces ?? {})) {
       if (!apiServer.hasNamespace(name)) apiServer.addNamespace(buildNamespace(name, labels));
@@ -353,6 +397,12 @@ export class NodeLab {
       networkTransmitBytesPerSecond: input.networkTransmitBytesPerSecond ?? 40_000,
       diskReadBytesPerSecond: input.diskReadBytesPerSecond ?? 100_000,
       diskWriteBytesPerSecond: input.diskWriteBytesPerSecond ?? 300_000,
+      guestReports: input.guestReports ?? 'honest',
+      flatCpu: input.flatCpu ?? false,
+      memoryGrowthBytesPerSecond: input.memoryGrowthBytesPerSecond ?? 0,
+      hostOomKillEverySeconds: input.hostOomKillEverySeconds ?? 0,
+      guestOomKillEverySeconds: input.guestOomKillEverySeconds ?? 0,
+      ...(input.cpuThrottledShare === undefined ? {} : { cpuThrottledShare: input.cpuThrottledShare }),
       inApiServer: input.inApiServer ?? true,
       ageSeconds: input.ageSeconds ?? 600,
       sandbox: kata && (input.sandbox ?? true),
@@ -374,6 +424,11 @@ export class NodeLab {
 
     const qos = qosOf(scenario.containers);
     if (!this.apiServer.hasNamespace(namespace)) this.apiServer.addNamespace(buildNamespace(namespace));
+    if (kata && !this.realCgroups) {
+      state.host = this.hostProfileOf(state);
+      if (scenario.sandbox) state.processes = sandboxProcesses(hypervisor, runtime, sandboxId, FIRST_SANDBOX_PID + PIDS_PER_SANDBOX * this.sandboxSeq++);
+      for (const p of Object.values(state.processes ?? {})) await writeProcess(this.endpoints.procDir, p);
+    }
     await this.cgroups.addPod({
       uid,
       qos,
@@ -471,6 +526,7 @@ export class NodeLab {
     await state.shim?.close();
     await removeSandbox(this.endpoints, { id: state.sandboxId, runtime: state.scenario.runtime });
     await this.cgroups.removePod(state.uid);
+    for (const p of Object.values(state.processes ?? {})) await removeProcess(this.endpoints.procDir, p.pid);
     await state.real?.destroy();
   }
 
@@ -507,7 +563,8 @@ export class NodeLab {
     const base = state.cpuBase.get(name);
     const override = state.cpuOverride.get(name);
     if (base !== undefined && override !== undefined) return base.seconds + override * Math.max(0, (atMs - base.atMs) / 1000);
-    return work(container.cpuCores, this.seconds(state, atMs));
+    const t = this.seconds(state, atMs);
+    return state.scenario.flatCpu ? container.cpuCores * t : work(container.cpuCores, t);
   }
 
   private workloadCpu(state: LabPodState, atMs: number): number {
@@ -519,8 +576,38 @@ export class NodeLab {
     return this.workloadCpu(state, atMs) + 0.02 * this.seconds(state, atMs);
   }
 
-  private guestUsedMemory(state: LabPodState): number {
-    return state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) + GUEST_KERNEL_BYTES;
+  /**
+   * Memory the guest uses: its containers and kernel, plus what a leak has added by `atMs` since
+   * the last OOM kill; `'peak'`: the most it reaches.
+   */
+  private guestUsedMemory(state: LabPodState, atMs?: number | 'peak'): number {
+    const containers = state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0);
+    const room = Math.max(0, (state.host?.limits.memoryLimitBytes ?? containers + GIB) - containers - GUEST_KERNEL_BYTES - state.scenario.vmOverheadMemoryBytes - 64 * MIB);
+    const rate = state.scenario.memoryGrowthBytesPerSecond;
+    const growth = atMs === undefined || rate <= 0 || room <= 0 ? 0 : atMs === 'peak' ? room : (rate * this.seconds(state, atMs)) % room;
+    // Whole pages, as the kernel counts memory.
+    return containers + Math.floor(growth / PAGE) * PAGE + GUEST_KERNEL_BYTES;
+  }
+
+  /** The pod cgroup's limits and how hard the VM pushes against them, from the scenario. */
+  private hostProfileOf(state: LabPodState): HostProfile {
+    const s = state.scenario;
+    const limits = podCgroupLimits(s.containers, podOverhead(s.runtimeClassName));
+    const guestCores = s.containers.reduce((sum, c) => sum + c.cpuCores, 0) + 0.02;
+    return hostProfile({
+      limits,
+      cpuDemandCores: guestCores * 1.03 + s.vmOverheadCores,
+      workingSetBytes: this.guestUsedMemory(state) + 16 * MIB + s.vmOverheadMemoryBytes,
+      memoryGrowing: s.memoryGrowthBytesPerSecond > 0,
+      hostOomKills: s.hostOomKillEverySeconds > 0,
+      diskBytesPerSecond: s.diskReadBytesPerSecond + s.diskWriteBytesPerSecond,
+      ...(s.cpuThrottledShare === undefined ? {} : { cpuThrottledShare: s.cpuThrottledShare }),
+    });
+  }
+
+  /** The guest's own CPU report for a container: the truth, or an idle VM's from a lying guest. */
+  private reportedContainerCpu(state: LabPodState, name: string, atMs: number): number {
+    return state.scenario.guestReports === 'idle' ? IDLE_GUEST.cores * this.seconds(state, atMs) : this.containerCpu(state, name, atMs);
   }
 
   private hostUsage(state: LabPodState, atMs: number): { sandbox: LabCgroupUsage; overhead: LabCgroupUsage } {
@@ -529,17 +616,33 @@ export class NodeLab {
     const vcpu = this.guestCpu(state, atMs) * 1.03;
     const vmm = work(state.scenario.vmOverheadCores, t);
     // Guest RAM the VM has touched: what the guest uses plus a little page cache it has freed.
-    const guestRam = this.guestUsedMemory(state) + 16 * MIB;
+    const guestRam = this.guestUsedMemory(state, atMs) + 16 * MIB;
     const vmmMemory = state.scenario.vmOverheadMemoryBytes;
+    // The OOM killer's victims are the VM's host processes, charged where they run (the sandbox
+    // cgroup, under the pod's limit). Block I/O is the VMM's and virtiofsd's, wherever they run.
+    const oomKills = eventsSince(t, state.scenario.hostOomKillEverySeconds);
+    const io = {
+      diskReadBytes: Math.round(work(state.scenario.diskReadBytesPerSecond, t) + 4096 * t),
+      diskWriteBytes: Math.round(work(state.scenario.diskWriteBytesPerSecond, t) * 1.02 + 8192 * t),
+    };
+    const p = state.processes;
+    const vmmPids = p === undefined ? [] : [p.vmm.pid];
+    const helperPids = p === undefined ? [] : [p.shim, p.virtiofsd].flatMap((x) => (x === undefined || x.pid === p.vmm.pid ? [] : [x.pid]));
+    // The peak never goes down, even when a leak is reset by an OOM kill.
+    const peakRam = this.guestUsedMemory(state, 'peak') + 16 * MIB;
     if (state.scenario.sandboxCgroupOnly) {
+      const memoryUsageBytes = guestRam + vmmMemory + 40 * MIB;
       return {
-        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes: guestRam + vmmMemory + 40 * MIB, inactiveFileBytes: 40 * MIB },
+        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes, inactiveFileBytes: 40 * MIB, memoryPeakBytes: peakRam + vmmMemory + 64 * MIB, oomKills, ...io, pids: [...helperPids, ...vmmPids].sort((a, b) => a - b) },
         overhead: { cpuSeconds: 0, memoryUsageBytes: 0 },
       };
     }
+    // Only the vCPU threads stay in the sandbox cgroup: cgroup v1 lists their process there, and
+    // cgroup v2 (Kata issue 4886) has the whole VMM there; the shim and virtiofsd are in the overhead cgroup.
+    const v1 = this.cgroups.options.version === 1;
     return {
-      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB },
-      overhead: { cpuSeconds: vmm, memoryUsageBytes: vmmMemory + 10 * MIB, inactiveFileBytes: 10 * MIB },
+      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB, memoryPeakBytes: peakRam + 44 * MIB, oomKills, pids: vmmPids },
+      overhead: { cpuSeconds: vmm, memoryUsageBytes: vmmMemory + 10 * MIB, inactiveFileBytes: 10 * MIB, ...io, pids: [...helperPids, ...(v1 ? vmmPids : [])].sort((a, b) => a - b) },
     };
   }
 
@@ -554,10 +657,26 @@ export class NodeLab {
       await this.cgroups.updatePod(state.uid, { usage: this.runcUsage(state, this.now()) });
       return;
     }
-    const usage = this.hostUsage(state, this.now());
+    const now = this.now();
+    const usage = this.hostUsage(state, now);
+    const t = this.seconds(state, now);
     await this.cgroups.updatePod(state.uid, {
+      ...(state.host === undefined ? {} : { limits: podCgroupState(state.host, t) }),
       sandboxes: { [state.sandboxId]: { usage: usage.sandbox, ...(state.scenario.sandboxCgroupOnly ? {} : { overheadUsage: usage.overhead }) } },
     });
+    await this.writeNetDevs(state, t);
+  }
+
+  /** The VMM sees the pod's traffic (what the pod really does); the shim and virtiofsd see the node's. */
+  private async writeNetDevs(state: LabPodState, t: number): Promise<void> {
+    const p = state.processes;
+    if (p === undefined) return;
+    const s = state.scenario;
+    const pod = { receiveBytes: work(s.networkReceiveBytesPerSecond, t) * 1.01, transmitBytes: work(s.networkTransmitBytesPerSecond, t) * 1.01 };
+    await writeNetDev(this.endpoints.procDir, p.vmm.pid, podNetDev(pod, 50 * t));
+    for (const helper of [p.shim, p.virtiofsd]) {
+      if (helper !== undefined && helper.pid !== p.vmm.pid) await writeNetDev(this.endpoints.procDir, helper.pid, hostNetDev(t));
+    }
   }
 
   /** Rewrites every cgroup counter to now. A pod removed meanwhile is skipped, never recreated. */
@@ -612,9 +731,9 @@ export class NodeLab {
           namespace,
           pod: name,
           container: c.name,
-          cpuSeconds: zero ? 0 : this.containerCpu(state, c.name, takenMs),
+          cpuSeconds: zero ? 0 : this.reportedContainerCpu(state, c.name, takenMs),
           cpuTimestampMs: takenMs,
-          memoryWorkingSetBytes: zero ? 0 : c.memoryBytes,
+          memoryWorkingSetBytes: zero ? 0 : state.scenario.guestReports === 'idle' ? IDLE_GUEST.memoryBytes : c.memoryBytes,
           memoryTimestampMs: takenMs,
           startTimeSeconds: Math.floor(state.startedAtMs / 1000) + 2,
         });
@@ -629,7 +748,8 @@ export class NodeLab {
     const t = this.seconds(state, now);
     const s = state.scenario;
     const vcpus = 2;
-    const busyMs = this.guestCpu(state, now) * 1000;
+    const lying = s.guestReports === 'idle';
+    const busyMs = (lying ? IDLE_GUEST.cores * t : this.guestCpu(state, now)) * 1000;
     const perCpu = (share: number): Record<GuestCpuItem, number> => {
       const busy = busyMs * share;
       const tens = (ms: number) => Math.round(ms / 10) * 10;
@@ -643,7 +763,9 @@ export class NodeLab {
       return { user, nice: 0, system, idle, iowait, irq, softirq, steal, guest: 0, guest_nice: 0 };
     };
     const memTotal = s.guestMemoryBytes;
-    const used = this.guestUsedMemory(state);
+    const used = lying ? IDLE_GUEST.memoryBytes : this.guestUsedMemory(state, now);
+    const rate = (bytesPerSecond: number) => Math.round(lying ? IDLE_GUEST.networkBytesPerSecond * t : work(bytesPerSecond, t));
+    const diskSectors = (bytesPerSecond: number) => Math.round((lying ? IDLE_GUEST.diskBytesPerSecond * t : work(bytesPerSecond, t)) / 512);
     const proc = (cpuSeconds: number, rss: number, threads: number): ProcValues => ({
       utimeTicks: Math.round(cpuSeconds * 70),
       stimeTicks: Math.round(cpuSeconds * 30),
@@ -662,12 +784,13 @@ export class NodeLab {
       meminfo: { mem_total: memTotal, mem_free: Math.max(0, memTotal - used - 300 * MIB), mem_available: Math.max(0, memTotal - used) },
       load: { load1: Math.min(8, this.workloadCpu(state, now) / Math.max(1, t)), load5: 0.8, load15: 0.6 },
       tasks: { cur: s.guestTasks, max: 4_194_304 },
+      vmstat: { oom_kill: lying ? 0 : eventsSince(t, s.guestOomKillEverySeconds) },
       netdev: {
         lo: { recvBytes: Math.round(t * 50), sentBytes: Math.round(t * 50) },
-        eth0: { recvBytes: Math.round(work(s.networkReceiveBytesPerSecond, t)), sentBytes: Math.round(work(s.networkTransmitBytesPerSecond, t)) },
+        eth0: { recvBytes: rate(s.networkReceiveBytesPerSecond), sentBytes: rate(s.networkTransmitBytesPerSecond) },
       },
       disks: {
-        vda: { reads: Math.round(t * 3), sectorsRead: Math.round(work(s.diskReadBytesPerSecond, t) / 512), writes: Math.round(t * 7), sectorsWritten: Math.round(work(s.diskWriteBytesPerSecond, t) / 512) },
+        vda: { reads: Math.round(t * 3), sectorsRead: diskSectors(s.diskReadBytesPerSecond), writes: Math.round(t * 7), sectorsWritten: diskSectors(s.diskWriteBytesPerSecond) },
       },
       shim: proc(vmm * 0.1, 40 * MIB, 12),
       ...(s.hypervisor === 'dragonball' ? {} : { hypervisorProc: proc(vmm * 0.8, s.vmOverheadMemoryBytes, 8) }),

@@ -25,9 +25,10 @@ export function stableUid(namespace: string, name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** kata-deploy's default podFixed overheads (domain.md §3). */
+/** kata-deploy's default podFixed overheads (domain.md §3), by RuntimeClass name without `kata-`. */
 export const KATA_OVERHEAD = {
   qemu: { cpu: '250m', memory: '320Mi' },
+  'qemu-runtime-rs': { cpu: '250m', memory: '320Mi' },
   clh: { cpu: '250m', memory: '130Mi' },
   fc: { cpu: '250m', memory: '130Mi' },
 } as const satisfies Record<string, QuantityMap>;
@@ -112,7 +113,8 @@ const DEFAULT_CONTAINER: ContainerOptions = {
   limits: { cpu: '2', memory: '2Gi' },
 };
 
-function defaultOverhead(runtimeClassName: string | null): QuantityMap | undefined {
+/** The spec.overhead the RuntimeClass admission plugin gives a pod of this class (none for classes without one). */
+export function podOverhead(runtimeClassName: string | null): QuantityMap | undefined {
   const hypervisor = runtimeClassName?.replace(/^kata-/, '');
   return hypervisor !== undefined && hypervisor in KATA_OVERHEAD
     ? { ...KATA_OVERHEAD[hypervisor as keyof typeof KATA_OVERHEAD] }
@@ -168,7 +170,7 @@ export function kataPod(options: PodOptions): PodJson {
   const namespace = options.namespace ?? 'ci';
   const uid = options.uid ?? stableUid(namespace, options.name);
   const runtimeClassName = options.runtimeClassName === undefined ? 'kata-qemu' : options.runtimeClassName;
-  const overhead = options.overhead === undefined ? defaultOverhead(runtimeClassName) : (options.overhead ?? undefined);
+  const overhead = options.overhead === undefined ? podOverhead(runtimeClassName) : (options.overhead ?? undefined);
   const containers = options.containers ?? [DEFAULT_CONTAINER];
   const initContainers = options.initContainers ?? [];
   const startTime = options.startTime ?? DEFAULT_START;

@@ -15,6 +15,8 @@ const HANDLERS = [
   { handler: 'kata-clh', section: 'clh', file: 'configuration-clh.toml', rust: false, vmm: '/opt/kata/bin/cloud-hypervisor' },
   { handler: 'kata-fc', section: 'firecracker', file: 'configuration-fc.toml', rust: false, vmm: '/opt/kata/bin/firecracker' },
   { handler: 'kata-dragonball', section: 'dragonball', file: 'configuration-dragonball.toml', rust: true, vmm: '' },
+  // Kata 4.0's default: runtime-rs with QEMU.
+  { handler: 'kata-qemu-runtime-rs', section: 'qemu', file: 'configuration-qemu-runtime-rs.toml', rust: true, vmm: '/opt/kata/bin/qemu-system-x86_64' },
 ] as const;
 
 /** The handler whose section leaves out privileged_without_host_devices = true. */
@@ -95,8 +97,8 @@ ConfigPath = "${kataConfigs[handler]}"
 ${sections.join('\n')}`;
 }
 
-function kataConfig(section: string, vmm: string, rust: boolean): string {
-  const origin = rust ? 'src/runtime-rs/config/configuration-dragonball.toml.in' : `src/runtime/config/configuration-${section === 'firecracker' ? 'fc' : section}.toml.in`;
+function kataConfig(section: string, vmm: string, rust: boolean, file: string): string {
+  const origin = `src/runtime${rust ? '-rs' : ''}/config/${file}.in`;
   return `# Trimmed from Kata Containers' ${origin} as kata-deploy installs it under
 # /opt/kata/share/defaults/kata-containers/: the hypervisor section with Kata's default
 # enable_annotations, then the agent and runtime sections.
@@ -138,6 +140,6 @@ export async function writeRuntimeConfig(dir: string): Promise<LabRuntimeConfig>
   };
   await put(config.containerdConfig, containerdMain(config.containerdDropIn));
   await put(config.containerdDropIn, containerdDropIn(kataConfigs));
-  for (const { handler, section, vmm, rust } of HANDLERS) await put(kataConfigs[handler]!, kataConfig(section, vmm, rust));
+  for (const { handler, section, vmm, rust, file } of HANDLERS) await put(kataConfigs[handler]!, kataConfig(section, vmm, rust, file));
   return config;
 }

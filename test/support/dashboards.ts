@@ -108,6 +108,18 @@ export function variables(dashboard: Json): VariableDef[] {
   });
 }
 
+/**
+ * Variable values for running panel queries against a real Prometheus: every selection "All",
+ * data source and Grafana's own intervals for a one-second scrape; a test adds `topn` and `window`.
+ */
+export const SELECT_ALL: Readonly<Record<string, string>> = {
+  datasource: 'prometheus',
+  ...Object.fromEntries(['job', 'instance', 'namespace', 'pod'].map((v) => [v, '.*'])),
+  __rate_interval: '10s',
+  __interval: '1s',
+  __range: '1m',
+};
+
 /** Grafana's own variables that a query may use without declaring them. */
 export const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__from', '__to']);
 
