@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
+import { LabelsAllowlistError, parseLabelsAllowlist, type LabelsAllowlist } from './translate/pod-labels.ts';
 
 export const DEFAULT_PORT = 9863;
 
@@ -38,6 +39,8 @@ export interface Config {
   shimRuntimeRs: RuntimeRsMode;
   shimRaw: boolean;
   runtimeHandlers: RegExp;
+  /** `--pods.labels-allowlist`: pod labels published on kata_bridge_pod_labels (none by default). */
+  podLabelsAllowlist: LabelsAllowlist;
   /** Untrusted workloads: the isolation audit is off while both are undefined. */
   auditNamespaceSelector?: LabelSelector;
   auditPodSelector?: LabelSelector;
@@ -86,6 +89,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
+  'pods.labels-allowlist': {
+    type: 'string',
+    default: '',
+    help: 'Pod labels to publish on kata_bridge_pod_labels, as kube-state-metrics\' --metric-labels-allowlist for pods: a comma list of label keys (tenant,repository), * for all, or pods=[...]. None by default.',
+  },
   'audit.namespace-selector': {
     type: 'string',
     help: 'Label selector of the namespaces whose pods are untrusted (e.g. kata-bridge.io/untrusted=true); turns the isolation audit on and watches namespaces.',
@@ -158,6 +166,15 @@ function selector(flag: string, value: string | undefined): LabelSelector | unde
   } catch (error) {
     if (!(error instanceof SelectorError)) throw error;
     throw new ConfigError(`--${flag} "${value}" is not a Kubernetes label selector: ${error.message} (e.g. kata-bridge.io/untrusted=true or tier in (ci,build))`);
+  }
+}
+
+function labelsAllowlist(flag: string, value: string): LabelsAllowlist {
+  try {
+    return parseLabelsAllowlist(value);
+  } catch (error) {
+    if (!(error instanceof LabelsAllowlistError)) throw error;
+    throw new ConfigError(`--${flag} "${value}": ${error.message} (e.g. tenant,repository or *)`);
   }
 }
 
@@ -247,6 +264,7 @@ export function parseCommandLine(
     shimRuntimeRs: runtimeRs,
     shimRaw: bool('collector.shim-raw'),
     runtimeHandlers: regex('pods.runtime-handlers', str('pods.runtime-handlers')!),
+    podLabelsAllowlist: labelsAllowlist('pods.labels-allowlist', str('pods.labels-allowlist')!),
     auditNamespaceSelector: selector('audit.namespace-selector', str('audit.namespace-selector')),
     auditPodSelector: selector('audit.pod-selector', str('audit.pod-selector')),
     containerdConfigPath: str('path.containerd-config')!,
