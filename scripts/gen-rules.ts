@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_THRESHOLDS, resolveThresholds, type Severity, type Thresholds } from '../deploy/prometheus/thresholds.ts';
 import { writeOrCheckCompat } from './compat-rules.ts';
+import { advisorRuleGroups } from './advisor-rules.ts';
 
 export const RULE_FILE = new URL('../deploy/prometheus/kata-bridge.rules.yaml', import.meta.url);
 
@@ -576,6 +577,7 @@ export function buildRuleGroups(t: Thresholds = DEFAULT_THRESHOLDS): RuleGroup[]
     { name: 'kata-bridge.isolation-audit', rules: isolationAudit(t) },
     { name: 'kata-bridge.blind-spots', rules: blindSpots(t) },
     { name: 'kata-bridge.exporter-health', rules: exporterHealth(t) },
+    ...advisorRuleGroups(t),
   ];
 }
 

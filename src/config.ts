@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
+import { LabelsAllowlistError, parseLabelsAllowlist, type LabelsAllowlist } from './translate/pod-labels.ts';
 
 export const DEFAULT_PORT = 9863;
 
@@ -38,6 +39,8 @@ export interface Config {
   shimRuntimeRs: RuntimeRsMode;
   shimRaw: boolean;
   runtimeHandlers: RegExp;
+  /** `--pods.labels-allowlist`: pod labels published on kata_bridge_pod_labels (none by default). */
+  podLabelsAllowlist: LabelsAllowlist;
   /** Untrusted workloads: the isolation audit is off while both are undefined. */
   auditNamespaceSelector?: LabelSelector;
   auditPodSelector?: LabelSelector;
@@ -90,6 +93,11 @@ const FLAG_SPECS = {
   'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
+  'pods.labels-allowlist': {
+    type: 'string',
+    default: '',
+    help: 'Pod labels to publish on kata_bridge_pod_labels, as kube-state-metrics\' --metric-labels-allowlist for pods: a comma list of label keys (tenant,repository), * for all, or pods=[...]. None by default.',
+  },
   'audit.namespace-selector': {
     type: 'string',
     help: 'Label selector of the namespaces whose pods are untrusted (e.g. kata-bridge.io/untrusted=true); turns the isolation audit on and watches namespaces.',
@@ -177,6 +185,15 @@ function selector(flag: string, value: string | undefined): LabelSelector | unde
   }
 }
 
+function labelsAllowlist(flag: string, value: string): LabelsAllowlist {
+  try {
+    return parseLabelsAllowlist(value);
+  } catch (error) {
+    if (!(error instanceof LabelsAllowlistError)) throw error;
+    throw new ConfigError(`--${flag} "${value}": ${error.message} (e.g. tenant,repository or *)`);
+  }
+}
+
 /** Whether the isolation audit runs: some selector says which workloads are untrusted. */
 export function isAuditEnabled(config: Pick<Config, 'auditNamespaceSelector' | 'auditPodSelector'>): boolean {
   return config.auditNamespaceSelector !== undefined || config.auditPodSelector !== undefined;
@@ -224,6 +241,10 @@ class FlagValues {
 
   selector(name: FlagName): LabelSelector | undefined {
     return selector(name, this.optional(name));
+  }
+
+  labelsAllowlist(name: FlagName): LabelsAllowlist {
+    return labelsAllowlist(name, this.string(name));
   }
 }
 
@@ -306,6 +327,7 @@ export function parseCommandLine(
     shimRuntimeRs: runtimeRs,
     shimRaw: flags.boolean('collector.shim-raw'),
     runtimeHandlers: flags.regex('pods.runtime-handlers'),
+    podLabelsAllowlist: flags.labelsAllowlist('pods.labels-allowlist'),
     auditNamespaceSelector: flags.selector('audit.namespace-selector'),
     auditPodSelector: flags.selector('audit.pod-selector'),
     containerdConfigPath: flags.string('path.containerd-config'),

@@ -96,6 +96,7 @@ export class Exporter implements ExporterCore {
       serviceAccountDir: config.serviceAccountDir,
       kubeConfig: options.kubeConfig,
       watchNamespaces: config.auditNamespaceSelector !== undefined,
+      labelsAllowlist: config.podLabelsAllowlist,
       logger,
     });
     this.shims = createShimPool({ concurrency: config.shimConcurrency, deadlineMs: config.shimTimeoutMs, maxBytes: config.shimMaxBytes });

@@ -274,6 +274,36 @@ export const DEFAULT_THRESHOLDS = {
    * truth for Kata pods. `false` writes the file with no groups.
    */
   compatibility: { enabled: true },
+
+  /**
+   * The overhead advisor (scripts/advisor-rules.ts): per RuntimeClass handler across the fleet,
+   * each pod's peak overhead over `window`, its quantiles over pods, and a recommended
+   * `overhead.podFixed` = p99 × (1 + headroom), rounded up to a whole step.
+   */
+  overheadAdvisor: {
+    /** How far back each pod's peak overhead is taken (finished pods of the window count). */
+    window: '1d',
+    /** 0.2: the p99 pod plus a fifth, for the builds the window did not see. */
+    headroom: 0.2,
+    /** Memory recommendations are whole multiples of this (32 MiB). */
+    memoryStepBytes: 33554432,
+    /** CPU recommendations are whole multiples of this (50m). */
+    cpuStepCores: 0.05,
+    /** Fewer pods than this in the window: no recommendation, and the too-few-pods alert. A p99
+     * over fewer than 20 pods is their maximum, not a percentile. */
+    minPods: 20,
+    /** The smallest memory reservation of a handler's running pods is below the observed p99 of
+     * peak overhead: one pod in a hundred outgrows it, and the host OOM-kills its VMM. */
+    belowP99: { for: '1h', severity: 'warning' as Severity },
+    /** The smallest reservation is above `ratio` × the recommendation: every pod wastes node capacity. */
+    wasteful: { ratio: 2, for: '6h', severity: 'info' as Severity },
+    /** A handler in use with too few pods in the window to advise on. */
+    tooFewPods: { for: '6h', severity: 'info' as Severity },
+  },
+
+  /** A VM configured with more memory than its pod's host memory limit leaves once the observed
+   * overhead is counted: the host OOM-kills the VMM before the guest feels any pressure. */
+  vmFit: { for: '5m', severity: 'warning' as Severity },
 };
 
 export type Thresholds = typeof DEFAULT_THRESHOLDS;

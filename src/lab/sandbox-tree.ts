@@ -53,6 +53,9 @@ function criAnnotations(spec: LabSandboxSpec): Record<string, string> {
   };
 }
 
+/** Every lab VM's configured memory (Kata's default_memory), as both runtimes persist it. */
+export const LAB_VM_MEMORY_MIB = 2048;
+
 /** Go runtime persist.json (virtcontainers/persist/api): Go field names, no JSON tags. */
 export function goPersistJson(spec: LabSandboxSpec): string {
   const annotations = spec.mapping === 'kata-state' ? criAnnotations(spec) : {};
@@ -64,6 +67,7 @@ export function goPersistJson(spec: LabSandboxSpec): string {
     HypervisorState: { Type: GO_TYPE[spec.hypervisor], Pid: 0 },
     Config: {
       HypervisorType: GO_TYPE[spec.hypervisor],
+      HypervisorConfig: { MemorySize: LAB_VM_MEMORY_MIB },
       SandboxCgroupOnly: spec.sandboxCgroupOnly,
       SystemdCgroup: false,
       ContainerConfigs: [{ ID: spec.id, Annotations: annotations }],
@@ -84,7 +88,7 @@ export function rsStateJson(spec: LabSandboxSpec): string {
           sandbox_cgroup_only: spec.sandboxCgroupOnly,
         },
       },
-      hypervisor: { hypervisor_type: spec.hypervisor, pid: null, id: spec.id },
+      hypervisor: { hypervisor_type: spec.hypervisor, pid: null, id: spec.id, config: { memory_info: { default_memory: LAB_VM_MEMORY_MIB } } },
     },
     null,
     2,

@@ -24,6 +24,7 @@ import {
   toRuntimeClassRecord,
 } from '../translate/pod-records.ts';
 import type { NamespaceRecord, PodRecord, RuntimeClassRecord } from '../translate/records.ts';
+import type { LabelsAllowlist } from '../translate/pod-labels.ts';
 
 export interface PodWatcherOptions {
   /** This node: only pods with spec.nodeName equal to it are watched. */
@@ -36,6 +37,8 @@ export interface PodWatcherOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** A ready KubeConfig (tests, the lab); wins over kubeconfigPath. */
   kubeConfig?: KubeConfig;
+  /** `--pods.labels-allowlist`: the pod labels kept for kata_bridge_pod_labels (none when absent). */
+  labelsAllowlist?: LabelsAllowlist;
   /** Also list/watch namespaces, whose labels the isolation audit's namespace selector reads. */
   watchNamespaces?: boolean;
   logger?: Logger;
@@ -119,7 +122,7 @@ export class PodWatcher {
         query: { fieldSelector: `spec.nodeName=${options.nodeName}` },
         decode: (object) => {
           if (!isPodJson(object)) return undefined;
-          const base = toBasePodRecord(object);
+          const base = toBasePodRecord(object, options.labelsAllowlist);
           return { key: base.uid, value: base };
         },
       },

@@ -191,6 +191,8 @@ function correlatePod(
     runtime: sandbox?.runtime,
     hypervisor: sandbox?.hypervisor,
     sandboxCgroupOnly: sandbox?.sandboxCgroupOnly,
+    labels: pod.publishedLabels,
+    vmMemoryBytes: sandbox?.vmMemoryBytes,
     // Only what admission really added to the pod: a class overhead the pod lacks was never reserved.
     overheadCpuReservedCores: reserved?.cpuCores,
     overheadMemoryReservedBytes: reserved?.memoryBytes,
@@ -339,6 +341,8 @@ function correlateContainers(
       name,
       cpuLimitCores: spec?.cpuLimitCores,
       memoryLimitBytes: spec?.memoryLimitBytes,
+      cpuRequestCores: spec?.cpuRequestCores,
+      memoryRequestBytes: spec?.memoryRequestBytes,
     };
     retireRestartedContainer(counters, podKey, cpuKey, epoch, pod.uid);
     const running = status?.state === 'running';

@@ -97,6 +97,53 @@ export function hypervisorFromProcesses(
   return found;
 }
 
+// ─── the VM's configured memory, from the VMM's command line ───────────────────
+
+/** Above this a parsed size is a misread, not a VM (16 TiB). */
+const MAX_VM_MEMORY_BYTES = 16 * 2 ** 40;
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** `2048M`, `2G`, `512` (in `defaultUnit`) → bytes; undefined when it is not a sane size. */
+function parseSize(text: string | undefined, defaultUnit: number): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)([KMGT]?)(?:i?B)?$/i.exec(text ?? '');
+  if (match === null) return undefined;
+  const unit = match[2] === '' ? defaultUnit : SIZE_UNITS[match[2]!.toUpperCase()]!;
+  const bytes = Math.round(Number(match[1]) * unit);
+  return bytes > 0 && bytes <= MAX_VM_MEMORY_BYTES ? bytes : undefined;
+}
+
+/** The value of `flag` (`-m 2048M` or `-m=2048M`), the first time it appears. */
+function optionValue(cmdline: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < cmdline.length; i++) {
+    const arg = cmdline[i]!;
+    if (arg === flag) return cmdline[i + 1];
+    if (arg.startsWith(`${flag}=`)) return arg.slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+/** `size=2048M,slots=10` → `2048M`; a bare first part counts as the size when `bareIsSize`. */
+function sizeParameter(value: string | undefined, bareIsSize: boolean): string | undefined {
+  const parts = (value ?? '').split(',');
+  const named = parts.find((part) => part.startsWith('size='));
+  if (named !== undefined) return named.slice('size='.length);
+  return bareIsSize && parts[0] !== '' && !parts[0]!.includes('=') ? parts[0] : undefined;
+}
+
+/**
+ * The boot memory a VMM was started with, as the host sees it: QEMU `-m [size=]<n>[,slots,maxmem]`
+ * (MiB without a suffix), Cloud Hypervisor `--memory size=<n>` (bytes without a suffix). Kata's Go
+ * runtime starts Cloud Hypervisor and Firecracker through their API and Dragonball has no process
+ * of its own, so those name none here: the state file's configured size is the fallback
+ * (kata-state.ts). Memory hotplugged later for container limits is in neither.
+ */
+export function vmMemoryFromCmdline(process: HostProcess): number | undefined {
+  const hypervisor = hypervisorOfProcess(process);
+  if (hypervisor === 'qemu') return parseSize(sizeParameter(optionValue(process.cmdline, '-m'), true), 2 ** 20);
+  if (hypervisor === 'cloud-hypervisor') return parseSize(sizeParameter(optionValue(process.cmdline, '--memory'), false), 1);
+  return undefined;
+}
+
 // ─── the shim safety rule ─────────────────────────────────────────────────────
 
 /** `--shim.runtime-rs`. */

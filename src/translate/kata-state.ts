@@ -5,9 +5,10 @@
  * Go runtime `/run/vc/sbs/<id>/persist.json` (virtcontainers/persist/api SandboxState, written by
  * persist/fs ToDisk; Go field names, no JSON tags):
  *   SandboxContainer, SandboxCgroupPath, OverheadCgroupPath (Kata ≥ 2.1; CgroupPath before),
- *   HypervisorState{Type, Pid}, Config{HypervisorType, SandboxCgroupOnly, ContainerConfigs[{ID, Annotations}]}.
+ *   HypervisorState{Type, Pid}, Config{HypervisorType, HypervisorConfig{MemorySize}, SandboxCgroupOnly,
+ *   ContainerConfigs[{ID, Annotations}]}.
  * runtime-rs `/run/kata/<id>/state.json` (virt_container sandbox_persist SandboxState, serde):
- *   hypervisor{hypervisor_type, pid}, resource{cgroup_state{path, overhead_path, sandbox_cgroup_only}}.
+ *   hypervisor{hypervisor_type, pid, config{memory_info{default_memory}}}, resource{cgroup_state{path, overhead_path, sandbox_cgroup_only}}.
  *   It keeps no OCI annotations.
  */
 
@@ -23,6 +24,8 @@ export interface KataStateInfo {
   overheadCgroupPath?: string;
   sandboxCgroupOnly?: boolean;
   vmmPid?: number;
+  /** The VM's configured (boot) memory: Go Config.HypervisorConfig.MemorySize, rs hypervisor.config.memory_info.default_memory (MiB). */
+  vmMemoryBytes?: number;
   /** The sandbox (pause) container's OCI annotations; Go runtime only. */
   annotations: Record<string, string>;
 }
@@ -54,6 +57,11 @@ function asBoolean(value: unknown): boolean | undefined {
 /** A pid: a positive integer (the Go runtime writes 0 when the VMM is not running). */
 function asPid(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
+
+/** A configured memory size in MiB (a positive integer) as bytes. */
+function mibAsBytes(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value <= 2 ** 24 ? value * 2 ** 20 : undefined;
 }
 
 /** Keeps only string values: annotations are map[string]string, anything else is noise. */
@@ -97,6 +105,7 @@ export function decodeGoPersist(text: string | undefined, sandboxId: string): Ka
     overheadCgroupPath: asString(state.OverheadCgroupPath),
     sandboxCgroupOnly: asBoolean(config?.SandboxCgroupOnly),
     vmmPid: asPid(hypervisorState?.Pid),
+    vmMemoryBytes: mibAsBytes(asObject(config?.HypervisorConfig)?.MemorySize),
     annotations: sandboxAnnotations(config?.ContainerConfigs, asString(state.SandboxContainer) ?? sandboxId),
   };
   // A stopped QEMU saves an empty HypervisorState: the sandbox config still names the type.
@@ -114,6 +123,7 @@ export function decodeRsState(text: string | undefined): KataStateInfo {
     overheadCgroupPath: asString(cgroup?.overhead_path),
     sandboxCgroupOnly: asBoolean(cgroup?.sandbox_cgroup_only),
     vmmPid: asPid(hypervisor?.pid),
+    vmMemoryBytes: mibAsBytes(asObject(asObject(hypervisor?.config)?.memory_info)?.default_memory),
     annotations: {},
   };
   return withHypervisorType(info, asString(hypervisor?.hypervisor_type));

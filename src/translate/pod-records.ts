@@ -13,6 +13,7 @@ import type {
   RuntimeClassRecord,
 } from './records.ts';
 import { quantityToBytes, quantityToCores } from './quantity.ts';
+import { NO_LABELS, publishedPodLabels, type LabelsAllowlist } from './pod-labels.ts';
 
 /** RFC 3339 on the wire; a Date when the object went through the client's typed deserializer. */
 export type Timestamp = string | Date;
@@ -258,11 +259,16 @@ function isolationOf(metadata: Record<string, unknown> | undefined, spec: Record
   };
 }
 
-/** The pod on its own, before the RuntimeClass join (what a watcher stores per event). */
-export function toBasePodRecord(pod: PodJson): PodRecord {
+/**
+ * The pod on its own, before the RuntimeClass join (what a watcher stores per event), with the
+ * labels `--pods.labels-allowlist` publishes (none by default).
+ */
+export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist = NO_LABELS): PodRecord {
   const spec = record(pod.spec);
   const status = record(pod.status);
   const overhead = resourceOverhead(spec?.overhead);
+  const labels = stringMap(record(pod.metadata)?.labels);
+  const published = publishedPodLabels(labels, labelsAllowlist);
   const mapSpecs = (key: string, init: boolean) =>
     list(spec?.[key]).flatMap((c) => toContainerSpec(c, init) ?? []);
   return {
@@ -279,7 +285,8 @@ export function toBasePodRecord(pod: PodJson): PodRecord {
       ...list(status?.initContainerStatuses),
       ...list(status?.containerStatuses),
     ].flatMap((s) => toContainerStatus(s) ?? []),
-    labels: stringMap(record(pod.metadata)?.labels),
+    labels,
+    ...(Object.keys(published).length > 0 ? { publishedLabels: published } : {}),
     isolation: isolationOf(record(pod.metadata), spec),
   };
 }

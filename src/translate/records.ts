@@ -83,6 +83,9 @@ export interface SandboxRecord {
   overheadCgroupPath?: string;
   sandboxCgroupOnly?: boolean;
   vmmPid?: number;
+  /** The VM's configured memory as the host sees it: the VMM's command line, else the state file. */
+  vmMemoryBytes?: number;
+  vmMemorySource?: 'cmdline' | 'state';
   /** OCI annotations of the sandbox (persist.json / state.json), untrusted-free host data. */
   annotations: Record<string, string>;
 }
@@ -269,6 +272,8 @@ export interface PodRecord {
   containerStatuses: ContainerStatusRecord[];
   /** metadata.labels, for the isolation audit's pod selector. */
   labels?: Readonly<Record<string, string>>;
+  /** The --pods.labels-allowlist labels as published names (`label_<key>`) and values (pod-labels.ts). */
+  publishedLabels?: Readonly<Record<string, string>>;
   /** What the isolation audit reads from the pod (absent: nothing to report). */
   isolation?: PodIsolation;
 }

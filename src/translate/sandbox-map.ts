@@ -8,7 +8,7 @@
  */
 
 import { podUidFromCgroupPath as uidInCgroupPath } from './cgroup-paths.ts';
-import { hypervisorFromProcesses } from './hypervisor.ts';
+import { hypervisorFromProcesses, vmMemoryFromCmdline } from './hypervisor.ts';
 import { asObject, asString, asStringMap, decodeKataState } from './kata-state.ts';
 import type { RawSandbox, SandboxMappingSource, SandboxPodRef, SandboxRecord } from './records.ts';
 
@@ -206,6 +206,16 @@ export function buildSandboxRecord(raw: RawSandbox): SandboxRecord {
   // The process pid only when it is the same hypervisor the record names.
   const vmmPid = state.vmmPid ?? (fromProcess?.hypervisor === record.hypervisor ? fromProcess.pid : undefined);
   if (vmmPid !== undefined) record.vmmPid = vmmPid;
+  // What the VMM was really started with wins over the configured size the runtime kept.
+  const vmm = fromProcess?.hypervisor === record.hypervisor ? raw.processes.find((p) => p.pid === fromProcess.pid) : undefined;
+  const fromCmdline = vmm === undefined ? undefined : vmMemoryFromCmdline(vmm);
+  if (fromCmdline !== undefined) {
+    record.vmMemoryBytes = fromCmdline;
+    record.vmMemorySource = 'cmdline';
+  } else if (state.vmMemoryBytes !== undefined) {
+    record.vmMemoryBytes = state.vmMemoryBytes;
+    record.vmMemorySource = 'state';
+  }
   return record;
 }
 

@@ -44,6 +44,8 @@ export interface ContainerSnapshot {
   memoryWorkingSetBytes?: number;
   cpuLimitCores?: number;
   memoryLimitBytes?: number;
+  cpuRequestCores?: number;
+  memoryRequestBytes?: number;
   /** Where the published values came from this collection; undefined when none are published. */
   source?: ValueSource;
   gap?: ContainerGapReason;
@@ -58,6 +60,10 @@ export interface PodSnapshot {
   runtime?: KataRuntime;
   hypervisor?: Hypervisor;
   sandboxCgroupOnly?: boolean;
+  /** The --pods.labels-allowlist labels, as published names (`label_<key>`) and values. */
+  labels?: Readonly<Record<string, string>>;
+  /** The VM's configured memory as the host sees it (VMM command line or Kata state), never the guest's. */
+  vmMemoryBytes?: number;
   hostCpuSeconds?: number;
   hostMemoryWorkingSetBytes?: number;
   guestCpuSeconds?: number;

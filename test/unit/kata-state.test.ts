@@ -18,6 +18,7 @@ describe('Go runtime persist.json', () => {
       overheadCgroupPath: `/kata_overhead/${A}`,
       sandboxCgroupOnly: false,
       vmmPid: 41002,
+      vmMemoryBytes: 2048 * 2 ** 20, // MemorySize 2048 (MiB) in the fixture
       annotations: expect.objectContaining({
         'io.kubernetes.cri.container-type': 'sandbox',
         'io.kubernetes.cri.sandbox-uid': '2c71b018-7ad5-46ba-b632-8db6defec4f7',
@@ -87,6 +88,7 @@ describe('runtime-rs state.json', () => {
       hypervisorType: 'dragonball',
       sandboxCgroupPath: `/kubepods/burstable/poda4b2d9f7-3a2c-4b28-b85c-aac58e76fd27/${C}`,
       sandboxCgroupOnly: true,
+      vmMemoryBytes: 2048 * 2 ** 20, // default_memory 2048 (MiB) in the fixture
       annotations: {},
     });
   });
