@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
+import type { HostCollectors } from './translate/records.ts';
 
 export const DEFAULT_PORT = 9863;
 
@@ -37,6 +38,8 @@ export interface Config {
   shimMaxSeries: number;
   shimRuntimeRs: RuntimeRsMode;
   shimRaw: boolean;
+  /** `--[no-]collector.host-*`: which host file groups are read per pod. */
+  hostCollectors: HostCollectors;
   runtimeHandlers: RegExp;
   /** Untrusted workloads: the isolation audit is off while both are undefined. */
   auditNamespaceSelector?: LabelSelector;
@@ -85,6 +88,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'shim.max-series': { type: 'string', default: '20000', help: 'Most series read from one shim; more is cut off (shim_malformed).' },
   'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
+  'collector.host-throttling': { type: 'boolean', default: true, help: 'Per pod: CPU throttled time from cpu.stat (pod and overhead cgroups).' },
+  'collector.host-memory': { type: 'boolean', default: true, help: 'Per pod: host memory limit and OOM kills (memory.max / memory.events, or their v1 forms).' },
+  'collector.host-pressure': { type: 'boolean', default: true, help: 'Per pod: CPU, memory and I/O pressure stall time (PSI, cgroup v2 only).' },
+  'collector.host-disk': { type: 'boolean', default: true, help: 'Per pod: block I/O bytes read and written (io.stat, or v1 blkio).' },
+  'collector.host-network': { type: 'boolean', default: true, help: 'Per pod: network bytes of the pod namespace, from the VMM\'s <procfs>/<pid>/net/dev.' },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
   'audit.namespace-selector': {
     type: 'string',
@@ -246,6 +254,13 @@ export function parseCommandLine(
     shimMaxSeries: integer('shim.max-series', str('shim.max-series')!),
     shimRuntimeRs: runtimeRs,
     shimRaw: bool('collector.shim-raw'),
+    hostCollectors: {
+      throttling: bool('collector.host-throttling'),
+      memory: bool('collector.host-memory'),
+      pressure: bool('collector.host-pressure'),
+      disk: bool('collector.host-disk'),
+      network: bool('collector.host-network'),
+    },
     runtimeHandlers: regex('pods.runtime-handlers', str('pods.runtime-handlers')!),
     auditNamespaceSelector: selector('audit.namespace-selector', str('audit.namespace-selector')),
     auditPodSelector: selector('audit.pod-selector', str('audit.pod-selector')),
