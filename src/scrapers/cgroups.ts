@@ -130,6 +130,22 @@ function subdirectories(path: string): string[] {
   }
 }
 
+/** Cgroups walked below one cgroup, and how deep: a Kata pod nests two or three levels. */
+const MAX_DESCENDANTS = 64;
+const MAX_DESCENDANT_DEPTH = 3;
+
+/** The directories below `dir`, breadth first, bounded. */
+function descendants(dir: string): string[] {
+  const found: string[] = [];
+  const queue = [{ dir, depth: 0 }];
+  for (let i = 0; i < queue.length && found.length < MAX_DESCENDANTS; i++) {
+    const { dir: at, depth } = queue[i]!;
+    if (i > 0) found.push(at);
+    if (depth < MAX_DESCENDANT_DEPTH) for (const name of subdirectories(at)) queue.push({ dir: join(at, name), depth: depth + 1 });
+  }
+  return found;
+}
+
 /** A cgroup's directory in a hierarchy; a normalised relPath ('/a/b') is simply appended. */
 function abs(dir: string, relPath: string): string {
   return relPath.startsWith('/') && !dir.endsWith('/') ? dir + relPath : join(dir, relPath);
@@ -450,6 +466,10 @@ function hostFilesOf(layout: CgroupLayout, path: string, reads: HostReads, usage
   for (const read of hostFilesToRead(layout, path, reads)) {
     const text = read.dir === undefined ? undefined : readOptional(`${read.dir}/${read.file}`);
     if (text !== undefined) read.put(texts, text);
+  }
+  if (reads.oomKills && layout.version === 1 && layout.memoryDir !== undefined && texts.memoryEvents !== undefined) {
+    const file = HOST_FILES[1].memoryEvents;
+    texts.memoryEventsBelow = descendants(abs(layout.memoryDir, path)).flatMap((dir) => readOptional(`${dir}/${file}`) ?? []);
   }
   const { fields, missing } = decodeHostFiles(layout.version, reads, texts);
   Object.assign(usage, fields);

@@ -180,6 +180,11 @@ export interface HostFileTexts {
   cpuStat?: string;
   memoryLimit?: string;
   memoryEvents?: string;
+  /**
+   * v1 only: memory.oom_control of each cgroup below, since v1 counts an OOM kill only in the
+   * victim's own cgroup (v2 memory.events is hierarchical). A Kata pod's VMM is in a child.
+   */
+  memoryEventsBelow?: string[];
   pressure?: Partial<Record<PressureResource, string>>;
   io?: string;
 }
@@ -219,7 +224,8 @@ export function decodeHostFiles(
   if (reads.oomKills) {
     const kills = texts.memoryEvents === undefined ? undefined : decodeOomKills(texts.memoryEvents);
     if (kills === undefined) missing.push(names.memoryEvents);
-    else fields.oomKills = kills;
+    // A child that went or lacks the key adds nothing: its kills were its own cgroup's.
+    else fields.oomKills = (texts.memoryEventsBelow ?? []).reduce((sum, text) => sum + (decodeOomKills(text) ?? 0), kills);
   }
   if (reads.pressure) {
     const pressure = decodePressureFiles(texts.pressure ?? {});
