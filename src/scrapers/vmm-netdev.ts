@@ -26,6 +26,13 @@ const COMM_MAX_BYTES = 64;
 /** net/dev is ~130 bytes per interface; a pod namespace has a few. */
 const NETDEV_MAX_BYTES = 256 * 1024;
 
+/**
+ * A sandbox whose VMM was not found is searched again only every this many collections (its gap
+ * stays meanwhile): the search walks its cgroups, and a VM without a findable VMM (a Dragonball
+ * shim in the host namespace, a hypervisor not known by name) would pay it on every scrape.
+ */
+const RETRY_EVERY = 4;
+
 /** Where a sandbox's VMM was found: its pid and the cgroup directory that listed it. */
 interface FoundVmm {
   pid: number;
@@ -56,11 +63,15 @@ export class VmmNetworkReader {
   private readonly known = new Map<string, FoundVmm>();
   /** The host's own namespace this collection (pid 1), to refuse a VMM that shares it. */
   private host: NetDevSums | undefined;
+  /** Sandboxes whose last search failed: the collection to search again, and what it found. */
+  private readonly misses = new Map<string, { retryAt: number; read: HostNetworkRead }>();
+  private collection = 0;
 
   constructor(private readonly procDir: string) {}
 
   /** Reads the host namespace's interfaces once per collection. */
   beginCollection(): void {
+    this.collection++;
     const text = readOrUndefined(readTextSync, join(this.procDir, '1', 'net', 'dev'), NETDEV_MAX_BYTES);
     this.host = text === undefined ? undefined : decodeNetDev(text);
   }
@@ -77,17 +88,22 @@ export class VmmNetworkReader {
       if (read !== undefined) return read;
     }
     this.known.delete(sandboxId);
+    const miss = this.misses.get(sandboxId);
+    if (miss !== undefined && this.collection < miss.retryAt) return miss.read;
     const found = this.find(cgroupDirs, hypervisor, statePid);
-    if (found === undefined) return { state: 'vmm_not_found' };
-    const read = this.readFound(found);
-    if (read === undefined) return { state: 'vmm_not_found' };
-    if (read.state === 'ok') this.known.set(sandboxId, found);
+    const read = (found === undefined ? undefined : this.readFound(found)) ?? { state: 'vmm_not_found' };
+    if (read.state === 'ok') {
+      this.known.set(sandboxId, found!);
+      this.misses.delete(sandboxId);
+    } else {
+      this.misses.set(sandboxId, { retryAt: this.collection + RETRY_EVERY, read });
+    }
     return read;
   }
 
   /** Drops the sandboxes no longer present. */
   keepOnly(sandboxIds: ReadonlySet<string>): void {
-    for (const id of this.known.keys()) if (!sandboxIds.has(id)) this.known.delete(id);
+    for (const map of [this.known, this.misses]) for (const id of map.keys()) if (!sandboxIds.has(id)) map.delete(id);
   }
 
   /** net/dev of a found VMM; undefined when it is gone or left the cgroup meanwhile (pid reuse). */
