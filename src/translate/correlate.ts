@@ -257,6 +257,9 @@ function hostCounter(counters: CounterState, scope: string, key: string, epoch: 
   return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'cgroup', value });
 }
 
+/** Counter keys of the pressure series, built once (six per pod per collection otherwise). */
+const PRESSURE_COUNTER_KEYS = PRESSURE_RESOURCES.flatMap((resource) => PRESSURE_KINDS.map((kind) => ({ resource, kind, key: `host_psi_${resource}_${kind}` })));
+
 /** The host families beyond CPU and memory usage: counters kept monotonic like host CPU. */
 function applyHostTotals(
   snapshot: PodSnapshot,
@@ -276,11 +279,9 @@ function applyHostTotals(
   snapshot.hostDiskWrittenBytes = hostCounter(counters, podKey, 'host_disk_w', epoch, totals.diskWrittenBytes);
   if (totals.pressure !== undefined) {
     const pressure: HostPressure = {};
-    for (const resource of PRESSURE_RESOURCES) {
-      for (const kind of PRESSURE_KINDS) {
-        const value = hostCounter(counters, podKey, `host_psi_${resource}_${kind}`, epoch, totals.pressure[resource]?.[kind]);
-        if (value !== undefined) (pressure[resource] ??= {})[kind] = value;
-      }
+    for (const { resource, kind, key } of PRESSURE_COUNTER_KEYS) {
+      const value = hostCounter(counters, podKey, key, epoch, totals.pressure[resource]?.[kind]);
+      if (value !== undefined) (pressure[resource] ??= {})[kind] = value;
     }
     snapshot.hostPressure = pressure;
   }

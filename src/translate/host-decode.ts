@@ -73,6 +73,7 @@ export interface IoBytes {
 }
 
 const DEVICE_RE = /^\d+:\d+$/;
+const UINT_RE = /^\d+$/;
 const IO_STAT_KEYS = { rbytes: 'readBytes', wbytes: 'writtenBytes' } as const;
 const V1_IO_KEYS = { Read: 'readBytes', Write: 'writtenBytes' } as const;
 
@@ -97,13 +98,13 @@ export function decodeIoBytes(version: CgroupVersion, text: string): IoBytes | u
         const eq = field.indexOf('=');
         const key = IO_STAT_KEYS[field.slice(0, eq) as keyof typeof IO_STAT_KEYS];
         const value = field.slice(eq + 1);
-        if (key === undefined || !/^\d+$/.test(value)) continue;
+        if (key === undefined || !UINT_RE.test(value)) continue;
         sums[key] += BigInt(value);
         recognised = true;
       }
     } else {
       const key = V1_IO_KEYS[fields[1] as keyof typeof V1_IO_KEYS];
-      if (key === undefined || fields.length !== 3 || !/^\d+$/.test(fields[2]!)) continue;
+      if (key === undefined || fields.length !== 3 || !UINT_RE.test(fields[2]!)) continue;
       sums[key] += BigInt(fields[2]!);
       recognised = true;
     }
@@ -143,7 +144,7 @@ export function decodeNetDev(text: string): NetDevSums | undefined {
     if (colon < 0) continue;
     const name = line.slice(0, colon).trim();
     const fields = line.slice(colon + 1).trim().split(/\s+/);
-    if (name === '' || name.includes('|') || fields.length < 16 || !fields.every((f) => /^\d+$/.test(f))) continue;
+    if (name === '' || name.includes('|') || fields.length < 16 || !UINT_RE.test(fields[0]!) || !UINT_RE.test(fields[8]!)) continue;
     interfaces.push(name);
     if (!isPodInterface(name)) continue;
     rx += BigInt(fields[0]!);
