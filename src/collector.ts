@@ -10,6 +10,7 @@ import { SelfStats } from './translate/self-stats.ts';
 import {
   SandboxCgroupLocations,
   detectCgroupLayout,
+  hostReads,
   indexPodCgroups,
   readCgroupUsage,
   type CgroupLayout,
@@ -21,6 +22,7 @@ import type { ShimPool } from './scrapers/shim-pool.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SourceError } from './scrapers/source-error.ts';
+import { VmmNetworkReader } from './scrapers/vmm-netdev.ts';
 import { auditNode, kataConfigPaths } from './translate/audit.ts';
 import { correlate, isPodInScope, outsideUsage, resolvePodUid, type SandboxObservation, type ShimOutcome } from './translate/correlate.ts';
 import { CounterState } from './translate/counters.ts';
@@ -101,9 +103,12 @@ export class Collector {
   private resolved = new Map<string, ResolvedRaw>();
   /** Which shims are asked first, last, or not at all in the next collection; see shimScrapes. */
   private readonly shimSchedule = new ShimSchedule();
+  /** Each sandbox's VMM, for the host network counters; see readCgroups. */
+  private readonly vmms: VmmNetworkReader;
 
   constructor(private readonly deps: CollectorDeps) {
     this.now = deps.now ?? Date.now;
+    this.vmms = new VmmNetworkReader(deps.config.procDir);
   }
 
   async collect(): Promise<NodeSnapshot> {
@@ -169,6 +174,7 @@ export class Collector {
       kubeletEndpoint: kubelet.value.endpoint,
       shimRaw: shims.value.raw,
       ...(audit === undefined ? {} : { audit }),
+      ...(cgroups.value.pressure === undefined ? {} : { hostPressureSupported: cgroups.value.pressure }),
     };
   }
 
@@ -267,7 +273,7 @@ export class Collector {
   private async readCgroups(
     pods: readonly PodRecord[],
     plans: readonly SandboxPlan[],
-  ): Promise<{ ok: boolean; podCgroups: Map<string, CgroupUsage> }> {
+  ): Promise<{ ok: boolean; podCgroups: Map<string, CgroupUsage>; pressure?: boolean }> {
     const podCgroups = new Map<string, CgroupUsage>();
     let index: Map<string, PodCgroup>;
     let layout: CgroupLayout;
@@ -282,16 +288,21 @@ export class Collector {
       this.deps.logger.warn({ err: loggableError(error), source: 'cgroups' }, 'cgroup hierarchy unreadable');
       return { ok: false, podCgroups };
     }
+    const collectors = this.deps.config.hostCollectors;
+    const podReads = hostReads(layout, collectors, 'pod');
+    const outsideReads = hostReads(layout, collectors, 'outside');
     // One cgroup after another: the reads are synchronous, and each group pauses for pending I/O
     // now and then. Started all at once, they would run back to back in one microtask drain and
     // hold the shim answers that arrive meanwhile.
     for (const pod of pods) {
       const found = index.get(pod.uid);
       if (found === undefined) continue;
-      const usage = await readCgroupUsage(layout, found.path);
+      const usage = await readCgroupUsage(layout, found.path, podReads);
       if (!(usage instanceof SourceError)) podCgroups.set(pod.uid, usage);
     }
     this.sandboxCgroups.keepOnly(new Set(plans.map((p) => p.record.id)));
+    this.vmms.keepOnly(new Set(plans.map((p) => p.record.id)));
+    if (collectors.network) this.vmms.beginCollection();
     for (const plan of plans) {
       const podPath = plan.podUid === undefined ? undefined : index.get(plan.podUid)?.path;
       const found = await this.sandboxCgroups.find(layout, podPath, plan.record.id, {
@@ -302,7 +313,7 @@ export class Collector {
       // created at the root instead of inside the pod (Kata issue 11325).
       const outside = [found.overhead?.path, found.sandbox && !isInside(found.sandbox.path, podPath) ? found.sandbox.path : undefined];
       const usages: (CgroupUsage | SourceError)[] = [];
-      for (const path of outside) if (path !== undefined) usages.push(await readCgroupUsage(layout, path));
+      for (const path of outside) if (path !== undefined) usages.push(await readCgroupUsage(layout, path, outsideReads));
       // A cgroup reported gone is looked for again next time.
       if (usages.some((u) => u instanceof SourceError && u.reason === 'not_found')) this.sandboxCgroups.forget(plan.record.id);
       const outsideVm = outsideUsage(
@@ -311,8 +322,13 @@ export class Collector {
       );
       if (outsideVm.total !== undefined) plan.observation.overheadCgroup = outsideVm.total;
       if (outsideVm.incomplete) plan.observation.overheadCgroupIncomplete = true;
+      if (collectors.network && plan.podUid !== undefined) {
+        const hierarchy = layout.cpuDir ?? layout.memoryDir;
+        const dirs = [...outside, podPath].flatMap((path) => (path === undefined || hierarchy === undefined ? [] : [`${hierarchy}${path}`]));
+        plan.observation.hostNetwork = this.vmms.read(plan.record.id, dirs, plan.record.hypervisor, plan.record.vmmPid);
+      }
     }
-    return { ok: true, podCgroups };
+    return { ok: true, podCgroups, pressure: layout.pressure };
   }
 
   /**

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
 import { LabelsAllowlistError, parseLabelsAllowlist, type LabelsAllowlist } from './translate/pod-labels.ts';
+import type { HostCollectors } from './translate/records.ts';
 
 export const DEFAULT_PORT = 9863;
 
@@ -38,6 +39,8 @@ export interface Config {
   shimMaxSeries: number;
   shimRuntimeRs: RuntimeRsMode;
   shimRaw: boolean;
+  /** `--[no-]collector.host-*`: which host file groups are read per pod. */
+  hostCollectors: HostCollectors;
   runtimeHandlers: RegExp;
   /** `--pods.labels-allowlist`: pod labels published on kata_bridge_pod_labels (none by default). */
   podLabelsAllowlist: LabelsAllowlist;
@@ -92,6 +95,11 @@ const FLAG_SPECS = {
   'shim.max-series': { type: 'string', default: '20000', help: 'Most series read from one shim; more is cut off (shim_malformed).' },
   'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
+  'collector.host-throttling': { type: 'boolean', default: true, help: 'Per pod: CPU throttled time from cpu.stat (pod and overhead cgroups).' },
+  'collector.host-memory': { type: 'boolean', default: true, help: 'Per pod: host memory limit and OOM kills (memory.max / memory.events, or their v1 forms).' },
+  'collector.host-pressure': { type: 'boolean', default: true, help: 'Per pod: CPU, memory and I/O pressure stall time (PSI, cgroup v2 only).' },
+  'collector.host-disk': { type: 'boolean', default: true, help: 'Per pod: block I/O bytes read and written (io.stat, or v1 blkio).' },
+  'collector.host-network': { type: 'boolean', default: true, help: 'Per pod: network bytes of the pod namespace, from the VMM\'s <procfs>/<pid>/net/dev.' },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
   'pods.labels-allowlist': {
     type: 'string',
@@ -326,6 +334,13 @@ export function parseCommandLine(
     shimMaxSeries: flags.integer('shim.max-series'),
     shimRuntimeRs: runtimeRs,
     shimRaw: flags.boolean('collector.shim-raw'),
+    hostCollectors: {
+      throttling: flags.boolean('collector.host-throttling'),
+      memory: flags.boolean('collector.host-memory'),
+      pressure: flags.boolean('collector.host-pressure'),
+      disk: flags.boolean('collector.host-disk'),
+      network: flags.boolean('collector.host-network'),
+    },
     runtimeHandlers: flags.regex('pods.runtime-handlers'),
     podLabelsAllowlist: flags.labelsAllowlist('pods.labels-allowlist'),
     auditNamespaceSelector: flags.selector('audit.namespace-selector'),

@@ -3,7 +3,8 @@
  * test fails when the checked-in file drifts from it.
  */
 
-import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from './families.ts';
+import { FLAGS } from '../config.ts';
+import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, HOST_COLLECTOR_FLAGS, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from './families.ts';
 
 const SCOPE_TITLES: Record<FamilyScope, string> = {
   container: 'Per container',
@@ -87,6 +88,22 @@ export function renderMetricsDoc(): string {
     '(docs/security.md). Their names and units are Kata\'s, outside the budget below.',
     '',
   );
+
+  out.push('## Host collectors', '');
+  out.push(
+    'The per-pod host families beyond CPU and memory usage come in groups, each behind a switch in',
+    "node_exporter's style (`--collector.<name>` / `--no-collector.<name>`); a group that is off reads",
+    'none of its files. The default set and the series each group adds per pod:',
+    '',
+    '| switch | default | families | series per pod |',
+    '|---|---|---|---|',
+  );
+  for (const [collector, flag] of Object.entries(HOST_COLLECTOR_FLAGS)) {
+    const families = FAMILIES.filter((f) => f.collector === collector);
+    const series = families.reduce((sum, f) => sum + f.maxSeriesPerScope, 0);
+    out.push(`| \`--[no-]${flag}\` | ${FLAGS[flag]?.default === true ? 'on' : 'off'} | ${code(families.map((f) => PREFIX + f.name))} | ${series} |`);
+  }
+  out.push('');
 
   out.push('## Cardinality budget', '');
   out.push(

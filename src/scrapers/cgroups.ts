@@ -7,6 +7,7 @@ import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 import { CGROUP_FILES, decodeCgroupUsage, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
+import { HOST_FILES, NO_HOST_READS, decodeHostFiles, pressureFileName, type HostFileTexts, type HostReads } from '../translate/host-decode.ts';
 import {
   CGROUP_DRIVERS,
   QOS_LEVELS,
@@ -22,7 +23,7 @@ import {
   type CgroupDriver,
   type PodQos,
 } from '../translate/cgroup-paths.ts';
-import type { CgroupUsage, CgroupVersion } from '../translate/records.ts';
+import { PRESSURE_RESOURCES, type CgroupUsage, type CgroupVersion, type HostCollectors } from '../translate/records.ts';
 import { pauseForIo, readCgroupFileSync } from './pseudo-fs.ts';
 import { SourceError, isGone } from './source-error.ts';
 
@@ -44,6 +45,12 @@ export interface CgroupLayout {
   unifiedDir?: string;
   /** Drivers whose kubepods root existed at detection (empty before the kubelet's first pod). */
   drivers: CgroupDriver[];
+  /** Absolute directory of the cpu controller (cpu.stat throttling): v1 `cpu` (or co-mounted), or v2. */
+  throttleDir?: string;
+  /** Absolute directory of block I/O: the v1 blkio mount, or the v2 hierarchy. */
+  blkioDir?: string;
+  /** Whether the kubelet's hierarchy has PSI files (v2 on a kernel with PSI on). */
+  pressure: boolean;
 }
 
 /**
@@ -123,6 +130,22 @@ function subdirectories(path: string): string[] {
   }
 }
 
+/** Cgroups walked below one cgroup, and how deep: a Kata pod nests two or three levels. */
+const MAX_DESCENDANTS = 64;
+const MAX_DESCENDANT_DEPTH = 3;
+
+/** The directories below `dir`, breadth first, bounded. */
+function descendants(dir: string): string[] {
+  const found: string[] = [];
+  const queue = [{ dir, depth: 0 }];
+  for (let i = 0; i < queue.length && found.length < MAX_DESCENDANTS; i++) {
+    const { dir: at, depth } = queue[i]!;
+    if (i > 0) found.push(at);
+    if (depth < MAX_DESCENDANT_DEPTH) for (const name of subdirectories(at)) queue.push({ dir: join(at, name), depth: depth + 1 });
+  }
+  return found;
+}
+
 /** A cgroup's directory in a hierarchy; a normalised relPath ('/a/b') is simply appended. */
 function abs(dir: string, relPath: string): string {
   return relPath.startsWith('/') && !dir.endsWith('/') ? dir + relPath : join(dir, relPath);
@@ -132,6 +155,8 @@ function abs(dir: string, relPath: string): string {
 
 /** v1 mounts cpuacct alone, or co-mounted with cpu under either name order (plus symlinks). */
 const V1_CPUACCT_DIRS = ['cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'];
+/** Likewise the cpu controller, which holds cpu.stat (throttling). */
+const V1_CPU_DIRS = ['cpu', 'cpu,cpuacct', 'cpuacct,cpu'];
 
 function firstDirectory(root: string, names: readonly string[]): string | undefined {
   for (const name of names) {
@@ -157,7 +182,7 @@ function kubepodsDrivers(dir: string | undefined): CgroupDriver[] {
  */
 export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Promise<CgroupLayout> {
   if (entryAt(join(root, 'cgroup.controllers')) !== undefined) {
-    return { root, kind: 'v2', version: 2, cpuDir: root, memoryDir: root, unifiedDir: root, drivers: kubepodsDrivers(root) };
+    return v2Layout(root, 'v2', root, kubepodsDrivers(root));
   }
   const cpuDir = firstDirectory(root, V1_CPUACCT_DIRS);
   const memoryDir = firstDirectory(root, ['memory']);
@@ -172,21 +197,34 @@ export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Pr
         'point --path.cgroupfs at the host cgroup mount',
       );
     }
-    return { root, kind: 'hybrid', version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: kubepodsDrivers(unifiedDir) };
+    return v2Layout(root, 'hybrid', unifiedDir, kubepodsDrivers(unifiedDir));
   }
   const kind: CgroupLayoutKind = unifiedDir === undefined ? 'v1' : 'hybrid';
   const v1Drivers = [...new Set([...(kubepodsDrivers(cpuDir)), ...(kubepodsDrivers(memoryDir))])];
   if (v1Drivers.length === 0 && unifiedDir !== undefined) {
     const v2Drivers = kubepodsDrivers(unifiedDir);
     if (v2Drivers.length > 0) {
-      return { root, kind, version: 2, cpuDir: unifiedDir, memoryDir: unifiedDir, unifiedDir, drivers: v2Drivers };
+      return v2Layout(root, kind, unifiedDir, v2Drivers);
     }
   }
-  const layout: CgroupLayout = { root, kind, version: 1, drivers: v1Drivers };
+  const layout: CgroupLayout = { root, kind, version: 1, drivers: v1Drivers, pressure: false };
+  const throttleDir = firstDirectory(root, V1_CPU_DIRS);
+  const blkioDir = firstDirectory(root, ['blkio']);
+  if (throttleDir !== undefined) layout.throttleDir = throttleDir;
+  if (blkioDir !== undefined) layout.blkioDir = blkioDir;
   if (cpuDir !== undefined) layout.cpuDir = cpuDir;
   if (memoryDir !== undefined) layout.memoryDir = memoryDir;
   if (unifiedDir !== undefined) layout.unifiedDir = unifiedDir;
   return layout;
+}
+
+/**
+ * The kubelet uses this v2 hierarchy. PSI is there when the root or a kubepods cgroup has
+ * cpu.pressure (the root's files came later than the children's on some kernels).
+ */
+function v2Layout(root: string, kind: CgroupLayoutKind, dir: string, drivers: CgroupDriver[]): CgroupLayout {
+  const pressure = [dir, ...drivers.map((d) => abs(dir, kubepodsPath(d)))].some((d) => entryAt(join(d, pressureFileName('cpu'))) !== undefined);
+  return { root, kind, version: 2, cpuDir: dir, memoryDir: dir, unifiedDir: dir, throttleDir: dir, blkioDir: dir, drivers, pressure };
 }
 
 /** The hierarchy directories a cgroup of this layout lives in (one on v2, one per controller on v1). */
@@ -336,6 +374,44 @@ interface FileRead {
   file: string;
 }
 
+/**
+ * Which host file groups to read for a pod cgroup or for a cgroup outside it (overhead): only
+ * what the enabled collectors need. Memory limit and pressure are the pod cgroup's alone (the
+ * overhead cgroup has no limit that bounds the pod, and Kata does not set one); PSI only where the
+ * hierarchy has it.
+ */
+export function hostReads(layout: CgroupLayout, collectors: HostCollectors, part: 'pod' | 'outside'): HostReads {
+  return {
+    throttling: collectors.throttling,
+    memoryLimit: collectors.memory && part === 'pod',
+    oomKills: collectors.memory,
+    pressure: collectors.pressure && part === 'pod' && layout.version === 2 && layout.pressure,
+    disk: collectors.disk,
+  };
+}
+
+/** One host file to read, and where its text goes. */
+interface HostFileRead extends FileRead {
+  put(texts: HostFileTexts, text: string): void;
+}
+
+/** The host files of `reads` for one cgroup, besides the usage files (v2 throttling reuses cpu.stat). */
+function hostFilesToRead(layout: CgroupLayout, relPath: string, reads: HostReads): HostFileRead[] {
+  const names = HOST_FILES[layout.version];
+  const at = (dir: string | undefined): string | undefined => (dir === undefined ? undefined : abs(dir, relPath));
+  const plan: HostFileRead[] = [];
+  if (reads.throttling && layout.version === 1) plan.push({ dir: at(layout.throttleDir), file: names.cpuStat, put: (t, text) => (t.cpuStat = text) });
+  if (reads.memoryLimit) plan.push({ dir: at(layout.memoryDir), file: names.memoryLimit, put: (t, text) => (t.memoryLimit = text) });
+  if (reads.oomKills) plan.push({ dir: at(layout.memoryDir), file: names.memoryEvents, put: (t, text) => (t.memoryEvents = text) });
+  if (reads.pressure) {
+    for (const resource of PRESSURE_RESOURCES) {
+      plan.push({ dir: at(layout.unifiedDir), file: pressureFileName(resource), put: (t, text) => ((t.pressure ??= {})[resource] = text) });
+    }
+  }
+  if (reads.disk) plan.push({ dir: at(layout.blkioDir), file: names.io, put: (t, text) => (t.io = text) });
+  return plan;
+}
+
 function filesToRead(layout: CgroupLayout, relPath: string): { cpu: FileRead; memoryUsage: FileRead; memoryStat: FileRead } {
   const names = CGROUP_FILES[layout.version];
   const cpuDir = layout.cpuDir === undefined ? undefined : abs(layout.cpuDir, relPath);
@@ -353,7 +429,7 @@ function filesToRead(layout: CgroupLayout, relPath: string): { cpu: FileRead; me
  * SourceError('not_found') when the cgroup is absent or vanished during the read (its numbers
  * would be half of a torn-down cgroup), SourceError('io') for any other failure.
  */
-export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Promise<CgroupUsage | SourceError> {
+export async function readCgroupUsage(layout: CgroupLayout, relPath: string, reads: HostReads = NO_HOST_READS): Promise<CgroupUsage | SourceError> {
   const target = `cgroup ${relPath}`;
   const path = normaliseCgroupPath(relPath);
   if (path === undefined) return new SourceError('malformed', target, 'not a path inside the cgroup hierarchy');
@@ -374,8 +450,29 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string): Pr
         return new SourceError('not_found', target, `no cgroup directory ${dir}`, 'the pod or sandbox was probably removed; it is gone at the next collection');
       }
     }
-    return decodeCgroupUsage(path, layout.version, files);
+    const usage = decodeCgroupUsage(path, layout.version, files);
+    return hostFilesOf(layout, path, reads, usage, files.cpu);
   } catch (err) {
     return err instanceof SourceError ? err : ioError(target, err);
   }
+}
+
+/**
+ * Adds the host groups of `reads` to a usage just read: each file once, a file that is not there
+ * named in `missingFiles` (a controller not enabled for the cgroup, a kernel without the key).
+ */
+function hostFilesOf(layout: CgroupLayout, path: string, reads: HostReads, usage: CgroupUsage, cpuText: string | undefined): CgroupUsage {
+  const texts: HostFileTexts = layout.version === 2 && cpuText !== undefined ? { cpuStat: cpuText } : {};
+  for (const read of hostFilesToRead(layout, path, reads)) {
+    const text = read.dir === undefined ? undefined : readOptional(`${read.dir}/${read.file}`);
+    if (text !== undefined) read.put(texts, text);
+  }
+  if (reads.oomKills && layout.version === 1 && layout.memoryDir !== undefined && texts.memoryEvents !== undefined) {
+    const file = HOST_FILES[1].memoryEvents;
+    texts.memoryEventsBelow = descendants(abs(layout.memoryDir, path)).flatMap((dir) => readOptional(`${dir}/${file}`) ?? []);
+  }
+  const { fields, missing } = decodeHostFiles(layout.version, reads, texts);
+  Object.assign(usage, fields);
+  if (missing.length > 0) usage.missingFiles = missing;
+  return usage;
 }

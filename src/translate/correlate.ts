@@ -4,6 +4,13 @@
  */
 
 import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterState } from './counters.ts';
+import { addHostCounters, hostTotals, sumBoth } from './host-totals.ts';
+import {
+  PRESSURE_KINDS,
+  PRESSURE_RESOURCES,
+  type HostNetworkRead,
+  type HostPressure,
+} from './records.ts';
 import type {
   CgroupUsage,
   GuestCpuSeconds,
@@ -37,6 +44,8 @@ export interface SandboxObservation {
   overheadCgroup?: CgroupUsage;
   /** One of those cgroups exists but could not be read in this collection (it vanished mid-read). */
   overheadCgroupIncomplete?: boolean;
+  /** The pod's network counters from its VMM's namespace; undefined when that collector is off. */
+  hostNetwork?: HostNetworkRead;
 }
 
 export interface CorrelationInput {
@@ -217,6 +226,9 @@ function correlatePod(
     }
     snapshot.hostMemoryWorkingSetBytes = host.memoryWorkingSetBytes;
   }
+  const podCgroup = input.podCgroups.get(pod.uid);
+  if (host !== undefined && podCgroup !== undefined) applyHostTotals(snapshot, gaps, podKey, epoch, counters, podCgroup, observation?.overheadCgroup);
+  if (observation?.hostNetwork !== undefined) applyHostNetwork(snapshot, gaps, podKey, epoch, counters, observation.hostNetwork);
 
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
@@ -242,6 +254,7 @@ function correlatePod(
     snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes);
     snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes);
     snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes);
+    snapshot.guestOomKills = guestCounter(counters, podKey, 'guest_oom', epoch, guest.oomKills);
   }
 
   snapshot.containers = correlateContainers(pod, snapshot, input, counters, cpuBound, effects);
@@ -288,15 +301,61 @@ function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
     if (total === undefined) break;
     const cpuSeconds = sumBoth(total.cpuSeconds, u.cpuSeconds);
     const memoryWorkingSetBytes = sumBoth(total.memoryWorkingSetBytes, u.memoryWorkingSetBytes);
-    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...total, cpuSeconds, memoryWorkingSetBytes };
+    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...addHostCounters(total, u), cpuSeconds, memoryWorkingSetBytes };
   }
   return total;
 }
 
-/** Both defined: their sum; both undefined: undefined; only one: null (a partial sum). */
-function sumBoth(a: number | undefined, b: number | undefined): number | undefined | null {
-  if (a === undefined && b === undefined) return undefined;
-  return a === undefined || b === undefined ? null : a + b;
+
+function hostCounter(counters: CounterState, scope: string, key: string, epoch: string, value: number | undefined): number | undefined {
+  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'cgroup', value });
+}
+
+/** Counter keys of the pressure series, built once (six per pod per collection otherwise). */
+const PRESSURE_COUNTER_KEYS = PRESSURE_RESOURCES.flatMap((resource) => PRESSURE_KINDS.map((kind) => ({ resource, kind, key: `host_psi_${resource}_${kind}` })));
+
+/** The host families beyond CPU and memory usage: counters kept monotonic like host CPU. */
+function applyHostTotals(
+  snapshot: PodSnapshot,
+  gaps: Set<PodGapReason>,
+  podKey: string,
+  epoch: string,
+  counters: CounterState,
+  podCgroup: CgroupUsage,
+  outside: CgroupUsage | undefined,
+): void {
+  const totals = hostTotals(podCgroup, outside);
+  if (totals.fileMissing) gaps.add('host_file_missing');
+  snapshot.hostCpuThrottledSeconds = hostCounter(counters, podKey, 'host_throttled', epoch, totals.cpuThrottledSeconds);
+  snapshot.hostMemoryLimitBytes = totals.memoryLimitBytes;
+  snapshot.hostOomKills = hostCounter(counters, podKey, 'host_oom', epoch, totals.oomKills);
+  snapshot.hostDiskReadBytes = hostCounter(counters, podKey, 'host_disk_r', epoch, totals.diskReadBytes);
+  snapshot.hostDiskWrittenBytes = hostCounter(counters, podKey, 'host_disk_w', epoch, totals.diskWrittenBytes);
+  if (totals.pressure !== undefined) {
+    const pressure: HostPressure = {};
+    for (const { resource, kind, key } of PRESSURE_COUNTER_KEYS) {
+      const value = hostCounter(counters, podKey, key, epoch, totals.pressure[resource]?.[kind]);
+      if (value !== undefined) (pressure[resource] ??= {})[kind] = value;
+    }
+    snapshot.hostPressure = pressure;
+  }
+}
+
+/** Network bytes from the VMM's namespace, or why there are none. */
+function applyHostNetwork(
+  snapshot: PodSnapshot,
+  gaps: Set<PodGapReason>,
+  podKey: string,
+  epoch: string,
+  counters: CounterState,
+  network: HostNetworkRead,
+): void {
+  if (network.state !== 'ok') {
+    gaps.add('host_vmm_not_found');
+    return;
+  }
+  snapshot.hostNetworkReceiveBytes = hostCounter(counters, podKey, 'host_rx', epoch, network.receiveBytes);
+  snapshot.hostNetworkTransmitBytes = hostCounter(counters, podKey, 'host_tx', epoch, network.transmitBytes);
 }
 
 /**

@@ -82,6 +82,7 @@ const COMMON_PREFIXES = [
   'kata_guest_tasks',
   'kata_guest_netdev_stat',
   'kata_guest_diskstat',
+  'kata_guest_vm_stat',
   'kata_agent_proc_stat',
   'kata_agent_proc_status',
   'kata_agent_io_stat',
@@ -132,6 +133,8 @@ const IO_STAT_ITEMS = ['readbytes', 'writebytes', 'read_bytes', 'write_bytes'] a
 const MEMINFO_ITEMS = ['mem_total', 'mem_free', 'mem_available'] as const;
 const TASKS_ITEMS = ['cur', 'max'] as const;
 const LOAD_ITEMS = ['load1'] as const;
+/** /proc/vmstat `oom_kill` (kernel 4.13+): the guest's own OOM kills. */
+const VM_STAT_ITEMS = ['oom_kill'] as const;
 const NETDEV_ITEMS = { recv_bytes: 1, sent_bytes: 1 } as const;
 const DISK_ITEMS = { sectors_read: 512, sectors_written: 512 } as const;
 
@@ -148,6 +151,7 @@ const WANTED_ITEMS: ReadonlyMap<string, ReadonlySet<string>> = new Map<string, R
   ['kata_guest_meminfo', new Set<string>(MEMINFO_ITEMS)],
   ['kata_guest_tasks', new Set<string>(TASKS_ITEMS)],
   ['kata_guest_load', new Set<string>(LOAD_ITEMS)],
+  ['kata_guest_vm_stat', new Set<string>(VM_STAT_ITEMS)],
   ['kata_guest_netdev_stat', new Set<string>(Object.keys(NETDEV_ITEMS))],
   ['kata_guest_diskstat', new Set<string>(Object.keys(DISK_ITEMS))],
 ]);
@@ -348,6 +352,8 @@ function decodeGuest(reader: SampleReader, userHz: number): GuestStats {
   if (tasks.max !== undefined) guest.tasksMax = tasks.max;
   const load = reader.items('kata_guest_load', LOAD_ITEMS);
   if (load.load1 !== undefined) guest.load1 = load.load1;
+  const vmStat = reader.items('kata_guest_vm_stat', VM_STAT_ITEMS);
+  if (vmStat.oom_kill !== undefined) guest.oomKills = vmStat.oom_kill;
 
   const net = sumByLabel(reader, 'kata_guest_netdev_stat', 'interface', isNotLoopback, NETDEV_ITEMS);
   if (net.recv_bytes !== undefined) guest.networkReceiveBytes = net.recv_bytes;

@@ -184,6 +184,8 @@ export interface GuestStats {
   /** Sums over whole disks (no partitions, loop, ram or dm devices), sectors × 512. */
   diskReadBytes?: number;
   diskWrittenBytes?: number;
+  /** kata_guest_vm_stat{item="oom_kill"}: OOM kills inside the VM. */
+  oomKills?: number;
 }
 
 export interface ShimMetrics {
@@ -219,7 +221,59 @@ export interface CgroupUsage {
   memoryInactiveFileBytes?: number;
   /** usage − inactive_file, floored at 0, as the kubelet computes it. */
   memoryWorkingSetBytes?: number;
+  /** v2 cpu.stat throttled_usec / v1 cpu.stat throttled_time, in seconds. */
+  cpuThrottledSeconds?: number;
+  /** memory.max / memory.limit_in_bytes; undefined when unlimited. */
+  memoryLimitBytes?: number;
+  /** memory.events / memory.oom_control oom_kill (hierarchical). */
+  oomKills?: number;
+  /** cpu|memory|io.pressure total= of some and full, in seconds (v2 with PSI only). */
+  pressure?: HostPressure;
+  /** io.stat rbytes / wbytes or blkio.throttle.io_service_bytes_recursive Read / Write, all devices. */
+  diskReadBytes?: number;
+  diskWrittenBytes?: number;
+  /** Host files an enabled collector needed that were not there (the directory was), by file name. */
+  missingFiles?: string[];
 }
+
+/** What the host collectors add to a cgroup's usage. */
+export type HostCgroupFields = Pick<
+  CgroupUsage,
+  'cpuThrottledSeconds' | 'memoryLimitBytes' | 'oomKills' | 'pressure' | 'diskReadBytes' | 'diskWrittenBytes'
+>;
+
+export const PRESSURE_RESOURCES = ['cpu', 'memory', 'io'] as const;
+export type PressureResource = (typeof PRESSURE_RESOURCES)[number];
+export const PRESSURE_KINDS = ['some', 'full'] as const;
+export type PressureKind = (typeof PRESSURE_KINDS)[number];
+export type HostPressure = Partial<Record<PressureResource, Partial<Record<PressureKind, number>>>>;
+
+/**
+ * The host-side collectors (`--[no-]collector.host-*`): which groups of host files are read.
+ * CPU and memory usage are always read.
+ */
+export interface HostCollectors {
+  /** cpu.stat throttling. */
+  throttling: boolean;
+  /** Memory limit and OOM kills. */
+  memory: boolean;
+  /** PSI files (v2 only). */
+  pressure: boolean;
+  /** Block I/O bytes. */
+  disk: boolean;
+  /** The VMM's network namespace (net/dev). */
+  network: boolean;
+}
+
+export const ALL_HOST_COLLECTORS: HostCollectors = { throttling: true, memory: true, pressure: true, disk: true, network: true };
+
+/** The pod's network counters as the host kernel counts them in the VMM's namespace. */
+export type HostNetworkRead =
+  | { state: 'ok'; receiveBytes: number; transmitBytes: number }
+  /** No process of the sandbox's cgroups is its hypervisor (or it left them while being read). */
+  | { state: 'vmm_not_found' }
+  /** The VMM found is in the host's network namespace: its counters would be the node's. */
+  | { state: 'host_namespace' };
 
 // ─── pod metadata (API server watch) ──────────────────────────────────────────
 

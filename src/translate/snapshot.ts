@@ -3,7 +3,7 @@
  * source object, so a pod that disappeared cannot linger past the snapshot that last saw it.
  */
 
-import type { HostNamespace, Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
+import type { HostNamespace, HostPressure, Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
 import type { ConfigFileStatus } from './runtime-config.ts';
 import type { RawSandboxFamilies } from './shim-raw.ts';
 
@@ -33,6 +33,8 @@ export const POD_GAP_REASONS = [
   'kubelet_unreachable',
   'guest_cpu_unit_unknown', // the guest's CPU time is in no unit the decoder can tell (Kata agents before 2.5 changed it): no guest CPU
   'implausible_increase', // the guest's CPU total grew more than the node could have run since the last one: refused
+  'host_vmm_not_found', // no process of the sandbox's cgroups is its VMM, or it shares the host's network namespace: no host network
+  'host_file_missing', // a host file an enabled collector reads is missing from the pod (or overhead) cgroup
 ] as const;
 export type PodGapReason = (typeof POD_GAP_REASONS)[number];
 
@@ -78,6 +80,17 @@ export interface PodSnapshot {
   guestNetworkTransmitBytes?: number;
   guestDiskReadBytes?: number;
   guestDiskWrittenBytes?: number;
+  /** Reported by the guest (kata_guest_vm_stat oom_kill): untrusted. */
+  guestOomKills?: number;
+  hostCpuThrottledSeconds?: number;
+  hostMemoryLimitBytes?: number;
+  hostOomKills?: number;
+  /** Pod cgroup only, v2 with PSI only. */
+  hostPressure?: HostPressure;
+  hostDiskReadBytes?: number;
+  hostDiskWrittenBytes?: number;
+  hostNetworkReceiveBytes?: number;
+  hostNetworkTransmitBytes?: number;
   gaps: PodGapReason[];
   containers: ContainerSnapshot[];
 }
@@ -143,4 +156,6 @@ export interface NodeSnapshot {
   shimRaw?: RawSandboxFamilies[];
   /** Only when the isolation audit is on (an audit selector is set). */
   audit?: AuditSnapshot;
+  /** Whether the kubelet's cgroup hierarchy has PSI (v2 with PSI on); undefined when it was not read. */
+  hostPressureSupported?: boolean;
 }

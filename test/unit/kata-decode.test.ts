@@ -322,3 +322,14 @@ describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
     expect(m.guest.cpu).toBeUndefined();
   });
 });
+
+describe('guest OOM kills', () => {
+  it('kata_guest_vm_stat{item="oom_kill"} is the guest\'s count; the other vm_stat items are not read', () => {
+    for (const [file, runtime] of [['go-qemu.prom', 'go'], ['rs-dragonball.prom', 'rs']] as const) {
+      expect(decodeFixture(file, runtime).guest.oomKills).toBe(0);
+    }
+    const m = decodeText(family('kata_guest_vm_stat', ['{item="pgfault"} 900', '{item="oom_kill"} 3']));
+    expect(m.guest.oomKills).toBe(3);
+    expect(decodeText(family('kata_guest_vm_stat', ['{item="oom_kill"} -2'])).guest.oomKills).toBeUndefined();
+  });
+});
