@@ -271,6 +271,7 @@ export function toBasePodRecord(pod: PodJson): PodRecord {
     name: pod.metadata.name,
     nodeName: text(spec?.nodeName),
     phase: text(status?.phase),
+    startedAt: seconds(status?.startTime),
     qosClass: text(status?.qosClass),
     runtimeClassName: text(spec?.runtimeClassName),
     ...(overhead ? { overhead, overheadSource: 'pod' as const } : {}),

@@ -254,6 +254,8 @@ export interface PodRecord {
   name: string;
   nodeName?: string;
   phase?: string;
+  /** status.startTime, seconds since epoch: when the kubelet took the pod, before its sandbox (VM) started. */
+  startedAt?: number;
   qosClass?: string;
   runtimeClassName?: string;
   /** Resolved from the RuntimeClass object; undefined when the class is unknown. */
