@@ -141,7 +141,7 @@ export class Collector {
     );
     this.counters.endCollection();
     this.deps.self.add(this.deps.self.kubeletRejectedSamples, 'implausible_increase', result.refused.kubelet);
-    this.deps.self.guestRejectedSamples += result.refused.guest;
+    this.deps.self.add(this.deps.self.guestRejectedSamples, 'implausible_increase', result.refused.guest);
     const audit = await this.audit(pods, result.pods, runtimeRun);
 
     const sources: Record<SourceName, SourceStatus> = {
@@ -390,7 +390,7 @@ export class Collector {
     const limits = { maxSeries: config.shimMaxSeries };
     try {
       const metrics = decodeShimMetrics(body, plan.record.runtime, { hypervisor: plan.record.hypervisor, limits });
-      self.guestRejectedSamples += metrics.rejectedSamples;
+      self.add(self.guestRejectedSamples, 'implausible_value', metrics.rejectedSamples);
       const raw = config.shimRaw ? extractRawFamilies(body, plan.record, plan.observation.pod, limits) : undefined;
       return raw === undefined ? { outcome: { state: 'ok', metrics } } : { outcome: { state: 'ok', metrics }, raw };
     } catch (error) {

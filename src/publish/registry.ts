@@ -30,7 +30,7 @@ export interface BuildInfo {
 export class SelfStats {
   readonly shimScrapeErrors = new Map<string, number>();
   readonly kubeletRejectedSamples = new Map<string, number>();
-  guestRejectedSamples = 0;
+  readonly guestRejectedSamples = new Map<string, number>(SELF_COUNTERS.guestRejectedSamples.reasons.map((reason) => [reason, 0]));
 
   add(map: Map<string, number>, key: string, amount = 1): void {
     if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);
@@ -122,9 +122,7 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
     ),
   );
   registry.registerMetric(
-    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [
-      { labels: {}, value: self.guestRejectedSamples },
-    ]),
+    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => mapValues(self.guestRejectedSamples, 'reason')),
   );
   registry.registerMetric(
     callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [

@@ -199,7 +199,7 @@ export interface ShimMetrics {
    * `hypervisor` stays empty (docs/design/kata-metrics-in-runtime-rs.md, "Kata Hypervisor").
    */
   vmmInShim?: boolean;
-  /** Samples the decoder refused (NaN, negative, absurd magnitudes). */
+  /** Samples the decoder refused (NaN, infinite, negative, above 2^53): reason `implausible_value`. */
   rejectedSamples: number;
 }
 
