@@ -168,6 +168,9 @@ function keepSeries(family: string, labels: SeriesLabels): boolean {
 /** HELP texts are never read here: the parser only checks them. */
 const GO_PARSE_OPTIONS: ParseOptions = { keepPrefixes: GO_KEEP_PREFIXES, keepSeries, omitHelp: true };
 const RS_PARSE_OPTIONS: ParseOptions = { keepPrefixes: RS_KEEP_PREFIXES, keepSeries, omitHelp: true };
+/** Every kata_ family, each series checked and none built: is there any at all. */
+const ANY_KATA_PREFIXES: readonly string[] = ['kata_'];
+const ANY_KATA_OPTIONS: ParseOptions = { keepPrefixes: ANY_KATA_PREFIXES, keepSeries: () => false, omitHelp: true };
 
 /** Partitions: vda1, sdb2, xvda1, nvme0n1p1, pmem0p1, mmcblk0p1. */
 const PARTITION = /^(?:(?:[shv]d|xvd)[a-z]+\d+|[a-z]+\d+(?:n\d+)?p\d+)$/;
@@ -194,7 +197,9 @@ function isWholeDiskMemo(name: string): boolean {
 
 /**
  * Decode one raw shim payload. Throws PromParseError (only) when the bytes are not exposition text
- * or carry no kata_* family at all.
+ * or carry no kata_* family at all. A payload whose kata_ families are none the decoder reads (an
+ * older or trimmed shim's output, e.g. only kata_hypervisor_netdev) is a Kata payload with nothing
+ * to read: it decodes to empty readings.
  */
 export function decodeShimMetrics(
   body: Uint8Array,
@@ -202,15 +207,15 @@ export function decodeShimMetrics(
   options: DecodeShimOptions = {},
 ): ShimMetrics {
   const userHz = options.userHz ?? 100;
-  const base = runtime === 'go' ? GO_PARSE_OPTIONS : RS_PARSE_OPTIONS;
-  const parsed = parsePromText(body, options.limits ? { ...base, limits: options.limits } : base);
+  const parsed = parsePromText(body, withLimits(runtime === 'go' ? GO_PARSE_OPTIONS : RS_PARSE_OPTIONS, options.limits));
 
   const families = new Map<string, PromFamily>();
   for (const family of parsed.families) families.set(family.name, family);
   const reader = new SampleReader(families);
   // Lines outside keepPrefixes are skipped undecoded, so garbage would otherwise decode to nothing.
-  // Every shim writes kata_shim_* and the agent kata_guest_*: without any kata_ family it is not ours.
-  if (!reader.has('kata_')) {
+  // Every Kata shim writes kata_ families: without any it is not ours. Only when none of those read
+  // here is there, the other kata_ lines are checked (parsed again, building nothing).
+  if (!reader.has('kata_') && parsePromText(body, withLimits(ANY_KATA_OPTIONS, options.limits)).families.length === 0) {
     throw new PromParseError('syntax', 1, 'no kata_* family: not a Kata shim metrics payload');
   }
 
@@ -243,6 +248,10 @@ export function decodeShimMetrics(
 
   result.rejectedSamples = reader.rejected;
   return result;
+}
+
+function withLimits(base: ParseOptions, limits: Partial<ParseLimits> | undefined): ParseOptions {
+  return limits ? { ...base, limits } : base;
 }
 
 /** Reads validated values out of the kept families and counts what it refuses. */
