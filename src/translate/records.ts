@@ -22,7 +22,8 @@ export interface KubeletContainerStats {
   swapBytes?: number;
   /**
    * Every distinct CPU sample when the kubelet served this series more than once (kubernetes#134518:
-   * a leftover cgroup of an earlier instance), in payload order; `cpuSeconds` is the first of them.
+   * a leftover cgroup of an earlier instance), in payload order (1.18.0's name without `_total`, when
+   * mixed in, after the other's); `cpuSeconds` is the first of them.
    */
   cpuCandidates?: { value: number; timestampMs?: number }[];
 }
