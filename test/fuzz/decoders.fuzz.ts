@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MAX_CPU_CANDIDATES, decodeKubeletMetrics } from '../../src/translate/kubelet-decode.ts';
-import { MAX_PLAUSIBLE_VALUE, decodeShimMetrics } from '../../src/translate/kata-decode.ts';
+import { MAX_PLAUSIBLE_VALUE, PER_CPU_UNIT_ITEMS, decodeShimMetrics } from '../../src/translate/kata-decode.ts';
 import { PromParseError } from '../../src/translate/prom-text.ts';
 import type { GuestCpuSeconds, ProcessStats } from '../../src/translate/records.ts';
 
@@ -189,18 +189,20 @@ export const decoderProperties: Record<'kubelet' | 'shim' | 'kubeletDuplicates' 
         candidates[0]!.timestampMs === entry!.cpuTimestampMs
       );
     }),
-  // The unit claims of guestCpuUnit, on the same ticks written as each Kata 2.x agent did: a
-  // fraction anywhere is seconds, a whole number not a multiple of 10 is ticks, whole multiples of
-  // 10 with three non-zero are milliseconds; scaled by 1000 (seconds → ms) or 10 (ticks → ms), the
-  // guest CPU decoded is the same.
+  // The unit claims of guestCpuUnit, on the same ticks written as each Kata 2.x agent did: among
+  // the rows the decoder reads (the total row, the per-CPU PER_CPU_UNIT_ITEMS), a fraction anywhere
+  // is seconds, a whole number not a multiple of 10 is ticks, whole multiples of 10 with three
+  // non-zero are milliseconds; scaled by 1000 (seconds → ms) or 10 (ticks → ms), the guest CPU
+  // decoded is the same.
   guestCpuUnit: () =>
     fc.property(guestTicks, (ticks) => {
       const decoded = (unit: keyof typeof AS_WRITTEN) => decodeShimMetrics(guestCpuPayload(ticks.map(AS_WRITTEN[unit])), 'rs').guest;
       const [seconds, asTicks, ms] = [decoded('seconds'), decoded('ticks'), decoded('milliseconds')];
       const total = ticks.slice(0, CPU_ITEMS.length);
-      const nonZero = ticks.filter((t) => t > 0).length;
-      const fraction = ticks.some((t) => t % 100 !== 0);
-      const notTen = ticks.some((t) => t % 10 !== 0);
+      const read = ticks.filter((_, i) => i < CPU_ITEMS.length || PER_CPU_UNIT_ITEMS.has(CPU_ITEMS[i % CPU_ITEMS.length]!));
+      const nonZero = read.filter((t) => t > 0).length;
+      const fraction = read.some((t) => t % 100 !== 0);
+      const notTen = read.some((t) => t % 10 !== 0);
       const msUnit = nonZero >= 3 ? 'milliseconds' : 'unknown';
       return (
         ms.cpuUnit === msUnit &&
