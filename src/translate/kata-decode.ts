@@ -162,11 +162,14 @@ const RS_KEEP_PREFIXES: readonly string[] = [...COMMON_PREFIXES];
  * keep most of the evidence for a third of the cost.
  */
 export const PER_CPU_UNIT_ITEMS: ReadonlySet<string> = new Set(['user', 'system', 'idle']);
+/** A CPU number as the agent writes it; any other `cpu` label is no CPU row, and tells no unit. */
+const CPU_NUMBER = /^\d{1,5}$/;
 
 function keepSeries(family: string, labels: SeriesLabels): boolean {
   if (family === 'kata_guest_cpu_time') {
     // The total row, and the per-CPU values that tell the unit too.
-    return labels.get('cpu') === 'total' || PER_CPU_UNIT_ITEMS.has(labels.get('item') ?? '');
+    const cpu = labels.get('cpu') ?? '';
+    return cpu === 'total' || (CPU_NUMBER.test(cpu) && PER_CPU_UNIT_ITEMS.has(labels.get('item') ?? ''));
   }
   const wanted = WANTED_ITEMS.get(family);
   if (wanted === undefined) return true;

@@ -329,6 +329,13 @@ describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
     expect(m.guest.cpu?.user).toBeCloseTo(12.34, 6);
   });
 
+  it('a row whose cpu label is no CPU number tells nothing: one forged value cannot flip the unit', () => {
+    const forged = ['kata_guest_cpu_time{cpu="\u00f0(\u008c(",item="user"} 7', 'kata_guest_cpu_time{cpu="",item="idle"} 3'].join('\n');
+    const m = decodeText(`${cpuRows({ user: '12340', system: '5670', idle: '900000' })}${forged}\n`);
+    expect(m.guest.cpuUnit).toBe('milliseconds');
+    expect(m.guest.cpu?.user).toBeCloseTo(12.34, 9);
+  });
+
   it('too few non-zero values to tell: no guest CPU', () => {
     const m = decodeText(family('kata_guest_cpu_time', ['{cpu="total",item="user"} 0', '{cpu="total",item="system"} 0', '{cpu="total",item="idle"} 10']));
     expect(m.guest.cpuUnit).toBe('unknown');
