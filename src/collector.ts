@@ -153,7 +153,7 @@ export class Collector {
     );
     this.counters.endCollection();
     this.deps.self.add(this.deps.self.kubeletRejectedSamples, 'implausible_increase', result.refused.kubelet);
-    this.deps.self.guestRejectedSamples += result.refused.guest;
+    this.deps.self.add(this.deps.self.guestRejectedSamples, 'implausible_increase', result.refused.guest);
     const audit = await this.audit(pods, result.pods, runtimeRun);
 
     const sources: Record<SourceName, SourceStatus> = {
@@ -471,7 +471,7 @@ export class Collector {
 
   /** What a collection keeps of one decoded body; the guest samples it refused are counted. */
   private kept(outcome: ShimOutcome, raw?: RawSandboxFamilies): DecodedShim {
-    if (outcome.state === 'ok') this.deps.self.guestRejectedSamples += outcome.metrics.rejectedSamples;
+    if (outcome.state === 'ok') this.deps.self.add(this.deps.self.guestRejectedSamples, 'implausible_value', outcome.metrics.rejectedSamples);
     return raw === undefined ? { outcome } : { outcome, raw };
   }
 }

@@ -530,8 +530,8 @@ export const SELF_COUNTERS = {
   },
   guestRejectedSamples: {
     name: 'shim_rejected_samples_total',
-    help: 'Guest-reported samples refused: by the decoder (NaN, negative, absurd magnitudes), or a guest CPU total that grew more than the node could have run.',
-    labels: [],
+    help: 'Guest-reported samples refused by reason: by the decoder (implausible_value: NaN, infinite, negative or above 2^53), or a guest CPU total that grew more than the node could have run (implausible_increase).',
+    labels: ['reason'],
   },
 } as const;
 

@@ -107,9 +107,7 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
     ),
   );
   registry.registerMetric(
-    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => [
-      { labels: {}, value: self.guestRejectedSamples },
-    ]),
+    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => mapValues(self.guestRejectedSamples, 'reason')),
   );
   registry.registerMetric(
     callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [

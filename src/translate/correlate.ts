@@ -237,7 +237,11 @@ function correlatePod(
     if (guest.cpuUnit === 'unknown') gaps.add('guest_cpu_unit_unknown');
     const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
     if (guestCpu !== undefined) {
-      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu }], cpuBound);
+      // The guest total counts from the VM's boot, which comes after the pod's start.
+      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu }], {
+        ...cpuBound,
+        startedAtMs: msOf(pod.startedAt),
+      });
       snapshot.guestCpuSeconds = outcome.published;
       effects.guest = outcome.effect;
       if (outcome.effect === 'refused') {
@@ -412,7 +416,11 @@ function correlateContainers(
         source: 'kubelet',
         ...c,
       }));
-      const outcome = counters.follow(podKey, cpuKey, epoch, candidates, cpuBound);
+      // The kubelet's counter counts this life of the container; the pod's start bounds it too, more loosely.
+      const outcome = counters.follow(podKey, cpuKey, epoch, candidates, {
+        ...cpuBound,
+        startedAtMs: msOf(status?.startedAt ?? pod.startedAt),
+      });
       effects.containers.push(outcome.effect);
       if (outcome.effect === 'refused') {
         effects.refused.kubelet++;
@@ -427,14 +435,15 @@ function correlateContainers(
         if (outcome.effect !== 'undecided') container.memoryWorkingSetBytes = stats.memoryWorkingSetBytes;
         return container;
       }
-      gap = 'kubelet_duplicate';
+      gap = outcome.effect === 'refused' ? 'implausible_increase' : 'kubelet_duplicate';
     }
     if (gap === undefined) return container; // not running and not reported: nothing to say
     container.gap = gap;
     if (single && podSnapshot.guestCpuSeconds !== undefined) {
       // The VM runs one app container: the guest's own total is the best estimate of it. In the
       // container's first life that total is all it ran; after a restart it also holds the earlier
-      // lives, so the new life's counter starts at zero.
+      // lives, so the new life's counter starts at zero. It is the published guest counter, already
+      // bounded from its first sample on.
       container.source = 'guest_estimate';
       const outcome = counters.follow(podKey, cpuKey, epoch, [{ source: 'guest_estimate', value: podSnapshot.guestCpuSeconds }], {
         start: restarts === 0 ? 'raw' : 'zero',
@@ -510,6 +519,10 @@ function differenceInputs(workload: readonly CounterEffect[]): 'follow' | 'hold'
   if (workload.includes('rebased')) return 'skip';
   if (workload.some((e) => e === 'refused' || e === 'held' || e === 'undecided')) return 'hold';
   return 'follow';
+}
+
+function msOf(seconds: number | undefined): number | undefined {
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 function sumOf<T>(items: readonly T[], value: (item: T) => number | undefined): number {

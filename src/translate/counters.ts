@@ -7,11 +7,14 @@
  * last sample:
  * - a source switch adds nothing at the switch point, then follows the new source's increments;
  * - a sample that is not newer than the last one applied (skewed kubelet timestamps) is ignored;
+ * - the first sample of an epoch, which has no baseline, may be at most what the node could have run
+ *   since that life started (`startedAtMs`): beyond it, it is refused and nothing is published;
  * - a sample that grew more than the node could have run since the last one (`maxPerSecond`) is
  *   refused: nothing is added, and it is kept as an alternative baseline, so that a source whose
  *   counter really moved (a re-created cgroup) is followed again from the next sample on;
  * - a sample lower than the source's last one is held the same way, unless it still continues the
- *   baseline before the last (then the last one was a spike, and this one becomes the baseline).
+ *   baseline before the last, or the zero a life starts from (then the last one was a spike, and
+ *   this one becomes the baseline).
  *   A source that really reset (a shim restart) is followed from its next sample.
  * Only a new epoch starts the published value again. State lives as long as its scope is seen in
  * collections, so a source that is silent for a while loses nothing.
@@ -71,6 +74,11 @@ export interface CounterOptions {
   start?: CounterStart;
   /** Most the counter can grow per second (for CPU: the node's CPUs × margin); none: unbounded. */
   maxPerSecond?: number;
+  /**
+   * When the life this epoch counts started (a container's startedAt, a pod's start), in ms: with
+   * `maxPerSecond`, the most a raw first sample may be. Unknown: the first sample is unbounded.
+   */
+  startedAtMs?: number;
 }
 
 /**
@@ -82,7 +90,7 @@ export type CounterEffect = 'applied' | 'held' | 'rebased' | 'refused' | 'undeci
 
 export interface CounterOutcome {
   effect: CounterEffect;
-  /** Undefined only when nothing was ever published for this epoch (undecided at first sight). */
+  /** Undefined only when nothing was ever published for this epoch (undecided or refused at first sight). */
   published: number | undefined;
 }
 
@@ -155,8 +163,21 @@ export class CounterState {
       pending.delete(key);
     }
     if (current === undefined) {
+      // No baseline to refuse it against later: a raw start is bounded by the life it counts.
+      if (options.start !== 'zero' && sample.value > bound(startOf(options.startedAtMs), sample)) {
+        return { effect: 'refused', published: undefined };
+      }
       const published = options.start === 'zero' ? 0 : Math.max(0, sample.value);
-      counters.set(key, { epoch, source: sample.source, lastRaw: sample.value, lastTimestampMs: sample.timestampMs, lastAtMs: this.nowMs, published });
+      // A life's counter starts from zero: one that falls back below its first sample found that one a spike.
+      counters.set(key, {
+        epoch,
+        source: sample.source,
+        lastRaw: sample.value,
+        lastTimestampMs: sample.timestampMs,
+        lastAtMs: this.nowMs,
+        previousRaw: 0,
+        published,
+      });
       return { effect: 'applied', published };
     }
     if (current.source !== sample.source) {
@@ -321,6 +342,11 @@ function boundOf(
   const bySamples = sample.timestampMs !== undefined && last.lastTimestampMs !== undefined ? sample.timestampMs - last.lastTimestampMs : 0;
   const elapsedSeconds = Math.max(nowMs - last.lastAtMs, bySamples, 0) / 1000;
   return maxPerSecond * (elapsedSeconds + PLAUSIBLE_SLACK_SECONDS);
+}
+
+/** A life's start as the baseline a first sample is bounded from: zero CPU time at that moment. */
+function startOf(startedAtMs: number | undefined): { lastAtMs: number; lastTimestampMs: number } | undefined {
+  return startedAtMs === undefined ? undefined : { lastAtMs: startedAtMs, lastTimestampMs: startedAtMs };
 }
 
 /** Moves a cell on to a sample that continued its baseline. */

@@ -162,7 +162,7 @@ function isParserRepeat(series: Set<string>, sample: PromSample): boolean {
 }
 
 /** Candidates kept per container CPU series at most: a payload cannot grow them without bound. */
-const MAX_CPU_CANDIDATES = 4;
+export const MAX_CPU_CANDIDATES = 4;
 
 /**
  * Every distinct container CPU sample in payload order; listed only once there is a second, so the

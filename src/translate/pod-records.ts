@@ -277,6 +277,7 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
     name: pod.metadata.name,
     nodeName: text(spec?.nodeName),
     phase: text(status?.phase),
+    startedAt: seconds(status?.startTime),
     qosClass: text(status?.qosClass),
     runtimeClassName: text(spec?.runtimeClassName),
     ...(overhead ? { overhead, overheadSource: 'pod' as const } : {}),

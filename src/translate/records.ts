@@ -22,7 +22,8 @@ export interface KubeletContainerStats {
   swapBytes?: number;
   /**
    * Every distinct CPU sample when the kubelet served this series more than once (kubernetes#134518:
-   * a leftover cgroup of an earlier instance), in payload order; `cpuSeconds` is the first of them.
+   * a leftover cgroup of an earlier instance), in payload order (1.18.0's name without `_total`, when
+   * mixed in, after the other's); `cpuSeconds` is the first of them.
    */
   cpuCandidates?: { value: number; timestampMs?: number }[];
 }
@@ -204,7 +205,7 @@ export interface ShimMetrics {
    * `hypervisor` stays empty (docs/design/kata-metrics-in-runtime-rs.md, "Kata Hypervisor").
    */
   vmmInShim?: boolean;
-  /** Samples the decoder refused (NaN, negative, absurd magnitudes). */
+  /** Samples the decoder refused (NaN, infinite, negative, above 2^53): reason `implausible_value`. */
   rejectedSamples: number;
 }
 
@@ -311,6 +312,8 @@ export interface PodRecord {
   name: string;
   nodeName?: string;
   phase?: string;
+  /** status.startTime, seconds since epoch: when the kubelet took the pod, before its sandbox (VM) started. */
+  startedAt?: number;
   qosClass?: string;
   runtimeClassName?: string;
   /** Resolved from the RuntimeClass object; undefined when the class is unknown. */

@@ -1,8 +1,11 @@
+/** Why a guest-reported sample is refused; each is exposed at 0 from the start (increase() then counts the first). */
+export const GUEST_REJECTION_REASONS = ['implausible_value', 'implausible_increase'] as const;
+
 /** Cumulative counts the collector keeps about itself; the renderer publishes them as counters. */
 export class SelfStats {
   readonly shimScrapeErrors = new Map<string, number>();
   readonly kubeletRejectedSamples = new Map<string, number>();
-  guestRejectedSamples = 0;
+  readonly guestRejectedSamples = new Map<string, number>(GUEST_REJECTION_REASONS.map((reason) => [reason, 0]));
 
   add(map: Map<string, number>, key: string, amount = 1): void {
     if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);

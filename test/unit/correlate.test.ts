@@ -313,3 +313,55 @@ describe('guest CPU unit', () => {
     expect(r.gaps).toContain('guest_cpu_unit_unknown');
   });
 });
+
+describe('the first sample of a life is bounded by what the node could have run since it started', () => {
+  // A 4-CPU node; the pod and its containers started 60 s ago: at most 6 × (60 + 10) = 420 s of CPU.
+  const at = (p: ReturnType<typeof pod>) => {
+    p.startedAt = NOW / 1000 - 60;
+    for (const s of p.containerStatuses) s.startedAt = NOW / 1000 - 60;
+    return p;
+  };
+  const collectOnce = (i: Partial<Parameters<typeof correlate>[0]>) => {
+    const counters = new CounterState();
+    counters.beginCollection(NOW);
+    return correlate(input({ hostCpus: 4, ...i }), counters);
+  };
+
+  test('an inflated first kubelet sample is refused, counted and flagged; the other container is published', () => {
+    const p = at(pod('b', ['build', 'cache']));
+    const result = collectOnce({ pods: [p], kubelet: kubelet([kstat(p, 'build', 2 ** 40, 1e6), kstat(p, 'cache', 400, 1e6)]) });
+    const [build, cache] = only(result.pods).containers;
+    expect(build).toMatchObject({ gap: 'implausible_increase' });
+    expect(build!.cpuSeconds).toBeUndefined();
+    expect(cache).toMatchObject({ source: 'kubelet', cpuSeconds: 400 });
+    expect(result.refused).toEqual({ kubelet: 1, guest: 0 });
+  });
+
+  test("without the container's start, the pod's start bounds it", () => {
+    const p = at(pod('b', ['build', 'cache']));
+    for (const s of p.containerStatuses) delete s.startedAt;
+    const result = collectOnce({ pods: [p], kubelet: kubelet([kstat(p, 'build', 421, 1e6), kstat(p, 'cache', 420, 1e6)]) });
+    expect(only(result.pods).containers.map((c) => c.cpuSeconds)).toEqual([undefined, 420]);
+  });
+
+  test("an inflated first guest total is refused: neither the guest CPU nor a one-container pod's estimate publishes it", () => {
+    const p = at(pod('b'));
+    const result = collectOnce({
+      pods: [p],
+      kubelet: kubelet([kstat(p, 'build', 0, 1e6)]), // CRI-O: zeros, so the estimate would be the guest total
+      sandboxes: [sandboxFor(p, 's', shimOk(guest(2 ** 40)))],
+    });
+    const r = only(result.pods);
+    expect(r.guestCpuSeconds).toBeUndefined();
+    expect(r.gaps).toContain('implausible_increase');
+    expect(r.containers[0]!.gap).toBe('kubelet_zero');
+    expect(r.containers[0]!.cpuSeconds).toBeUndefined();
+    expect(result.refused).toEqual({ kubelet: 0, guest: 1 });
+  });
+
+  test('an honest first guest total is the estimate of the container in its first life', () => {
+    const p = at(pod('b'));
+    const result = collectOnce({ pods: [p], kubelet: kubelet([kstat(p, 'build', 0, 1e6)]), sandboxes: [sandboxFor(p, 's', shimOk(guest(300)))] });
+    expect(only(result.pods).containers[0]).toMatchObject({ source: 'guest_estimate', cpuSeconds: 300 });
+  });
+});

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { CounterState } from '../../src/translate/counters.ts';
+import { CounterState, type CounterOptions } from '../../src/translate/counters.ts';
 
 function collect(state: CounterState, fn: () => number): number {
   state.beginCollection();
@@ -142,6 +142,62 @@ describe('CounterState.follow: plausibility bound', () => {
     expect(outcome).toEqual({ effect: 'rebased', published: 200 });
     at(s, 60_000, () => (outcome = s.follow('p', 'k', 'e', [cpu(140)], bounded)));
     expect(outcome).toEqual({ effect: 'applied', published: 215 });
+  });
+});
+
+describe('CounterState.follow: the first sample of a life', () => {
+  const cpu = (value: number) => ({ source: 'kubelet', value });
+  // A 4-CPU node; the container started 60 s before the collection at 100 s: up to 6 × (60 + 10) = 420.
+  const started: CounterOptions = { maxPerSecond: 4 * 1.5, startedAtMs: 40_000 };
+  const first = (value: number, options = started) => {
+    const s = new CounterState();
+    s.beginCollection(100_000);
+    return { s, outcome: s.follow('p', 'k', 'e', [cpu(value)], options) };
+  };
+
+  test('beyond what the node could have run since the start it is refused, and nothing is published', () => {
+    expect(first(2 ** 40).outcome).toEqual({ effect: 'refused', published: undefined });
+    expect(first(421).outcome).toEqual({ effect: 'refused', published: undefined });
+  });
+
+  test('within it, it is published as it is', () => {
+    expect(first(420).outcome).toEqual({ effect: 'applied', published: 420 });
+  });
+
+  test('after a refused first sample, the next honest one starts the counter at its raw value', () => {
+    const { s } = first(2 ** 40);
+    s.beginCollection(115_000);
+    expect(s.follow('p', 'k', 'e', [cpu(200)], started)).toEqual({ effect: 'applied', published: 200 });
+    s.beginCollection(130_000);
+    expect(s.follow('p', 'k', 'e', [cpu(230)], started)).toEqual({ effect: 'applied', published: 230 });
+  });
+
+  test('a source that stays beyond the bound is refused at every collection', () => {
+    const { s } = first(2 ** 40);
+    s.beginCollection(115_000);
+    expect(s.follow('p', 'k', 'e', [cpu(2 ** 40 + 10)], started)).toEqual({ effect: 'refused', published: undefined });
+  });
+
+  test('a plausible first sample that the next one falls below was a spike: rebased, then the increments are followed', () => {
+    const { s } = first(300);
+    s.beginCollection(115_000);
+    expect(s.follow('p', 'k', 'e', [cpu(120)], started)).toEqual({ effect: 'rebased', published: 300 });
+    s.beginCollection(130_000);
+    expect(s.follow('p', 'k', 'e', [cpu(150)], started)).toEqual({ effect: 'applied', published: 330 });
+  });
+
+  test('a life that starts at zero has nothing to bound; an unknown start leaves the first sample unbounded', () => {
+    expect(first(2 ** 40, { ...started, start: 'zero' }).outcome).toEqual({ effect: 'applied', published: 0 });
+    expect(first(2 ** 40, { maxPerSecond: 6 }).outcome).toEqual({ effect: 'applied', published: 2 ** 40 });
+  });
+
+  test('the chosen one of duplicate candidates is bounded as a first sample too', () => {
+    const s = new CounterState();
+    s.beginCollection(100_000);
+    s.follow('p', 'k', 'e', [cpu(100), cpu(2 ** 40)], started);
+    s.beginCollection(115_000);
+    // Only the inflated one moved on: it is the one picked, and refused.
+    expect(s.follow('p', 'k', 'e', [cpu(100), cpu(2 ** 40 + 10)], started)).toEqual({ effect: 'refused', published: undefined });
   });
 });
 

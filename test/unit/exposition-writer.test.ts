@@ -23,7 +23,7 @@ function selfStats(): SelfStats {
   const self = new SelfStats();
   self.add(self.shimScrapeErrors, 'timeout', 3);
   self.add(self.kubeletRejectedSamples, 'zero_time');
-  self.guestRejectedSamples = 2;
+  self.add(self.guestRejectedSamples, 'implausible_value', 2);
   return self;
 }
 

@@ -267,6 +267,19 @@ describe('hostile payloads', () => {
     expect(() => decodeText('\u0000\u0001{"not":"prometheus"}\n<html> }}}{{{\n')).toThrow(PromParseError);
     expect(() => decodeText('')).toThrow(PromParseError);
   });
+
+  it('any kata_ family makes a Kata payload: one with only families the decoder does not read decodes to empty readings', () => {
+    // The shape of a trimmed Go shim's output: go_* and kata_hypervisor_netdev (a family removed in Kata 3.3).
+    const netdev = 'go_goroutines 27\nkata_hypervisor_netdev{interface="lo",item="recv_bytes"} 0\n';
+    expect(decodeText(netdev)).toEqual({ shim: {}, hypervisor: {}, guest: {}, rejectedSamples: 0 });
+    expect(decodeText('kata_agent_some_future_family 1\n', 'rs')).toEqual({ shim: {}, hypervisor: {}, guest: {}, rejectedSamples: 0 });
+  });
+
+  it('without any kata_ sample, or with a malformed kata_ line among unread families, it is not a Kata payload', () => {
+    expect(() => decodeText('go_goroutines 27\n')).toThrow(PromParseError);
+    expect(() => decodeText('# TYPE kata_hypervisor_netdev gauge\ngo_goroutines 27\n')).toThrow(PromParseError);
+    expect(() => decodeText('go_goroutines 27\nkata_hypervisor_netdev{interface="lo" 0\n')).toThrow(PromParseError);
+  });
 });
 
 describe('isWholeDisk', () => {
@@ -314,6 +327,13 @@ describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
     const m = decodeText(cpuRows({ user: '12.34000015258789', system: '5.670000076293945', idle: '900' }));
     expect(m.guest.cpuUnit).toBe('seconds');
     expect(m.guest.cpu?.user).toBeCloseTo(12.34, 6);
+  });
+
+  it('a row whose cpu label is no CPU number tells nothing: one forged value cannot flip the unit', () => {
+    const forged = ['kata_guest_cpu_time{cpu="\u00f0(\u008c(",item="user"} 7', 'kata_guest_cpu_time{cpu="",item="idle"} 3'].join('\n');
+    const m = decodeText(`${cpuRows({ user: '12340', system: '5670', idle: '900000' })}${forged}\n`);
+    expect(m.guest.cpuUnit).toBe('milliseconds');
+    expect(m.guest.cpu?.user).toBeCloseTo(12.34, 9);
   });
 
   it('too few non-zero values to tell: no guest CPU', () => {

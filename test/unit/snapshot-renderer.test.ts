@@ -140,6 +140,16 @@ describe('a render is a function of its snapshot', () => {
     expect(series.get(`${PREFIX}shim_scrape_errors_total{reason="timeout"}`)).toBe(2);
     expect(series.get(`${PREFIX}build_info{nodejs="v24.0.0",revision="abc",version="1.2.3"}`)).toBe(1);
   });
+
+  test('guest refusals are counted by reason, every reason exposed from 0', async () => {
+    const self = new SelfStats();
+    const r = renderer(self);
+    expect(toSeriesMap(await r.render(snapshot([]), 'text')).get(`${PREFIX}shim_rejected_samples_total{reason="implausible_increase"}`)).toBe(0);
+    self.add(self.guestRejectedSamples, 'implausible_value', 3);
+    const series = toSeriesMap(await r.render(snapshot([]), 'text'));
+    expect(series.get(`${PREFIX}shim_rejected_samples_total{reason="implausible_value"}`)).toBe(3);
+    expect(series.get(`${PREFIX}shim_rejected_samples_total{reason="implausible_increase"}`)).toBe(0);
+  });
 });
 
 describe('counter naming', () => {
