@@ -14,28 +14,22 @@ import { parseCommandLine } from '../../src/config.ts';
 import { createCertificateAuthority } from '../../src/lab/tls.ts';
 import {
   ANSWER_BOUND_MS,
-  containerGaps,
   deadSocket,
-  find,
   flickerCgroups,
-  foreignNames,
   hideSocket,
   kubeletIndependent,
-  otherPods,
-  podGaps,
-  podLines,
   projectedToken,
+  scrapeUntil,
   setPersistedVmmPid,
   socketPathOf,
-  sourceUp,
-  startExporter,
+  timedScrape,
   useFaultNode,
-  valueOf,
-  waitFor,
   writeProcess,
-  type FaultNode,
   type Scrape,
 } from '../support/fault-helpers.ts';
+import { startExporterOn, type LabExporter } from '../support/lab-exporter.ts';
+import { containerGaps, find, foreignNames, otherPods, podGaps, podLines, sourceUp, valueOf, type Sample } from '../support/scrape.ts';
+import { waitFor } from '../support/wait.ts';
 
 const MIB = 2 ** 20;
 
@@ -43,12 +37,12 @@ const MIB = 2 ** 20;
 function expectAnswered(scrape: Scrape): void {
   expect(scrape.status).toBe(200);
   expect(scrape.elapsedMs).toBeLessThan(ANSWER_BOUND_MS);
-  expect(foreignNames(scrape)).toEqual([]);
+  expect(foreignNames(scrape.samples)).toEqual([]);
 }
 
 /** Every pod's series restricted to the families a fault of this kind cannot touch. */
-function podsWhere(scrape: Scrape, keep: (name: string) => boolean): Record<string, string[]> {
-  const all = otherPods(scrape, []);
+function podsWhere(samples: readonly Sample[], keep: (name: string) => boolean): Record<string, string[]> {
+  const all = otherPods(samples, []);
   return Object.fromEntries(Object.entries(all).map(([pod, lines]) => [pod, lines.filter((l) => keep(l.slice(0, l.indexOf('{'))))]));
 }
 
@@ -58,7 +52,7 @@ describe('kubelet faults', () => {
   const PODS = ['steady', 'clh-only'];
   const setup = useFaultNode([{ name: 'steady', hypervisor: 'qemu' }, { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true }]);
   const nowMs = setup.nowMs;
-  let node: FaultNode;
+  let node: LabExporter;
   let token: string;
   let baseline: Scrape;
 
@@ -70,27 +64,27 @@ describe('kubelet faults', () => {
   /** The kubelet is down for this exporter: flagged per source, per pod and per container; the rest stands. */
   function expectKubeletDown(scrape: Scrape): void {
     expectAnswered(scrape);
-    expect(sourceUp(scrape, 'kubelet')).toBe(0);
+    expect(sourceUp(scrape.samples, 'kubelet')).toBe(0);
     for (const pod of PODS) {
-      expect(podGaps(scrape, pod), pod).toEqual(['kubelet_unreachable']);
-      expect(containerGaps(scrape, pod), pod).toEqual(['build:kubelet_unreachable']);
+      expect(podGaps(scrape.samples, pod), pod).toEqual(['kubelet_unreachable']);
+      expect(containerGaps(scrape.samples, pod), pod).toEqual(['build:kubelet_unreachable']);
     }
-    expect(podsWhere(scrape, kubeletIndependent)).toEqual(podsWhere(baseline, kubeletIndependent));
-    for (const source of ['shims', 'cgroups', 'pods']) expect(sourceUp(scrape, source), source).toBe(1);
+    expect(podsWhere(scrape.samples, kubeletIndependent)).toEqual(podsWhere(baseline.samples, kubeletIndependent));
+    for (const source of ['shims', 'cgroups', 'pods']) expect(sourceUp(scrape.samples, source), source).toBe(1);
   }
 
   async function expectRecovered(): Promise<void> {
-    const scrape = await node.bridge.scrape();
+    const scrape = await timedScrape(node);
     expectAnswered(scrape);
-    expect(sourceUp(scrape, 'kubelet')).toBe(1);
+    expect(sourceUp(scrape.samples, 'kubelet')).toBe(1);
     // Counters switched to the guest estimate and back without a jump: identical to before.
-    expect(otherPods(scrape, [])).toEqual(otherPods(baseline, []));
+    expect(otherPods(scrape.samples, [])).toEqual(otherPods(baseline.samples, []));
   }
 
   test('baseline: the kubelet answers', () => {
     expectAnswered(baseline);
-    expect(sourceUp(baseline, 'kubelet')).toBe(1);
-    for (const pod of PODS) expect(podGaps(baseline, pod)).toEqual([]);
+    expect(sourceUp(baseline.samples, 'kubelet')).toBe(1);
+    for (const pod of PODS) expect(podGaps(baseline.samples, pod)).toEqual([]);
   });
 
   test.each([
@@ -100,7 +94,7 @@ describe('kubelet faults', () => {
   ] as const)('kubelet %s: source down, kubelet_unreachable on every pod and container', async (_name, fault) => {
     node.lab.kubelet.setFault(fault);
     try {
-      expectKubeletDown(await node.bridge.scrape());
+      expectKubeletDown(await timedScrape(node));
     } finally {
       node.lab.kubelet.setFault(undefined);
     }
@@ -110,7 +104,7 @@ describe('kubelet faults', () => {
   test('kubelet 401 (the exporter holds a wrong token): source down, kubelet_unreachable', async () => {
     node.lab.kubelet.setToken('a-token-the-exporter-does-not-have');
     try {
-      expectKubeletDown(await node.bridge.scrape());
+      expectKubeletDown(await timedScrape(node));
       expect(node.lab.kubelet.lastRequest?.authorization).toBe(`Bearer ${token}`);
     } finally {
       node.lab.kubelet.setToken(token);
@@ -122,9 +116,9 @@ describe('kubelet faults', () => {
     const other = await createCertificateAuthority({ commonName: 'not the kubelet CA' });
     const caFile = join(node.lab.dir, 'other-ca.crt');
     await writeFile(caFile, other.certPem);
-    const pinned = await startExporter(node.lab, ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.ca-file=${caFile}`], { now: () => nowMs });
+    const pinned = await startExporterOn(node.lab, { flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.ca-file=${caFile}`], now: () => nowMs });
     try {
-      expectKubeletDown(await pinned.scrape());
+      expectKubeletDown(await timedScrape(pinned));
     } finally {
       await pinned.close();
     }
@@ -132,19 +126,19 @@ describe('kubelet faults', () => {
 
   test('token rotation: the projected token is swapped by symlink and the kubelet expects the new one; the next scrape succeeds', async () => {
     const projected = await projectedToken(join(node.lab.dir, 'serviceaccount'), token);
-    const rotating = await startExporter(node.lab, ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.token-file=${projected.path}`], { now: () => nowMs });
+    const rotating = await startExporterOn(node.lab, { flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.token-file=${projected.path}`], now: () => nowMs });
     try {
-      const before = await rotating.scrape();
+      const before = await timedScrape(rotating);
       expectAnswered(before);
-      expect(sourceUp(before, 'kubelet')).toBe(1);
+      expect(sourceUp(before.samples, 'kubelet')).toBe(1);
       const next = 'rotated-token-0123456789abcdef';
       await projected.rotate(next);
       node.lab.kubelet.setToken(next);
-      const after = await rotating.scrape();
+      const after = await timedScrape(rotating);
       expectAnswered(after);
-      expect(sourceUp(after, 'kubelet')).toBe(1);
+      expect(sourceUp(after.samples, 'kubelet')).toBe(1);
       expect(node.lab.kubelet.lastRequest?.authorization).toBe(`Bearer ${next}`);
-      expect(otherPods(after, [])).toEqual(otherPods(baseline, []));
+      expect(otherPods(after.samples, [])).toEqual(otherPods(baseline.samples, []));
     } finally {
       node.lab.kubelet.setToken(token);
       await rotating.close();
@@ -160,10 +154,10 @@ describe('kubelet faults', () => {
       refused = true; // a ConfigError, like --shim.timeout >= --collect.deadline: the contract holds
     }
     if (refused) return;
-    const slow = await startExporter(node.lab, flags, { now: () => nowMs });
+    const slow = await startExporterOn(node.lab, { flags, now: () => nowMs });
     node.lab.kubelet.setFault({ kind: 'hang' });
     try {
-      const scrape = await slow.scrape();
+      const scrape = await timedScrape(slow);
       expect(scrape.status).toBe(200);
       // --collect.deadline=2s: "a collection answers within this time with whatever sources finished".
       expect(scrape.elapsedMs).toBeLessThan(2000 + 2000);
@@ -176,7 +170,7 @@ describe('kubelet faults', () => {
   // Last: a closed FakeKubelet cannot listen again.
   test('kubelet down (port closed): source down, kubelet_unreachable on every pod and container', async () => {
     await node.lab.kubelet.close();
-    expectKubeletDown(await node.bridge.scrape());
+    expectKubeletDown(await timedScrape(node));
   });
 });
 
@@ -189,84 +183,82 @@ describe('API server faults', () => {
     { name: 'doomed', hypervisor: 'qemu' },
   ]);
   const nowMs = setup.nowMs;
-  let node: FaultNode;
+  let node: LabExporter;
   let baseline: Scrape;
 
   beforeAll(async () => {
     ({ node, baseline } = setup);
   });
 
-  const watching = async () => waitFor(async () => node.bridge.exporter.watcher.stats().pods.watching, (w) => w, 10_000);
+  /** Throws unless the exporter's pod watch is (re-)established within 10 s. */
+  const watching = () => waitFor('the pod watch to be established', () => node.exporter.watcher.stats().pods.watching, { timeoutMs: 10_000, intervalMs: 100 });
 
   test('baseline: three pods, the pod source up', () => {
     expectAnswered(baseline);
-    expect(Object.keys(otherPods(baseline, []))).toEqual(['clh-only', 'doomed', 'steady']);
-    expect(sourceUp(baseline, 'pods')).toBe(1);
+    expect(Object.keys(otherPods(baseline.samples, []))).toEqual(['clh-only', 'doomed', 'steady']);
+    expect(sourceUp(baseline.samples, 'pods')).toBe(1);
   });
 
   test('watch ended with 410 Gone: the exporter relists, and a pod deleted meanwhile disappears', async () => {
-    expect(await watching()).toBe(true);
-    const relists = node.bridge.exporter.watcher.stats().pods.relists;
+    await watching();
+    const relists = node.exporter.watcher.stats().pods.relists;
     await node.lab.apiServer.goDown();
     // Deleted while the watch is away: no DELETED event can reach it; history is then compacted.
     await node.lab.removePod('ci', 'doomed');
     node.lab.apiServer.compact();
     await node.lab.apiServer.comeUp();
-    const after = await waitFor(
-      () => node.bridge.scrape(),
-      (s) => sourceUp(s, 'pods') === 1 && find(s, 'kata_bridge_pod_info', { pod: 'doomed' }).length === 0,
+    const after = await scrapeUntil(
+      node,
+      'the pod source up again without ci/doomed',
+      (s) => sourceUp(s.samples, 'pods') === 1 && find(s.samples, 'kata_bridge_pod_info', { pod: 'doomed' }).length === 0,
       10_000,
     );
     expectAnswered(after);
-    expect(sourceUp(after, 'pods')).toBe(1);
-    expect(node.bridge.exporter.watcher.stats().pods.relists).toBeGreaterThan(relists);
+    expect(node.exporter.watcher.stats().pods.relists).toBeGreaterThan(relists);
     expect(after.samples.filter((s) => s.labels.pod === 'doomed')).toEqual([]);
-    expect(otherPods(after, [])).toEqual(otherPods(baseline, ['doomed']));
+    expect(otherPods(after.samples, [])).toEqual(otherPods(baseline.samples, ['doomed']));
   });
 
   test('down in the middle of a watch: pods keep their last known state, the source is flagged, then it recovers', async () => {
-    expect(await watching()).toBe(true);
-    const before = await node.bridge.scrape();
-    expect(sourceUp(before, 'pods')).toBe(1);
+    await watching();
+    const before = await timedScrape(node);
+    expect(sourceUp(before.samples, 'pods')).toBe(1);
     await node.lab.apiServer.goDown();
     try {
-      const down = await waitFor(() => node.bridge.scrape(), (s) => sourceUp(s, 'pods') === 0, 10_000);
+      const down = await scrapeUntil(node, 'the pod source flagged down', (s) => sourceUp(s.samples, 'pods') === 0, 10_000);
       expectAnswered(down);
-      expect(sourceUp(down, 'pods')).toBe(0);
-      expect(await node.bridge.readyz()).toBe(200);
-      expect(otherPods(down, [])).toEqual(otherPods(before, []));
+      expect((await node.get('/readyz')).status).toBe(200);
+      expect(otherPods(down.samples, [])).toEqual(otherPods(before.samples, []));
     } finally {
       await node.lab.apiServer.comeUp();
     }
     // The watch is re-established from its resourceVersion (no relist needed)...
-    expect(await watching()).toBe(true);
-    const back = await waitFor(() => node.bridge.scrape(), (s) => sourceUp(s, 'pods') === 1, 5_000);
+    await watching();
+    // ...and the source must say so within 5 s: an operator alerting on source_up would otherwise
+    // see an outage for the whole life of the new watch (5–10 minutes).
+    const back = await scrapeUntil(node, 'the pod source up again', (s) => sourceUp(s.samples, 'pods') === 1, 5_000);
     expectAnswered(back);
-    expect(otherPods(back, [])).toEqual(otherPods(before, []));
-    // ...and the source must say so: an operator alerting on source_up would otherwise see an
-    // outage for the whole life of the new watch (5–10 minutes).
-    expect(sourceUp(back, 'pods')).toBe(1);
+    expect(otherPods(back.samples, [])).toEqual(otherPods(before.samples, []));
   });
 
   test('down at start: not ready (/readyz 503) and /metrics still answers; it comes up: ready, and the pods appear', async () => {
-    const expected = await node.bridge.scrape();
+    const expected = await timedScrape(node);
     await node.lab.apiServer.goDown();
-    const late = await startExporter(node.lab, ['--shim.timeout=1s', '--kubelet.timeout=1s'], { now: () => nowMs, readyTimeoutMs: 0 });
+    const late = await startExporterOn(node.lab, { flags: ['--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs, readyTimeoutMs: 0 });
     try {
-      expect(await late.readyz()).toBe(503);
-      const down = await late.scrape();
+      expect((await late.get('/readyz')).status).toBe(503);
+      const down = await timedScrape(late);
       expectAnswered(down);
-      expect(sourceUp(down, 'pods')).toBe(0);
-      expect(find(down, 'kata_bridge_pod_info')).toEqual([]);
+      expect(sourceUp(down.samples, 'pods')).toBe(0);
+      expect(find(down.samples, 'kata_bridge_pod_info')).toEqual([]);
       // The node's sandboxes are not hidden meanwhile: each is reported as unmapped.
-      expect(find(down, 'kata_bridge_sandbox_unmapped')).toHaveLength(2);
+      expect(find(down.samples, 'kata_bridge_sandbox_unmapped')).toHaveLength(2);
       await node.lab.apiServer.comeUp();
-      expect(await waitFor(() => late.readyz(), (status) => status === 200, 10_000)).toBe(200);
-      const up = await waitFor(() => late.scrape(), (s) => sourceUp(s, 'pods') === 1 && find(s, 'kata_bridge_pod_info').length === 2, 10_000);
+      await waitFor('/readyz 200 once the API server is back', async () => (await late.get('/readyz')).status === 200, { timeoutMs: 10_000, intervalMs: 100 });
+      const up = await scrapeUntil(late, 'the pod source up with both pods', (s) => sourceUp(s.samples, 'pods') === 1 && find(s.samples, 'kata_bridge_pod_info').length === 2, 10_000);
       expectAnswered(up);
-      expect(sourceUp(up, 'pods')).toBe(1);
       // A fresh exporter on the same frozen node publishes exactly what the first one does.
-      expect(otherPods(up, [])).toEqual(otherPods(expected, []));
+      expect(otherPods(up.samples, [])).toEqual(otherPods(expected.samples, []));
     } finally {
       await node.lab.apiServer.comeUp();
       await late.close();
@@ -284,7 +276,7 @@ describe('shim faults', () => {
     { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true },
   ]);
   const nowMs = setup.nowMs;
-  let node: FaultNode;
+  let node: LabExporter;
   let baseline: Scrape;
 
   beforeAll(async () => {
@@ -295,30 +287,30 @@ describe('shim faults', () => {
 
   function expectVictimFlagged(scrape: Scrape, reason: string, state: string): void {
     expectAnswered(scrape);
-    expect(podGaps(scrape, VICTIM)).toEqual([reason]);
-    expect(podLines(scrape, VICTIM, 'ci', (n) => n.startsWith('kata_bridge_pod_guest_'))).toEqual([]);
-    expect(podLines(scrape, VICTIM, 'ci', notFromShim)).toEqual(podLines(baseline, VICTIM, 'ci', notFromShim));
-    expect(otherPods(scrape, [VICTIM])).toEqual(otherPods(baseline, [VICTIM]));
-    expect(valueOf(scrape, 'kata_bridge_sandboxes', { runtime: 'go', state })).toBe(1);
+    expect(podGaps(scrape.samples, VICTIM)).toEqual([reason]);
+    expect(podLines(scrape.samples, VICTIM, 'ci', (n) => n.startsWith('kata_bridge_pod_guest_'))).toEqual([]);
+    expect(podLines(scrape.samples, VICTIM, 'ci', notFromShim)).toEqual(podLines(baseline.samples, VICTIM, 'ci', notFromShim));
+    expect(otherPods(scrape.samples, [VICTIM])).toEqual(otherPods(baseline.samples, [VICTIM]));
+    expect(valueOf(scrape.samples, 'kata_bridge_sandboxes', { runtime: 'go', state })).toBe(1);
     // One shim failing is a pod gap, not a source outage.
-    expect(sourceUp(scrape, 'shims')).toBe(1);
+    expect(sourceUp(scrape.samples, 'shims')).toBe(1);
   }
 
   async function expectRecovered(): Promise<void> {
-    const scrape = await node.bridge.scrape();
+    const scrape = await timedScrape(node);
     expectAnswered(scrape);
-    expect(otherPods(scrape, [])).toEqual(otherPods(baseline, []));
+    expect(otherPods(scrape.samples, [])).toEqual(otherPods(baseline.samples, []));
   }
 
   test('baseline: every shim answers', () => {
     expectAnswered(baseline);
-    expect(valueOf(baseline, 'kata_bridge_sandboxes', { runtime: 'go', state: 'scraped' })).toBe(3);
+    expect(valueOf(baseline.samples, 'kata_bridge_sandboxes', { runtime: 'go', state: 'scraped' })).toBe(3);
   });
 
   test('socket missing: shim_socket_missing', async () => {
     const restore = await hideSocket(node.lab, 'ci', VICTIM);
     try {
-      expectVictimFlagged(await node.bridge.scrape(), 'shim_socket_missing', 'no_socket');
+      expectVictimFlagged(await timedScrape(node), 'shim_socket_missing', 'no_socket');
     } finally {
       await restore();
     }
@@ -328,7 +320,7 @@ describe('shim faults', () => {
   test('socket refusing (a dead shim left its socket file): shim_unreachable', async () => {
     const restore = await deadSocket(node.lab, 'ci', VICTIM);
     try {
-      expectVictimFlagged(await node.bridge.scrape(), 'shim_unreachable', 'failed');
+      expectVictimFlagged(await timedScrape(node), 'shim_unreachable', 'failed');
     } finally {
       await restore();
     }
@@ -345,7 +337,7 @@ describe('shim faults', () => {
   ] as const)('shim %s: %s', async (_name, reason, behaviour) => {
     await node.lab.setShimBehaviour('ci', VICTIM, behaviour);
     try {
-      expectVictimFlagged(await node.bridge.scrape(), reason, 'failed');
+      expectVictimFlagged(await timedScrape(node), reason, 'failed');
     } finally {
       await node.lab.setShimBehaviour('ci', VICTIM, { kind: 'normal' });
     }
@@ -359,7 +351,7 @@ describe('shim faults', () => {
     // Last in this block, and not undone: after the failed switch only lab.close() can stop the shim.
     await node.lab.setShimBehaviour('ci', VICTIM, { kind: 'refuse' });
     expect(socketPathOf(node.lab, 'ci', VICTIM)).toContain(node.lab.pods.get(`ci/${VICTIM}`)!.sandboxId);
-    expectVictimFlagged(await node.bridge.scrape(), 'shim_unreachable', 'failed');
+    expectVictimFlagged(await timedScrape(node), 'shim_unreachable', 'failed');
   });
 });
 
@@ -372,7 +364,7 @@ describe('cgroup and process faults', () => {
     { name: 'steady', hypervisor: 'qemu' },
   ]);
   const nowMs = setup.nowMs;
-  let node: FaultNode;
+  let node: LabExporter;
   let baseline: Scrape;
 
   beforeAll(async () => {
@@ -383,9 +375,9 @@ describe('cgroup and process faults', () => {
 
   /** A pod whose cgroups come and go shows cgroup_not_found or its whole value, never a part of it. */
   function expectWholeOrGap(scrape: Scrape, pod: string): void {
-    const host = podLines(scrape, pod, 'ci', hostFamily);
-    if (podGaps(scrape, pod).includes('cgroup_not_found')) expect(host, 'no host value during cgroup_not_found').toEqual([]);
-    else expect(host, 'a torn host value').toEqual(podLines(baseline, pod, 'ci', hostFamily));
+    const host = podLines(scrape.samples, pod, 'ci', hostFamily);
+    if (podGaps(scrape.samples, pod).includes('cgroup_not_found')) expect(host, 'no host value during cgroup_not_found').toEqual([]);
+    else expect(host, 'a torn host value').toEqual(podLines(baseline.samples, pod, 'ci', hostFamily));
   }
 
   test('the pod cgroup gone while its /kata_overhead cgroup remains: cgroup_not_found, not the overhead alone', async () => {
@@ -398,34 +390,34 @@ describe('cgroup and process faults', () => {
       await rm(join(root, h, paths.pod), { recursive: true });
     }
     try {
-      const gone = await node.bridge.scrape();
+      const gone = await timedScrape(node);
       expectAnswered(gone);
       expectWholeOrGap(gone, 'flicker');
-      expect(podGaps(gone, 'flicker')).toContain('cgroup_not_found');
+      expect(podGaps(gone.samples, 'flicker')).toContain('cgroup_not_found');
     } finally {
       for (const h of ['cpu,cpuacct', 'memory']) await cp(join(stash, h), join(root, h, paths.pod), { recursive: true });
       await rm(stash, { recursive: true });
     }
     // Back: the host CPU counter must not have swallowed the pod cgroup's whole CPU a second time.
-    const back = await node.bridge.scrape();
+    const back = await timedScrape(node);
     expectWholeOrGap(back, 'flicker');
-    expect(otherPods(back, ['flicker'])).toEqual(otherPods(baseline, ['flicker']));
+    expect(otherPods(back.samples, ['flicker'])).toEqual(otherPods(baseline.samples, ['flicker']));
   });
 
   test('cgroup directories vanishing and reappearing while being read: never a crash, cgroup_not_found or the whole value', async () => {
     // A fresh exporter: the deterministic test above may have left this one's counters inflated.
-    const fresh = await startExporter(node.lab, ['--shim.timeout=1s', '--kubelet.timeout=1s'], { now: () => nowMs });
+    const fresh = await startExporterOn(node.lab, { flags: ['--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs });
     let release!: () => void;
     const stop = new Promise<void>((resolve) => (release = resolve));
     const flicker = flickerCgroups(node.lab, 'ci', 'flicker', stop);
     const outcomes = { gap: 0, whole: 0 };
     try {
       for (let i = 0; i < 30; i++) {
-        const scrape = await fresh.scrape();
+        const scrape = await timedScrape(fresh);
         expectAnswered(scrape);
-        expect(otherPods(scrape, ['flicker'])).toEqual(otherPods(baseline, ['flicker']));
+        expect(otherPods(scrape.samples, ['flicker'])).toEqual(otherPods(baseline.samples, ['flicker']));
         expectWholeOrGap(scrape, 'flicker');
-        outcomes[podGaps(scrape, 'flicker').includes('cgroup_not_found') ? 'gap' : 'whole']++;
+        outcomes[podGaps(scrape.samples, 'flicker').includes('cgroup_not_found') ? 'gap' : 'whole']++;
       }
     } finally {
       release();
@@ -440,15 +432,15 @@ describe('cgroup and process faults', () => {
     // Pid 4242 is now steady's QEMU; 4343 an ordinary shell. reused's persist.json still names 4242.
     await writeProcess(node.lab, 4242, 'qemu-system-x86', ['/usr/bin/qemu-system-x86_64', '-name', `sandbox-${steady.sandboxId}`]);
     await writeProcess(node.lab, 4343, 'bash', ['/bin/bash']);
-    const before = await node.bridge.scrape();
+    const before = await timedScrape(node);
     await setPersistedVmmPid(node.lab, 'ci', 'reused', 4242);
-    const after = await node.bridge.scrape();
+    const after = await timedScrape(node);
     expectAnswered(after);
-    expect(find(after, 'kata_bridge_pod_info', { pod: 'reused' })[0]?.labels.hypervisor).toBe('cloud-hypervisor');
-    expect(find(after, 'kata_bridge_pod_info', { pod: 'steady' })[0]?.labels.hypervisor).toBe('qemu');
-    expect(otherPods(after, [])).toEqual(otherPods(before, []));
+    expect(find(after.samples, 'kata_bridge_pod_info', { pod: 'reused' })[0]?.labels.hypervisor).toBe('cloud-hypervisor');
+    expect(find(after.samples, 'kata_bridge_pod_info', { pod: 'steady' })[0]?.labels.hypervisor).toBe('qemu');
+    expect(otherPods(after.samples, [])).toEqual(otherPods(before.samples, []));
     await setPersistedVmmPid(node.lab, 'ci', 'reused', 4343);
-    expect(otherPods(await node.bridge.scrape(), [])).toEqual(otherPods(before, []));
+    expect(otherPods((await timedScrape(node)).samples, [])).toEqual(otherPods(before.samples, []));
   });
 });
 
@@ -457,7 +449,7 @@ describe('cgroup and process faults', () => {
 describe('sandbox churn', () => {
   const setup = useFaultNode([{ name: 'steady', hypervisor: 'qemu' }, { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true }]);
   const nowMs = setup.nowMs;
-  let node: FaultNode;
+  let node: LabExporter;
   let baseline: Scrape;
 
   beforeAll(async () => {
@@ -478,10 +470,10 @@ describe('sandbox churn', () => {
     })();
     try {
       for (let i = 0; i < 25; i++) {
-        const scrape = await node.bridge.scrape();
+        const scrape = await timedScrape(node);
         expectAnswered(scrape);
-        expect(otherPods(scrape, [...sandboxOf.keys()])).toEqual(otherPods(baseline, []));
-        for (const info of find(scrape, 'kata_bridge_pod_info')) {
+        expect(otherPods(scrape.samples, [...sandboxOf.keys()])).toEqual(otherPods(baseline.samples, []));
+        for (const info of find(scrape.samples, 'kata_bridge_pod_info')) {
           const expected = sandboxOf.get(info.labels.pod!);
           if (expected !== undefined && info.labels.sandbox_id !== '') expect(info.labels.sandbox_id).toBe(expected);
         }
@@ -490,13 +482,14 @@ describe('sandbox churn', () => {
       stopped = true;
       await churn;
     }
-    const settled = await waitFor(
-      () => node.bridge.scrape(),
-      (s) => find(s, 'kata_bridge_pod_info').length === 2 && find(s, 'kata_bridge_sandbox_unmapped').length === 0,
+    const settled = await scrapeUntil(
+      node,
+      'the two stable pods alone, no sandbox unmapped',
+      (s) => find(s.samples, 'kata_bridge_pod_info').length === 2 && find(s.samples, 'kata_bridge_sandbox_unmapped').length === 0,
       15_000,
     );
     expectAnswered(settled);
-    expect(otherPods(settled, [])).toEqual(otherPods(baseline, []));
+    expect(otherPods(settled.samples, [])).toEqual(otherPods(baseline.samples, []));
   });
 });
 
@@ -516,11 +509,11 @@ describe('starvation: 30 hanging shims and 6 honest pods, default flags', () => 
     const hangingCalls = () => HANGING.reduce((sum, name) => sum + node.lab.pods.get(`ci/${name}`)!.shim!.stats.calls, 0);
     const gapsPerCollection: string[][] = [];
     for (let i = 0; i < COLLECTIONS; i++) {
-      const scrape = await node.bridge.scrape();
+      const scrape = await timedScrape(node);
       expectAnswered(scrape);
-      const missing = HONEST.filter((pod) => podGaps(scrape, pod).length > 0 || find(scrape, 'kata_bridge_pod_guest_cpu_usage_seconds_total', { pod }).length !== 1);
+      const missing = HONEST.filter((pod) => podGaps(scrape.samples, pod).length > 0 || find(scrape.samples, 'kata_bridge_pod_guest_cpu_usage_seconds_total', { pod }).length !== 1);
       gapsPerCollection.push(missing);
-      for (const pod of HANGING) expect(podGaps(scrape, pod), `${pod} in collection ${i + 2}`).toEqual(['shim_timeout']);
+      for (const pod of HANGING) expect(podGaps(scrape.samples, pod), `${pod} in collection ${i + 2}`).toEqual(['shim_timeout']);
     }
     // The baseline scrape was the first collection, in which every sandbox was new to the exporter.
     expect(gapsPerCollection).toEqual(Array.from({ length: COLLECTIONS }, () => []));

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 
 import { NodeLab } from '../../src/lab/node-lab.ts';
-import { FRESH_COLLECTIONS, startExporterOn } from '../support/bridge-harness.ts';
+import { startExporterOn } from '../support/lab-exporter.ts';
 import { one, seriesKey, toSeriesMap } from '../support/scrape.ts';
 
 const POD = 'host-build';
@@ -77,11 +77,9 @@ async function writeHostFiles(node: NodeLab, version: 1 | 2): Promise<void> {
 }
 
 async function scrapeOnce(node: NodeLab): Promise<Map<string, number>> {
-  const { exporter } = await startExporterOn(node, [FRESH_COLLECTIONS]);
-  close = () => exporter.close();
-  const address = await exporter.listen();
-  const response = await fetch(`http://127.0.0.1:${address.port}/metrics`);
-  return toSeriesMap(await response.text());
+  const running = await startExporterOn(node);
+  close = () => running.exporter.close();
+  return running.scrape();
 }
 
 const labels = { namespace: 'ci', pod: POD };
@@ -129,10 +127,9 @@ test('without the files or a VMM, the pod says why instead of going silent', asy
 
 test('--no-collector.host-network reads no VMM and raises no network gap', async () => {
   lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: 2 });
-  const { exporter } = await startExporterOn(lab, [FRESH_COLLECTIONS, '--no-collector.host-network', '--no-collector.host-memory', '--no-collector.host-disk']);
-  close = () => exporter.close();
-  const address = await exporter.listen();
-  const series = toSeriesMap(await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text());
+  const running = await startExporterOn(lab, { flags: ['--no-collector.host-network', '--no-collector.host-memory', '--no-collector.host-disk'] });
+  close = () => running.exporter.close();
+  const series = await running.scrape();
   expect(series.has(key('pod_metrics_gap', { reason: 'host_vmm_not_found' }))).toBe(false);
   // Throttling (cpu.stat, written by the lab) is still read.
   expect(one(series, key('pod_host_cpu_throttled_seconds_total'))).toBe(0);

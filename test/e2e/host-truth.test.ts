@@ -21,8 +21,8 @@ import { DEFAULT_THRESHOLDS, resolveThresholds } from '../../deploy/prometheus/t
 import { generate } from '../../scripts/gen-rules.ts';
 import { calmPod, kata4DefaultScenario, lyingGuestPod } from '../../src/lab/abuse-scenarios.ts';
 import type { LabScenario } from '../../src/lab/node-lab.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
 import { loadDashboards, panelRefs, SELECT_ALL, substitute, type PanelRef } from '../support/dashboards.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 import { pollUntil, startPrometheus, type RunningPrometheus, type Sample } from '../support/prometheus.ts';
 
 const JOB = 'kata-metrics-bridge';
@@ -86,12 +86,12 @@ function testRules(): string {
 }
 
 interface Node {
-  bridge: Bridge;
+  bridge: LabExporter;
   prom: RunningPrometheus;
 }
 
 async function startNode(scenario: LabScenario): Promise<Node> {
-  const bridge = await startBridge(scenario);
+  const bridge = await startLabExporter(scenario);
   bridge.lab.startTicking(TICK_MS);
   const prom = await startPrometheus({ targets: [new URL(bridge.url).host], jobName: JOB, ruleFiles: { [RULE_FILE_NAME]: testRules() } });
   return { bridge, prom };

@@ -8,21 +8,9 @@
  */
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import {
-  ANSWER_BOUND_MS,
-  find,
-  foreignNames,
-  otherPods,
-  podGaps,
-  podLines,
-  replaceShim,
-  startExporter,
-  startFaultNode,
-  valueOf,
-  type FaultNode,
-  type ReplacedShim,
-  type Scrape,
-} from '../support/fault-helpers.ts';
+import { ANSWER_BOUND_MS, replaceShim, timedScrape, type ReplacedShim, type Scrape } from '../support/fault-helpers.ts';
+import { startExporterOn, startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
+import { find, foreignNames, otherPods, podGaps, podLines, valueOf } from '../support/scrape.ts';
 
 const MAX_SERIES = 2000;
 const HOSTILE = 'hostile';
@@ -55,13 +43,13 @@ const notFromShim = (name: string): boolean => !name.startsWith('kata_bridge_pod
 
 describe('a hostile guest behind its shim socket', () => {
   const nowMs = Date.now();
-  let node: FaultNode;
+  let node: LabExporter;
   let hostile: ReplacedShim;
   let normalPayload: string;
   let baseline: Scrape;
 
   beforeAll(async () => {
-    node = await startFaultNode(
+    node = await startLabExporter(
       {
         pods: [
           { name: HOSTILE, hypervisor: 'qemu' },
@@ -70,12 +58,11 @@ describe('a hostile guest behind its shim socket', () => {
           { name: 'rs-dragonball', hypervisor: 'dragonball', runtime: 'rs' },
         ],
       },
-      ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`],
-      () => nowMs,
+      { flags: ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`], now: () => nowMs },
     );
     normalPayload = node.lab.shimPayload(node.lab.pods.get(`ci/${HOSTILE}`)!);
     hostile = await replaceShim(node.lab, 'ci', HOSTILE, normalPayload);
-    baseline = await node.bridge.scrape();
+    baseline = await timedScrape(node);
   });
 
   afterEach(async () => {
@@ -89,40 +76,40 @@ describe('a hostile guest behind its shim socket', () => {
 
   async function serve(payload: string | Uint8Array): Promise<Scrape> {
     hostile.setPayload(payload);
-    return node.bridge.scrape();
+    return timedScrape(node);
   }
 
   /** What holds whatever the guest sends. */
   function expectContained(scrape: Scrape): void {
     expect(scrape.status).toBe(200);
     expect(scrape.elapsedMs).toBeLessThan(ANSWER_BOUND_MS);
-    expect(foreignNames(scrape)).toEqual([]);
+    expect(foreignNames(scrape.samples)).toEqual([]);
     for (const s of scrape.samples) expect(Number.isFinite(s.value), `${s.name} ${s.value}`).toBe(true);
-    expect(otherPods(scrape, [HOSTILE])).toEqual(otherPods(baseline, [HOSTILE]));
-    expect(Object.keys(otherPods(scrape, [HOSTILE]))).toEqual([...BYSTANDERS].sort());
+    expect(otherPods(scrape.samples, [HOSTILE])).toEqual(otherPods(baseline.samples, [HOSTILE]));
+    expect(Object.keys(otherPods(scrape.samples, [HOSTILE]))).toEqual([...BYSTANDERS].sort());
   }
 
   function expectCutOff(scrape: Scrape, reason: string): void {
-    expect(podGaps(scrape, HOSTILE)).toEqual([reason]);
-    expect(podLines(scrape, HOSTILE, 'ci', (n) => n.startsWith('kata_bridge_pod_guest_'))).toEqual([]);
+    expect(podGaps(scrape.samples, HOSTILE)).toEqual([reason]);
+    expect(podLines(scrape.samples, HOSTILE, 'ci', (n) => n.startsWith('kata_bridge_pod_guest_'))).toEqual([]);
     // The host and kubelet views of the same pod stand.
-    expect(podLines(scrape, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline, HOSTILE, 'ci', notFromShim));
+    expect(podLines(scrape.samples, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', notFromShim));
   }
 
   test('baseline: the hostile pod, served its normal payload by our shim, is whole', () => {
     expectContained(baseline);
-    expect(podGaps(baseline, HOSTILE)).toEqual([]);
-    expect(podLines(baseline, HOSTILE, 'ci', (n) => n === 'kata_bridge_pod_guest_cpu_usage_seconds_total')).toHaveLength(1);
+    expect(podGaps(baseline.samples, HOSTILE)).toEqual([]);
+    expect(podLines(baseline.samples, HOSTILE, 'ci', (n) => n === 'kata_bridge_pod_guest_cpu_usage_seconds_total')).toHaveLength(1);
     expect(hostile.shim.stats.calls).toBeGreaterThan(0);
   });
 
   test('(a) more series than --shim.max-series: cut off as shim_malformed', async () => {
     const extra = Array.from({ length: MAX_SERIES + 500 }, (_, i) => `kata_guest_netdev_stat{interface="veth${i}",item="recv_bytes"} 1`);
-    const errorsBefore = valueOf(baseline, 'kata_bridge_shim_scrape_errors_total', { reason: 'malformed' }) ?? 0;
+    const errorsBefore = valueOf(baseline.samples, 'kata_bridge_shim_scrape_errors_total', { reason: 'malformed' }) ?? 0;
     const scrape = await serve(insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', extra));
     expectContained(scrape);
     expectCutOff(scrape, 'shim_malformed');
-    expect(valueOf(scrape, 'kata_bridge_shim_scrape_errors_total', { reason: 'malformed' })).toBeGreaterThan(errorsBefore);
+    expect(valueOf(scrape.samples, 'kata_bridge_shim_scrape_errors_total', { reason: 'malformed' })).toBeGreaterThan(errorsBefore);
   });
 
   test('(b) a label value of 100 KB: cut off as shim_malformed', async () => {
@@ -151,17 +138,17 @@ describe('a hostile guest behind its shim socket', () => {
       bad('kata_guest_cpu_time{cpu="\xf0\x28\x8c\x28",item="user"} 7\n'),
     ]);
     const scrape = await serve(payload);
-    // timedGet decodes with a fatal UTF-8 decoder: reaching here means our bytes are valid UTF-8.
+    // The harness's timedGet decodes with a fatal UTF-8 decoder: reaching here means our bytes are valid UTF-8.
     expectContained(scrape);
     expect(scrape.text).not.toContain('\uFFFD');
     // These labels only select items and devices: the sandbox is not cut off for them.
-    expect(podGaps(scrape, HOSTILE)).toEqual([]);
-    expect(podLines(scrape, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline, HOSTILE, 'ci', notFromShim));
+    expect(podGaps(scrape.samples, HOSTILE)).toEqual([]);
+    expect(podLines(scrape.samples, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', notFromShim));
   });
 
   test('(e) NaN, +Inf, negative and 1e300 guest counters: refused, counted, never published', async () => {
-    const before = await node.bridge.scrape();
-    const rejectedBefore = valueOf(before, 'kata_bridge_shim_rejected_samples_total', { reason: 'implausible_value' })!;
+    const before = await timedScrape(node);
+    const rejectedBefore = valueOf(before.samples, 'kata_bridge_shim_rejected_samples_total', { reason: 'implausible_value' })!;
     let payload = normalPayload;
     payload = withValue(payload, 'kata_guest_cpu_time{cpu="total",item="user"}', 'NaN');
     payload = withValue(payload, 'kata_guest_cpu_time{cpu="total",item="system"}', '+Inf');
@@ -171,7 +158,7 @@ describe('a hostile guest behind its shim socket', () => {
     payload = withValue(payload, 'kata_guest_diskstat{disk="vda",item="sectors_written"}', '1e300');
     const scrape = await serve(payload);
     expectContained(scrape);
-    expect(valueOf(scrape, 'kata_bridge_shim_rejected_samples_total', { reason: 'implausible_value' })! - rejectedBefore).toBe(6);
+    expect(valueOf(scrape.samples, 'kata_bridge_shim_rejected_samples_total', { reason: 'implausible_value' })! - rejectedBefore).toBe(6);
     // The counters those samples feed are withheld for this scrape, not published from a lie.
     for (const family of [
       'kata_bridge_pod_guest_cpu_usage_seconds_total',
@@ -180,12 +167,12 @@ describe('a hostile guest behind its shim socket', () => {
       'kata_bridge_pod_guest_disk_read_bytes_total',
       'kata_bridge_pod_guest_disk_written_bytes_total',
     ]) {
-      expect(find(scrape, family, { pod: HOSTILE }), family).toEqual([]);
+      expect(find(scrape.samples, family, { pod: HOSTILE }), family).toEqual([]);
     }
     // The guest's honest values (memory, tasks) and the host view stay.
     const honest = (n: string) => n === 'kata_bridge_pod_guest_memory_used_bytes' || n === 'kata_bridge_pod_guest_tasks' || n.startsWith('kata_bridge_pod_host_');
-    expect(podLines(scrape, HOSTILE, 'ci', honest)).toEqual(podLines(baseline, HOSTILE, 'ci', honest));
-    expect(podGaps(scrape, HOSTILE)).toEqual([]);
+    expect(podLines(scrape.samples, HOSTILE, 'ci', honest)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', honest));
+    expect(podGaps(scrape.samples, HOSTILE)).toEqual([]);
   });
 
   const INJECTED_INTERFACE = 'eth0"} kata_bridge_pod_info{namespace="victim",pod="x"} 1\n# \\';
@@ -201,10 +188,10 @@ describe('a hostile guest behind its shim socket', () => {
   test('(f) label values crafted to inject series (escaped quotes, newlines, backslashes): no series or label of theirs appears', async () => {
     const scrape = await serve(escapedInjection());
     expectContained(scrape);
-    expect(podGaps(scrape, HOSTILE)).toEqual([]);
+    expect(podGaps(scrape.samples, HOSTILE)).toEqual([]);
     expect(scrape.samples.filter((s) => s.labels.namespace === 'victim')).toEqual([]);
     expect(scrape.text).not.toContain('victim');
-    expect(podLines(scrape, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline, HOSTILE, 'ci', notFromShim));
+    expect(podLines(scrape.samples, HOSTILE, 'ci', notFromShim)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', notFromShim));
   });
 
   test.each([
@@ -220,20 +207,20 @@ describe('a hostile guest behind its shim socket', () => {
   });
 
   test('(f) with --collector.shim-raw the injected text stays inside one escaped label value', async () => {
-    const raw = await startExporter(node.lab, ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`, '--collector.shim-raw'], { now: () => nowMs });
+    const raw = await startExporterOn(node.lab, { flags: ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`, '--collector.shim-raw'], now: () => nowMs });
     try {
       hostile.setPayload(escapedInjection());
-      const scrape = await raw.scrape();
+      const scrape = await timedScrape(raw);
       expect(scrape.status).toBe(200);
       expect(scrape.elapsedMs).toBeLessThan(ANSWER_BOUND_MS);
-      const net = find(scrape, 'kata_guest_netdev_stat', { interface: INJECTED_INTERFACE, item: 'recv_bytes' });
+      const net = find(scrape.samples, 'kata_guest_netdev_stat', { interface: INJECTED_INTERFACE, item: 'recv_bytes' });
       expect(net).toHaveLength(1);
       expect(net[0]!.labels.cri_name).toBe(HOSTILE);
-      expect(find(scrape, 'kata_guest_diskstat', { disk: INJECTED_DISK, item: 'sectors_read' })).toHaveLength(1);
+      expect(find(scrape.samples, 'kata_guest_diskstat', { disk: INJECTED_DISK, item: 'sectors_read' })).toHaveLength(1);
       expect(scrape.samples.filter((s) => s.labels.namespace === 'victim' || s.labels.cri_namespace === 'victim')).toEqual([]);
-      expect(find(scrape, 'kata_bridge_pod_info').map((s) => s.labels.pod).sort()).toEqual([HOSTILE, ...BYSTANDERS].sort());
-      const ours = (s: Scrape) => ({ ...s, samples: s.samples.filter((x) => x.name.startsWith('kata_bridge_')) });
-      expect(otherPods(ours(scrape), [HOSTILE])).toEqual(otherPods(baseline, [HOSTILE]));
+      expect(find(scrape.samples, 'kata_bridge_pod_info').map((s) => s.labels.pod).sort()).toEqual([HOSTILE, ...BYSTANDERS].sort());
+      const ours = scrape.samples.filter((s) => s.name.startsWith('kata_bridge_'));
+      expect(otherPods(ours, [HOSTILE])).toEqual(otherPods(baseline.samples, [HOSTILE]));
     } finally {
       await raw.close();
     }
@@ -241,7 +228,7 @@ describe('a hostile guest behind its shim socket', () => {
 
   test('(g) 100 MB streamed without a length: cut off at --shim.max-bytes as shim_oversize', async () => {
     await hostile.shim.setBehaviour({ kind: 'oversize', bytes: 100 * MIB });
-    const scrape = await node.bridge.scrape();
+    const scrape = await timedScrape(node);
     expectContained(scrape);
     expectCutOff(scrape, 'shim_oversize');
     // The exporter hung up long before the guest finished: it never buffered 100 MB.
@@ -251,7 +238,7 @@ describe('a hostile guest behind its shim socket', () => {
 
   test('(g) 100 MB announced in Content-Length: refused before the body is read', async () => {
     await hostile.shim.setBehaviour({ kind: 'oversize', bytes: 100 * MIB, declareLength: true });
-    const scrape = await node.bridge.scrape();
+    const scrape = await timedScrape(node);
     expectContained(scrape);
     expectCutOff(scrape, 'shim_oversize');
     expect(hostile.shim.stats.oversizeClientClosedEarly).toBe(true);
@@ -260,14 +247,14 @@ describe('a hostile guest behind its shim socket', () => {
   test('after the hostile payloads the pod recovers to exactly its baseline series', async () => {
     const scrape = await serve(normalPayload);
     expectContained(scrape);
-    expect(podGaps(scrape, HOSTILE)).toEqual([]);
+    expect(podGaps(scrape.samples, HOSTILE)).toEqual([]);
     // A refused or cut-off scrape added nothing to any counter. What the accepted payloads of (d)
     // and (f) invented is the guest's own claim about its own VM, and counters stay monotonic:
     // its extra devices added 5 + 11 bytes received and 3 + 13 sectors read, and nothing else moved.
     const invented = ['kata_bridge_pod_guest_network_receive_bytes_total', 'kata_bridge_pod_guest_disk_read_bytes_total'];
     const rest = (n: string) => !invented.includes(n);
-    expect(podLines(scrape, HOSTILE, 'ci', rest)).toEqual(podLines(baseline, HOSTILE, 'ci', rest));
-    const at = (s: Scrape, family: string) => valueOf(s, family, { namespace: 'ci', pod: HOSTILE })!;
+    expect(podLines(scrape.samples, HOSTILE, 'ci', rest)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', rest));
+    const at = (s: Scrape, family: string) => valueOf(s.samples, family, { namespace: 'ci', pod: HOSTILE })!;
     expect(at(scrape, invented[0]!)).toBe(at(baseline, invented[0]!) + 5 + 11);
     expect(at(scrape, invented[1]!)).toBe(at(baseline, invented[1]!) + (3 + 13) * 512);
   });
@@ -275,10 +262,10 @@ describe('a hostile guest behind its shim socket', () => {
 
 describe('a hostile guest through the kubelet (the per-container CRI values it relays)', () => {
   const nowMs = Date.now();
-  let node: FaultNode;
+  let node: LabExporter;
 
   beforeAll(async () => {
-    node = await startFaultNode({ pods: [{ name: HOSTILE, hypervisor: 'qemu' }, { name: 'steady', hypervisor: 'qemu' }] }, ['--kubelet.timeout=1s'], () => nowMs);
+    node = await startLabExporter({ pods: [{ name: HOSTILE, hypervisor: 'qemu' }, { name: 'steady', hypervisor: 'qemu' }] }, { flags: ['--kubelet.timeout=1s'], now: () => nowMs });
   });
 
   afterAll(async () => {
@@ -289,8 +276,8 @@ describe('a hostile guest through the kubelet (the per-container CRI values it r
     'container CPU %s for one pod: refused and counted, the other pod untouched',
     async (bad) => {
       node.lab.kubelet.setFault(undefined);
-      const baseline = await node.bridge.scrape();
-      const rejectedBefore = valueOf(baseline, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' }) ?? 0;
+      const baseline = await timedScrape(node);
+      const rejectedBefore = valueOf(baseline.samples, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' }) ?? 0;
       const payload = node.lab
         .kubeletPayload()
         .split('\n')
@@ -299,17 +286,17 @@ describe('a hostile guest through the kubelet (the per-container CRI values it r
       expect(payload).toContain(` ${bad} `);
       node.lab.kubelet.setFault({ kind: 'raw', headers: { 'content-type': 'text/plain; version=0.0.4' }, body: payload });
       try {
-        const scrape = await node.bridge.scrape();
+        const scrape = await timedScrape(node);
         expect(scrape.status).toBe(200);
         expect(scrape.elapsedMs).toBeLessThan(ANSWER_BOUND_MS);
-        expect(foreignNames(scrape)).toEqual([]);
+        expect(foreignNames(scrape.samples)).toEqual([]);
         for (const s of scrape.samples) expect(Number.isFinite(s.value) && s.value >= 0, `${s.name} ${s.value}`).toBe(true);
-        expect(valueOf(scrape, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' })).toBe(rejectedBefore + 1);
-        expect(otherPods(scrape, [HOSTILE])).toEqual(otherPods(baseline, [HOSTILE]));
+        expect(valueOf(scrape.samples, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' })).toBe(rejectedBefore + 1);
+        expect(otherPods(scrape.samples, [HOSTILE])).toEqual(otherPods(baseline.samples, [HOSTILE]));
         // The refused value never reaches the counter: it holds at what was published before.
         const cpu = { namespace: 'ci', pod: HOSTILE, container: 'build' };
-        const published = valueOf(scrape, 'kata_bridge_container_cpu_usage_seconds_total', cpu);
-        if (published !== undefined) expect(published).toBe(valueOf(baseline, 'kata_bridge_container_cpu_usage_seconds_total', cpu));
+        const published = valueOf(scrape.samples, 'kata_bridge_container_cpu_usage_seconds_total', cpu);
+        if (published !== undefined) expect(published).toBe(valueOf(baseline.samples, 'kata_bridge_container_cpu_usage_seconds_total', cpu));
       } finally {
         node.lab.kubelet.setFault(undefined);
       }

@@ -1,185 +1,81 @@
 /**
- * Helpers for the fault matrix and the hostile-guest tests: the real exporter against a node lab
- * with a frozen clock (so two scrapes of an unchanged node are byte-for-byte comparable), timed
- * scrapes, per-pod series views, and the faults the lab itself cannot make: a custom shim payload
- * at a sandbox's socket, a missing or dead socket, a projected-token symlink swap, cgroup
+ * What the fault matrix and the hostile-guest tests need beyond the one harness (lab-exporter.ts,
+ * scrape.ts, wait.ts): a frozen-clock node per describe block with its baseline scrape, scrapes
+ * judged by status and time to answer, and the faults the lab itself cannot make: a custom shim
+ * payload at a sandbox's socket, a missing or dead socket, a projected-token symlink swap, cgroup
  * directories that vanish and come back, a reused VMM pid.
  */
 
 import { cp, link, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import type { Exporter } from '../../src/exporter.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
-import { NodeLab, type LabPodScenario, type LabScenario } from '../../src/lab/node-lab.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import type { LabPodScenario, NodeLab } from '../../src/lab/node-lab.ts';
 import { afterAll, beforeAll } from 'vitest';
-import { FRESH_COLLECTIONS, startExporterOn } from './bridge-harness.ts';
+import { startLabExporter, type Answer, type LabExporter, type RunningExporter } from './lab-exporter.ts';
+import { find, otherPods, parseSamples, type Sample } from './scrape.ts';
+import { waitFor } from './wait.ts';
 
 /** The default --collect.deadline, and the one timing bound the tests assert: deadline + 2 s of margin. */
 export const COLLECT_DEADLINE_MS = 5000;
 export const ANSWER_BOUND_MS = COLLECT_DEADLINE_MS + 2000;
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-export interface Scrape {
-  status: number;
-  elapsedMs: number;
-  text: string;
-  /** Parsed samples (empty unless status is 200; a body that does not parse throws). */
+/** One GET /metrics with its samples (none unless the status is 200; a body that does not parse throws). */
+export interface Scrape extends Answer {
   samples: Sample[];
 }
 
-export interface RunningExporter {
-  exporter: Exporter;
-  /** http://127.0.0.1:<port> */
-  base: string;
-  scrape(): Promise<Scrape>;
-  /** Status of GET /readyz. */
-  readyz(): Promise<number>;
-  close(): Promise<void>;
+export async function timedScrape(running: RunningExporter): Promise<Scrape> {
+  const answer = await running.get();
+  return { ...answer, samples: answer.status === 200 ? parseSamples(answer.text) : [] };
 }
 
-/** One GET, timed from the request to the last body byte; throws when the body is not valid UTF-8. */
-export async function timedGet(url: string): Promise<{ status: number; elapsedMs: number; text: string }> {
-  const started = performance.now();
-  const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
-  // Fatal: the exporter's own output must always be valid UTF-8, whatever a guest sent.
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(await response.arrayBuffer());
-  return { status: response.status, elapsedMs: performance.now() - started, text };
-}
-
-export function parseSamples(text: string): Sample[] {
-  return parsePromText(text).families.flatMap((f) => f.samples.map((s) => ({ name: s.name, labels: { ...s.labels }, value: s.value })));
-}
-
-/** The real exporter on 127.0.0.1 against a lab, configured from the lab's flags plus `flags` (later flags win). */
-export async function startExporter(
-  lab: NodeLab,
-  flags: readonly string[] = [],
-  options: { now?: () => number; readyTimeoutMs?: number } = {},
-): Promise<RunningExporter> {
-  const { exporter } = await startExporterOn(lab, [FRESH_COLLECTIONS, ...flags], options);
-  const address = await exporter.listen();
-  const base = `http://127.0.0.1:${address.port}`;
-  return {
-    exporter,
-    base,
-    async scrape() {
-      const got = await timedGet(`${base}/metrics`);
-      return { ...got, samples: got.status === 200 ? parseSamples(got.text) : [] };
-    },
-    async readyz() {
-      return (await timedGet(`${base}/readyz`)).status;
-    },
-    close: () => exporter.close(),
+/**
+ * Scrapes until `accept` holds; running out of time throws, naming `what` and the last scrape's
+ * sources and pods. A scrape that fails (a body that is not UTF-8 or does not parse) fails at once.
+ */
+export async function scrapeUntil(running: RunningExporter, what: string, accept: (scrape: Scrape) => boolean, timeoutMs: number): Promise<Scrape> {
+  let last: Scrape | undefined;
+  const describe = () => {
+    if (last === undefined) return 'no scrape answered';
+    const sources = find(last.samples, 'kata_bridge_source_up').map((s) => `${s.labels.source}=${s.value}`);
+    return `last scrape: status ${last.status}, source_up ${sources.join(' ')}, pods ${Object.keys(otherPods(last.samples, [])).join(' ')}`;
   };
-}
-
-export interface FaultNode {
-  lab: NodeLab;
-  bridge: RunningExporter;
-  close(): Promise<void>;
-}
-
-/** A lab and one exporter, both on the same frozen clock. */
-export async function startFaultNode(scenario: LabScenario, flags: readonly string[], now: () => number): Promise<FaultNode> {
-  const lab = await NodeLab.start(scenario, { now });
-  let bridge: RunningExporter;
-  try {
-    bridge = await startExporter(lab, flags, { now });
-  } catch (error) {
-    await lab.close();
-    throw error;
-  }
-  return {
-    lab,
-    bridge,
-    async close() {
-      await bridge.close();
-      await lab.close();
+  const outcome = await waitFor(
+    what,
+    async (): Promise<{ scrape: Scrape } | { error: unknown } | false> => {
+      try {
+        last = await timedScrape(running);
+      } catch (error) {
+        return { error };
+      }
+      return accept(last) && { scrape: last };
     },
-  };
+    { timeoutMs, intervalMs: 100, describe },
+  );
+  if ('error' in outcome) throw outcome.error;
+  return outcome.scrape;
 }
 
 export interface FaultNodeContext {
   /** The frozen clock of the lab and the exporter. */
   readonly nowMs: number;
-  node: FaultNode;
+  node: LabExporter;
   /** The first scrape, before any fault. */
   baseline: Scrape;
 }
 
-/** Registers beforeAll/afterAll hooks for a describe block: one node, one exporter, one baseline scrape. */
+/** Registers beforeAll/afterAll hooks for a describe block: one node, one exporter on its frozen clock, one baseline scrape. */
 export function useFaultNode(pods: LabPodScenario[], flags: readonly string[] = ['--shim.timeout=1s', '--kubelet.timeout=1s']): FaultNodeContext {
   const context = { nowMs: Date.now() } as FaultNodeContext;
   beforeAll(async () => {
-    context.node = await startFaultNode({ pods }, flags, () => context.nowMs);
-    context.baseline = await context.node.bridge.scrape();
+    context.node = await startLabExporter({ pods }, { flags, now: () => context.nowMs });
+    context.baseline = await timedScrape(context.node);
   });
   afterAll(async () => {
     await context.node?.close();
   });
   return context;
-}
-
-// ─── views of one scrape ──────────────────────────────────────────────────────
-
-/** An unambiguous identity for a sample: name and labels sorted, values JSON-quoted. */
-export function sampleKey(sample: Sample): string {
-  const labels = Object.keys(sample.labels)
-    .sort()
-    .map((k) => `${k}=${JSON.stringify(sample.labels[k])}`);
-  return `${sample.name}{${labels.join(',')}}`;
-}
-
-/** Every series of one pod, as sorted `key value` lines (the comparison unit for "identical"). */
-export function podLines(scrape: Scrape, pod: string, namespace = 'ci', nameFilter: (name: string) => boolean = () => true): string[] {
-  return scrape.samples
-    .filter((s) => s.labels.pod === pod && s.labels.namespace === namespace && nameFilter(s.name))
-    .map((s) => `${sampleKey(s)} ${s.value}`)
-    .sort();
-}
-
-/** The series of every pod except `excluded`, keyed by pod. */
-export function otherPods(scrape: Scrape, excluded: readonly string[], namespace = 'ci'): Record<string, string[]> {
-  const pods = new Set(scrape.samples.filter((s) => s.labels.namespace === namespace && s.labels.pod !== undefined).map((s) => s.labels.pod!));
-  const out: Record<string, string[]> = {};
-  for (const pod of [...pods].sort()) if (!excluded.includes(pod)) out[pod] = podLines(scrape, pod, namespace);
-  return out;
-}
-
-export function find(scrape: Scrape, name: string, labels: Record<string, string> = {}): Sample[] {
-  return scrape.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-}
-
-/** The value of the one series matching, or undefined when there is none. */
-export function valueOf(scrape: Scrape, name: string, labels: Record<string, string> = {}): number | undefined {
-  const found = find(scrape, name, labels);
-  if (found.length > 1) throw new Error(`${found.length} series match ${name} ${JSON.stringify(labels)}`);
-  return found[0]?.value;
-}
-
-export function podGaps(scrape: Scrape, pod: string, namespace = 'ci'): string[] {
-  return find(scrape, 'kata_bridge_pod_metrics_gap', { namespace, pod }).map((s) => s.labels.reason!).sort();
-}
-
-export function containerGaps(scrape: Scrape, pod: string, namespace = 'ci'): string[] {
-  return find(scrape, 'kata_bridge_container_metrics_gap', { namespace, pod }).map((s) => `${s.labels.container}:${s.labels.reason}`).sort();
-}
-
-export function sourceUp(scrape: Scrape, source: string): number | undefined {
-  return valueOf(scrape, 'kata_bridge_source_up', { source });
-}
-
-/** Sample names outside the bridge's own families. */
-export function foreignNames(scrape: Scrape): string[] {
-  return [...new Set(scrape.samples.map((s) => s.name).filter((n) => !n.startsWith('kata_bridge_')))];
 }
 
 /** Pod-level families that depend on no kubelet value (host cgroups, guest, pod spec, identity). */
@@ -193,17 +89,6 @@ export function kubeletIndependent(name: string): boolean {
     name === 'kata_bridge_container_cpu_limit_cores' ||
     name === 'kata_bridge_container_memory_limit_bytes'
   );
-}
-
-/** Polls `probe` until `accept` holds (or the time runs out, returning the last value). */
-export async function waitFor<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!accept(value) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, intervalMs));
-    value = await probe();
-  }
-  return value;
 }
 
 // ─── shim sockets ─────────────────────────────────────────────────────────────

@@ -8,6 +8,7 @@
  * passes its own interval; flags cannot set it behind the harness's back.
  */
 
+import { performance } from 'node:perf_hooks';
 import { parseCommandLine, type Config } from '../../src/config.ts';
 import { Exporter } from '../../src/exporter.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -40,6 +41,24 @@ export interface LabExporterOptions extends ExporterOptions {
   beforeStart?: (lab: NodeLab) => Promise<void>;
 }
 
+/** One answer of the exporter: its status, the time to its last body byte, its body. */
+export interface Answer {
+  status: number;
+  elapsedMs: number;
+  text: string;
+}
+
+/**
+ * One GET, timed from the request to the last body byte. Throws when the body is not valid UTF-8:
+ * the exporter's output must always be, whatever a guest sent.
+ */
+export async function timedGet(url: string): Promise<Answer> {
+  const started = performance.now();
+  const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(await response.arrayBuffer());
+  return { status: response.status, elapsedMs: performance.now() - started, text };
+}
+
 export interface RunningExporter {
   exporter: Exporter;
   config: Config;
@@ -47,6 +66,8 @@ export interface RunningExporter {
   base: string;
   /** base + the telemetry path */
   url: string;
+  /** timedGet of a path (`/readyz`, ...); the telemetry path when none is given. */
+  get(path?: string): Promise<Answer>;
   /** GET /metrics: the body of a 200 answer; throws on any other status. */
   scrapeText(): Promise<string>;
   /** GET /metrics as a map from `name{label="value",...}` (labels sorted) to value. */
@@ -107,16 +128,18 @@ export async function startExporterOn(lab: NodeLab, options: ExporterOptions = {
   }
   const base = `http://127.0.0.1:${port}`;
   const url = `${base}${config.telemetryPath}`;
+  const get = (path = config.telemetryPath) => timedGet(`${base}${path}`);
   const scrapeText = async () => {
-    const response = await fetch(url);
-    if (response.status !== 200) throw new Error(`GET ${url}: ${response.status}`);
-    return response.text();
+    const answer = await get();
+    if (answer.status !== 200) throw new Error(`GET ${url}: ${answer.status}`);
+    return answer.text;
   };
   return {
     exporter,
     config,
     base,
     url,
+    get,
     scrapeText,
     scrape: async () => toSeriesMap(await scrapeText()),
     close: () => exporter.close(),
@@ -141,4 +164,12 @@ export async function startLabExporter(scenario: LabScenario, options: LabExport
     await lab.close();
     throw error;
   }
+}
+
+/**
+ * startLabExporter with the exporter flags as a second argument: the old entry point, kept only for
+ * test/unit/exposition-writer.test.ts while it is edited on another branch.
+ */
+export function startBridge(scenario: LabScenario, flags: readonly string[] = []): Promise<LabExporter> {
+  return startLabExporter(scenario, { flags });
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
 import { PromParseError } from '../../src/translate/prom-text.ts';
-import { startBridge, type Bridge } from '../support/bridge-harness.ts';
+import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 import { podSeries } from '../support/scrape.ts';
 
 /** The hypervisor whose payloads the fake decoder refuses as over budget (switched on per test). */
@@ -47,11 +47,11 @@ const pods: LabPodScenario[] = [
 ];
 
 describe('a shim payload over its decode budget', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   const nowMs = Date.now();
 
   beforeAll(async () => {
-    bridge = await startBridge({ pods }, [], { now: () => nowMs });
+    bridge = await startLabExporter({ pods }, { now: () => nowMs });
   }, 60_000);
 
   afterAll(async () => {
@@ -80,11 +80,11 @@ describe('a shim payload over its decode budget', () => {
 });
 
 describe('a decode that has not finished when the collection must answer', () => {
-  let bridge: Bridge;
+  let bridge: LabExporter;
   const nowMs = Date.now();
 
   beforeAll(async () => {
-    bridge = await startBridge({ pods }, ['--collect.deadline=2s', '--shim.timeout=1s', '--kubelet.timeout=1s'], { now: () => nowMs });
+    bridge = await startLabExporter({ pods }, { flags: ['--collect.deadline=2s', '--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs });
   }, 60_000);
 
   afterAll(async () => {
