@@ -109,6 +109,9 @@ describe('hostile names from the API server', () => {
     expect(html).toContain('<td>&lt;b&gt;ns&lt;/b&gt;/&lt;img src=x onerror=alert(1)&gt;&lt;/script&gt;&quot;&#39;&amp;</td>');
     // Only the page's own script tag: no data can close or open one.
     expect(html.match(/<\/?script/g)).toEqual(['<script', '</script']);
+    // The refresh writes data as text only.
+    expect(html).toContain('td.textContent = String(cell)');
+    expect(html).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });
 
   test('the JSON carries the names as plain strings, cells included, for textContent', () => {
