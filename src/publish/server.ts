@@ -1,4 +1,4 @@
-/** The HTTP endpoints: /metrics (text or OpenMetrics, gzip), /healthz, /readyz and a landing page. */
+/** The HTTP endpoints: /metrics (text or OpenMetrics, gzip), /healthz, /readyz, a landing page and its /top.json. */
 
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -6,7 +6,8 @@ import express, { type Express, type Request, type RequestHandler, type Response
 import type { Logger } from '../log.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import { coverageOf } from './coverage.ts';
-import { renderLandingPage } from './landing.ts';
+import { POD_TABLE_PATH, renderLandingPage } from './landing.ts';
+import { RecentSnapshots, podTableJson } from './pod-table.ts';
 import { CONTENT_TYPES, negotiateFormat } from './exposition-format.ts';
 import type { SnapshotRenderer } from './snapshot-renderer.ts';
 
@@ -70,6 +71,21 @@ export function createApp(options: AppOptions): Express {
     res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'waiting for the first pod list from the API server\n');
   });
 
+  // The snapshot before the current one, so the pod table has rates.
+  const recent = new RecentSnapshots();
+
+  // The landing page's table: the snapshot /metrics answers from, through the same single flight.
+  app.get(`/${POD_TABLE_PATH}`, async (_req, res) => {
+    try {
+      const table = recent.observe(await core.snapshot());
+      res.setHeader('Cache-Control', 'no-store');
+      res.type('application/json').send(podTableJson(table));
+    } catch (error) {
+      logger.error({ err: error, path: `/${POD_TABLE_PATH}` }, 'rendering the pod table failed');
+      res.status(500).type('text/plain').send('collection failed; see the exporter log\n');
+    }
+  });
+
   app.get('/', (_req, res) => {
     const latest = core.latest();
     res.type('html').send(
@@ -82,6 +98,7 @@ export function createApp(options: AppOptions): Express {
           takenAt: latest === undefined ? undefined : new Date(latest.takenAtMs).toISOString(),
         },
         latest === undefined ? undefined : coverageOf(latest),
+        latest === undefined ? undefined : recent.observe(latest),
       ),
     );
   });

@@ -24,6 +24,8 @@ export interface PrometheusOptions {
   readyTimeoutMs?: number;
   /** A whole prometheus.yml of the test's own instead of the one-job config (targets, jobName unused). */
   config?: (ruleFilePaths: string[]) => string;
+  /** An existing TSDB to open (backfilled blocks) instead of a fresh one; close() leaves it in place. */
+  dataDir?: string;
 }
 
 export interface Sample {
@@ -131,7 +133,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
       PROMETHEUS_BIN,
       [
         `--config.file=${configFile}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--storage.tsdb.path=${options.dataDir ?? join(dir, 'data')}`,
         `--web.listen-address=127.0.0.1:${port}`,
         '--log.level=warn',
         ...(options.extraArgs ?? []),
