@@ -16,16 +16,16 @@ export interface PodRow {
   /** Cores: the rate of kata_bridge_pod_host_cpu_usage_seconds_total between the last two snapshots. */
   hostCpuCores?: number;
   hostMemoryBytes?: number;
-  /** kata_bridge_pod_host_memory_limit_bytes (the host-truth families); absent while unlimited or not read. */
+  /** kata_bridge_pod_host_memory_limit_bytes; absent while unlimited or not read. */
   hostMemoryLimitBytes?: number;
   overheadMemoryBytes?: number;
   overheadMemoryReservedBytes?: number;
   /** Cores: the rate of kata_bridge_pod_overhead_cpu_usage_seconds_total between the last two snapshots. */
   overheadCpuCores?: number;
   overheadCpuReservedCores?: number;
-  /** Seconds throttled per second: the rate of kata_bridge_pod_host_cpu_throttled_seconds_total (host-truth families). */
+  /** Seconds throttled per second: the rate of kata_bridge_pod_host_cpu_throttled_seconds_total. */
   hostCpuThrottledRate?: number;
-  /** kata_bridge_pod_host_oom_kills_total (host-truth families). */
+  /** kata_bridge_pod_host_oom_kills_total. */
   hostOomKills?: number;
   /** Pod gap reasons, then `container: reason` for each container gap. */
   gaps: string[];
@@ -112,10 +112,13 @@ function rowOf(pod: PodSnapshot, before: PodSnapshot | undefined, seconds: numbe
     runtimeHandler: pod.runtimeHandler,
     hostCpuCores: perSecond(pod.hostCpuSeconds, before?.hostCpuSeconds, seconds),
     hostMemoryBytes: pod.hostMemoryWorkingSetBytes,
+    hostMemoryLimitBytes: pod.hostMemoryLimitBytes,
     overheadMemoryBytes: pod.overheadMemoryBytes,
     overheadMemoryReservedBytes: pod.overheadMemoryReservedBytes,
     overheadCpuCores: perSecond(pod.overheadCpuSeconds, before?.overheadCpuSeconds, seconds),
     overheadCpuReservedCores: pod.overheadCpuReservedCores,
+    hostCpuThrottledRate: perSecond(pod.hostCpuThrottledSeconds, before?.hostCpuThrottledSeconds, seconds),
+    hostOomKills: pod.hostOomKills,
     gaps: [...pod.gaps, ...pod.containers.flatMap((c) => (c.gap === undefined ? [] : [`${c.name}: ${c.gap}`]))],
     findings,
   };

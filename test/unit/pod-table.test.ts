@@ -42,6 +42,13 @@ describe('podTable', () => {
     expect(podTable(now, undefined).rateSeconds).toBeUndefined();
   });
 
+  test('the host limit and OOM kills as the snapshot has them, throttling as a rate', () => {
+    const before = at(T, [kataPod('p', 10, { hostCpuThrottledSeconds: 4, hostOomKills: 0 })]);
+    const now = at(T + 20_000, [kataPod('p', 30, { hostCpuThrottledSeconds: 9, hostOomKills: 1, hostMemoryLimitBytes: 2048 * MIB })]);
+    const [row] = podTable(now, before).rows;
+    expect([row!.hostCpuThrottledRate, row!.hostOomKills, row!.hostMemoryLimitBytes]).toEqual([0.25, 1, 2048 * MIB]);
+  });
+
   test('gaps of the pod and its containers, and the audit findings on the pod', () => {
     const pod = kataPod('p', 1, { gaps: ['shim_timeout'], containers: [{ name: 'build', gap: 'kubelet_zero' }, { name: 'side' }] });
     const audit: AuditSnapshot = {
