@@ -302,8 +302,8 @@ export function parseCommandLine(
   }
   const telemetryPath = flags.string('web.telemetry-path');
   if (!telemetryPath.startsWith('/')) throw new ConfigError(`--web.telemetry-path "${telemetryPath}" must start with /`);
-  if (['/', '/healthz', '/readyz'].includes(telemetryPath)) {
-    throw new ConfigError(`--web.telemetry-path "${telemetryPath}" is taken by the landing page or a health endpoint`);
+  if (['/', '/healthz', '/readyz', '/top.json'].includes(telemetryPath)) {
+    throw new ConfigError(`--web.telemetry-path "${telemetryPath}" is taken by the landing page, its table or a health endpoint`);
   }
   const listen = parseListenAddress(flags.string('web.listen-address'));
   const tokenFile = flags.optional('kubelet.token-file') ?? (fileExists(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);

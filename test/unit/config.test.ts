@@ -184,6 +184,7 @@ describe('bad flags fail with a clear message', () => {
     [['--web.listen-address=:70000'], /--web.listen-address ":70000" is not host:port/],
     [['--web.telemetry-path=metrics'], /--web.telemetry-path "metrics" must start with \//],
     [['--web.telemetry-path=/healthz'], /--web.telemetry-path "\/healthz" is taken/],
+    [['--web.telemetry-path=/top.json'], /--web.telemetry-path "\/top.json" is taken/],
     [['--kubelet.url=10.0.0.5:10250'], /--kubelet.url "10.0.0.5:10250" must be a base URL/],
     [['--kubelet.url=https://10.0.0.5:10250/metrics'], /must be a base URL/],
     [['--kubelet.url=http://10.0.0.5:10255'], /--kubelet.url "http:\/\/10.0.0.5:10255" is plain http: the bearer token would travel in clear text.*--kubelet.allow-insecure-http/],
