@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { decodeShimMetrics } from '../src/translate/kata-decode.ts';
-import { parsePromText } from '../src/translate/prom-text.ts';
+import { parsePromText } from '../src/prom-text/index.ts';
 import { FNV1A_32, multicollision } from '../test/fuzz/collisions.ts';
 import { benchShimPayload } from './payload.ts';
 

@@ -21,7 +21,7 @@ import { parseDuration } from '../src/config.ts';
 import { daemonSetNodeOptions } from './build.ts';
 import { DEMO_SCENARIO } from '../src/lab/demo.ts';
 import { NodeLab, type LabPodScenario } from '../src/lab/node-lab.ts';
-import { parsePromText } from '../src/translate/prom-text.ts';
+import { parsePromText } from '../src/prom-text/index.ts';
 
 const MIB = 2 ** 20;
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));

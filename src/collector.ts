@@ -25,7 +25,7 @@ import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
 import { decodeShimMetrics } from './translate/kata-decode.ts';
-import { PromParseError } from './translate/prom-text.ts';
+import { PromParseError } from './prom-text/index.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, RawSandbox, SandboxRecord } from './translate/records.ts';
 import type { RuntimeView } from './translate/runtime-config.ts';

@@ -40,7 +40,7 @@ import {
   type PromFamily,
   type PromSample,
   type SeriesLabels,
-} from './prom-text.ts';
+} from '../prom-text/index.ts';
 import type {
   GuestCpuSeconds,
   GuestStats,

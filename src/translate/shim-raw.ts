@@ -5,7 +5,7 @@
  * every label value, so nothing a guest writes can add a label or a series of its own making.
  */
 
-import { parsePromText, type ParseLimits, type PromFamily } from './prom-text.ts';
+import { parsePromText, type ParseLimits, type PromFamily } from '../prom-text/index.ts';
 import type { SandboxPodRef, SandboxRecord } from './records.ts';
 
 export interface RawSandboxFamilies {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { NodeLab } from '../../src/lab/node-lab.ts';
 import { stableUid } from '../../src/lab/pod-builders.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { one, podSeries, startBridge, type Bridge } from '../support/bridge-harness.ts';
 
 const MIB = 2 ** 20;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { createCertificateAuthority } from '../../src/lab/tls.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { NPM_START, spawnNode } from '../support/e2e-helpers.ts';
 
 const SCENARIO: LabScenario = {

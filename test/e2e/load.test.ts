@@ -8,7 +8,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { percentile } from '../../bench/soak.ts';
 import { startBridge, type Bridge } from '../support/bridge-harness.ts';
 

@@ -2,7 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { LabScenario } from '../../src/lab/node-lab.ts';
 import { FAMILIES } from '../../src/publish/families.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import {
   freePort,
   httpGet,

@@ -15,7 +15,7 @@ import { Exporter } from '../../src/exporter.ts';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
 import { createCertificateAuthority, createClientCertificate, createServerCertificate, type PemPair } from '../../src/lab/tls.ts';
 import { silentLogger } from '../../src/log.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { BIN, configFrom, httpGet, spawnNode, TEST_BUILD, waitFor } from '../support/e2e-helpers.ts';
 
 const SCENARIO: LabScenario = {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { decodeKubeletMetrics } from '../../src/translate/kubelet-decode.ts';
 import { decodeShimMetrics } from '../../src/translate/kata-decode.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 import type { ProcessStats } from '../../src/translate/records.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));

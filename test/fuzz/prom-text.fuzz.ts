@@ -14,7 +14,7 @@ import {
   type ParseOptions,
   type ParseResult,
   type SeriesFilter,
-} from '../../src/translate/prom-text.ts';
+} from '../../src/prom-text/index.ts';
 
 interface ModelSample {
   name: string;

@@ -4,7 +4,7 @@ import { parseCommandLine, type Config } from '../../src/config.ts';
 import { Exporter } from '../../src/exporter.ts';
 import { silentLogger } from '../../src/log.ts';
 import { NodeLab, type LabScenario } from '../../src/lab/node-lab.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 
 /** Fixed build info, so whole expositions compare across Node.js patch releases. */
 export const TEST_BUILD = { version: 'test', revision: 'test', nodeVersion: 'test' };

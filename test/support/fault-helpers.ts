@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Exporter } from '../../src/exporter.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/fake-shim.ts';
 import { NodeLab, type LabPodScenario, type LabScenario } from '../../src/lab/node-lab.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { afterAll, beforeAll } from 'vitest';
 import { FRESH_COLLECTIONS, startExporterOn } from './bridge-harness.ts';
 

@@ -12,7 +12,7 @@ import { startFakeShim, type FakeShim, type ShimBehaviour } from '../../src/lab/
 import { createShimPool, scrapeShim, type ShimScrapeResult } from '../../src/scrapers/kata-shim.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 import { decodeShimMetrics } from '../../src/translate/kata-decode.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/kata');
 const LIMITS = { deadlineMs: 2_000, maxBytes: 1024 * 1024 };

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { PREFIX } from '../../src/publish/families.ts';
 import { boundLabelValue, CONTENT_TYPES, MAX_LABEL_VALUE_CHARS, negotiateFormat, SelfStats, SnapshotRenderer } from '../../src/publish/registry.ts';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import type { RawSandboxFamilies } from '../../src/translate/shim-raw.ts';
 import type { NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
 

@@ -10,7 +10,8 @@
  * bytes); when full it is emptied, and one parse may add only so many entries, so a guest that
  * sends thousands of distinct series cannot flush the other shims' entries on every scrape.
  */
-import type { SeriesFilter } from './prom-text.ts';
+import { sameBytes } from './bytes.ts';
+import type { SeriesFilter } from './types.ts';
 
 /** What the parser knows about one metric name in the parse under way (e.g. its family). */
 export interface NameMemo {
@@ -176,26 +177,4 @@ export class SeriesCache {
     this.arena = grown;
     this.arenaView = new DataView(grown.buffer);
   }
-}
-
-/**
- * True when `length` bytes at `a` in `viewA` equal those at `b` in `viewB`. Four bytes a step:
- * the parser's byte verifications (cached series, interned strings, rejected names) all run here.
- */
-export function sameBytes(viewA: DataView, a: number, viewB: DataView, b: number, length: number): boolean {
-  if (length < 4) {
-    for (let i = 0; i < length; i++) if (viewA.getUint8(a + i) !== viewB.getUint8(b + i)) return false;
-    return true;
-  }
-  // The last four bytes are one more step, overlapping the previous one, instead of up to three byte steps.
-  const last = length - 4;
-  for (let i = 0; i < last; i += 4) if (viewA.getInt32(a + i, true) !== viewB.getInt32(b + i, true)) return false;
-  return viewA.getInt32(a + last, true) === viewB.getInt32(b + last, true);
-}
-
-/** FNV-1a over a byte range: the lookup key of a series part. */
-export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h;
 }

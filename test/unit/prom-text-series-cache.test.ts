@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { SeriesCache, hashBytes, type SeriesCacheLimits } from '../../src/translate/prom-series-cache.ts';
+import { hashBytes } from '../../src/prom-text/hash.ts';
+import { SeriesCache, type SeriesCacheLimits } from '../../src/prom-text/series-cache.ts';
 
 const LIMITS: SeriesCacheLimits = { maxEntries: 3, maxArenaBytes: 64 * 1024, maxNewPerParse: 100 };
 
