@@ -44,6 +44,7 @@ import { readTimestamp, readValue, type TokenReader } from './numbers.ts';
 import { NAME_INSIDE_PREFIX, NO_MATCH, PREFIX_MATCH, prefixTrie, walkTrie, type PrefixTrie } from './prefix-trie.ts';
 import { SeriesCache, type CachedSeries, type NameMemo } from './series-cache.ts';
 import { SeriesTable } from './series-table.ts';
+import { seriesUnits, WORK, type ParseWork } from './work.ts';
 import {
   DEFAULT_PARSE_LIMITS,
   PromParseError,
@@ -55,6 +56,13 @@ import {
   type SeriesFilter,
   type SeriesLabels,
 } from './types.ts';
+
+const LAST_WORK: ParseWork = { units: 0, collisions: 0 };
+
+/** The work the last parse spent (a test and fuzz hook: work is asserted on, never wall time). */
+export function lastParseWork(): ParseWork {
+  return { ...LAST_WORK };
+}
 
 /** Forgets every series part remembered across parses (tests and benchmarks start cold with it). */
 export function clearSeriesCache(): void {
@@ -93,6 +101,8 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
   /** Series keepSeries skipped: they count toward maxSeries. */
   private skippedSeries = 0;
   private duplicates = 0;
+  /** Bytes the parse went through, for its work figure. */
+  private scanned = 0;
   private readonly families: FamilyTable;
   private readonly series = SCRATCH.series;
   readonly strings = SCRATCH.strings;
@@ -150,9 +160,13 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     this.strings.begin(this.bytes, this.view);
     this.series.reset();
     this.cache.beginParse();
+    WORK.extra = 0;
+    WORK.collisions = 0;
     try {
       return this.parseAll();
     } finally {
+      LAST_WORK.units = Math.max(this.scanned, this.lineStart) + WORK.extra;
+      LAST_WORK.collisions = WORK.collisions;
       this.strings.end();
       this.series.reset();
       this.families.release();
@@ -168,6 +182,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     let pos = 0;
     while (pos < length) {
       this.line++;
+      this.checkBudget(pos);
       this.lineStart = pos;
       // Sample lines are parsed up to their newline with no separate newline search; reading
       // stops at `limit`, one byte past the longest allowed line.
@@ -200,6 +215,8 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
       }
       pos = this.parseSample(p, limit, guessed) + 1;
     }
+    this.checkBudget(length);
+    this.scanned = length;
     return this.result();
   }
 
@@ -417,6 +434,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     const remembered = seriesEnd < 0 ? undefined : this.remember(start, seriesEnd, name, hash);
     if (remembered !== undefined) return this.finishSample(remembered, seriesEnd, end);
     this.previous = undefined;
+    WORK.extra += seriesUnits(labels.count);
     const lineEnd = this.readValueTail(p, end);
     this.addSample(name, nameSlot, hash, this.lineValue, this.lineTimestampMs);
     return lineEnd;
@@ -517,6 +535,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
    */
   private finishSample(entry: CachedSeries, seriesEnd: number, end: number): number {
     this.previous = entry;
+    WORK.extra += seriesUnits(entry.labelCount);
     const prefixes = this.prefixes;
     if (prefixes !== undefined && entry.name.keptBy !== prefixes) entry.name.keptBy = prefixes;
     const family = this.familyOf(entry.name);
@@ -645,6 +664,19 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     this.series.add(freeSlot, hash, sample);
   }
 
+  /**
+   * At each line start of the main loop, and at the end. The runs of skipped and guessed lines do
+   * not check (a check there cost the hot loops their inlining): they are linear and cheap, and
+   * the end check catches what they overspent. Whether a parse fails on budget is a function of
+   * the input alone (units do not depend on the cache); the line it fails at, or whether another
+   * error in the input is met first, may.
+   */
+  private checkBudget(pos: number): void {
+    if (pos + WORK.extra <= this.limits.maxWork) return;
+    this.scanned = pos;
+    this.fail('budget', `decoding spent more than its budget of ${this.limits.maxWork} work units`);
+  }
+
   private countSkipped(): void {
     if (this.seriesCount + this.skippedSeries === this.limits.maxSeries) {
       this.fail('too_many_series', `more than ${this.limits.maxSeries} series`);
@@ -706,7 +738,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
   fail(kind: PromParseErrorKind, message: string): never {
     const b = this.bytes;
     const nl = b.indexOf(LF, this.lineStart);
-    if (kind !== 'too_many_series' && (nl < 0 ? b.length : nl) - this.lineStart > this.limits.maxLineBytes) {
+    if (kind !== 'too_many_series' && kind !== 'budget' && (nl < 0 ? b.length : nl) - this.lineStart > this.limits.maxLineBytes) {
       throw new PromParseError('line_too_long', this.line, `line longer than ${this.limits.maxLineBytes} bytes`);
     }
     throw new PromParseError(kind, this.line, message);

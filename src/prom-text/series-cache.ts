@@ -9,9 +9,12 @@
  * so a crafted line can at worst miss (and be parsed in full). The cache is bounded (entries and
  * bytes); when full it is emptied, and one parse may add only so many entries, so a guest that
  * sends thousands of distinct series cannot flush the other shims' entries on every scrape.
+ * Equal byte hashes are bounded too: at most MAX_CHAIN entries share one, and once one parse has
+ * compared MAX_COLLISIONS_PER_PARSE different parts of equal hash the cache sits the parse out.
  */
 import { sameBytes } from './bytes.ts';
 import type { SeriesFilter } from './types.ts';
+import { WORK } from './work.ts';
 
 /** What the parser knows about one metric name in the parse under way (e.g. its family). */
 export interface NameMemo {
@@ -47,7 +50,9 @@ export interface CachedSeries {
   /** The same for parses that skip families by prefix. */
   nextSkipping: CachedSeries | undefined;
   /** Another entry with the same byte hash. */
-  other: CachedSeries | undefined;
+  readonly other: CachedSeries | undefined;
+  /** Entries in the chain from this one (this one included). */
+  readonly depth: number;
   /** The last parse that kept this series (duplicate detection without the series table). */
   seenInParse: number;
   /** The last keepSeries answer, valid for this filter and family name. */
@@ -68,6 +73,11 @@ export const SERIES_CACHE_LIMITS: SeriesCacheLimits = {
   maxNewPerParse: 4096,
 };
 
+/** Entries that may share one byte hash. */
+export const MAX_CHAIN = 4;
+/** Different parts of equal hash compared in one parse before the cache is bypassed for the rest of it. */
+export const MAX_COLLISIONS_PER_PARSE = 64;
+
 export class SeriesCache {
   private arena: Uint8Array;
   private arenaView: DataView;
@@ -76,6 +86,7 @@ export class SeriesCache {
   private readonly names = new Map<string, NameMemo>();
   private entries = 0;
   private addedThisParse = 0;
+  private collisionsThisParse = 0;
   private generation = 1;
 
   constructor(private readonly limits: SeriesCacheLimits = SERIES_CACHE_LIMITS) {
@@ -90,6 +101,7 @@ export class SeriesCache {
   /** Called once per parse. */
   beginParse(): void {
     this.addedThisParse = 0;
+    this.collisionsThisParse = 0;
   }
 
   /** True when `entry` is live and holds exactly `bytes[start, start + entry.length)`. */
@@ -101,8 +113,12 @@ export class SeriesCache {
 
   /** The entry for `bytes[start, end)` whose byte hash is `byteHash`, if any. */
   find(byteHash: number, bytes: Uint8Array, view: DataView, start: number, end: number): CachedSeries | undefined {
+    if (this.collisionsThisParse >= MAX_COLLISIONS_PER_PARSE) return undefined;
     for (let entry = this.byHash.get(byteHash); entry !== undefined; entry = entry.other) {
-      if (entry.length === end - start && this.matches(entry, bytes, view, start)) return entry;
+      if (entry.length !== end - start) continue;
+      if (this.matches(entry, bytes, view, start)) return entry;
+      WORK.collisions++;
+      if (++this.collisionsThisParse >= MAX_COLLISIONS_PER_PARSE) return undefined;
     }
     return undefined;
   }
@@ -131,6 +147,8 @@ export class SeriesCache {
     const length = end - start;
     if (this.addedThisParse >= this.limits.maxNewPerParse || length > this.limits.maxArenaBytes / 64) return undefined;
     if (this.entries >= this.limits.maxEntries || this.used + length > this.limits.maxArenaBytes) this.clear();
+    const other = this.byHash.get(byteHash);
+    if (other !== undefined && other.depth >= MAX_CHAIN) return undefined;
     this.ensureRoom(length);
     this.arena.set(bytes.subarray(start, end), this.used);
     const entry: CachedSeries = {
@@ -145,7 +163,8 @@ export class SeriesCache {
       longestLabelValue: parsed.longestLabelValue,
       nextFull: undefined,
       nextSkipping: undefined,
-      other: this.byHash.get(byteHash),
+      other,
+      depth: other === undefined ? 1 : other.depth + 1,
       seenInParse: 0,
       verdictFilter: undefined,
       verdictFamily: '',

@@ -25,6 +25,12 @@ export interface ParseLimits {
   maxLabelsPerSeries: number;
   maxLabelNameBytes: number;
   maxLabelValueBytes: number;
+  /**
+   * Work units one parse may spend (see work.ts: bytes scanned, plus series and labels built and
+   * keys compared): a CPU budget that holds whatever the input, past which the parse fails with
+   * kind 'budget'. An honest payload spends 1.2 to 1.6 units per byte.
+   */
+  maxWork: number;
 }
 
 export const DEFAULT_PARSE_LIMITS: ParseLimits = {
@@ -33,6 +39,7 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = {
   maxLabelsPerSeries: 32,
   maxLabelNameBytes: 128,
   maxLabelValueBytes: 1024,
+  maxWork: 64 * 1024 * 1024,
 };
 
 export interface ParseOptions {
@@ -84,7 +91,9 @@ export type PromParseErrorKind =
   | 'line_too_long'
   | 'too_many_series'
   | 'too_many_labels'
-  | 'label_too_long';
+  | 'label_too_long'
+  /** The parse spent ParseLimits.maxWork. */
+  | 'budget';
 
 /** The one error the parser raises. */
 export class PromParseError extends Error {

@@ -537,6 +537,7 @@ describe('limits', () => {
       maxLabelsPerSeries: 32,
       maxLabelNameBytes: 128,
       maxLabelValueBytes: 1024,
+      maxWork: 64 * 1024 * 1024,
     });
   });
 });
