@@ -122,7 +122,15 @@ export function runParseBench(runs: number): ParseBench {
  * FNV-1a 32-bit (~2.4 MB for 18,000 lines, inside every bound).
  */
 export function collidingNetdevPayload(lines = 18_000): Buffer {
-  const values = multicollision(FNV1A_32, lines, { blockLength: 5 });
+  return netdevPayload(multicollision(FNV1A_32, lines, { blockLength: 5 }));
+}
+
+/** The same shape with interface values that collide in nothing (each the same length): the control. */
+export function distinctNetdevPayload(lines = 18_000): Buffer {
+  return netdevPayload(Array.from({ length: lines }, (_, i) => `if${String(i).padStart(73, '0')}`));
+}
+
+function netdevPayload(values: readonly string[]): Buffer {
   const attack = values.map((v, i) => `kata_guest_netdev_stat{interface="${v}",item="recv_bytes"} ${i}\n`).join('');
   return Buffer.from(benchShimPayload(7) + attack, 'utf8');
 }
@@ -143,7 +151,7 @@ function median(values: number[]): number {
 /**
  * `npx tsx bench/parse.ts [--runs=N] [--attack-runs=N]`: the parse alone, without the exporter
  * benchmark: the honest payload's parse and decode (µs, median of N side-by-side runs), then the
- * colliding payload's decode (ms of CPU per payload, median).
+ * colliding payload's decode and that of a control of the same shape (ms of CPU per payload, median).
  */
 function main(): void {
   const flag = (name: string, fallback: number): number => {
@@ -158,22 +166,23 @@ function main(): void {
   console.log(`  full / scan: ${median(honest.runs.map((r) => r.full / r.scan)).toFixed(2)}×, decode / scan: ${median(honest.runs.map((r) => r.decode / r.scan)).toFixed(2)}×`);
   const attackRuns = flag('attack-runs', 3);
   if (attackRuns === 0) return;
-  const attack = collidingNetdevPayload();
   const limits = { maxSeries: 20_000 }; // --shim.max-series default
-  const times: number[] = [];
-  let outcome = '';
-  for (let run = 0; run < attackRuns; run++) {
-    times.push(
-      cpuMs(() => {
-        try {
-          outcome = `decoded, guest receive bytes ${decodeShimMetrics(attack, 'go', { limits }).guest.networkReceiveBytes}`;
-        } catch (error) {
-          outcome = `rejected: ${(error as Error).message}`;
-        }
-      }),
-    );
+  for (const [name, payload] of [['colliding', collidingNetdevPayload()], ['distinct (control)', distinctNetdevPayload()]] as const) {
+    const times: number[] = [];
+    let outcome = '';
+    for (let run = 0; run < attackRuns; run++) {
+      times.push(
+        cpuMs(() => {
+          try {
+            outcome = `decoded, guest receive bytes ${decodeShimMetrics(payload, 'go', { limits }).guest.networkReceiveBytes}`;
+          } catch (error) {
+            outcome = `rejected: ${(error as Error).message}`;
+          }
+        }),
+      );
+    }
+    console.log(`${name} payload: ${(payload.length / 1024 / 1024).toFixed(2)} MiB; decode ${median(times).toFixed(1)} ms CPU per payload (runs: ${times.map((t) => t.toFixed(0)).join(', ')}); ${outcome}`);
   }
-  console.log(`colliding payload: ${(attack.length / 1024 / 1024).toFixed(2)} MiB; decode ${median(times).toFixed(1)} ms CPU per payload (runs: ${times.map((t) => t.toFixed(0)).join(', ')}); ${outcome}`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) main();
