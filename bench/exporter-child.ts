@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Exporter } from '../src/exporter.ts';
-import { parsePromText } from '../src/translate/prom-text.ts';
+import { parsePromText } from '../src/prom-text/index.ts';
 import { startBenchExporter } from './start-exporter.ts';
 
 export interface CollectSample {

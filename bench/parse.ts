@@ -4,8 +4,10 @@
  */
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { decodeShimMetrics } from '../src/translate/kata-decode.ts';
-import { parsePromText } from '../src/translate/prom-text.ts';
+import { parsePromText } from '../src/prom-text/index.ts';
+import { FNV1A_32, multicollision } from '../test/fuzz/collisions.ts';
 import { benchShimPayload } from './payload.ts';
 
 const require = createRequire(import.meta.url);
@@ -113,3 +115,74 @@ export function runParseBench(runs: number): ParseBench {
   }
   return { bytes: bytes.length, lines: newlineScan(bytes), series: parsePromText(bytes).seriesCount, runs: result };
 }
+
+/**
+ * The hash-flooding attack of the issue "One guest must never blind the node": the honest
+ * payload, then `lines` kata_guest_netdev_stat lines whose interface values all hash alike in
+ * FNV-1a 32-bit (~2.4 MB for 18,000 lines, inside every bound).
+ */
+export function collidingNetdevPayload(lines = 18_000): Buffer {
+  return netdevPayload(multicollision(FNV1A_32, lines, { blockLength: 5 }));
+}
+
+/** The same shape with interface values that collide in nothing (each the same length): the control. */
+export function distinctNetdevPayload(lines = 18_000): Buffer {
+  return netdevPayload(Array.from({ length: lines }, (_, i) => `if${String(i).padStart(73, '0')}`));
+}
+
+function netdevPayload(values: readonly string[]): Buffer {
+  const attack = values.map((v, i) => `kata_guest_netdev_stat{interface="${v}",item="recv_bytes"} ${i}\n`).join('');
+  return Buffer.from(benchShimPayload(7) + attack, 'utf8');
+}
+
+/** Milliseconds of this process's CPU for one call. */
+function cpuMs(fn: () => unknown): number {
+  const start = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+/**
+ * `npx tsx bench/parse.ts [--runs=N] [--attack-runs=N]`: the parse alone, without the exporter
+ * benchmark: the honest payload's parse and decode (µs, median of N side-by-side runs), then the
+ * colliding payload's decode and that of a control of the same shape (ms of CPU per payload, median).
+ */
+function main(): void {
+  const flag = (name: string, fallback: number): number => {
+    const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
+    return arg === undefined ? fallback : Number(arg.slice(name.length + 3));
+  };
+  const honest = runParseBench(flag('runs', 21));
+  console.log(`honest payload: ${(honest.bytes / 1024).toFixed(1)} KiB, ${honest.series} series`);
+  for (const k of ['scan', 'full', 'decode'] as const) {
+    console.log(`  ${k}: ${median(honest.runs.map((r) => r[k])).toFixed(1)} µs (median of ${honest.runs.length})`);
+  }
+  console.log(`  full / scan: ${median(honest.runs.map((r) => r.full / r.scan)).toFixed(2)}×, decode / scan: ${median(honest.runs.map((r) => r.decode / r.scan)).toFixed(2)}×`);
+  const attackRuns = flag('attack-runs', 3);
+  if (attackRuns === 0) return;
+  const limits = { maxSeries: 20_000 }; // --shim.max-series default
+  for (const [name, payload] of [['colliding', collidingNetdevPayload()], ['distinct (control)', distinctNetdevPayload()]] as const) {
+    const times: number[] = [];
+    let outcome = '';
+    for (let run = 0; run < attackRuns; run++) {
+      times.push(
+        cpuMs(() => {
+          try {
+            outcome = `decoded, guest receive bytes ${decodeShimMetrics(payload, 'go', { limits }).guest.networkReceiveBytes}`;
+          } catch (error) {
+            outcome = `rejected: ${(error as Error).message}`;
+          }
+        }),
+      );
+    }
+    console.log(`${name} payload: ${(payload.length / 1024 / 1024).toFixed(2)} MiB; decode ${median(times).toFixed(1)} ms CPU per payload (runs: ${times.map((t) => t.toFixed(0)).join(', ')}); ${outcome}`);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -28,7 +28,7 @@ import { correlate, isPodInScope, outsideUsage, resolvePodUid, type SandboxObser
 import { CounterState } from './translate/counters.ts';
 import { shimScrapeDecision } from './translate/hypervisor.ts';
 import { decodeKubeletMetrics } from './translate/kubelet-decode.ts';
-import { PromParseError } from './translate/prom-text.ts';
+import { PromParseError } from './prom-text/index.ts';
 import { decodeShimBody, type ShimBodyInput } from './translate/shim-body.ts';
 import { inlineShimDecoder, type ShimDecoder } from './shim-decoder.ts';
 import { ASKED_IN_ORDER, ShimSchedule, type ShimStanding } from './translate/shim-schedule.ts';

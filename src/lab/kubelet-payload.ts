@@ -6,7 +6,7 @@
  * `resource_scrape_error` only (`scrape_error` is hidden since 1.30).
  * Pure: the lab's simulated kubelet calls it with values that move over time.
  */
-import { escapeLabelValue, formatGoFloat } from '../translate/prom-text-format.ts';
+import { escapeLabelValue, formatGoFloat } from '../prom-text/format.ts';
 import type { KubeletContainerStats, KubeletNodeStats, KubeletPodStats } from '../translate/records.ts';
 
 export { formatGoFloat };

@@ -11,7 +11,7 @@
  *   prometheus crate encodes it (plain decimal numbers, no go_*, no histograms).
  */
 import type { Hypervisor, KataRuntime } from '../translate/records.ts';
-import { escapeLabelValue, formatGoFloat } from '../translate/prom-text-format.ts';
+import { escapeLabelValue, formatGoFloat } from '../prom-text/format.ts';
 
 export const GUEST_CPU_ITEMS = ['guest', 'guest_nice', 'idle', 'iowait', 'irq', 'nice', 'softirq', 'steal', 'system', 'user'] as const;
 export type GuestCpuItem = (typeof GUEST_CPU_ITEMS)[number];

@@ -6,6 +6,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { escapeHelp, escapeLabelValue, formatSampleValue } from '../prom-text/format.ts';
 import type { FamilyDef, Labels } from './families.ts';
 import type { NodeSnapshot } from '../translate/snapshot.ts';
 import type { ExpositionFormat } from './exposition-format.ts';
@@ -23,24 +24,9 @@ export function boundLabelValue(value: string): string {
   return `${value.slice(0, MAX_LABEL_VALUE_CHARS - digest.length - 3)}...${digest}`;
 }
 
-/** As the library's escapeString: HELP text and names escape backslash and newline. */
-function escapeString(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
-const NEEDS_ESCAPE = /[\\\n"]/;
-
 /** A bounded label value, escaped as the library's escapeLabelValue. */
 function labelValue(value: string): string {
-  const bounded = value.length > MAX_LABEL_VALUE_CHARS ? boundLabelValue(value) : value;
-  return NEEDS_ESCAPE.test(bounded) ? escapeString(bounded).replace(/"/g, '\\"') : bounded;
-}
-
-/** As the library's getValueAsString, its `Nan` spelling included. */
-export function formatSampleValue(value: number): string {
-  if (Number.isFinite(value)) return `${value}`;
-  if (Number.isNaN(value)) return 'Nan';
-  return value < 0 ? '-Inf' : '+Inf';
+  return escapeLabelValue(value.length > MAX_LABEL_VALUE_CHARS ? boundLabelValue(value) : value);
 }
 
 /** `{a="x",b="y"}` in the labels' own insertion order (as Object.entries), or '' without labels. */
@@ -66,10 +52,10 @@ interface PreparedFamily {
  */
 function prepare(def: FamilyDef, prefix: string, format: ExpositionFormat): PreparedFamily {
   const counterInOpenMetrics = format === 'openmetrics' && def.type === 'counter';
-  const name = escapeString(counterInOpenMetrics ? (prefix + def.name).replace(/_total$/, '') : prefix + def.name);
+  const name = escapeHelp(counterInOpenMetrics ? (prefix + def.name).replace(/_total$/, '') : prefix + def.name);
   return {
     def,
-    header: `# HELP ${name} ${escapeString(def.help)}\n# TYPE ${name} ${def.type}`,
+    header: `# HELP ${name} ${escapeHelp(def.help)}\n# TYPE ${name} ${def.type}`,
     sampleName: counterInOpenMetrics ? `${name}_total` : name,
   };
 }

@@ -9,7 +9,7 @@
 import type { RawSandboxFamilies } from '../translate/shim-raw.ts';
 import { RAW_IDENTITY_LABELS } from '../translate/shim-raw.ts';
 import type { ExpositionFormat } from './exposition-format.ts';
-import { escapeHelp, escapeLabelValue } from '../translate/prom-text-format.ts';
+import { escapeHelp, escapeLabelValue } from '../prom-text/format.ts';
 
 function formatValue(value: number): string {
   if (Number.isNaN(value)) return 'NaN';

@@ -43,7 +43,7 @@ import {
   type PromFamily,
   type PromSample,
   type SeriesLabels,
-} from './prom-text.ts';
+} from '../prom-text/index.ts';
 import type {
   GuestCpuUnit,
   GuestStats,

@@ -12,7 +12,7 @@
  * - wrapped uint64, negative, NaN and infinite values are rejected (see KUBELET_SANITY_LIMITS).
  */
 import type { KubeletContainerStats, KubeletNodeStats, KubeletRejectReason, KubeletStats } from './records.js';
-import { parsePromText, type PromSample } from './prom-text.js';
+import { parsePromText, type PromSample } from '../prom-text/index.ts';
 
 /** The only families the decoder reads; the parser skips every other line undecoded. */
 export const KUBELET_KEEP_PREFIXES: readonly string[] = [

@@ -5,7 +5,7 @@
  */
 import type { ShimOutcome } from './correlate.ts';
 import { decodeShimMetrics } from './kata-decode.ts';
-import { PromParseError } from './prom-text.ts';
+import { PromParseError } from '../prom-text/index.ts';
 import type { Hypervisor, KataRuntime } from './records.ts';
 
 export interface ShimBodyInput {

@@ -7,7 +7,7 @@
  * label or a series of its own making, or pass for another pod's or another job's series.
  */
 
-import { parsePromText, type ParseLimits, type PromFamily } from './prom-text.ts';
+import { parsePromText, type ParseLimits, type PromFamily } from '../prom-text/index.ts';
 import type { SandboxPodRef, SandboxRecord } from './records.ts';
 
 export interface RawSandboxFamilies {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MAX_CPU_CANDIDATES, decodeKubeletMetrics } from '../../src/translate/kubelet-decode.ts';
 import { MAX_PLAUSIBLE_VALUE, PER_CPU_UNIT_ITEMS, decodeShimMetrics } from '../../src/translate/kata-decode.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 import type { GuestCpuSeconds, ProcessStats } from '../../src/translate/records.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));

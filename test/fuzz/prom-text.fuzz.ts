@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import {
   clearSeriesCache,
+  DEFAULT_PARSE_LIMITS,
   parsePromText,
   PromParseError,
   type MetricType,
@@ -14,7 +15,7 @@ import {
   type ParseOptions,
   type ParseResult,
   type SeriesFilter,
-} from '../../src/translate/prom-text.ts';
+} from '../../src/prom-text/index.ts';
 
 interface ModelSample {
   name: string;
@@ -39,7 +40,7 @@ interface Spelling {
   crlf: boolean;
 }
 
-const ERROR_KINDS = new Set(['syntax', 'line_too_long', 'too_many_series', 'too_many_labels', 'label_too_long']);
+const ERROR_KINDS = new Set(['syntax', 'line_too_long', 'too_many_series', 'too_many_labels', 'label_too_long', 'budget']);
 
 // Family names without `_`, so none can end in a histogram/summary suffix of another.
 const familyName = fc.stringMatching(/^[a-zA-Z:][a-zA-Z0-9:]{0,8}$/);
@@ -229,6 +230,7 @@ const smallLimits: fc.Arbitrary<ParseLimits> = fc.record({
   maxLabelsPerSeries: fc.integer({ min: 0, max: 4 }),
   maxLabelNameBytes: fc.integer({ min: 1, max: 8 }),
   maxLabelValueBytes: fc.integer({ min: 0, max: 8 }),
+  maxWork: fc.oneof(fc.integer({ min: 0, max: 2048 }), fc.constant(DEFAULT_PARSE_LIMITS.maxWork)),
 });
 
 function lineLengths(bytes: Uint8Array): number[] {
@@ -297,7 +299,8 @@ const renderedPayload = fc.tuple(families, spelling).map(([m, h]) => Buffer.from
 promTextProperties['a cache warmed by other payloads, limits and filters never changes a result'] = () =>
   fc.property(
     fc.array(fc.oneof(renderedPayload, anyInput), { minLength: 1, maxLength: 4 }),
-    fc.option(smallLimits, { nil: undefined }),
+    // The default work budget: where a parse over budget stops, and so which error it meets first, may depend on the cache.
+    fc.option(smallLimits.map((l) => ({ ...l, maxWork: DEFAULT_PARSE_LIMITS.maxWork })), { nil: undefined }),
     fc.option(fc.array(familyName, { maxLength: 3 }), { nil: undefined }),
     fc.boolean(),
     (inputs, limits, keepPrefixes, filtered) => {
@@ -321,3 +324,21 @@ export function fuzzPromText(numRuns: number): void {
     console.log(`ok  ${name} (${numRuns} runs)`);
   }
 }
+
+promTextProperties['whether a valid payload is over its work budget does not depend on the cache'] = () =>
+  fc.property(
+    fc.array(renderedPayload, { minLength: 1, maxLength: 3 }),
+    fc.integer({ min: 0, max: 4096 }),
+    fc.option(fc.array(familyName, { maxLength: 3 }), { nil: undefined }),
+    (inputs, maxWork, keepPrefixes) => {
+      const options: ParseOptions = { limits: { maxWork }, ...(keepPrefixes ? { keepPrefixes } : {}) };
+      const verdict = (input: Uint8Array): string => {
+        const result = parseOrKnownError(input, options);
+        return result instanceof PromParseError ? result.kind : 'ok';
+      };
+      clearSeriesCache();
+      const cold = verdict(inputs[0]!);
+      for (const input of inputs) verdict(input);
+      return verdict(inputs[0]!) === cold;
+    },
+  );

@@ -3,7 +3,7 @@
  * the views tests compare (a map from series key to value, one pod's series, one value that must
  * exist; over the samples: one pod's or every other pod's series, gaps, source_up).
  */
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 
 export interface Sample {
   /** The family (TYPE line) the sample belongs to: `x` for `x_bucket`, `x_sum`, `x_count`. */

@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
-import { ExpositionWriter, formatSampleValue, METRIC_SEPARATOR, MAX_LABEL_VALUE_CHARS } from '../../src/publish/exposition-writer.ts';
+import { formatSampleValue } from '../../src/prom-text/format.ts';
+import { ExpositionWriter, METRIC_SEPARATOR, MAX_LABEL_VALUE_CHARS } from '../../src/publish/exposition-writer.ts';
 import { FAMILIES, PREFIX, type FamilyDef, type Labels } from '../../src/publish/families.ts';
 import type { ExpositionFormat } from '../../src/publish/exposition-format.ts';
 import { SnapshotRenderer } from '../../src/publish/snapshot-renderer.ts';

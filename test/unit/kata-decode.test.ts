@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodeShimMetrics, isWholeDisk } from '../../src/translate/kata-decode.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 import type { KataRuntime } from '../../src/translate/records.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/kata');

@@ -13,7 +13,7 @@ import { scrapeShim, type ShimScrapeResult } from '../../src/scrapers/kata-shim.
 import { createShimPool } from '../../src/scrapers/shim-pool.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
 import { decodeShimMetrics } from '../../src/translate/kata-decode.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/kata');
 const LIMITS = { deadlineMs: 2_000, maxBytes: 1024 * 1024 };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
-import { parsePromText } from '../../src/translate/prom-text.ts';
+import { parsePromText } from '../../src/prom-text/index.ts';
 import { promTextProperties, renderFamilies } from '../fuzz/prom-text.fuzz.ts';
 
 // Moderate runs keep `npm test` fast; `npm run fuzz` runs the same properties ≥100,000 times.

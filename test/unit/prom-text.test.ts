@@ -8,7 +8,7 @@ import {
   type PromFamily,
   type SeriesLabels,
   type PromParseErrorKind,
-} from '../../src/translate/prom-text.ts';
+} from '../../src/prom-text/index.ts';
 
 /** The one family of a payload that must produce exactly one. */
 function onlyFamily(text: string | Uint8Array, options?: ParseOptions): PromFamily {
@@ -537,6 +537,7 @@ describe('limits', () => {
       maxLabelsPerSeries: 32,
       maxLabelNameBytes: 128,
       maxLabelValueBytes: 1024,
+      maxWork: 64 * 1024 * 1024,
     });
   });
 });

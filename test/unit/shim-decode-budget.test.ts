@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
-import { PromParseError } from '../../src/translate/prom-text.ts';
+import { PromParseError } from '../../src/prom-text/index.ts';
 import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 import { podSeries } from '../support/scrape.ts';
 

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { SeriesCache, hashBytes, type SeriesCacheLimits } from '../../src/translate/prom-series-cache.ts';
+import { hashBytes } from '../../src/prom-text/hash.ts';
+import { MAX_CHAIN, MAX_COLLISIONS_PER_PARSE, SeriesCache, type SeriesCacheLimits } from '../../src/prom-text/series-cache.ts';
+import { WORK } from '../../src/prom-text/work.ts';
 
 const LIMITS: SeriesCacheLimits = { maxEntries: 3, maxArenaBytes: 64 * 1024, maxNewPerParse: 100 };
 
@@ -72,5 +74,30 @@ describe('SeriesCache bounds', () => {
     const entries = texts.map((t) => add(cache, t)!);
     expect(entries.at(-1)!.offset).toBeGreaterThan(64 * 1024);
     for (const i of [0, 1, 999, 1999]) expect(find(cache, texts[i]!)).toBe(entries[i]);
+  });
+
+  test('at most MAX_CHAIN parts share one byte hash, and a parse that meets too many collisions stops using the cache', () => {
+    const cache = new SeriesCache({ maxEntries: 1000, maxArenaBytes: 64 * 1024, maxNewPerParse: 1000 });
+    cache.beginParse();
+    const sameHash = (text: string) => {
+      const p = part(text);
+      return { ...p, hash: 42 };
+    };
+    const added = Array.from({ length: MAX_CHAIN + 1 }, (_, i) => {
+      const p = sameHash(`m{v="${i}"}`);
+      return cache.add(p.bytes, 0, p.bytes.length, p.hash, { name: 'm', seriesHash: 0, labels: {}, labelCount: 1, longestLabelName: 1, longestLabelValue: 1 });
+    });
+    expect(added.map((e) => e !== undefined)).toEqual([...Array<boolean>(MAX_CHAIN).fill(true), false]);
+    const known = sameHash('m{v="0"}');
+    expect(cache.find(known.hash, known.bytes, known.view, 0, known.bytes.length)).toBe(added[0]);
+    const before = WORK.collisions;
+    const stranger = sameHash('m{v="x"}');
+    expect(cache.find(stranger.hash, stranger.bytes, stranger.view, 0, stranger.bytes.length)).toBeUndefined();
+    expect(WORK.collisions - before).toBe(MAX_CHAIN);
+    for (let i = 0; i < MAX_COLLISIONS_PER_PARSE; i++) cache.find(stranger.hash, stranger.bytes, stranger.view, 0, stranger.bytes.length);
+    // Over the cap: even a part the cache holds is not looked up for the rest of the parse.
+    expect(cache.find(known.hash, known.bytes, known.view, 0, known.bytes.length)).toBeUndefined();
+    cache.beginParse();
+    expect(cache.find(known.hash, known.bytes, known.view, 0, known.bytes.length)).toBe(added[0]);
   });
 });

@@ -9,8 +9,12 @@
  * so a crafted line can at worst miss (and be parsed in full). The cache is bounded (entries and
  * bytes); when full it is emptied, and one parse may add only so many entries, so a guest that
  * sends thousands of distinct series cannot flush the other shims' entries on every scrape.
+ * Equal byte hashes are bounded too: at most MAX_CHAIN entries share one, and once one parse has
+ * compared MAX_COLLISIONS_PER_PARSE different parts of equal hash the cache sits the parse out.
  */
-import type { SeriesFilter } from './prom-text.ts';
+import { sameBytes } from './bytes.ts';
+import type { SeriesFilter } from './types.ts';
+import { WORK } from './work.ts';
 
 /** What the parser knows about one metric name in the parse under way (e.g. its family). */
 export interface NameMemo {
@@ -46,7 +50,9 @@ export interface CachedSeries {
   /** The same for parses that skip families by prefix. */
   nextSkipping: CachedSeries | undefined;
   /** Another entry with the same byte hash. */
-  other: CachedSeries | undefined;
+  readonly other: CachedSeries | undefined;
+  /** Entries in the chain from this one (this one included). */
+  readonly depth: number;
   /** The last parse that kept this series (duplicate detection without the series table). */
   seenInParse: number;
   /** The last keepSeries answer, valid for this filter and family name. */
@@ -67,6 +73,11 @@ export const SERIES_CACHE_LIMITS: SeriesCacheLimits = {
   maxNewPerParse: 4096,
 };
 
+/** Entries that may share one byte hash. */
+export const MAX_CHAIN = 4;
+/** Different parts of equal hash compared in one parse before the cache is bypassed for the rest of it. */
+export const MAX_COLLISIONS_PER_PARSE = 64;
+
 export class SeriesCache {
   private arena: Uint8Array;
   private arenaView: DataView;
@@ -75,6 +86,7 @@ export class SeriesCache {
   private readonly names = new Map<string, NameMemo>();
   private entries = 0;
   private addedThisParse = 0;
+  private collisionsThisParse = 0;
   private generation = 1;
 
   constructor(private readonly limits: SeriesCacheLimits = SERIES_CACHE_LIMITS) {
@@ -89,6 +101,7 @@ export class SeriesCache {
   /** Called once per parse. */
   beginParse(): void {
     this.addedThisParse = 0;
+    this.collisionsThisParse = 0;
   }
 
   /** True when `entry` is live and holds exactly `bytes[start, start + entry.length)`. */
@@ -100,8 +113,12 @@ export class SeriesCache {
 
   /** The entry for `bytes[start, end)` whose byte hash is `byteHash`, if any. */
   find(byteHash: number, bytes: Uint8Array, view: DataView, start: number, end: number): CachedSeries | undefined {
+    if (this.collisionsThisParse >= MAX_COLLISIONS_PER_PARSE) return undefined;
     for (let entry = this.byHash.get(byteHash); entry !== undefined; entry = entry.other) {
-      if (entry.length === end - start && this.matches(entry, bytes, view, start)) return entry;
+      if (entry.length !== end - start) continue;
+      if (this.matches(entry, bytes, view, start)) return entry;
+      WORK.collisions++;
+      if (++this.collisionsThisParse >= MAX_COLLISIONS_PER_PARSE) return undefined;
     }
     return undefined;
   }
@@ -130,6 +147,8 @@ export class SeriesCache {
     const length = end - start;
     if (this.addedThisParse >= this.limits.maxNewPerParse || length > this.limits.maxArenaBytes / 64) return undefined;
     if (this.entries >= this.limits.maxEntries || this.used + length > this.limits.maxArenaBytes) this.clear();
+    const other = this.byHash.get(byteHash);
+    if (other !== undefined && other.depth >= MAX_CHAIN) return undefined;
     this.ensureRoom(length);
     this.arena.set(bytes.subarray(start, end), this.used);
     const entry: CachedSeries = {
@@ -144,7 +163,8 @@ export class SeriesCache {
       longestLabelValue: parsed.longestLabelValue,
       nextFull: undefined,
       nextSkipping: undefined,
-      other: this.byHash.get(byteHash),
+      other,
+      depth: other === undefined ? 1 : other.depth + 1,
       seenInParse: 0,
       verdictFilter: undefined,
       verdictFamily: '',
@@ -176,26 +196,4 @@ export class SeriesCache {
     this.arena = grown;
     this.arenaView = new DataView(grown.buffer);
   }
-}
-
-/**
- * True when `length` bytes at `a` in `viewA` equal those at `b` in `viewB`. Four bytes a step:
- * the parser's byte verifications (cached series, interned strings, rejected names) all run here.
- */
-export function sameBytes(viewA: DataView, a: number, viewB: DataView, b: number, length: number): boolean {
-  if (length < 4) {
-    for (let i = 0; i < length; i++) if (viewA.getUint8(a + i) !== viewB.getUint8(b + i)) return false;
-    return true;
-  }
-  // The last four bytes are one more step, overlapping the previous one, instead of up to three byte steps.
-  const last = length - 4;
-  for (let i = 0; i < last; i += 4) if (viewA.getInt32(a + i, true) !== viewB.getInt32(b + i, true)) return false;
-  return viewA.getInt32(a + last, true) === viewB.getInt32(b + last, true);
-}
-
-/** FNV-1a over a byte range: the lookup key of a series part. */
-export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h;
 }
