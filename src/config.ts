@@ -4,6 +4,7 @@
  * a simulated node exactly as on a real one. Bad flags fail at start-up with a clear message.
  */
 
+import { ConfigError } from './config-error.ts';
 import { parseArgs } from 'node:util';
 import { parseLabelSelector, SelectorError, type LabelSelector } from './translate/label-selector.ts';
 import { LabelsAllowlistError, parseLabelsAllowlist, type LabelsAllowlist } from './translate/pod-labels.ts';
@@ -142,9 +143,7 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = FLAG_SPECS;
  */
 export const DEADLINE_RESERVE_MS = 500;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Parses `5s`, `250ms`, `2m`, `1h`, or `1m30s` into milliseconds. */
 export function parseDuration(text: string): number {

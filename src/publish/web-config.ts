@@ -12,10 +12,10 @@ import { createSecureContext, type SecureVersion } from 'node:tls';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { identityOf } from '../scrapers/file-identity.ts';
+import { identityOf } from '../file-identity.ts';
 import { CLIENT_AUTH_TYPES, secureContextOptions, type TlsMaterial, type TlsSettings } from './tls-context.ts';
 import { z } from 'zod';
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../config-error.ts';
 
 export class WebConfigError extends ConfigError {
   override name = 'WebConfigError';

@@ -11,7 +11,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { ConfigKind } from '../translate/runtime-config.ts';
-import { identityOf, type FileIdentity } from './file-identity.ts';
+import { identityOf, type FileIdentity } from '../file-identity.ts';
 import { FileTooLarge, readTextSync } from './pseudo-fs.ts';
 import { errorCode, isGone } from './source-error.ts';
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { HostProcess, KataRuntime, RawSandbox } from '../translate/records.ts';
 import { cmdlineMentionsSandbox } from '../translate/hypervisor.ts';
 import { needsProcessScan } from '../translate/sandbox-map.ts';
-import { identityOf, type FileIdentity } from './file-identity.ts';
+import { identityOf, type FileIdentity } from '../file-identity.ts';
 import { socketIdentityOf } from './kata-shim.ts';
 import { FileTooLarge, pauseForIo, readTextSync } from './pseudo-fs.ts';
 import { SourceError, errorCode, isGone } from './source-error.ts';

@@ -9,7 +9,7 @@ import { gunzip as gunzipCb } from 'node:zlib';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import type { KubeletEndpoint } from '../translate/records.js';
-import { identityOf, type FileIdentity } from './file-identity.js';
+import { identityOf, type FileIdentity } from '../file-identity.ts';
 import { SourceError, type SourceErrorReason } from './source-error.js';
 
 const gunzip = promisify(gunzipCb);

@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, rename, rm, stat, symlink, utimes, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { identityOf, type FileIdentity } from '../../src/scrapers/file-identity.ts';
+import { identityOf, type FileIdentity } from '../../src/file-identity.ts';
 import { pastCtimeTick } from '../support/file-times.ts';
 
 let dir: string;

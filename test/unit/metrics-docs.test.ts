@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
 import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed } from '../../src/publish/families.ts';
-import { renderMetricsDoc } from '../../src/publish/metrics-doc.ts';
+import { renderMetricsDoc } from '../../scripts/metrics-doc.ts';
 import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 
 const docsPath = new URL('../../docs/metrics.md', import.meta.url);

@@ -3,8 +3,8 @@
  * test fails when the checked-in file drifts from it.
  */
 
-import { FLAGS } from '../config.ts';
-import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, HOST_COLLECTOR_FLAGS, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from './families.ts';
+import { FLAGS } from '../src/config.ts';
+import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, HOST_COLLECTOR_FLAGS, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from '../src/publish/families.ts';
 
 const SCOPE_TITLES: Record<FamilyScope, string> = {
   container: 'Per container',
