@@ -311,6 +311,8 @@ export interface PodRecord {
   name: string;
   nodeName?: string;
   phase?: string;
+  /** status.startTime in seconds since epoch: when the kubelet took the pod on (before its sandbox). */
+  startedAt?: number;
   qosClass?: string;
   runtimeClassName?: string;
   /** Resolved from the RuntimeClass object; undefined when the class is unknown. */

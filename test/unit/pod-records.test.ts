@@ -40,6 +40,7 @@ describe('toPodRecord on the kata-qemu fixture', () => {
       name: 'build-7f9c4-x2k8p',
       nodeName: 'worker-3',
       phase: 'Running',
+      startedAt: day + 9 * 3600 + 26 * 60 + 53, // status.startTime 09:26:53Z
       qosClass: 'Burstable',
       runtimeClassName: 'kata-qemu',
       runtimeHandler: 'kata-qemu',
