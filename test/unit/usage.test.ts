@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseCommandLine, type Config } from '../../src/config.ts';
 import { LabCgroupTree } from '../../src/lab/cgroup-tree.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FinalCgroupReader } from '../../src/scrapers/usage-final-read.ts';
@@ -267,5 +268,26 @@ describe('UsageRecorder', () => {
     usage.podEnded(kataPod, 'deleted');
     await usage.settled();
     expect(self.usageRecords).toEqual(new Map([['failed', 1]]));
+  });
+});
+
+describe('--usage.output and --usage.state-dir', () => {
+  const config = (...flags: string[]): Config => {
+    const parsed = parseCommandLine(['--node.name=n1', '--kubelet.url=https://10.0.0.5:10250', ...flags], {});
+    if (parsed.kind !== 'run') throw new Error('not a run');
+    return parsed.config;
+  };
+
+  it('defaults to stdout without a ledger directory', () => {
+    expect(config()).toMatchObject({ usageOutput: { kind: 'stdout' }, usageStateDir: undefined });
+  });
+
+  it('takes off, a file path and a ledger directory', () => {
+    expect(config('--usage.output=off').usageOutput).toEqual({ kind: 'off' });
+    expect(config('--usage.output=/var/log/usage.jsonl', '--usage.state-dir=/var/lib/kmb')).toMatchObject({
+      usageOutput: { kind: 'file', path: '/var/log/usage.jsonl' },
+      usageStateDir: '/var/lib/kmb',
+    });
+    expect(() => config('--usage.output=')).toThrow(/--usage.output must be stdout, off or a file path/);
   });
 });
