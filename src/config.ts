@@ -14,6 +14,8 @@ export const DEFAULT_PORT = 9863;
 
 export type RuntimeRsMode = 'safe' | 'all' | 'none';
 
+export type UsageOutput = { kind: 'stdout' } | { kind: 'off' } | { kind: 'file'; path: string };
+
 export interface Config {
   listenHost: string | undefined;
   listenPort: number;
@@ -53,6 +55,10 @@ export interface Config {
   kataConfigPath: string;
   collectMinIntervalMs: number;
   collectDeadlineMs: number;
+  /** `--usage.output`: where usage records go (docs/usage-records.md). */
+  usageOutput: UsageOutput;
+  /** `--usage.state-dir`: the ledger that keeps records exactly once across restarts; in memory only when absent. */
+  usageStateDir?: string;
   logLevel: string;
   once: boolean;
   demo: boolean;
@@ -124,6 +130,15 @@ const FLAG_SPECS = {
   },
   'collect.min-interval': { type: 'string', default: '5s', help: 'Concurrent scrapes within this window share one collection.' },
   'collect.deadline': { type: 'string', default: '5s', help: 'A collection answers within this time with whatever sources finished.' },
+  'usage.output': {
+    type: 'string',
+    default: 'stdout',
+    help: 'Where a usage record goes when a Kata pod ends: stdout (one JSON line each, "kind":"usage_record"), off, or a file path (appended, fsynced).',
+  },
+  'usage.state-dir': {
+    type: 'string',
+    help: 'Directory of the ledger that keeps usage records exactly once per pod across restarts (a hostPath); in memory only when unset.',
+  },
   'log.level': { type: 'string', default: 'info', help: 'Log level: debug, info, warn, error.' },
   once: { type: 'boolean', default: false, help: 'Collect once, print the exposition to stdout, exit non-zero if a source failed.' },
   demo: { type: 'boolean', default: false, help: 'Run against a built-in simulated node; no cluster needed.' },
@@ -199,6 +214,13 @@ function labelsAllowlist(flag: string, value: string): LabelsAllowlist {
     if (!(error instanceof LabelsAllowlistError)) throw error;
     throw new ConfigError(`--${flag} "${value}": ${error.message} (e.g. tenant,repository or *)`);
   }
+}
+
+/** `stdout`, `off`, or a file path. */
+function usageOutput(value: string): UsageOutput {
+  if (value === 'stdout' || value === 'off') return { kind: value };
+  if (value.trim() === '') throw new ConfigError('--usage.output must be stdout, off or a file path');
+  return { kind: 'file', path: value };
 }
 
 /** Whether the isolation audit runs: some selector says which workloads are untrusted. */
@@ -349,6 +371,8 @@ export function parseCommandLine(
     kataConfigPath: flags.string('path.kata-config'),
     collectMinIntervalMs: flags.duration('collect.min-interval'),
     collectDeadlineMs: flags.duration('collect.deadline'),
+    usageOutput: usageOutput(flags.string('usage.output')),
+    usageStateDir: flags.optional('usage.state-dir') || undefined,
     logLevel: flags.string('log.level'),
     once: flags.boolean('once'),
     demo,

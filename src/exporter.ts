@@ -19,6 +19,7 @@ import { KubeletClient } from './scrapers/kubelet.ts';
 import { PodWatcher } from './scrapers/pods.ts';
 import { RuntimeConfigSource } from './scrapers/runtime-config.ts';
 import { SingleFlight } from './single-flight.ts';
+import { UsageRecorder } from './usage-recorder.ts';
 import type { NodeSnapshot } from './translate/snapshot.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 
@@ -78,6 +79,8 @@ export class Exporter implements ExporterCore {
   private readonly flight: SingleFlight<NodeSnapshot>;
   private server: ClosableServer | undefined;
   private auth: BasicAuthenticator | undefined;
+  /** Usage records of ended pods; opened by startSources (not with --once or --usage.output=off). */
+  private usage: UsageRecorder | undefined;
 
   constructor(private readonly options: ExporterOptions) {
     const { config, logger } = options;
@@ -122,7 +125,11 @@ export class Exporter implements ExporterCore {
     });
     // The reuse window is about real load on the shims, so it runs on real time even when the
     // collection clock is simulated.
-    this.flight = new SingleFlight(() => this.collector.collect(), config.collectMinIntervalMs);
+    this.flight = new SingleFlight(async () => {
+      const snapshot = await this.collector.collect();
+      this.usage?.observe(snapshot);
+      return snapshot;
+    }, config.collectMinIntervalMs);
     this.renderer = new SnapshotRenderer(this.self, options.build, { processMetrics: options.processMetrics ?? true });
   }
 
@@ -138,6 +145,11 @@ export class Exporter implements ExporterCore {
     return this.watcher.isReady();
   }
 
+  /** Resolves once every usage record under way is written (tests; close() waits for them too). */
+  async usageSettled(): Promise<void> {
+    await this.usage?.settled();
+  }
+
   /** Collections started so far (single-flight: one per min-interval under any load). */
   get collections(): number {
     return this.flight.runCount;
@@ -145,6 +157,12 @@ export class Exporter implements ExporterCore {
 
   /** Starts the pod watch; waits for the first pod list up to `readyTimeoutMs`. */
   async startSources(readyTimeoutMs = 0): Promise<boolean> {
+    const { config, logger } = this.options;
+    if (!config.once && this.usage === undefined) {
+      this.usage = await UsageRecorder.open(config, logger, this.self, this.options.now ?? Date.now);
+      const usage = this.usage;
+      if (usage !== undefined) this.watcher.onPodEnd((pod, reason) => usage.podEnded(pod, reason));
+    }
     this.watcher.start();
     const deadline = Date.now() + readyTimeoutMs;
     while (!this.watcher.isReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -192,6 +210,8 @@ export class Exporter implements ExporterCore {
     await this.auth?.close();
     this.auth = undefined;
     await this.watcher.stop();
+    await this.usage?.close();
+    this.usage = undefined;
     await this.kubelet.close();
     await this.shims.close();
     await this.shimDecoder.close();

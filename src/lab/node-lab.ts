@@ -193,6 +193,8 @@ interface LabPodState {
   /** CPU seconds accumulated before an override changed the rate. */
   cpuBase: Map<string, { atMs: number; seconds: number }>;
   removed: boolean;
+  /** When its containers ended (finishPod): every counter stays where it was then. */
+  finishedAtMs?: number;
   real?: RealVmCgroups;
   /** Limits, throttling and pressure shares of the pod cgroup (Kata pods on the simulated tree). */
   host?: HostProfile;
@@ -519,9 +521,45 @@ export class NodeLab {
   async removePod(namespace: string, name: string): Promise<void> {
     const state = this.pods.get(`${namespace}/${name}`);
     if (state === undefined) return;
-    state.removed = true;
     this.pods.delete(`${namespace}/${name}`);
     if (state.scenario.inApiServer) this.apiServer.deletePod(namespace, name);
+    await this.tearDown(state);
+  }
+
+  /**
+   * A pod's containers end: its counters stop where they are, written now as the kernel's final
+   * values, and the API server reports the phase with every container terminated. The VM, its
+   * sandbox and cgroups stay until teardownSandbox; the pod object until removePod.
+   */
+  async finishPod(namespace: string, name: string, phase: 'Succeeded' | 'Failed' = 'Succeeded'): Promise<void> {
+    const state = this.pods.get(`${namespace}/${name}`);
+    if (state === undefined) throw new Error(`node lab: no pod ${namespace}/${name}`);
+    const now = this.now();
+    state.finishedAtMs = now;
+    await this.tickInFlight;
+    await this.writeCgroups(state);
+    const finishedAt = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+    const exitCode = phase === 'Succeeded' ? 0 : 1;
+    this.apiServer.modifyPod(namespace, name, (pod) => {
+      pod.status = { ...pod.status, phase };
+      for (const status of pod.status.containerStatuses ?? []) {
+        const startedAt = status.state?.running?.startedAt;
+        status.state = { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt, containerID: status.containerID } };
+        status.ready = false;
+        status.started = false;
+      }
+    });
+  }
+
+  /** What the kubelet and Kata do a little after a pod finished: its VM, sandbox and cgroups go; the pod object stays. */
+  async teardownSandbox(namespace: string, name: string): Promise<void> {
+    const state = this.pods.get(`${namespace}/${name}`);
+    if (state !== undefined) await this.tearDown(state);
+  }
+
+  private async tearDown(state: LabPodState): Promise<void> {
+    if (state.removed) return;
+    state.removed = true;
     await this.tickInFlight;
     await state.shim?.close();
     await removeSandbox(this.endpoints, { id: state.sandboxId, runtime: state.scenario.runtime });
@@ -554,7 +592,7 @@ export class NodeLab {
   // ─── the values, as functions of time ──────────────────────────────────────
 
   private seconds(state: LabPodState, atMs: number): number {
-    return Math.max(0, (atMs - state.startedAtMs) / 1000);
+    return Math.max(0, (Math.min(atMs, state.finishedAtMs ?? atMs) - state.startedAtMs) / 1000);
   }
 
   private containerCpu(state: LabPodState, name: string, atMs: number): number {
@@ -562,7 +600,7 @@ export class NodeLab {
     if (container === undefined) return 0;
     const base = state.cpuBase.get(name);
     const override = state.cpuOverride.get(name);
-    if (base !== undefined && override !== undefined) return base.seconds + override * Math.max(0, (atMs - base.atMs) / 1000);
+    if (base !== undefined && override !== undefined) return base.seconds + override * Math.max(0, (Math.min(atMs, state.finishedAtMs ?? atMs) - base.atMs) / 1000);
     const t = this.seconds(state, atMs);
     return state.scenario.flatCpu ? container.cpuCores * t : work(container.cpuCores, t);
   }

@@ -533,6 +533,11 @@ export const SELF_COUNTERS = {
     help: 'Guest-reported samples refused by reason: by the decoder (implausible_value: NaN, infinite, negative or above 2^53), or a guest CPU total that grew more than the node could have run (implausible_increase).',
     labels: ['reason'],
   },
+  usageRecords: {
+    name: 'usage_records_total',
+    help: 'Usage records of ended Kata pods by result: written; failed (the output refused the line: the record is logged on stderr instead); missed (a pod that ended unseen, its cgroups already gone: no record).',
+    labels: ['result'],
+  },
 } as const;
 
 /** The exporter's version series, outside any snapshot. */

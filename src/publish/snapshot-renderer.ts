@@ -97,7 +97,7 @@ export class SnapshotRenderer {
 
 /** The exporter's own counters and its build info, read from `self` at render time. */
 export function registerSelfMetrics(registry: Registry, self: SelfStats, build: BuildInfo): void {
-  const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples } = SELF_COUNTERS;
+  const { shimScrapeErrors, kubeletRejectedSamples, guestRejectedSamples, usageRecords } = SELF_COUNTERS;
   registry.registerMetric(
     callbackMetric(PREFIX + shimScrapeErrors.name, shimScrapeErrors.help, 'counter', () => mapValues(self.shimScrapeErrors, 'reason')),
   );
@@ -108,6 +108,9 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
   );
   registry.registerMetric(
     callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => mapValues(self.guestRejectedSamples, 'reason')),
+  );
+  registry.registerMetric(
+    callbackMetric(PREFIX + usageRecords.name, usageRecords.help, 'counter', () => mapValues(self.usageRecords, 'result')),
   );
   registry.registerMetric(
     callbackMetric(PREFIX + BUILD_INFO.name, BUILD_INFO.help, 'gauge', () => [

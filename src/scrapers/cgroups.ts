@@ -6,7 +6,7 @@
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
-import { CGROUP_FILES, decodeCgroupUsage, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
+import { CGROUP_FILES, decodeCgroupUsage, parseSingleValue, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
 import { HOST_FILES, NO_HOST_READS, decodeHostFiles, pressureFileName, type HostFileTexts, type HostReads } from '../translate/host-decode.ts';
 import {
   CGROUP_DRIVERS,
@@ -475,4 +475,24 @@ function hostFilesOf(layout: CgroupLayout, path: string, reads: HostReads, usage
   Object.assign(usage, fields);
   if (missing.length > 0) usage.missingFiles = missing;
   return usage;
+}
+
+/** Where the kernel keeps a cgroup's own memory peak: v2 `memory.peak` (kernel 5.19+), v1 `memory.max_usage_in_bytes`. */
+export const MEMORY_PEAK_FILES: Record<CgroupVersion, string> = { 1: 'memory.max_usage_in_bytes', 2: 'memory.peak' };
+
+/**
+ * The kernel's highest memory usage of one cgroup since it was created, in bytes; undefined when
+ * the kernel keeps none (v2 before 5.19), the cgroup is gone, or the file is malformed. Read only
+ * at a pod's end (usage records), so not part of the per-collection reads.
+ */
+export function readCgroupMemoryPeak(layout: CgroupLayout, relPath: string): number | undefined {
+  const path = normaliseCgroupPath(relPath);
+  if (path === undefined || layout.memoryDir === undefined) return undefined;
+  try {
+    const text = readOptional(`${abs(layout.memoryDir, path)}/${MEMORY_PEAK_FILES[layout.version]}`);
+    const value = text === undefined ? undefined : parseSingleValue(text);
+    return typeof value === 'bigint' ? Number(value) : undefined;
+  } catch {
+    return undefined;
+  }
 }

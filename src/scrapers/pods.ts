@@ -60,6 +60,14 @@ export interface PodWatcherStats {
   lastError?: WatchErrorInfo;
 }
 
+/** How a pod ended, as the watch saw it: its phase became final, or it was deleted (or gone at a relist). */
+export type PodEndReason = 'succeeded' | 'failed' | 'deleted';
+
+/** Told each pod's end as soon as the watch sees it, once per reason; must not throw. */
+export type PodEndListener = (pod: PodRecord, reason: PodEndReason) => void;
+
+const FINAL_PHASES: Readonly<Record<string, PodEndReason>> = { Succeeded: 'succeeded', Failed: 'failed' };
+
 /** A cluster-scoped kind, kept by name. */
 function byName<J, R extends { name: string }>(
   target: Target,
@@ -93,6 +101,9 @@ export class PodWatcher {
   private controller: AbortController | undefined;
   private runs: Promise<void>[] = [];
   private version = 0;
+  private endListener: PodEndListener | undefined;
+  /** The pods as the end listener last saw them, to tell what changed. */
+  private seenPods: ReadonlyMap<string, PodRecord> = new Map();
   private cached:
     | {
         version: number;
@@ -115,6 +126,13 @@ export class PodWatcher {
         this.version += 1;
       },
     };
+    const podDeps: ReflectorDeps = {
+      ...deps,
+      onChange: () => {
+        deps.onChange();
+        this.tellEnds();
+      },
+    };
     this.podWatch = new Reflector<PodRecord>(
       {
         target: { resource: 'pods', group: '' },
@@ -126,7 +144,7 @@ export class PodWatcher {
           return { key: base.uid, value: base };
         },
       },
-      deps,
+      podDeps,
     );
     this.classWatch = new Reflector(
       byName({ resource: 'runtimeclasses', group: 'node.k8s.io' }, '/apis/node.k8s.io/v1/runtimeclasses', isRuntimeClassJson, toRuntimeClassRecord),
@@ -174,6 +192,37 @@ export class PodWatcher {
     // pod_info labels) would change under a running series; before the namespaces are known, which
     // pods are untrusted would.
     return this.watches().every((watch) => watch.stats.lists > 0);
+  }
+
+  /**
+   * Calls `listener` for every pod whose phase becomes Succeeded or Failed and every pod deleted
+   * (a DELETED event, or gone from a relist), from now on; the pods of the first list that have
+   * already finished are told too.
+   */
+  onPodEnd(listener: PodEndListener): void {
+    this.endListener = listener;
+  }
+
+  /** Compares the pod store with the last one seen (one pass over this node's pods per change). */
+  private tellEnds(): void {
+    const listener = this.endListener;
+    if (listener === undefined) return;
+    const current = this.podWatch.items;
+    const previous = this.seenPods;
+    this.seenPods = new Map(current);
+    const tell = (pod: PodRecord, reason: PodEndReason) => {
+      try {
+        listener(joinRuntimeClass(pod, this.classWatch.items), reason);
+      } catch (error) {
+        (this.options.logger ?? silentLogger).error({ source: 'apiserver', err: errorMessage(error) }, 'a pod end listener failed');
+      }
+    };
+    for (const [uid, pod] of previous) if (!current.has(uid)) tell(pod, 'deleted');
+    for (const [uid, pod] of current) {
+      const reason = FINAL_PHASES[pod.phase ?? ''];
+      const before = previous.get(uid);
+      if (reason !== undefined && (before === undefined || FINAL_PHASES[before.phase ?? ''] === undefined)) tell(pod, reason);
+    }
   }
 
   /** This node's pods by uid, joined with their RuntimeClass (handler, overhead). */

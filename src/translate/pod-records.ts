@@ -269,6 +269,7 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
   const overhead = resourceOverhead(spec?.overhead);
   const labels = stringMap(record(pod.metadata)?.labels);
   const published = publishedPodLabels(labels, labelsAllowlist);
+  const startedAt = seconds(status?.startTime);
   const mapSpecs = (key: string, init: boolean) =>
     list(spec?.[key]).flatMap((c) => toContainerSpec(c, init) ?? []);
   return {
@@ -277,7 +278,7 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
     name: pod.metadata.name,
     nodeName: text(spec?.nodeName),
     phase: text(status?.phase),
-    startedAt: seconds(status?.startTime),
+    ...(startedAt === undefined ? {} : { startedAt }),
     qosClass: text(status?.qosClass),
     runtimeClassName: text(spec?.runtimeClassName),
     ...(overhead ? { overhead, overheadSource: 'pod' as const } : {}),

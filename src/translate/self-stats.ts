@@ -6,6 +6,8 @@ export class SelfStats {
   readonly shimScrapeErrors = new Map<string, number>();
   readonly kubeletRejectedSamples = new Map<string, number>();
   readonly guestRejectedSamples = new Map<string, number>(GUEST_REJECTION_REASONS.map((reason) => [reason, 0]));
+  /** Usage records by result (usage-recorder.ts). */
+  readonly usageRecords = new Map<string, number>();
 
   add(map: Map<string, number>, key: string, amount = 1): void {
     if (amount > 0) map.set(key, (map.get(key) ?? 0) + amount);

@@ -85,7 +85,8 @@ export function labExporterConfig(lab: Pick<NodeLab, 'flags'>, options: Pick<Exp
   if (flags.some((flag) => flag.startsWith(MIN_INTERVAL_FLAG))) {
     throw new Error(`say the min-interval with the harness's minInterval option, not in flags: ${flags.join(' ')}`);
   }
-  const argv = [...lab.flags(), '--web.listen-address=127.0.0.1:0', `${MIN_INTERVAL_FLAG}=${options.minInterval ?? TEST_MIN_INTERVAL}`, ...flags];
+  // Usage records off unless a test asks (the default, stdout, would mix them into the test output).
+  const argv = [...lab.flags(), '--web.listen-address=127.0.0.1:0', `${MIN_INTERVAL_FLAG}=${options.minInterval ?? TEST_MIN_INTERVAL}`, '--usage.output=off', ...flags];
   const parsed = parseCommandLine(argv, {});
   if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${argv.join(' ')}`);
   return parsed.config;

@@ -190,6 +190,8 @@ function checkNetworkPolicy(objects: K8sObject[], peer: PrometheusPeer): void {
  * starting; see the component). The /opt/kata ones are named by no flag: containerd's `imports`
  * (kata-deploy's drop-in) and the handlers' ConfigPath / runtime_config_path point there.
  */
+/** The usage-record ledger's host directory (docs/usage-records.md). */
+const USAGE_STATE_DIR = '/var/lib/kata-metrics-bridge';
 const AUDIT_CONFIG_DIRS = new Set([
   '/etc/containerd',
   '/opt/kata/containerd/config.d',
@@ -334,7 +336,12 @@ function checkDaemonSet(objects: K8sObject[]): void {
   for (const mount of mounts) {
     const volume = volumes.get(mount.name);
     expect(volume, `volume ${mount.name}`).toBeDefined();
-    if (volume!.hostPath !== undefined) {
+    if (volume!.hostPath !== undefined && volume!.hostPath.path === USAGE_STATE_DIR) {
+      // The usage-record ledger: the one writable host directory, what --usage.state-dir names.
+      expect(mount.mountPath).toBe(USAGE_STATE_DIR);
+      expect(flags.get('usage.state-dir')).toBe(USAGE_STATE_DIR);
+      expect(volume!.hostPath.type).toBe('DirectoryOrCreate');
+    } else if (volume!.hostPath !== undefined) {
       expect(mount.readOnly, `hostPath ${volume!.hostPath.path} read-only`).toBe(true);
       expect(mount.recursiveReadOnly, `hostPath ${volume!.hostPath.path} recursively read-only`).toBe('IfPossible');
       if (AUDIT_CONFIG_DIRS.has(volume!.hostPath.path)) {
@@ -355,7 +362,7 @@ function checkDaemonSet(objects: K8sObject[]): void {
   // Never the runtime sockets or the host root: those would hand out the node. Of /etc, only
   // the runtime configuration directories the isolation audit reads.
   for (const path of hostPaths) {
-    if (AUDIT_CONFIG_DIRS.has(path)) continue;
+    if (AUDIT_CONFIG_DIRS.has(path) || path === USAGE_STATE_DIR) continue;
     expect(path).not.toMatch(/^\/$|^\/run$|^\/var\/run$|\.sock$|^\/run\/containerd$|^\/var\/lib|^\/proc|^\/etc|^\/opt/);
   }
   // The audit's flags and mounts come together, or not at all.
