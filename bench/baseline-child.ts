@@ -8,11 +8,11 @@
  * Protocol (IPC): { kind: 'start', sockets, concurrency, kubelet } → { kind: 'started' };
  * { kind: 'read' } → { kind: 'read', wallMs, cpuMs, kubeletMs, bytes }; { kind: 'stop' }.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { Client } from 'undici';
 import { silentLogger } from '../src/log.ts';
+import { processMemory } from './process-memory.ts';
 import { KubeletClient } from '../src/scrapers/kubelet.ts';
 
 interface Start {
@@ -84,16 +84,7 @@ process.on('message', (message: { kind: string } & Partial<Start>) => {
     reply({ kind: 'started' });
   } else if (message.kind === 'read') read().then(reply, fail);
   else if (message.kind === 'stop') {
-    reply({ kind: 'stopped', maxRssBytes: peakRssBytes() });
+    reply({ kind: 'stopped', maxRssBytes: processMemory().peakRssBytes });
     setTimeout(() => process.exit(0), 50);
   }
 });
-
-/**
- * This process's own RSS high-water mark (VmHWM). Not getrusage's maxRSS: on Linux that survives
- * execve, so a forked child would report its parent's peak.
- */
-function peakRssBytes(): number {
-  const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return match ? Number(match[1]) * 1024 : process.memoryUsage.rss();
-}

@@ -2,13 +2,18 @@
  * Benchmark child: the whole Exporter (pod watch, kubelet client, shim pool, collector, renderer)
  * alone in its process, pointed at the simulated node through its flags like on a real node.
  *
- * Protocol (IPC): { kind: 'start', flags, pods } → { kind: 'started' } once the pod list is in;
- * { kind: 'collect' } → one CollectSample; { kind: 'stop' } → { kind: 'stopped', maxRssBytes }.
+ * Protocol (IPC): { kind: 'start', flags, pods } → { kind: 'started', idle: ProcessMemory } once
+ * it serves and the pod list is in; { kind: 'collect' } → one CollectSample; { kind: 'series' } →
+ * { kind: 'series', series } (the last collection's series, counted apart so that parsing it never
+ * adds to the measured peak); { kind: 'mappings' } → the largest resident mappings now, then the V8
+ * heap spaces (physical size) and external memory;
+ * { kind: 'stop' } → { kind: 'stopped', maxRssBytes }.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { Exporter } from '../src/exporter.ts';
 import { parsePromText } from '../src/prom-text/index.ts';
+import { processMemory, residentByMapping, type ProcessMemory } from './process-memory.ts';
 import { startBenchExporter } from './start-exporter.ts';
 
 export interface CollectSample {
@@ -25,8 +30,9 @@ export interface CollectSample {
   shimsOk: number;
   sandboxes: number;
   sourcesDown: string[];
-  series: { total: number; maxPerContainer: number; maxPerPod: number; containers: number; pods: number };
 }
+
+export type SeriesCount = { total: number; maxPerContainer: number; maxPerPod: number; containers: number; pods: number };
 
 let exporter: Exporter | undefined;
 
@@ -35,7 +41,7 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
 }
 
 /** Series of the exporter's own families per container and per pod (identity labels only). */
-function countSeries(text: string): CollectSample['series'] {
+function countSeries(text: string): SeriesCount {
   const parsed = parsePromText(text, { keepPrefixes: ['kata_bridge_'] });
   const perContainer = new Map<string, number>();
   const perPod = new Map<string, number>();
@@ -76,20 +82,20 @@ async function collect(): Promise<CollectSample> {
   const text = await e.renderer.render(snapshot, 'text');
   const renderWallMs = performance.now() - rt0;
   const renderCpuMs = cpuMs(process.cpuUsage(r0));
+  const memory = processMemory();
   return {
     kind: 'collected',
     wallMs,
     cpuMs: collectCpu,
     renderWallMs,
     renderCpuMs,
-    rssBytes: process.memoryUsage.rss(),
-    maxRssBytes: peakRssBytes(),
+    rssBytes: memory.rssBytes,
+    maxRssBytes: memory.peakRssBytes,
     heapUsedBytes: heap.heapUsed,
     heapTotalBytes: heap.heapTotal,
     shimsOk: snapshot.sandboxes.filter((s) => s.state === 'scraped').length,
     sandboxes: snapshot.sandboxes.length,
     sourcesDown: Object.entries(snapshot.sources).flatMap(([name, s]) => (s.up ? [] : [name])),
-    series: countSeries(text),
   };
 }
 
@@ -97,26 +103,29 @@ process.on('message', (message: { kind: string; flags?: string[]; env?: Record<s
   const reply = (value: unknown): void => void process.send?.(value);
   const fail = (error: unknown): void => reply({ kind: 'error', message: error instanceof Error ? error.stack : String(error) });
   if (message.kind === 'start') {
-    // RSS once everything is loaded and the pod list is in, before any collection: the floor.
+    // RSS once everything is loaded, the port served and the pod list in, before any collection: the floor.
     startBenchExporter(message.flags ?? [], message.env ?? {}, message.pods ?? 0).then((started) => {
       exporter = started;
-      reply({ kind: 'started', idleRssBytes: process.memoryUsage.rss() });
+      const idle: ProcessMemory = processMemory();
+      reply({ kind: 'started', idle });
     }, fail);
   }
   else if (message.kind === 'collect') collect().then(reply, fail);
+  else if (message.kind === 'mappings') {
+    const spaces = getHeapSpaceStatistics().map((s) => ({ mapping: `V8 ${s.space_name} (used ${(s.space_used_size / 2 ** 20).toFixed(1)} MiB)`, rssBytes: s.physical_space_size }));
+    const { external, arrayBuffers } = process.memoryUsage();
+    const native = [{ mapping: 'V8 external memory (of which array buffers ' + (arrayBuffers / 2 ** 20).toFixed(1) + ' MiB)', rssBytes: external }];
+    reply({ kind: 'mappings', mappings: [...residentByMapping().slice(0, 6), ...spaces, ...native] });
+  }
+  else if (message.kind === 'series') {
+    const latest = exporter?.latest();
+    if (latest === undefined) fail(new Error('no collection yet'));
+    else exporter!.renderer.render(latest, 'text').then((text) => reply({ kind: 'series', series: countSeries(text) }), fail);
+  }
   else if (message.kind === 'stop') {
     void (exporter?.close() ?? Promise.resolve()).finally(() => {
-      reply({ kind: 'stopped', maxRssBytes: peakRssBytes() });
+      reply({ kind: 'stopped', maxRssBytes: processMemory().peakRssBytes });
       setTimeout(() => process.exit(0), 50);
     });
   }
 });
-
-/**
- * This process's own RSS high-water mark (VmHWM). Not getrusage's maxRSS: on Linux that survives
- * execve, so a forked child would report its parent's peak.
- */
-function peakRssBytes(): number {
-  const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return match ? Number(match[1]) * 1024 : process.memoryUsage.rss();
-}

@@ -7,7 +7,10 @@ import { parseCommandLine } from '../src/config.ts';
 import { Exporter } from '../src/exporter.ts';
 import { silentLogger } from '../src/log.ts';
 
-/** Starts the exporter and waits (up to 30 s) until its pod watch holds `pods` pods. */
+/**
+ * Starts the exporter as main.ts does (pod watch, then the metrics port on a loopback port) and
+ * waits (up to 30 s) until its pod watch holds `pods` pods.
+ */
 export async function startBenchExporter(flags: readonly string[], env: Record<string, string>, pods: number): Promise<Exporter> {
   // KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them in a pod.
   Object.assign(process.env, env);
@@ -19,6 +22,7 @@ export async function startBenchExporter(flags: readonly string[], env: Record<s
     build: { version: 'bench', revision: 'bench', nodeVersion: process.version },
   });
   await exporter.startSources(30_000);
+  await exporter.listen();
   const deadline = Date.now() + 30_000;
   while (exporter.watcher.pods().size < pods && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return exporter;
