@@ -3,7 +3,8 @@
  * alone in its process, pointed at the simulated node through its flags like on a real node.
  *
  * Protocol (IPC): { kind: 'start', flags, pods } → { kind: 'started', idle: ProcessMemory } once
- * it serves and the pod list is in; { kind: 'collect' } → one CollectSample; { kind: 'series' } →
+ * it serves and the pod list is in; { kind: 'collect' } → one CollectSample (a collection, its
+ * text rendering, timed, then its gzip compression as a scrape is served, untimed); { kind: 'series' } →
  * { kind: 'series', series } (the last collection's series, counted apart so that parsing it never
  * adds to the measured peak); { kind: 'mappings' } → the largest resident mappings now, then the V8
  * heap spaces (physical size) and external memory;
@@ -11,10 +12,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { Exporter } from '../src/exporter.ts';
 import { parsePromText } from '../src/prom-text/index.ts';
 import { processMemory, residentByMapping, type ProcessMemory } from './process-memory.ts';
 import { startBenchExporter } from './start-exporter.ts';
+
+const gzipAsync = promisify(gzip);
 
 export interface CollectSample {
   kind: 'collected';
@@ -82,6 +87,9 @@ async function collect(): Promise<CollectSample> {
   const text = await e.renderer.render(snapshot, 'text');
   const renderWallMs = performance.now() - rt0;
   const renderCpuMs = cpuMs(process.cpuUsage(r0));
+  // Served as a Prometheus scrape is (gzip, src/publish/server.ts): that flattens the text and
+  // compresses it, as in production. Untimed; the bytes are dropped.
+  await gzipAsync(text);
   const memory = processMemory();
   return {
     kind: 'collected',

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEMO_SCENARIO } from '../../src/lab/demo.ts';
 import { NodeLab, type LabPodScenario } from '../../src/lab/node-lab.ts';
-import { daemonSetNodeOptions } from './daemonset-node-options.ts';
+import { daemonSetNodeOptions, daemonSetRuntimeEnv } from './daemonset-node-options.ts';
 import { REPO_ROOT } from './e2e-helpers.ts';
 import { percentile } from './percentile.ts';
 import { parseSamples, seriesKey } from './scrape.ts';
@@ -255,7 +255,7 @@ interface ExporterProcess {
 
 async function startExporter(lab: NodeLab, extraFlags: readonly string[]): Promise<ExporterProcess> {
   const args = [...daemonSetNodeOptions(), '--expose-gc', '--import', 'tsx', '--import', pathToFileURL(GC_HOOK).href, 'src/main.ts', ...lab.flags(), '--web.listen-address=127.0.0.1:0', `--collect.min-interval=${SOAK_MIN_INTERVAL}`, ...extraFlags];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...daemonSetRuntimeEnv(), NODE_OPTIONS: '' } });
   if (child.pid === undefined) throw new Error('soak: the exporter process did not start');
   const logs = new LogCollector();
   logs.feed(child.stdout!);
