@@ -15,13 +15,11 @@ import type { PodEndReason } from './scrapers/pods.ts';
 import { FinalCgroupReader } from './scrapers/usage-final-read.ts';
 import { isPodInScope } from './translate/correlate.ts';
 import type { PodRecord } from './translate/records.ts';
-import type { SelfStats } from './translate/self-stats.ts';
+import type { SelfStats, UsageResult } from './translate/self-stats.ts';
 import type { NodeSnapshot } from './translate/snapshot.ts';
 import { UsageAccumulator, usageRecordLine, type FinalHostRead } from './translate/usage.ts';
 import { UsageLedger } from './usage-ledger.ts';
 import { fileSink, streamSink, type UsageSink } from './usage-output.ts';
-
-export type UsageResult = 'written' | 'failed' | 'missed';
 
 export interface UsageRecorderDeps {
   config: Pick<Config, 'nodeName' | 'runtimeHandlers'>;

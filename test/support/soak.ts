@@ -144,13 +144,14 @@ const KNOWN_INFO = [/^serving metrics on /, /: the API server answers again$/, /
 export type LogClass = { kind: 'expected'; label: string } | { kind: 'unexpected'; why: string } | { kind: 'soak' };
 
 /**
- * Classifies one line of the exporter's output. Expected: its normal info lines, and a shim that
+ * Classifies one line of the exporter's output. Expected: its normal info lines, usage records of
+ * the pods churn ends, and a shim that
  * vanished mid-scrape while its pod was being deleted (`shim scrape failed`, reason
  * shim_unreachable). Everything else (any error, any other warning, unknown messages, non-JSON
  * output) is unexpected under churn.
  */
 export function classifyLogLine(line: string): LogClass {
-  let entry: { level?: unknown; msg?: unknown; reason?: unknown; soak?: unknown };
+  let entry: { level?: unknown; msg?: unknown; reason?: unknown; soak?: unknown; kind?: unknown };
   try {
     entry = JSON.parse(line) as typeof entry;
   } catch {
@@ -158,6 +159,8 @@ export function classifyLogLine(line: string): LogClass {
   }
   if (typeof entry !== 'object' || entry === null) return { kind: 'unexpected', why: 'not a JSON object' };
   if (entry.soak === 'gc') return { kind: 'soak' };
+  // Churn ends pods: each gets its usage record on stdout (docs/usage-records.md).
+  if (entry.kind === 'usage_record') return { kind: 'expected', label: 'usage record' };
   const level = typeof entry.level === 'number' ? entry.level : NaN;
   const msg = typeof entry.msg === 'string' ? entry.msg : '';
   if (!(level < 50)) return { kind: 'unexpected', why: `level ${String(entry.level)}` };
