@@ -228,11 +228,10 @@ function correlatePod(
   }
   const podCgroup = input.podCgroups.get(pod.uid);
   if (host !== undefined && podCgroup !== undefined) applyHostTotals(snapshot, gaps, podKey, epoch, counters, podCgroup, observation?.overheadCgroup);
-  const network = observation?.hostNetwork;
-  if (network !== undefined && !applyHostNetwork(snapshot, podKey, epoch, counters, network)) {
-    // The VMM is looked for in the pod's cgroups: without them, cgroup_not_found already says why.
-    if (host !== undefined) gaps.add('host_vmm_not_found');
-  }
+  // The VMM is found and trusted through the pod's cgroups: without them (torn down, or never
+  // found), cgroup_not_found says why no host family is there, network included.
+  const network = host === undefined ? undefined : observation?.hostNetwork;
+  if (network !== undefined && !applyHostNetwork(snapshot, podKey, epoch, counters, network)) gaps.add('host_vmm_not_found');
 
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
