@@ -14,6 +14,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import {
+  kubepodsPath,
   overheadCgroupPaths,
   podCgroupName,
   podCgroupPath,
@@ -24,7 +25,7 @@ import {
   type CgroupDriver,
   type PodQos,
 } from '../translate/cgroup-paths.ts';
-import type { CgroupVersion, KataRuntime } from '../translate/records.ts';
+import { PRESSURE_RESOURCES, type CgroupVersion, type KataRuntime } from '../translate/records.ts';
 
 const PAGE = 4096;
 
@@ -355,6 +356,15 @@ export class LabCgroupTree {
     if (version === 1 && hybrid) await writeAtomic(join(this.root, 'unified', 'cgroup.controllers'), '\n');
     // The kubelet creates the QoS levels at start-up, before any pod.
     for (const qos of QOS_LEVELS) await this.ensureDirs(qosCgroupPath(driver, qos));
+    const v2 = this.v2Dir;
+    // A PSI kernel (5.2+) has the pressure files in every v2 cgroup, the root included.
+    if (v2 !== undefined) {
+      for (const rel of ['', kubepodsPath(driver), ...QOS_LEVELS.map((qos) => qosCgroupPath(driver, qos))]) await this.writePressure(join(v2, rel));
+    }
+  }
+
+  private async writePressure(dir: string, pressure: LabPressure = {}): Promise<void> {
+    for (const resource of PRESSURE_RESOURCES) await writeAtomic(join(dir, `${resource}.pressure`), renderPressure(pressure[resource]));
   }
 
   private get v1Hierarchies(): string[] {
@@ -390,7 +400,7 @@ export class LabCgroupTree {
       await writeAtomic(join(dir, 'cpu.stat'), renderV2CpuStat(usage.cpuSeconds, true, throttling));
       await writeAtomic(join(dir, 'cpu.max'), renderV2CpuMax(limits.cpuQuotaCores));
       await writeAtomic(join(dir, 'io.stat'), renderV2IoStat(usage.diskReadBytes, usage.diskWriteBytes));
-      for (const resource of ['cpu', 'io', 'memory'] as const) await writeAtomic(join(dir, `${resource}.pressure`), renderPressure(pressure?.[resource]));
+      await this.writePressure(dir, pressure);
       if (this.options.memoryController === false) return;
       await writeAtomic(join(dir, 'memory.current'), `${usage.memoryUsageBytes}\n`);
       await writeAtomic(join(dir, 'memory.stat'), renderV2MemoryStat(usage));

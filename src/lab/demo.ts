@@ -10,7 +10,8 @@
  * The isolation audit is on: the `ci` namespace is labelled untrusted, and one pod shows each
  * finding once (an untrusted pod under runc with host networking, a privileged container whose
  * handler passes the host's devices, a hostPath volume, honoured Kata annotations), while the
- * other ci builds (build-7f9c4 first) are clean untrusted Kata pods that raise none.
+ * other ci builds (build-7f9c4 first) are clean untrusted Kata pods that raise none. Two builds
+ * carry a `repository` label, published through --pods.labels-allowlist.
  */
 
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -28,12 +29,15 @@ export const DEMO_SCENARIO: LabScenario = {
   cgroupVersion: 2,
   namespaces: { ci: { [DEMO_UNTRUSTED_LABEL.key]: DEMO_UNTRUSTED_LABEL.value, team: 'platform' } },
   audit: { namespaceSelector: `${DEMO_UNTRUSTED_LABEL.key}=${DEMO_UNTRUSTED_LABEL.value}` },
+  // Who a build belongs to, on kata_bridge_pod_labels: the repository label of the CI builds.
+  labelsAllowlist: 'repository',
   pods: [
-    { name: 'build-7f9c4', hypervisor: 'qemu', runtime: 'go' },
+    { name: 'build-7f9c4', hypervisor: 'qemu', runtime: 'go', labels: { repository: 'web-frontend' } },
     {
       name: 'integration-x2k9p',
       hypervisor: 'cloud-hypervisor',
       runtime: 'go',
+      labels: { repository: 'payments-api' },
       sandboxCgroupOnly: true,
       containers: [
         { name: 'test-runner', cpuCores: 1.2, memoryBytes: 900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '1', memory: '1Gi' } },
@@ -96,13 +100,16 @@ export async function startDemoNode(base: Config, logger: Logger): Promise<DemoN
   lab.startTicking(1000);
   const parsed = parseCommandLine(lab.flags(), {});
   if (parsed.kind !== 'run') throw new Error('the demo node produced no exporter configuration');
-  // The demo audits its own untrusted namespace, unless the command line names other selectors.
+  // The demo audits its own untrusted namespace and publishes its builds' repository label, unless
+  // the command line says otherwise.
   const selectors = isAuditEnabled(base) ? base : parsed.config;
+  const labels = base.podLabelsAllowlist.all || base.podLabelsAllowlist.keys.size > 0 ? base : parsed.config;
   const config: Config = {
     ...base,
     ...pickPaths(parsed.config),
     auditNamespaceSelector: selectors.auditNamespaceSelector,
     auditPodSelector: selectors.auditPodSelector,
+    podLabelsAllowlist: labels.podLabelsAllowlist,
     demo: true,
   };
   logger.info({ dir: lab.dir, pods: DEMO_SCENARIO.pods.length, kubelet: lab.endpoints.kubeletUrl, apiServer: lab.apiServer.url }, 'demo node started');

@@ -125,6 +125,8 @@ export interface LabScenario {
   namespaces?: Record<string, Record<string, string>>;
   /** The isolation audit's selectors, passed as --audit.namespace-selector / --audit.pod-selector. */
   audit?: { namespaceSelector?: string; podSelector?: string };
+  /** Pod labels to publish on kata_bridge_pod_labels, passed as --pods.labels-allowlist. */
+  labelsAllowlist?: string;
   cgroupVersion?: 1 | 2;
   cgroupDriver?: CgroupDriver;
   /**
@@ -249,6 +251,16 @@ export const QEMU_RUNTIME_RS = { runtime: 'rs', hypervisor: 'qemu', runtimeClass
 /** What a lying guest reports: an idle VM, whatever the host sees it do. */
 const IDLE_GUEST = { cores: 0.005, memoryBytes: 120 * MIB, networkBytesPerSecond: 300, diskBytesPerSecond: 2_000 } as const;
 
+/** The exporter flags a scenario asks for beyond the lab's paths. */
+function scenarioFlags(scenario: LabScenario): string[] {
+  const { audit, labelsAllowlist } = scenario;
+  return [
+    ...(audit?.namespaceSelector === undefined ? [] : [`--audit.namespace-selector=${audit.namespaceSelector}`]),
+    ...(audit?.podSelector === undefined ? [] : [`--audit.pod-selector=${audit.podSelector}`]),
+    ...(labelsAllowlist === undefined ? [] : [`--pods.labels-allowlist=${labelsAllowlist}`]),
+  ];
+}
+
 export class NodeLab {
   readonly pods = new Map<string, LabPodState>();
   private ticker: NodeJS.Timeout | undefined;
@@ -264,7 +276,8 @@ export class NodeLab {
     readonly cgroups: LabCgroupTree,
     /** Where the node's containerd and Kata configuration files are. */
     readonly runtimeConfig: LabRuntimeConfig,
-    private readonly audit: LabScenario['audit'],
+    /** The exporter flags the scenario asks for beyond the paths (audit selectors, labels allowlist). */
+    private readonly scenarioFlags: readonly string[],
     private readonly now: () => number,
     private readonly realCgroups: LabScenario['realCgroups'],
   ) {}
@@ -326,7 +339,7 @@ export class NodeLab {
     const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
     if (scenario.realCgroups) endpoints.cgroupRoot = REAL_CGROUP_ROOT;
 
-    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenario.audit, now, scenario.realCgroups);
+    lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenarioFlags(scenario), now, scenario.realCgroups);
     for (const pod of scenario.pods) await lab.addPod(pod);
     return lab;
   }
@@ -367,8 +380,7 @@ export class NodeLab {
       `--path.containerd-config=${e.containerdConfigPath}`,
       `--path.crio-config=${e.crioConfigPath}`,
       `--path.kata-config=${e.kataConfigPath}`,
-      ...(this.audit?.namespaceSelector === undefined ? [] : [`--audit.namespace-selector=${this.audit.namespaceSelector}`]),
-      ...(this.audit?.podSelector === undefined ? [] : [`--audit.pod-selector=${this.audit.podSelector}`]),
+      ...this.scenarioFlags,
     ];
   }
 

@@ -228,7 +228,10 @@ function correlatePod(
   }
   const podCgroup = input.podCgroups.get(pod.uid);
   if (host !== undefined && podCgroup !== undefined) applyHostTotals(snapshot, gaps, podKey, epoch, counters, podCgroup, observation?.overheadCgroup);
-  if (observation?.hostNetwork !== undefined) applyHostNetwork(snapshot, gaps, podKey, epoch, counters, observation.hostNetwork);
+  // The VMM is found and trusted through the pod's cgroups: without them (torn down, or never
+  // found), cgroup_not_found says why no host family is there, network included.
+  const network = host === undefined ? undefined : observation?.hostNetwork;
+  if (network !== undefined && !applyHostNetwork(snapshot, podKey, epoch, counters, network)) gaps.add('host_vmm_not_found');
 
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
@@ -345,21 +348,12 @@ function applyHostTotals(
   }
 }
 
-/** Network bytes from the VMM's namespace, or why there are none. */
-function applyHostNetwork(
-  snapshot: PodSnapshot,
-  gaps: Set<PodGapReason>,
-  podKey: string,
-  epoch: string,
-  counters: CounterState,
-  network: HostNetworkRead,
-): void {
-  if (network.state !== 'ok') {
-    gaps.add('host_vmm_not_found');
-    return;
-  }
+/** Network bytes from the VMM's namespace; false when its VMM was not found. */
+function applyHostNetwork(snapshot: PodSnapshot, podKey: string, epoch: string, counters: CounterState, network: HostNetworkRead): boolean {
+  if (network.state !== 'ok') return false;
   snapshot.hostNetworkReceiveBytes = hostCounter(counters, podKey, 'host_rx', epoch, network.receiveBytes);
   snapshot.hostNetworkTransmitBytes = hostCounter(counters, podKey, 'host_tx', epoch, network.transmitBytes);
+  return true;
 }
 
 /**

@@ -430,6 +430,10 @@ function decodeGuestCpu(reader: SampleReader, guest: GuestStats, userHz: number)
   };
 }
 
+function isCpuRow(cpu: string | undefined, item: string | undefined): boolean {
+  return (cpu === 'total' || (cpu !== undefined && /^\d{1,4}$/.test(cpu))) && (CPU_ITEMS as readonly (string | undefined)[]).includes(item);
+}
+
 /** Non-zero values needed to call whole multiples of 10 milliseconds rather than chance. */
 const MIN_NONZERO_FOR_MILLISECONDS = 3;
 
@@ -438,12 +442,14 @@ const MIN_NONZERO_FOR_MILLISECONDS = 3;
  * per-CPU PER_CPU_UNIT_ITEMS): a fraction anywhere is seconds (Kata 2.2–2.3); whole numbers of
  * which one is not a multiple of 10 are clock ticks (2.4);
  * whole multiples of 10 are milliseconds (2.5.0 on: ticks × 10), once enough are non-zero that
- * ticks would not all be multiples of 10 by chance (three non-zero ticks: 1 in 1000).
+ * ticks would not all be multiples of 10 by chance (three non-zero ticks: 1 in 1000). A row of no
+ * CPU (another cpu label, an unknown item) is no agent's output: it does not vote.
  */
 export function guestCpuUnit(samples: readonly PromSample[]): GuestCpuUnit {
   let nonZero = 0;
   let tens = true;
-  for (const { value } of samples) {
+  for (const { value, labels } of samples) {
+    if (!isCpuRow(labels.cpu, labels.item)) continue;
     if (!Number.isFinite(value) || value < 0) continue;
     if (!Number.isInteger(value)) return 'seconds';
     if (value === 0) continue;

@@ -5,7 +5,7 @@
  * per-pod host family appears with the values in those files, and the node says whether PSI is
  * there. Expected values are worked out by hand from the texts below.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { afterEach, describe, expect, test } from 'vitest';
@@ -117,20 +117,36 @@ describe.each([1, 2] as const)('cgroup v%i', (version) => {
   });
 });
 
+/**
+ * The lab writes every host file and a VMM for each sandbox: take away the pod cgroup's io.stat
+ * and the VMM's process, as on a node without the io controller for the pod and with a VMM the
+ * exporter cannot see.
+ */
+async function removeIoStatAndVmm(node: NodeLab): Promise<void> {
+  const state = node.pods.get(`ci/${POD}`)!;
+  await rm(join(node.endpoints.cgroupRoot, node.cgroups.paths(state.uid)!.pod, 'io.stat'));
+  await rm(join(node.endpoints.procDir, String(state.processes!.vmm.pid)), { recursive: true });
+}
+
 test('without the files or a VMM, the pod says why instead of going silent', async () => {
   lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: 2 });
+  await removeIoStatAndVmm(lab);
   const series = await scrapeOnce(lab);
   expect(one(series, key('pod_metrics_gap', { reason: 'host_file_missing' }))).toBe(1);
   expect(one(series, key('pod_metrics_gap', { reason: 'host_vmm_not_found' }))).toBe(1);
   expect(series.has(key('pod_host_network_receive_bytes_total'))).toBe(false);
+  expect(series.has(key('pod_host_disk_read_bytes_total'))).toBe(false);
 });
 
 test('--no-collector.host-network reads no VMM and raises no network gap', async () => {
   lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: 2 });
+  await removeIoStatAndVmm(lab);
   const running = await startExporterOn(lab, { flags: ['--no-collector.host-network', '--no-collector.host-memory', '--no-collector.host-disk'] });
   close = () => running.exporter.close();
   const series = await running.scrape();
   expect(series.has(key('pod_metrics_gap', { reason: 'host_vmm_not_found' }))).toBe(false);
+  // Nor a file gap: io.stat belongs to the disk collector, which is off too.
+  expect(series.has(key('pod_metrics_gap', { reason: 'host_file_missing' }))).toBe(false);
   // Throttling (cpu.stat, written by the lab) is still read.
   expect(one(series, key('pod_host_cpu_throttled_seconds_total'))).toBe(0);
 });

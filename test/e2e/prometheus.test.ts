@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_SCENARIO, DEMO_UNTRUSTED_LABEL } from '../../src/lab/demo.ts';
 import type { NodeLab } from '../../src/lab/node-lab.ts';
 import { HOST_DEVICES_HANDLER, labAppliesKataAnnotation } from '../../src/lab/runtime-config-files.ts';
+import { ADVISOR } from '../../scripts/advisor-rules.ts';
 import { generate } from '../../scripts/gen-rules.ts';
 import { resolveThresholds } from '../../deploy/prometheus/thresholds.ts';
 import { startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
@@ -34,14 +35,20 @@ const ALL: Record<string, string> = {
   instance: '.*',
   namespace: '.*',
   pod: '.*',
+  runtime_handler: '.*',
   topn: '5',
   window: '10s',
   __rate_interval: '10s',
   __interval: '1s',
+  __interval_ms: '1000',
   __range: '1m',
 };
 /** Scrapes (1 s apart) of history to wait for: rate window + steadiness window, and a margin. */
 const MIN_SAMPLES = 24;
+
+/** The committed advisor's minimum of pods per handler, which the demo node does not reach. */
+const ADVISOR_MIN_PODS = resolveThresholds({}).overheadAdvisor.minPods;
+const TOO_FEW_PODS = `the committed rules recommend an overhead.podFixed only for a RuntimeClass handler with ${ADVISOR_MIN_PODS} pods or more in the advisor's window (a p99 over fewer pods is their maximum), and the demo node runs a few pods per handler (checked below); the abuse scenario's copy of the rules lowers the minimum and checks the recommendations have data`;
 
 /**
  * Panel queries that are legitimately empty on the calm demo node, keyed `dashboard uid / panel
@@ -56,6 +63,14 @@ const ALLOWED_EMPTY: Record<string, string> = {
     'no container is blind on the demo node (lint-zeros-5d2bq is estimated from its guest, not blind); the "Containers blind" stat renders the same count as 0 and is checked',
   'kata-build-abuse/Firing alerts/A':
     'every rule needs its `for:` (2 m or more) before firing, and the calm pass runs in the first seconds; checked non-empty in the abuse scenario, whose test copy of the rules shortens `for`',
+  'kata-capacity-cost/Overhead memory: reserved vs observed vs recommended/F': TOO_FEW_PODS,
+  'kata-capacity-cost/Overhead cpu: reserved vs observed vs recommended/F': TOO_FEW_PODS,
+};
+
+/** Recording rules legitimately empty on the calm demo node, with the reason. */
+const ALLOWED_EMPTY_RECORDS: Record<string, string> = {
+  [ADVISOR.recommendedMemory]: TOO_FEW_PODS,
+  [ADVISOR.recommendedCpu]: TOO_FEW_PODS,
 };
 
 /** Alerts the calm demo node must raise: its deliberate blind spots (see src/lab/demo.ts). */
@@ -199,7 +214,9 @@ describe('calm demo node, committed rules, real Prometheus', () => {
 
   it('answers every recording rule expression with data, and records it', async () => {
     const failures: string[] = [];
-    for (const rule of (await prom.rules()).filter((r) => r.type === 'recording')) {
+    const rules = (await prom.rules()).filter((r) => r.type === 'recording');
+    expect(Object.keys(ALLOWED_EMPTY_RECORDS).filter((name) => !rules.some((r) => r.name === name))).toEqual([]);
+    for (const rule of rules.filter((r) => !(r.name in ALLOWED_EMPTY_RECORDS))) {
       try {
         if ((await prom.query(rule.query)).length === 0) failures.push(`${rule.name}: expression empty on the demo node`);
         if ((await prom.query(rule.name)).length === 0) failures.push(`${rule.name}: no recorded series`);
@@ -208,6 +225,12 @@ describe('calm demo node, committed rules, real Prometheus', () => {
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  it(`publishes no overhead recommendation because every handler has fewer than ${ADVISOR_MIN_PODS} pods, as the allow-lists say`, async () => {
+    const counts = await prom.query(ADVISOR.handlerPods);
+    expect(counts.length).toBeGreaterThan(0);
+    expect(counts.filter((s) => Number(s.value[1]) >= ADVISOR_MIN_PODS).map((s) => s.metric)).toEqual([]);
   });
 
   it('evaluates every alert expression without error (a false condition is an empty result, not an error)', async () => {
@@ -297,9 +320,12 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
     await prom?.close();
   });
 
-  /** The generator's rules with the thresholds' own override mechanism, windows shortened. */
+  /**
+   * The generator's rules with the thresholds' own override mechanism, windows shortened, and the
+   * advisor recommending from a single pod per handler so its recommendations have data here.
+   */
   function abuseTestRules(): string {
-    const text = generate(resolveThresholds({ cpuAtLimit: { varianceWindow: ABUSE_WINDOW, for: ABUSE_FOR } }));
+    const text = generate(resolveThresholds({ cpuAtLimit: { varianceWindow: ABUSE_WINDOW, for: ABUSE_FOR }, overheadAdvisor: { minPods: 1 } }));
     // The recording rules' 5-minute rate window is not a threshold: shorten it in this copy only.
     const rewritten = text.replaceAll('[5m]', `[${ABUSE_WINDOW}]`);
     if (rewritten === text) throw new Error('the generated rules no longer rate over [5m]: update abuseTestRules()');
@@ -349,4 +375,39 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
     expect(ranking[0]?.metric).toMatchObject({ namespace: BUILD.namespace, pod: BUILD.pod, container: BUILD.container });
     expect(Number(ranking[0]?.value[1])).toBeGreaterThanOrEqual(0.9);
   }, 180_000);
+
+  it("fills the capacity dashboard's recommended podFixed for every handler once the advisor's minimum is met", async () => {
+    const p = prom;
+    if (p === undefined) throw new Error('the abuse scenario did not start its Prometheus');
+    const capacity = dashboards.find((d) => d.dashboard['uid'] === 'kata-capacity-cost');
+    expect(capacity).toBeDefined();
+    const handlers = (await p.query(ADVISOR.handlerPods)).map((s) => s.metric['runtime_handler']).sort();
+    expect(handlers.length).toBeGreaterThan(0);
+    const advisor = resolveThresholds({}).overheadAdvisor;
+    const checks = [
+      { title: 'Overhead memory: reserved vs observed vs recommended', p99: ADVISOR.handlerMemory.p99, step: advisor.memoryStepBytes },
+      { title: 'Overhead cpu: reserved vs observed vs recommended', p99: ADVISOR.handlerCpu.p99, step: advisor.cpuStepCores },
+    ];
+    for (const { title, p99, step } of checks) {
+      const ref = panelRefs(capacity!.dashboard).find((r) => r.title === title);
+      const query = ref?.queries.find((q) => q.refId === 'F');
+      if (query === undefined) throw new Error(`no recommended query (F) on the panel "${title}"`);
+      // The recording rules evaluate in a chain: wait until every handler has its recommendation.
+      const recommended = await waitFor(
+        `${title}: a recommendation for each of ${handlers.join(', ')}`,
+        async () => {
+          const result = await p.query(substitute(query.expr, ALL));
+          return result.length === handlers.length ? result : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 1_000, describe: () => p.log() },
+      );
+      // p99 × (1 + headroom) rounded up to whole steps: a whole number of steps, above the observed
+      // p99 (compared in one query, so both are of the same evaluation give or take one second).
+      for (const sample of recommended) {
+        const steps = Number(sample.value[1]) / step;
+        expect(Math.abs(steps - Math.round(steps)), `${title} ${sample.metric['runtime_handler']}`).toBeLessThan(1e-6);
+      }
+      expect(await p.query(`(${substitute(query.expr, ALL)}) < on (runtime_handler) ${p99}`)).toEqual([]);
+    }
+  }, 60_000);
 });
