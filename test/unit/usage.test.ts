@@ -240,7 +240,7 @@ describe('UsageRecorder', () => {
     await usage.settled();
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ uid: UID, end_reason: 'succeeded', collections: 1 });
-    expect(self.usageRecords).toEqual(new Map([['written', 1]]));
+    expect(self.usageRecords).toEqual(new Map([['written', 1], ['failed', 0], ['missed', 0]]));
   });
 
   it('counts a pod that ended unseen with its cgroups gone as missed, and writes nothing for it', async () => {
@@ -248,7 +248,7 @@ describe('UsageRecorder', () => {
     usage.podEnded(kataPod, 'deleted');
     await usage.settled();
     expect(lines).toEqual([]);
-    expect(self.usageRecords).toEqual(new Map([['missed', 1]]));
+    expect(self.usageRecords).toEqual(new Map([['written', 0], ['failed', 0], ['missed', 1]]));
   });
 
   it('records a pod that ended unseen from its cgroups, and ignores pods out of scope', async () => {
@@ -267,7 +267,7 @@ describe('UsageRecorder', () => {
     await usage.settled();
     usage.podEnded(kataPod, 'deleted');
     await usage.settled();
-    expect(self.usageRecords).toEqual(new Map([['failed', 1]]));
+    expect(self.usageRecords).toEqual(new Map([['written', 0], ['failed', 1], ['missed', 0]]));
   });
 });
 
