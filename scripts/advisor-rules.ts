@@ -10,7 +10,7 @@
  */
 
 import type { Thresholds } from '../deploy/prometheus/thresholds.ts';
-import type { AlertRule, RecordingRule, RuleGroup } from './gen-rules.ts';
+import type { AlertRule, RecordingRule, RuleGroup } from './rule-file.ts';
 
 /** Recording rule names (level:metric:operations). */
 export const ADVISOR = {

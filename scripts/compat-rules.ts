@@ -22,7 +22,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Thresholds } from '../deploy/prometheus/thresholds.ts';
-import { renderRuleFile, type RecordingRule, type RuleGroup } from './gen-rules.ts';
+import { renderRuleFile, type RecordingRule, type RuleGroup } from './rule-file.ts';
 
 const ROOT = new URL('../', import.meta.url);
 export const COMPAT_RULES_REL = 'deploy/prometheus/kata-bridge-compat.rules.yaml';
