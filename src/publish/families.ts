@@ -195,6 +195,13 @@ export const FAMILIES: readonly FamilyDef[] = [
   podFamily('pod_guest_network_transmit_bytes_total', 'counter', 'Bytes sent by the guest on all interfaces but lo. Untrusted.', 'shim kata_guest_netdev_stat', (p) => p.guestNetworkTransmitBytes),
   podFamily('pod_guest_disk_read_bytes_total', 'counter', 'Bytes read from the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskReadBytes),
   podFamily('pod_guest_disk_written_bytes_total', 'counter', 'Bytes written to the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskWrittenBytes),
+  podFamily(
+    'pod_guest_sample_age_seconds',
+    'gauge',
+    'Age of the shim answer the pod\'s guest values come from: each shim is called once per --shim.interval and its answer re-published in between; past 3 intervals it is a gap (shim_stale).',
+    'collector: time since the shim call',
+    (p) => p.guestSampleAgeSeconds,
+  ),
   {
     name: 'pod_metrics_gap',
     type: 'gauge',
@@ -251,6 +258,18 @@ export const FAMILIES: readonly FamilyDef[] = [
         counts.set(key, entry);
       }
       for (const { runtime, state, n } of counts.values()) emit({ runtime, state }, n);
+    },
+  },
+  {
+    name: 'shim_calls_total',
+    type: 'counter',
+    help: 'Shim calls made since the exporter started, by result (answered, timed_out, failed): at most one per sandbox per --shim.interval while its shim answers.',
+    scope: 'node',
+    extraLabels: ['result'],
+    maxSeriesPerScope: 3,
+    source: 'collector',
+    collect(snapshot, emit) {
+      for (const [result, calls] of Object.entries(snapshot.shimCalls ?? {})) emit({ result }, calls);
     },
   },
   {

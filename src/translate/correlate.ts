@@ -25,7 +25,7 @@ import type {
 export type ShimOutcome =
   | { state: 'ok'; metrics: ShimMetrics }
   | { state: 'skipped'; reason: 'shim_unsafe_runtime' | 'shim_disabled' | 'shim_socket_missing' }
-  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' };
+  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' | 'shim_stale' };
 
 export interface SandboxObservation {
   sandbox: SandboxRecord;
@@ -33,6 +33,11 @@ export interface SandboxObservation {
   pod?: SandboxPodRef;
   /** Undefined when the shim was not asked (e.g. an unmapped sandbox). */
   shim?: ShimOutcome;
+  /**
+   * When the shim gave the `ok` outcome: an earlier collection's time when its answer is re-used
+   * between calls (--shim.interval); undefined: this collection.
+   */
+  shimAnsweredAtMs?: number;
   /** `/kata_overhead/<id>` (or the systemd-driver oddity at the root), when it exists. */
   overheadCgroup?: CgroupUsage;
   /** One of those cgroups exists but could not be read in this collection (it vanished mid-read). */
@@ -69,6 +74,8 @@ export interface CorrelationResult {
 interface CpuEffects {
   containers: CounterEffect[];
   guest?: CounterEffect;
+  /** The guest's values were re-used from an earlier call: they say nothing about this collection's span. */
+  guestReused?: boolean;
   refused: CorrelationResult['refused'];
 }
 
@@ -219,11 +226,18 @@ function correlatePod(
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
   const guest = metrics?.guest;
+  // A re-used answer carries its call's time: the counters see it as the sample they already have,
+  // and bound the next fresh one by the whole time since that call.
+  const answeredAtMs = observation?.shimAnsweredAtMs ?? input.nowMs;
+  if (metrics !== undefined) {
+    snapshot.guestSampleAgeSeconds = Math.max(0, input.nowMs - answeredAtMs) / 1000;
+    effects.guestReused = answeredAtMs < input.nowMs;
+  }
   if (guest !== undefined) {
     if (guest.cpuUnit === 'unknown') gaps.add('guest_cpu_unit_unknown');
     const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
     if (guestCpu !== undefined) {
-      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu }], cpuBound);
+      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu, timestampMs: answeredAtMs }], cpuBound);
       snapshot.guestCpuSeconds = outcome.published;
       effects.guest = outcome.effect;
       if (outcome.effect === 'refused') {
@@ -236,13 +250,13 @@ function correlatePod(
     }
     snapshot.guestMemoryTotalBytes = guest.memTotalBytes;
     snapshot.guestTasks = guest.tasks;
-    snapshot.guestNetworkReceiveBytes = guestCounter(counters, podKey, 'guest_rx', epoch, guest.networkReceiveBytes);
-    snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes);
-    snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes);
-    snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes);
+    snapshot.guestNetworkReceiveBytes = guestCounter(counters, podKey, 'guest_rx', epoch, guest.networkReceiveBytes, answeredAtMs);
+    snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes, answeredAtMs);
+    snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes, answeredAtMs);
+    snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes, answeredAtMs);
   }
 
-  snapshot.containers = correlateContainers(pod, snapshot, input, counters, cpuBound, effects);
+  snapshot.containers = correlateContainers(pod, snapshot, answeredAtMs, input, counters, cpuBound, effects);
   applyOverhead(snapshot, podKey, epoch, counters, effects);
   snapshot.gaps = [...gaps].sort();
   return snapshot;
@@ -305,8 +319,15 @@ export function guestBusySeconds(cpu: GuestCpuSeconds): number {
   return cpu.user + cpu.nice + cpu.system + cpu.irq + cpu.softirq;
 }
 
-function guestCounter(counters: CounterState, scope: string, key: string, epoch: string, value: number | undefined): number | undefined {
-  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value });
+function guestCounter(
+  counters: CounterState,
+  scope: string,
+  key: string,
+  epoch: string,
+  value: number | undefined,
+  timestampMs: number,
+): number | undefined {
+  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value, timestampMs });
 }
 
 /**
@@ -320,6 +341,7 @@ function appContainerNames(pod: PodRecord): string[] {
 function correlateContainers(
   pod: PodRecord,
   podSnapshot: PodSnapshot,
+  guestAnsweredAtMs: number,
   input: CorrelationInput,
   counters: CounterState,
   cpuBound: CounterOptions,
@@ -373,9 +395,8 @@ function correlateContainers(
       // container's first life that total is all it ran; after a restart it also holds the earlier
       // lives, so the new life's counter starts at zero.
       container.source = 'guest_estimate';
-      const outcome = counters.follow(podKey, cpuKey, epoch, [{ source: 'guest_estimate', value: podSnapshot.guestCpuSeconds }], {
-        start: restarts === 0 ? 'raw' : 'zero',
-      });
+      const sample = { source: 'guest_estimate', value: podSnapshot.guestCpuSeconds, timestampMs: guestAnsweredAtMs };
+      const outcome = counters.follow(podKey, cpuKey, epoch, [sample], { start: restarts === 0 ? 'raw' : 'zero' });
       effects.containers.push(outcome.effect);
       container.cpuSeconds = outcome.published;
       container.memoryWorkingSetBytes = podSnapshot.guestMemoryUsedBytes;
@@ -428,7 +449,7 @@ function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, cou
       cpuBasis,
       snapshot.hostCpuSeconds,
       workloadCpu,
-      differenceInputs(cpuComplete ? effects.containers : effects.guest === undefined ? [] : [effects.guest]),
+      cpuComplete ? differenceInputs(effects.containers) : guestDifferenceInputs(effects),
     );
   }
   const memoryComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.memoryWorkingSetBytes !== undefined);
@@ -447,6 +468,17 @@ function differenceInputs(workload: readonly CounterEffect[]): 'follow' | 'hold'
   if (workload.includes('rebased')) return 'skip';
   if (workload.some((e) => e === 'refused' || e === 'held' || e === 'undecided')) return 'hold';
   return 'follow';
+}
+
+/**
+ * The same on the guest basis. A guest value re-used between shim calls has not moved since its
+ * call while the host has: hold the baselines until the next fresh answer, so that the host's and
+ * the guest's increments are measured over the same span, from one call to the next.
+ */
+function guestDifferenceInputs(effects: CpuEffects): 'follow' | 'hold' | 'skip' {
+  if (effects.guest === undefined) return 'follow';
+  const inputs = differenceInputs([effects.guest]);
+  return inputs === 'follow' && effects.guestReused === true ? 'hold' : inputs;
 }
 
 function sumOf<T>(items: readonly T[], value: (item: T) => number | undefined): number {
