@@ -3,7 +3,7 @@
  * container. Pure: the collection time comes in, and counter continuity lives in CounterState.
  */
 
-import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterState } from './counters.ts';
+import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterOutcome, type CounterState } from './counters.ts';
 import type {
   CgroupUsage,
   GuestCpuSeconds,
@@ -226,18 +226,25 @@ function correlatePod(
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
   const guest = metrics?.guest;
-  // A re-used answer carries its call's time: the counters see it as the sample they already have,
-  // and bound the next fresh one by the whole time since that call.
   const answeredAtMs = observation?.shimAnsweredAtMs ?? input.nowMs;
+  // A re-used answer is not a new sample: the guest counters re-publish their values untouched, so
+  // the next fresh answer is bounded by the whole time since the call that gave this one.
+  const reused = answeredAtMs < input.nowMs;
   if (metrics !== undefined) {
-    snapshot.guestSampleAgeSeconds = Math.max(0, input.nowMs - answeredAtMs) / 1000;
-    effects.guestReused = answeredAtMs < input.nowMs;
+    snapshot.guestSampleAgeSeconds = (input.nowMs - answeredAtMs) / 1000;
+    effects.guestReused = reused;
   }
+  const guestCounter = (key: string, value: number | undefined, options: CounterOptions = {}): CounterOutcome | undefined => {
+    if (value === undefined) return undefined;
+    const held = reused ? counters.peek(podKey, key) : undefined;
+    if (held !== undefined && held.epoch === epoch) return { effect: 'applied', published: held.published };
+    return counters.follow(podKey, key, epoch, [{ source: 'shim', value }], options);
+  };
   if (guest !== undefined) {
     if (guest.cpuUnit === 'unknown') gaps.add('guest_cpu_unit_unknown');
     const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
     if (guestCpu !== undefined) {
-      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu, timestampMs: answeredAtMs }], cpuBound);
+      const outcome = guestCounter('guest_cpu', guestCpu, cpuBound)!;
       snapshot.guestCpuSeconds = outcome.published;
       effects.guest = outcome.effect;
       if (outcome.effect === 'refused') {
@@ -250,13 +257,13 @@ function correlatePod(
     }
     snapshot.guestMemoryTotalBytes = guest.memTotalBytes;
     snapshot.guestTasks = guest.tasks;
-    snapshot.guestNetworkReceiveBytes = guestCounter(counters, podKey, 'guest_rx', epoch, guest.networkReceiveBytes, answeredAtMs);
-    snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes, answeredAtMs);
-    snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes, answeredAtMs);
-    snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes, answeredAtMs);
+    snapshot.guestNetworkReceiveBytes = guestCounter('guest_rx', guest.networkReceiveBytes)?.published;
+    snapshot.guestNetworkTransmitBytes = guestCounter('guest_tx', guest.networkTransmitBytes)?.published;
+    snapshot.guestDiskReadBytes = guestCounter('guest_disk_r', guest.diskReadBytes)?.published;
+    snapshot.guestDiskWrittenBytes = guestCounter('guest_disk_w', guest.diskWrittenBytes)?.published;
   }
 
-  snapshot.containers = correlateContainers(pod, snapshot, answeredAtMs, input, counters, cpuBound, effects);
+  snapshot.containers = correlateContainers(pod, snapshot, input, counters, cpuBound, effects);
   applyOverhead(snapshot, podKey, epoch, counters, effects);
   snapshot.gaps = [...gaps].sort();
   return snapshot;
@@ -319,17 +326,6 @@ export function guestBusySeconds(cpu: GuestCpuSeconds): number {
   return cpu.user + cpu.nice + cpu.system + cpu.irq + cpu.softirq;
 }
 
-function guestCounter(
-  counters: CounterState,
-  scope: string,
-  key: string,
-  epoch: string,
-  value: number | undefined,
-  timestampMs: number,
-): number | undefined {
-  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value, timestampMs });
-}
-
 /**
  * App containers: init containers run before the app and are not reported by the kubelet once
  * done, except native sidecars (restartPolicy Always), which run beside the app.
@@ -341,7 +337,6 @@ function appContainerNames(pod: PodRecord): string[] {
 function correlateContainers(
   pod: PodRecord,
   podSnapshot: PodSnapshot,
-  guestAnsweredAtMs: number,
   input: CorrelationInput,
   counters: CounterState,
   cpuBound: CounterOptions,
@@ -395,8 +390,9 @@ function correlateContainers(
       // container's first life that total is all it ran; after a restart it also holds the earlier
       // lives, so the new life's counter starts at zero.
       container.source = 'guest_estimate';
-      const sample = { source: 'guest_estimate', value: podSnapshot.guestCpuSeconds, timestampMs: guestAnsweredAtMs };
-      const outcome = counters.follow(podKey, cpuKey, epoch, [sample], { start: restarts === 0 ? 'raw' : 'zero' });
+      const outcome = counters.follow(podKey, cpuKey, epoch, [{ source: 'guest_estimate', value: podSnapshot.guestCpuSeconds }], {
+        start: restarts === 0 ? 'raw' : 'zero',
+      });
       effects.containers.push(outcome.effect);
       container.cpuSeconds = outcome.published;
       container.memoryWorkingSetBytes = podSnapshot.guestMemoryUsedBytes;

@@ -76,6 +76,11 @@ describe('guest values re-used between shim calls', () => {
     expect(pods.map((p) => p.overheadCpuSeconds)).toEqual([40, 40, 40, 40, 45]);
   });
 
+  test('fresh answers are followed whatever the clock says (a frozen clock in tests)', () => {
+    const frozen = [5, 7, 9].map((guestCpu) => ({ atMs: NOW, guestCpu, answeredAtMs: NOW }));
+    expect(run(frozen).map((p) => p.guestCpuSeconds)).toEqual([5, 7, 9]);
+  });
+
   test('the age of the answer is published with the guest values', () => {
     expect(run(minute(1, 2)).map((p) => p.guestSampleAgeSeconds)).toEqual([0, 15, 30, 45, 0]);
   });
