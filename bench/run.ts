@@ -17,6 +17,7 @@ import { CARDINALITY_BUDGET } from '../src/publish/families.ts';
 import type { CollectSample } from './exporter-child.ts';
 import { compileBenchChildren, IMAGE_NODE_FLAGS } from './build.ts';
 import { runParseBench, type ParseRun } from './parse.ts';
+import { runNodeCost } from './node-cost.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = new Map(
@@ -202,9 +203,11 @@ async function startRig(n: number): Promise<Rig> {
   const rig: Rig = { n, node, exporter, baseline, tsxExporter, ready: undefined!, idleRss: 0, tsxIdleRss: undefined, samples: [], tsxSamples: [] };
   try {
     rig.ready = await node.next<Ready>();
-    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
+    // Every shim at every collection: (b) measures one full collection (--node-cost measures the cadence).
+    const flags = [...rig.ready.flags, '--shim.interval=0s'];
+    const started = await exporter.request<{ idleRssBytes: number }>({ kind: 'start', flags, env: rig.ready.env, pods: n });
     rig.idleRss = started.idleRssBytes;
-    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
+    const tsxStarted = await tsxExporter?.request<{ idleRssBytes: number }>({ kind: 'start', flags, env: rig.ready.env, pods: n });
     rig.tsxIdleRss = tsxStarted?.idleRssBytes;
     const k = rig.ready.kubelet;
     await baseline.request({
@@ -417,4 +420,6 @@ async function main(): Promise<void> {
   process.exitCode = verdicts.every((v) => v.ok) ? 0 : 1;
 }
 
-await main();
+// --node-cost: only the node-cost table (bench/node-cost.ts).
+if (args.has('node-cost')) process.exitCode = (await runNodeCost(process.argv.slice(2))) ? 0 : 1;
+else await main();

@@ -7,8 +7,8 @@ import { parseCommandLine } from '../src/config.ts';
 import { Exporter } from '../src/exporter.ts';
 import { silentLogger } from '../src/log.ts';
 
-/** Starts the exporter and waits (up to 30 s) until its pod watch holds `pods` pods. */
-export async function startBenchExporter(flags: readonly string[], env: Record<string, string>, pods: number): Promise<Exporter> {
+/** Starts the exporter and waits (up to 30 s) until its pod watch holds `pods` pods; `now`: its collection clock. */
+export async function startBenchExporter(flags: readonly string[], env: Record<string, string>, pods: number, now?: () => number): Promise<Exporter> {
   // KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them in a pod.
   Object.assign(process.env, env);
   const parsed = parseCommandLine([...flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);
@@ -17,6 +17,7 @@ export async function startBenchExporter(flags: readonly string[], env: Record<s
     config: parsed.config,
     logger: silentLogger,
     build: { version: 'bench', revision: 'bench', nodeVersion: process.version },
+    now,
   });
   await exporter.startSources(30_000);
   const deadline = Date.now() + 30_000;
