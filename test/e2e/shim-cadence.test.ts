@@ -5,8 +5,10 @@
  * host series move at every scrape, the guest series hold their values between calls with their
  * age growing, and kata_bridge_shim_calls_total counts exactly the calls the shims saw.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { LabPodScenario } from '../../src/lab/node-lab.ts';
+import type { ShimPool } from '../../src/scrapers/shim-pool.ts';
+import { SourceError } from '../../src/scrapers/source-error.ts';
 import { labExporterConfig, startLabExporter, type LabExporter } from '../support/lab-exporter.ts';
 import { seriesKey } from '../support/scrape.ts';
 
@@ -103,6 +105,66 @@ describe('--shim.interval on the node lab', () => {
     const last = observed.at(-1)!.series;
     expect(last.get(seriesKey('kata_bridge_shim_calls_total', { result: 'answered' }))).toBe(seen);
     expect(last.get(seriesKey('kata_bridge_shim_calls_total', { result: 'timed_out' }))).toBe(0);
+  });
+});
+
+describe('a due shim the collection deadline never reaches', () => {
+  let bridge: LabExporter;
+  let nowMs = Date.UTC(2026, 0, 5, 9, 0, 0);
+  const starved = 'starved';
+
+  beforeAll(async () => {
+    bridge = await startLabExporter({ pods: [{ name: 'steady' }, { name: starved }] }, { now: () => nowMs, shimInterval: `${INTERVAL_S}s` });
+  });
+
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await bridge?.close();
+  });
+
+  /** The pool as the collector sees it: the starved sandbox's calls stay queued past the deadline. */
+  function starve(pool: ShimPool, socketPath: string): void {
+    const original = pool.scrapeAll.bind(pool) as (...args: unknown[]) => Promise<Map<string, unknown>>;
+    vi.spyOn(pool, 'scrapeAll').mockImplementation(((targets: Parameters<ShimPool['scrapeAll']>[0], options: unknown) => {
+      const target = targets[0]!;
+      if (target.socketPath !== socketPath) return original(targets, options);
+      const error = new SourceError('timeout', socketPath, 'not scraped: the collection deadline passed while it was queued');
+      return Promise.resolve(new Map([[target.id, { ok: false, error, durationMs: 0, notStarted: true }]]));
+    }) as ShimPool['scrapeAll']);
+  }
+
+  test('keeps its last answer, then is a gap (shim_stale) past 3 intervals; its next answer ends the gap', async () => {
+    const at = async (seconds: number): Promise<Map<string, number>> => {
+      nowMs += seconds * 1000;
+      await bridge.lab.tick();
+      return bridge.scrape();
+    };
+    const stale = seriesKey('kata_bridge_pod_metrics_gap', { namespace: 'ci', pod: starved, reason: 'shim_stale' });
+    const guestCpu = podKey('pod_guest_cpu_usage_seconds_total', starved);
+    const first = await at(0);
+    const shim = bridge.lab.pods.get(`ci/${starved}`)!.shim!;
+    starve(bridge.exporter.shims, shim.socketPath);
+    // Due from 60 s on (plus its offset), never reached: its answer stands in up to 180 s old.
+    const views: Map<string, number>[] = [];
+    for (let k = 1; k <= (3 * INTERVAL_S) / SCRAPE_S; k++) views.push(await at(SCRAPE_S));
+    for (const view of views) {
+      expect(view.get(guestCpu)).toBe(first.get(guestCpu));
+      expect(view.has(stale)).toBe(false);
+    }
+    expect(views.at(-1)!.get(podKey('pod_guest_sample_age_seconds', starved))).toBe(3 * INTERVAL_S);
+    // Each queued call is counted as a timeout, though the old answer is still published.
+    expect(views.at(-1)!.get(seriesKey('kata_bridge_shim_scrape_errors_total', { reason: 'timeout' }))).toBeGreaterThan(0);
+    const past = await at(SCRAPE_S);
+    expect(past.get(stale)).toBe(1);
+    expect(past.has(guestCpu)).toBe(false);
+    expect(past.has(podKey('pod_guest_sample_age_seconds', starved))).toBe(false);
+    expect(past.has(podKey('pod_guest_cpu_usage_seconds_total', 'steady'))).toBe(true);
+    expect(shim.stats.calls).toBe(1);
+    vi.restoreAllMocks();
+    const back = await at(SCRAPE_S);
+    expect(back.has(stale)).toBe(false);
+    expect(back.get(podKey('pod_guest_sample_age_seconds', starved))).toBe(0);
+    expect(shim.stats.calls).toBe(2);
   });
 });
 
