@@ -20,6 +20,7 @@ import { Child, type Runtime } from './child.ts';
 import { IDLE_RSS_TARGET_MIB, memoryVerdicts, PEAK_RSS_TARGETS_MIB, type Verdict } from './memory-targets.ts';
 import type { ProcessMemory } from './process-memory.ts';
 import { runParseBench, type ParseRun } from './parse.ts';
+import { runNodeCost } from './node-cost.ts';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -161,7 +162,8 @@ async function startRig(n: number): Promise<Rig> {
   const rig: Rig = { n, node, exporter, baseline, tsxExporter, ready: undefined!, idle: undefined!, tsxIdleRss: undefined, samples: [], tsxSamples: [] };
   try {
     rig.ready = await node.next<Ready>();
-    rig.ready.flags = [...rig.ready.flags, ...deadlineFlags(n, rig.ready.latencyMs)];
+    // Every shim at every collection: (b) measures one full collection (--node-cost measures the cadence).
+    rig.ready.flags = [...rig.ready.flags, ...deadlineFlags(n, rig.ready.latencyMs), '--shim.interval=0s'];
     const started = await exporter.request<{ idle: ProcessMemory }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
     rig.idle = started.idle;
     const tsxStarted = await tsxExporter?.request<{ idle: ProcessMemory }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
@@ -385,4 +387,6 @@ async function main(): Promise<void> {
   process.exitCode = verdicts.every((v) => v.ok) ? 0 : 1;
 }
 
-await main();
+// --node-cost: only the node-cost table (bench/node-cost.ts).
+if (args.has('node-cost')) process.exitCode = (await runNodeCost(process.argv.slice(2))) ? 0 : 1;
+else await main();

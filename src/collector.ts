@@ -32,6 +32,7 @@ import { PromParseError } from './prom-text/index.ts';
 import { decodeShimBody, type ShimBodyInput } from './translate/shim-body.ts';
 import { inlineShimDecoder, type ShimDecoder } from './shim-decoder.ts';
 import { ASKED_IN_ORDER, ShimSchedule, type ShimStanding } from './translate/shim-schedule.ts';
+import { HeldAnswers, STALE_AFTER_INTERVALS } from './translate/held-answers.ts';
 import { extractRawFamilies, type RawSandboxFamilies } from './translate/shim-raw.ts';
 import type { CgroupUsage, KubeletStats, NamespaceRecord, PodRecord, RawSandbox, SandboxRecord } from './translate/records.ts';
 import type { RuntimeView } from './translate/runtime-config.ts';
@@ -102,12 +103,17 @@ export class Collector {
   /** Last collection's resolution of each present sandbox, by id; see readSandboxes. */
   private resolved = new Map<string, ResolvedRaw>();
   /** Which shims are asked first, last, or not at all in the next collection; see shimScrapes. */
-  private readonly shimSchedule = new ShimSchedule();
+  private readonly shimSchedule: ShimSchedule;
+  /** Each shim's last good answer, re-used between its calls (--shim.interval). */
+  private readonly heldAnswers: HeldAnswers<DecodedShim>;
   /** Each sandbox's VMM, for the host network counters; see readCgroups. */
   private readonly vmms: VmmNetworkReader;
 
   constructor(private readonly deps: CollectorDeps) {
     this.now = deps.now ?? Date.now;
+    const intervalMs = deps.config.shimIntervalMs;
+    this.shimSchedule = new ShimSchedule(intervalMs);
+    this.heldAnswers = new HeldAnswers(STALE_AFTER_INTERVALS * intervalMs);
     this.vmms = new VmmNetworkReader(deps.config.procDir);
   }
 
@@ -124,7 +130,7 @@ export class Collector {
     // scrape starts as soon as its sandbox is settled, while discovery reads the others (and the
     // kubelet answers); the scrapes of sandboxes that needed /proc start when discovery ends.
     const shimsStart = this.now();
-    const scrapes = this.shimScrapes(pods, startedAt);
+    const scrapes = this.shimScrapes(pods, startedAt, takenAtMs);
     const discovered = await timed(this.now, () => this.readSandboxes(scrapes.early));
     const plans = discovered.value.plans;
     for (const plan of plans) plan.podUid ??= resolvePodUid(plan.observation.pod, pods.values());
@@ -172,6 +178,7 @@ export class Collector {
       sandboxes: result.sandboxes,
       sources,
       kubeletEndpoint: kubelet.value.endpoint,
+      shimCalls: this.shimSchedule.callCounts(),
       shimRaw: shims.value.raw,
       ...(audit === undefined ? {} : { audit }),
       ...(cgroups.value.pressure === undefined ? {} : { hostPressureSupported: cgroups.value.pressure }),
@@ -333,17 +340,19 @@ export class Collector {
 
   /**
    * The shim scrapes of one collection: `early(plan)` takes a settled sandbox, and asks its shim at
-   * once if the schedule trusts it; `finish(plans)` takes the rest, asks every shim not asked yet in
-   * the schedule's order (so none of them can hold a slot a trusted shim needs), waits for all and
-   * assembles the results in plan order. The pool bounds the concurrency across all of them.
+   * once if the schedule trusts it and it is due; `finish(plans)` takes the rest, asks every due
+   * shim not asked yet in the schedule's order (so none of them can hold a slot a trusted shim
+   * needs), waits for all and assembles the results in plan order, re-using the last answer of
+   * the shims not due. The pool bounds the concurrency across all of them.
    */
   private shimScrapes(
     pods: ReadonlyMap<string, PodRecord>,
     startedAt: number,
+    takenAtMs: number,
   ): { early: (plan: SandboxPlan) => void; finish: (plans: readonly SandboxPlan[]) => Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> } {
     const { config } = this.deps;
     const schedule = this.shimSchedule;
-    schedule.beginCollection();
+    schedule.beginCollection(takenAtMs);
     // A handler that throws rejects its scrape; that is kept and rethrown by finish(), as before.
     const started = new Map<string, Promise<{ result: ShimScrapeResult<DecodedShim> | undefined } | { error: unknown }>>();
     const handled = new Set<SandboxPlan>();
@@ -352,6 +361,9 @@ export class Collector {
     const claimed = new Set<string>();
     const deferred = new Map<ShimStanding, SandboxPlan[]>();
     const backedOff = new Set<string>();
+    // Not due: answered less than an interval ago; and every socket to keep a connection to.
+    const notDue = new Set<string>();
+    const sockets = new Set<string>();
     let targets = 0;
     // Scrapes end half a second before the deadline and decodes a quarter: the rest is for rendering.
     const deadlineAtMs = startedAt + config.collectDeadlineMs - 500;
@@ -381,10 +393,14 @@ export class Collector {
         return;
       }
       targets++;
+      sockets.add(plan.record.socketPath!);
       if (claimed.has(plan.record.id)) return;
       claimed.add(plan.record.id);
       const standing = schedule.standing(plan.record.id);
-      if (standing === 'trusted') ask(plan);
+      const held = standing === 'not_due' ? this.heldAnswers.get(plan.record.id, takenAtMs) : undefined;
+      if (held !== undefined && held !== 'stale') notDue.add(plan.record.id);
+      // Not due but nothing to re-use (cannot happen while answers are held as recorded): ask it.
+      else if (standing === 'trusted' || standing === 'not_due') ask(plan);
       else if (standing === 'backed_off') backedOff.add(plan.record.id);
       else {
         const queue = deferred.get(standing) ?? [];
@@ -406,41 +422,72 @@ export class Collector {
         results.set(id, settled.result);
         if (settled.result !== undefined) recordCall(schedule, id, settled.result);
       }
-      schedule.keepOnly(new Set(plans.map((plan) => plan.record.id)));
-      return this.shimResults(plans, results, backedOff, targets);
+      const present = new Set(plans.map((plan) => plan.record.id));
+      schedule.keepOnly(present);
+      this.heldAnswers.keepOnly(present);
+      this.deps.shims.retain(sockets);
+      return this.shimResults(plans, results, { backedOff, notDue }, targets, takenAtMs);
     };
     return { early, finish };
   }
 
-  /** Each plan's shim outcome from its scrape (or its backoff), counted and logged; the raw families kept. */
+  /**
+   * Each plan's shim outcome from its scrape, its backoff or its last answer, counted and logged;
+   * the raw families kept. A good answer is held for the collections until the next call; a failed
+   * call drops it (the failure is what they report).
+   */
   private shimResults(
     plans: readonly SandboxPlan[],
     results: ReadonlyMap<string, ShimScrapeResult<DecodedShim> | undefined>,
-    backedOff: ReadonlySet<string>,
+    unasked: { backedOff: ReadonlySet<string>; notDue: ReadonlySet<string> },
     targets: number,
+    takenAtMs: number,
   ): { ok: boolean; raw: RawSandboxFamilies[] } {
     const { self, logger } = this.deps;
     const raw: RawSandboxFamilies[] = [];
     let failures = 0;
+    const reuse = (plan: SandboxPlan): boolean => {
+      const held = this.heldAnswers.get(plan.record.id, takenAtMs);
+      if (held === undefined) return false;
+      if (held === 'stale') {
+        plan.observation.shim = { state: 'failed', reason: 'shim_stale' };
+        failures++;
+        return true;
+      }
+      plan.observation.shim = held.answer.outcome;
+      plan.observation.shimAnsweredAtMs = held.atMs;
+      if (held.answer.raw !== undefined) raw.push(held.answer.raw);
+      return true;
+    };
     for (const plan of plans) {
-      if (backedOff.has(plan.record.id)) {
+      const id = plan.record.id;
+      if (unasked.backedOff.has(id)) {
         // Not asked: it keeps the gap of the timeouts that backed it off, uncounted (no call failed).
         plan.observation.shim = { state: 'failed', reason: 'shim_timeout' };
         failures++;
         continue;
       }
-      const result = results.get(plan.record.id);
+      if (unasked.notDue.has(id)) {
+        reuse(plan);
+        continue;
+      }
+      const result = results.get(id);
       if (result === undefined) continue;
       if (result.ok) {
         plan.observation.shim = result.body.outcome;
         if (result.body.raw !== undefined) raw.push(result.body.raw);
+        if (result.body.outcome.state === 'ok' && this.deps.config.shimIntervalMs > 0) this.heldAnswers.keep(id, result.body, takenAtMs);
+        else this.heldAnswers.drop(id);
       } else {
         plan.observation.shim = { state: 'failed', reason: SHIM_FAILURE[result.error.reason] ?? 'shim_unreachable' };
+        if (result.notStarted !== true) this.heldAnswers.drop(id);
       }
       if (plan.observation.shim.state === 'failed') {
-        failures++;
         self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
         logger.warn({ sandbox: plan.record.id, socket: plan.record.socketPath, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+        // A call the deadline kept in the queue was never made: the last answer, if any, stands in.
+        if (!result.ok && result.notStarted === true && reuse(plan)) continue;
+        failures++;
       }
     }
     return { ok: targets === 0 || failures < targets, raw };

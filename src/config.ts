@@ -36,6 +36,8 @@ export interface Config {
   containerdTasksDir: string;
   crioDir: string;
   procDir: string;
+  /** Least time between two calls of a shim that answers; 0: every collection. */
+  shimIntervalMs: number;
   shimTimeoutMs: number;
   shimConcurrency: number;
   shimMaxBytes: number;
@@ -96,6 +98,11 @@ const FLAG_SPECS = {
   'path.containerd-tasks': { type: 'string', default: '/run/containerd/io.containerd.runtime.v2.task', help: 'containerd shim v2 task bundles.' },
   'path.crio': { type: 'string', default: '/run/containers/storage/overlay-containers', help: 'CRI-O container state (sandbox annotations).' },
   'path.procfs': { type: 'string', default: '/proc', help: 'procfs mount (hypervisor process detection).' },
+  'shim.interval': {
+    type: 'string',
+    default: '60s',
+    help: 'Each shim is called at most once per interval (0s: at every collection); its guest values are re-published in between and are a gap (shim_stale) past 3 intervals. The kubelet, cgroups and pods are read at every collection.',
+  },
   'shim.timeout': { type: 'string', default: '3s', help: 'Deadline for one whole shim scrape (connect, headers and body).' },
   'shim.concurrency': { type: 'string', default: '8', help: 'Shim sockets scraped at once.' },
   'shim.max-bytes': { type: 'string', default: '4194304', help: 'Largest shim response read; a larger one is cut off (shim_oversize).' },
@@ -349,6 +356,7 @@ export function parseCommandLine(
     containerdTasksDir: flags.string('path.containerd-tasks'),
     crioDir: flags.string('path.crio'),
     procDir: flags.string('path.procfs'),
+    shimIntervalMs: flags.duration('shim.interval'),
     shimTimeoutMs: flags.duration('shim.timeout'),
     shimConcurrency: flags.integer('shim.concurrency'),
     shimMaxBytes: flags.integer('shim.max-bytes'),

@@ -214,7 +214,6 @@ export const FAMILIES: readonly FamilyDef[] = [
     (p) => p.guestCpuSeconds,
   ),
   podFamily('pod_guest_memory_used_bytes', 'gauge', 'Guest memory in use (MemTotal − MemAvailable). Untrusted.', 'shim kata_guest_meminfo', (p) => p.guestMemoryUsedBytes),
-  podFamily('pod_guest_memory_total_bytes', 'gauge', 'Guest memory size (MemTotal).', 'shim kata_guest_meminfo', (p) => p.guestMemoryTotalBytes),
   podFamily(
     'pod_overhead_cpu_usage_seconds_total',
     'counter',
@@ -317,6 +316,13 @@ export const FAMILIES: readonly FamilyDef[] = [
     'the VMM\'s <procfs>/<pid>/net/dev (VMM found in the sandbox\'s cgroups)',
     (p) => p.hostNetworkTransmitBytes,
   ),
+  podFamily(
+    'pod_guest_sample_age_seconds',
+    'gauge',
+    'Age of the shim answer the pod\'s guest values come from: each shim is called once per --shim.interval and its answer re-published in between; past 3 intervals it is a gap (shim_stale).',
+    'collector: time since the shim call',
+    (p) => p.guestSampleAgeSeconds,
+  ),
   {
     name: 'pod_metrics_gap',
     type: 'gauge',
@@ -385,6 +391,18 @@ export const FAMILIES: readonly FamilyDef[] = [
     source: 'cgroup layout: cpu.pressure at the hierarchy root or kubepods',
     collect(snapshot, emit) {
       if (snapshot.hostPressureSupported !== undefined) emit({}, snapshot.hostPressureSupported ? 1 : 0);
+    },
+  },
+  {
+    name: 'shim_calls_total',
+    type: 'counter',
+    help: 'Shim calls made since the exporter started, by result (answered, timed_out, failed): at most one per sandbox per --shim.interval while its shim answers.',
+    scope: 'node',
+    extraLabels: ['result'],
+    maxSeriesPerScope: 3,
+    source: 'collector',
+    collect(snapshot, emit) {
+      for (const [result, calls] of Object.entries(snapshot.shimCalls ?? {})) emit({ result }, calls);
     },
   },
   {

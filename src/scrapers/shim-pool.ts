@@ -57,6 +57,12 @@ export interface ShimPool {
   ): Promise<Map<string, ShimScrapeResult<T>>>;
   /** Calls started per socket path since the pool was created. */
   callCounts(): ReadonlyMap<string, number>;
+  /**
+   * The sockets of the sandboxes present, each called on a cadence of its own (--shim.interval):
+   * their kept connections outlive rounds that do not scrape them. Replaces the previous set; the
+   * connections of sockets neither in it nor being scraped are closed.
+   */
+  retain(socketPaths: Iterable<string>): void;
   /** Closes every kept connection. Scrapes after this still work, each on a connection of its own. */
   close(): Promise<void>;
 }
@@ -116,6 +122,10 @@ class PooledShims implements ShimPool {
 
   callCounts(): ReadonlyMap<string, number> {
     return this.calls;
+  }
+
+  retain(socketPaths: Iterable<string>): void {
+    this.clients.retain(socketPaths);
   }
 
   close(): Promise<void> {
@@ -226,10 +236,12 @@ interface KeptClient {
 /**
  * One client per socket path, kept alive across collections. A round is a stretch of time in
  * which some scrapeAll call is running; when the last one ends, the clients of sockets not
- * scraped in that round are closed (their sandboxes are gone, or out of scope).
+ * scraped in that round and not retained are closed (their sandboxes are gone, or out of scope).
  */
 class KeptClients {
   private readonly kept = new Map<string, KeptClient>();
+  /** Sockets whose clients survive rounds that do not scrape them; see ShimPool.retain. */
+  private retained = new Set<string>();
   private round = 0;
   private running = 0;
   private closed = false;
@@ -248,8 +260,18 @@ class KeptClients {
   /** A scrapeAll call ends; after the last one, the clients of sockets the round did not scrape are closed. */
   endRound(): void {
     if (--this.running > 0) return;
+    this.evict(this.round);
+  }
+
+  retain(socketPaths: Iterable<string>): void {
+    this.retained = new Set(socketPaths);
+    if (this.running === 0) this.evict(undefined);
+  }
+
+  /** Closes the clients of sockets not retained, not in use, and not scraped in `spared` (a round). */
+  private evict(spared: number | undefined): void {
     for (const [socketPath, entry] of this.kept) {
-      if (entry.round === this.round || entry.busy) continue;
+      if (entry.round === spared || entry.busy || this.retained.has(socketPath)) continue;
       this.kept.delete(socketPath);
       entry.client?.close().catch(() => undefined);
     }

@@ -3,7 +3,7 @@
  * container. Pure: the collection time comes in, and counter continuity lives in CounterState.
  */
 
-import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterState } from './counters.ts';
+import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterOutcome, type CounterState } from './counters.ts';
 import { addHostCounters, hostTotals, sumBoth } from './host-totals.ts';
 import {
   PRESSURE_KINDS,
@@ -32,7 +32,7 @@ import type {
 export type ShimOutcome =
   | { state: 'ok'; metrics: ShimMetrics }
   | { state: 'skipped'; reason: 'shim_unsafe_runtime' | 'shim_disabled' | 'shim_socket_missing' }
-  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' };
+  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' | 'shim_stale' };
 
 export interface SandboxObservation {
   sandbox: SandboxRecord;
@@ -40,6 +40,11 @@ export interface SandboxObservation {
   pod?: SandboxPodRef;
   /** Undefined when the shim was not asked (e.g. an unmapped sandbox). */
   shim?: ShimOutcome;
+  /**
+   * When the shim gave the `ok` outcome: an earlier collection's time when its answer is re-used
+   * between calls (--shim.interval); undefined: this collection.
+   */
+  shimAnsweredAtMs?: number;
   /** `/kata_overhead/<id>` (or the systemd-driver oddity at the root), when it exists. */
   overheadCgroup?: CgroupUsage;
   /** One of those cgroups exists but could not be read in this collection (it vanished mid-read). */
@@ -78,6 +83,8 @@ export interface CorrelationResult {
 interface CpuEffects {
   containers: CounterEffect[];
   guest?: CounterEffect;
+  /** The guest's values were re-used from an earlier call: they say nothing about this collection's span. */
+  guestReused?: boolean;
   refused: CorrelationResult['refused'];
 }
 
@@ -236,15 +243,26 @@ function correlatePod(
   // Guest: what the VM says about itself (untrusted, aggregated only).
   const metrics = observation?.shim?.state === 'ok' ? observation.shim.metrics : undefined;
   const guest = metrics?.guest;
+  const answeredAtMs = observation?.shimAnsweredAtMs ?? input.nowMs;
+  // A re-used answer is not a new sample: the guest counters re-publish their values untouched, so
+  // the next fresh answer is bounded by the whole time since the call that gave this one.
+  const reused = answeredAtMs < input.nowMs;
+  if (metrics !== undefined) {
+    snapshot.guestSampleAgeSeconds = (input.nowMs - answeredAtMs) / 1000;
+    effects.guestReused = reused;
+  }
+  const guestCounter = (key: string, value: number | undefined, options: CounterOptions = {}): CounterOutcome | undefined => {
+    if (value === undefined) return undefined;
+    const held = reused ? counters.peek(podKey, key) : undefined;
+    if (held !== undefined && held.epoch === epoch) return { effect: 'applied', published: held.published };
+    return counters.follow(podKey, key, epoch, [{ source: 'shim', value }], options);
+  };
   if (guest !== undefined) {
     if (guest.cpuUnit === 'unknown') gaps.add('guest_cpu_unit_unknown');
     const guestCpu = guest.cpu === undefined ? undefined : guestBusySeconds(guest.cpu);
     if (guestCpu !== undefined) {
       // The guest total counts from the VM's boot, which comes after the pod's start.
-      const outcome = counters.follow(podKey, 'guest_cpu', epoch, [{ source: 'shim', value: guestCpu }], {
-        ...cpuBound,
-        startedAtMs: msOf(pod.startedAt),
-      });
+      const outcome = guestCounter('guest_cpu', guestCpu, { ...cpuBound, startedAtMs: msOf(pod.startedAt) })!;
       snapshot.guestCpuSeconds = outcome.published;
       effects.guest = outcome.effect;
       if (outcome.effect === 'refused') {
@@ -255,13 +273,12 @@ function correlatePod(
     if (guest.memTotalBytes !== undefined && guest.memAvailableBytes !== undefined) {
       snapshot.guestMemoryUsedBytes = Math.max(0, guest.memTotalBytes - guest.memAvailableBytes);
     }
-    snapshot.guestMemoryTotalBytes = guest.memTotalBytes;
     snapshot.guestTasks = guest.tasks;
-    snapshot.guestNetworkReceiveBytes = guestCounter(counters, podKey, 'guest_rx', epoch, guest.networkReceiveBytes);
-    snapshot.guestNetworkTransmitBytes = guestCounter(counters, podKey, 'guest_tx', epoch, guest.networkTransmitBytes);
-    snapshot.guestDiskReadBytes = guestCounter(counters, podKey, 'guest_disk_r', epoch, guest.diskReadBytes);
-    snapshot.guestDiskWrittenBytes = guestCounter(counters, podKey, 'guest_disk_w', epoch, guest.diskWrittenBytes);
-    snapshot.guestOomKills = guestCounter(counters, podKey, 'guest_oom', epoch, guest.oomKills);
+    snapshot.guestNetworkReceiveBytes = guestCounter('guest_rx', guest.networkReceiveBytes)?.published;
+    snapshot.guestNetworkTransmitBytes = guestCounter('guest_tx', guest.networkTransmitBytes)?.published;
+    snapshot.guestDiskReadBytes = guestCounter('guest_disk_r', guest.diskReadBytes)?.published;
+    snapshot.guestDiskWrittenBytes = guestCounter('guest_disk_w', guest.diskWrittenBytes)?.published;
+    snapshot.guestOomKills = guestCounter('guest_oom', guest.oomKills)?.published;
   }
 
   snapshot.containers = correlateContainers(pod, snapshot, input, counters, cpuBound, effects);
@@ -362,10 +379,6 @@ function applyHostNetwork(snapshot: PodSnapshot, podKey: string, epoch: string, 
  */
 export function guestBusySeconds(cpu: GuestCpuSeconds): number {
   return cpu.user + cpu.nice + cpu.system + cpu.irq + cpu.softirq;
-}
-
-function guestCounter(counters: CounterState, scope: string, key: string, epoch: string, value: number | undefined): number | undefined {
-  return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'shim', value });
 }
 
 /**
@@ -494,7 +507,7 @@ function applyOverhead(snapshot: PodSnapshot, podKey: string, epoch: string, cou
       cpuBasis,
       snapshot.hostCpuSeconds,
       workloadCpu,
-      differenceInputs(cpuComplete ? effects.containers : effects.guest === undefined ? [] : [effects.guest]),
+      cpuComplete ? differenceInputs(effects.containers) : guestDifferenceInputs(effects),
     );
   }
   const memoryComplete = containers.length > 0 && containers.every((c) => c.source === 'kubelet' && c.memoryWorkingSetBytes !== undefined);
@@ -517,6 +530,17 @@ function differenceInputs(workload: readonly CounterEffect[]): 'follow' | 'hold'
 
 function msOf(seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : seconds * 1000;
+}
+
+/**
+ * The same on the guest basis. A guest value re-used between shim calls has not moved since its
+ * call while the host has: hold the baselines until the next fresh answer, so that the host's and
+ * the guest's increments are measured over the same span, from one call to the next.
+ */
+function guestDifferenceInputs(effects: CpuEffects): 'follow' | 'hold' | 'skip' {
+  if (effects.guest === undefined) return 'follow';
+  const inputs = differenceInputs([effects.guest]);
+  return inputs === 'follow' && effects.guestReused === true ? 'hold' : inputs;
 }
 
 function sumOf<T>(items: readonly T[], value: (item: T) => number | undefined): number {

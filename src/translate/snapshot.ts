@@ -5,6 +5,7 @@
 
 import type { HostNamespace, HostPressure, Hypervisor, KataRuntime, KubeletEndpoint } from './records.ts';
 import type { ConfigFileStatus } from './runtime-config.ts';
+import type { ShimCallEnd } from './shim-schedule.ts';
 import type { RawSandboxFamilies } from './shim-raw.ts';
 
 /** Why a container has no first-hand value this collection. */
@@ -25,6 +26,7 @@ export const POD_GAP_REASONS = [
   'shim_oversize',
   'shim_malformed', // the shim answered with bytes that are not the text format, or past a parser bound
   'shim_decode_budget', // decoding the shim's answer took more work than one payload may
+  'shim_stale', // the shim's last answer is older than 3 × --shim.interval and no newer one came in
   'shim_unsafe_runtime', // runtime-rs with a hypervisor whose /metrics aborts the shim (Kata issue 13708)
   'shim_disabled', // --shim.runtime-rs=none
   'shim_socket_missing', // the sandbox has no shim-monitor.sock
@@ -70,7 +72,6 @@ export interface PodSnapshot {
   hostMemoryWorkingSetBytes?: number;
   guestCpuSeconds?: number;
   guestMemoryUsedBytes?: number;
-  guestMemoryTotalBytes?: number;
   overheadCpuSeconds?: number;
   overheadMemoryBytes?: number;
   overheadCpuReservedCores?: number;
@@ -91,6 +92,8 @@ export interface PodSnapshot {
   hostDiskWrittenBytes?: number;
   hostNetworkReceiveBytes?: number;
   hostNetworkTransmitBytes?: number;
+  /** Seconds since the shim call whose answer the guest values come from (--shim.interval). */
+  guestSampleAgeSeconds?: number;
   gaps: PodGapReason[];
   containers: ContainerSnapshot[];
 }
@@ -152,6 +155,8 @@ export interface NodeSnapshot {
   sandboxes: SandboxSummary[];
   sources: Record<SourceName, SourceStatus>;
   kubeletEndpoint?: KubeletEndpoint;
+  /** Shim calls made since the exporter started, by how they ended. */
+  shimCalls?: Readonly<Record<ShimCallEnd, number>>;
   /** Raw shim families, only with --collector.shim-raw. */
   shimRaw?: RawSandboxFamilies[];
   /** Only when the isolation audit is on (an audit selector is set). */

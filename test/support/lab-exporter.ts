@@ -5,7 +5,8 @@
  *
  * --collect.min-interval is always explicit: `minInterval`, 0s unless a test says otherwise, so
  * every scrape collects anew and sees the lab as it is now. A test about single-flight or reuse
- * passes its own interval; flags cannot set it behind the harness's back.
+ * passes its own interval; flags cannot set it behind the harness's back. Likewise
+ * --shim.interval: `shimInterval`, 0s (every shim at every collection) unless a test says otherwise.
  */
 
 import { performance } from 'node:perf_hooks';
@@ -23,10 +24,17 @@ export const TEST_MIN_INTERVAL = '0s';
 
 const MIN_INTERVAL_FLAG = '--collect.min-interval';
 
+/** Every shim is called at every collection, so each scrape sees the lab's shims as they are now. */
+export const TEST_SHIM_INTERVAL = '0s';
+
+const SHIM_INTERVAL_FLAG = '--shim.interval';
+
 export interface ExporterOptions {
   /** --collect.min-interval; default TEST_MIN_INTERVAL. */
   minInterval?: string;
-  /** More exporter flags, after the lab's (later flags win); never --collect.min-interval. */
+  /** --shim.interval; default TEST_SHIM_INTERVAL. */
+  shimInterval?: string;
+  /** More exporter flags, after the lab's (later flags win); never --collect.min-interval or --shim.interval. */
   flags?: readonly string[];
   /** The exporter's clock (the lab's too, with startLabExporter): a frozen one makes scrapes comparable. */
   now?: () => number;
@@ -80,13 +88,23 @@ export interface LabExporter extends RunningExporter {
 }
 
 /** The configuration the harness runs: the lab's flags, the listen address, the min-interval, then `flags`. */
-export function labExporterConfig(lab: Pick<NodeLab, 'flags'>, options: Pick<ExporterOptions, 'minInterval' | 'flags'> = {}): Config {
+export function labExporterConfig(lab: Pick<NodeLab, 'flags'>, options: Pick<ExporterOptions, 'minInterval' | 'shimInterval' | 'flags'> = {}): Config {
   const flags = options.flags ?? [];
   if (flags.some((flag) => flag.startsWith(MIN_INTERVAL_FLAG))) {
     throw new Error(`say the min-interval with the harness's minInterval option, not in flags: ${flags.join(' ')}`);
   }
-  // Usage records off unless a test asks (the default, stdout, would mix them into the test output).
-  const argv = [...lab.flags(), '--web.listen-address=127.0.0.1:0', `${MIN_INTERVAL_FLAG}=${options.minInterval ?? TEST_MIN_INTERVAL}`, '--usage.output=off', ...flags];
+  if (flags.some((flag) => flag.startsWith(SHIM_INTERVAL_FLAG))) {
+    throw new Error(`say the shim interval with the harness's shimInterval option, not in flags: ${flags.join(' ')}`);
+  }
+  const argv = [
+    ...lab.flags(),
+    '--web.listen-address=127.0.0.1:0',
+    `${MIN_INTERVAL_FLAG}=${options.minInterval ?? TEST_MIN_INTERVAL}`,
+    `${SHIM_INTERVAL_FLAG}=${options.shimInterval ?? TEST_SHIM_INTERVAL}`,
+    // Usage records off unless a test asks (the default, stdout, would mix them into the test output).
+    '--usage.output=off',
+    ...flags,
+  ];
   const parsed = parseCommandLine(argv, {});
   if (parsed.kind !== 'run') throw new Error(`expected a run configuration from ${argv.join(' ')}`);
   return parsed.config;

@@ -139,7 +139,6 @@ describe('pod host, guest and overhead', () => {
       guestNetworkTransmitBytes: 2000,
       guestDiskReadBytes: 4096,
       guestDiskWrittenBytes: 8192,
-      guestMemoryTotalBytes: 4 * 2 ** 30,
       guestMemoryUsedBytes: 2 ** 30,
       overheadCpuReservedCores: 0.25,
       overheadMemoryReservedBytes: 320 * 2 ** 20,

@@ -55,7 +55,6 @@ function fullPod(namespace: string, name: string, n: number): PodSnapshot {
     hostMemoryWorkingSetBytes: n,
     guestCpuSeconds: n,
     guestMemoryUsedBytes: n,
-    guestMemoryTotalBytes: n,
     overheadCpuSeconds: n,
     overheadMemoryBytes: n,
     overheadCpuReservedCores: n,
