@@ -99,11 +99,18 @@ export function scanMetricName(b: Buffer, start: number, end: number): number {
   return p;
 }
 
+/** What a newline search reads: the input, as bytes and through a DataView of them. */
+export interface ByteSource {
+  readonly bytes: Buffer;
+  readonly view: DataView;
+}
+
 /**
  * The first LF from p to `limit`, else `limit`: four bytes a step, without a call into native
  * code (a Buffer.indexOf call costs more than the search on ~70-byte lines).
  */
-export function findNewline(view: DataView, b: Buffer, p: number, limit: number): number {
+export function findNewline(source: ByteSource, p: number, limit: number): number {
+  const view = source.view;
   for (; p + 4 <= limit; p += 4) {
     const x = view.getInt32(p, true) ^ 0x0a0a0a0a;
     // A flag per byte of x that is zero; a borrow may flag bytes above the first zero byte too,
@@ -111,6 +118,7 @@ export function findNewline(view: DataView, b: Buffer, p: number, limit: number)
     const zero = (x - 0x01010101) & ~x & 0x80808080;
     if (zero !== 0) return p + ((31 - Math.clz32(zero & -zero)) >> 3);
   }
+  const b = source.bytes;
   while (p < limit && b[p] !== LF) p++;
   return p;
 }

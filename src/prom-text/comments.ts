@@ -1,6 +1,8 @@
 /** The words of HELP and TYPE comment lines, read from the bytes without building strings. */
-import { BLANK, CLASS } from './bytes.ts';
+import * as bytesModule from './bytes.ts';
 import type { MetricType } from './types.ts';
+
+const { BLANK, CLASS } = bytesModule;
 
 const TYPE_WORDS: ReadonlyArray<readonly [MetricType, Uint8Array]> = (['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const).map(
   (type) => [type, Buffer.from(type, 'latin1')] as const,

@@ -1,7 +1,11 @@
 /** Interned strings of a parse, reused by the next parses. */
-import { EMPTY_BYTES, EMPTY_VIEW, latin1Slice, sameBytes } from './bytes.ts';
-import { EMPTY_HASH, hashString, seededIndex } from './hash.ts';
-import { WORK } from './work.ts';
+import * as bytesModule from './bytes.ts';
+import * as hashModule from './hash.ts';
+import * as workModule from './work.ts';
+
+const { EMPTY_BYTES, EMPTY_VIEW, latin1Slice, sameBytes } = bytesModule;
+const { EMPTY_HASH, hashString, seededIndex } = hashModule;
+const { WORK } = workModule;
 
 export const INTERN_SLOTS = 2048;
 const INTERN_PROBES = 8;

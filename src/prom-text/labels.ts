@@ -2,11 +2,20 @@
  * The label set of one sample line: scanned from `{` to `}` into scratch arrays reused across
  * lines, hashed independently of label order, and built into an object only for a kept series.
  */
-import { BACKSLASH, CLASS, COMMA, EQUALS, LABEL_CONT, LABEL_START, latin1Slice, LF, QUOTE, RBRACE, skipBlanks, VALUE_SPECIAL } from './bytes.ts';
-import { LABEL_VALUE_ESCAPES } from './format.ts';
-import { hashString, mixHash } from './hash.ts';
-import { INTERN_MAX_BYTES, type InternTable } from './intern-table.ts';
+import * as bytesModule from './bytes.ts';
+import * as formatModule from './format.ts';
+import * as hashModule from './hash.ts';
+import * as internModule from './intern-table.ts';
+import type { InternTable } from './intern-table.ts';
 import type { ParseLimits, PromParseErrorKind, SeriesLabels } from './types.ts';
+
+const {
+  BACKSLASH, CLASS, COMMA, EQUALS, LABEL_CONT, LABEL_START, latin1Slice, LF, QUOTE, RBRACE, skipBlanks,
+  VALUE_SPECIAL,
+} = bytesModule;
+const { LABEL_VALUE_ESCAPES } = formatModule;
+const { hashString, mixHash } = hashModule;
+const { INTERN_MAX_BYTES } = internModule;
 
 /**
  * Labels objects inherit from a frozen, empty, null-prototype object: a guest's `__proto__` or

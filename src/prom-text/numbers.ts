@@ -2,7 +2,9 @@
  * Sample values and timestamps, read from the bytes without building strings in the common case,
  * with Go's ParseFloat and ParseInt(…, 10, 64) syntax.
  */
-import { CLASS, DOT, isDigit, latin1Slice, LOWER_E, MINUS, PLUS, scanToken, TOKEN_END, ZERO } from './bytes.ts';
+import * as bytesModule from './bytes.ts';
+
+const { CLASS, DOT, isDigit, latin1Slice, LOWER_E, MINUS, PLUS, scanToken, TOKEN_END, ZERO } = bytesModule;
 
 /** What number reading needs of the parser: the bytes, where a token ended, how to fail. */
 export interface TokenReader {

@@ -10,41 +10,22 @@
  * value out of float range reads as ±Inf.
  */
 
-import {
-  BACKSLASH,
-  BLANK,
-  CLASS,
-  CR,
-  EMPTY_VIEW,
-  findNewline,
-  HASH,
-  LBRACE,
-  latin1Slice,
-  LF,
-  METRIC_CONT,
-  METRIC_START,
-  NUMBER_CHAR,
-  QUOTE,
-  RBRACE,
-  sameBytes,
-  scanMetricName,
-  scanToken,
-  skipBlanks,
-  SPACE,
-  TOKEN_END,
-  trimBlanksEnd,
-} from './bytes.ts';
-import { commentKeyword, typeWord } from './comments.ts';
+import * as bytesModule from './bytes.ts';
+import * as commentsModule from './comments.ts';
 import { FamilyTable, type FamilyState } from './families.ts';
-import { HELP_ESCAPES, unescapeBytes, validEscapes } from './format.ts';
-import { hashBytes, mixHash } from './hash.ts';
-import { INTERN_MAX_BYTES, InternTable } from './intern-table.ts';
+import * as formatModule from './format.ts';
+import * as hashModule from './hash.ts';
+import * as internModule from './intern-table.ts';
+import { InternTable } from './intern-table.ts';
 import { LineLabels, type LabelSource } from './labels.ts';
-import { readTimestamp, readValue, type TokenReader } from './numbers.ts';
-import { NAME_INSIDE_PREFIX, NO_MATCH, PREFIX_MATCH, prefixTrie, walkTrie, type PrefixTrie } from './prefix-trie.ts';
+import * as numbersModule from './numbers.ts';
+import type { TokenReader } from './numbers.ts';
+import * as prefixTrieModule from './prefix-trie.ts';
+import type { PrefixTrie } from './prefix-trie.ts';
 import { SeriesCache, type CachedSeries, type NameMemo } from './series-cache.ts';
 import { SeriesTable } from './series-table.ts';
-import { seriesUnits, WORK, type ParseWork } from './work.ts';
+import * as workModule from './work.ts';
+import type { ParseWork } from './work.ts';
 import {
   DEFAULT_PARSE_LIMITS,
   PromParseError,
@@ -56,6 +37,25 @@ import {
   type SeriesFilter,
   type SeriesLabels,
 } from './types.ts';
+
+/**
+ * Imported constants and functions are read once, into module-local consts: an imported binding
+ * is a live module cell to V8's optimizing compiler, loaded and checked on every use in a hot
+ * loop, while a module-local const is folded into the code. The other modules of the parser's hot
+ * path (labels, numbers, comments, the intern table, the series cache) do the same.
+ */
+const {
+  BACKSLASH, BLANK, CLASS, CR, EMPTY_VIEW, findNewline, HASH, LBRACE, latin1Slice, LF, METRIC_CONT,
+  METRIC_START, NUMBER_CHAR, QUOTE, RBRACE, sameBytes, scanMetricName, scanToken, skipBlanks, SPACE,
+  TOKEN_END, trimBlanksEnd,
+} = bytesModule;
+const { commentKeyword, typeWord } = commentsModule;
+const { HELP_ESCAPES, unescapeBytes, validEscapes } = formatModule;
+const { hashBytes, mixHash } = hashModule;
+const { INTERN_MAX_BYTES } = internModule;
+const { readTimestamp, readValue } = numbersModule;
+const { NAME_INSIDE_PREFIX, NO_MATCH, PREFIX_MATCH, prefixTrie, walkTrie } = prefixTrieModule;
+const { seriesUnits, WORK } = workModule;
 
 const LAST_WORK: ParseWork = { units: 0, collisions: 0 };
 
@@ -103,6 +103,8 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
   private duplicates = 0;
   /** Bytes the parse went through, for its work figure. */
   private scanned = 0;
+  /** Units charged beyond the bytes scanned (sample lines): a field of the parser, not of WORK (see work.ts). */
+  private extraWork = 0;
   private readonly families: FamilyTable;
   private readonly series = SCRATCH.series;
   readonly strings = SCRATCH.strings;
@@ -131,7 +133,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
   /** Which CachedSeries.next* guesses this parse follows and updates: 1 when skipping by prefix. */
   private readonly lane: 0 | 1;
   private readonly cache = SCRATCH.cache;
-  private view: DataView = EMPTY_VIEW;
+  view: DataView = EMPTY_VIEW;
   /** Name memos this parse pointed at its families: released at the end. */
   private readonly memos: NameMemo[] = [];
   /** End of the token the last value/timestamp parse read. */
@@ -161,12 +163,11 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     this.strings.begin(this.bytes, this.view);
     this.series.reset();
     this.cache.beginParse();
-    WORK.extra = 0;
     WORK.collisions = 0;
     try {
       return this.parseAll();
     } finally {
-      LAST_WORK.units = Math.max(this.scanned, this.lineStart) + WORK.extra;
+      LAST_WORK.units = Math.max(this.scanned, this.lineStart) + this.extraWork;
       LAST_WORK.collisions = WORK.collisions;
       this.strings.end();
       this.series.reset();
@@ -308,7 +309,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
 
   /** The newline ending the line at `start`, searched from `from` on; a line past the bound fails. */
   private boundedNewline(start: number, from: number, limit: number): number {
-    const nl = findNewline(this.view, this.bytes, from, limit);
+    const nl = findNewline(this, from, limit);
     if (nl - start > this.limits.maxLineBytes) this.fail('line_too_long', 'line too long');
     return nl;
   }
@@ -435,7 +436,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     const remembered = seriesEnd < 0 ? undefined : this.remember(start, seriesEnd, name, hash);
     if (remembered !== undefined) return this.finishSample(remembered, seriesEnd, end);
     this.previous = undefined;
-    WORK.extra += seriesUnits(labels.count);
+    this.extraWork += seriesUnits(labels.count);
     const lineEnd = this.readValueTail(p, end);
     this.addSample(name, nameSlot, hash, this.lineValue, this.lineTimestampMs);
     return lineEnd;
@@ -536,7 +537,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
    */
   private finishSample(entry: CachedSeries, seriesEnd: number, end: number): number {
     this.previous = entry;
-    WORK.extra += seriesUnits(entry.labelCount);
+    this.extraWork += seriesUnits(entry.labelCount);
     const prefixes = this.prefixes;
     if (prefixes !== undefined && entry.name.keptBy !== prefixes) entry.name.keptBy = prefixes;
     const family = this.familyOf(entry.name);
@@ -558,20 +559,26 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
    */
   private checkValueTail(seriesEnd: number, end: number): number {
     const b = this.bytes;
-    // The usual tail first: one space, one number token, the newline.
+    // The usual tail first: one space, one number token, the newline. Kept small so that it is
+    // inlined into finishSample (most lines of a decode end here); any other tail is read apart.
     if (seriesEnd < end && b[seriesEnd] === SPACE) {
-      const token = seriesEnd + 1;
-      let q = token;
+      let q = seriesEnd + 1;
       while (q < end && CLASS[b[q]!]! & NUMBER_CHAR) q++;
-      if (q > token && q < end && b[q] === LF) return q;
+      if (q > seriesEnd + 1 && q < end && b[q] === LF) return q;
     }
-    const first = skipBlanks(this.bytes, seriesEnd, end);
+    return this.checkOtherValueTail(seriesEnd, end);
+  }
+
+  /** checkValueTail for any tail but the usual one: blanks, a timestamp, CR, or an error. */
+  private checkOtherValueTail(seriesEnd: number, end: number): number {
+    const b = this.bytes;
+    const first = skipBlanks(b, seriesEnd, end);
     let p = first;
     for (let token = 0; token < 2 && p < end && !(CLASS[b[p]!]! & TOKEN_END); token++) {
       const start = p;
       while (p < end && CLASS[b[p]!]! & NUMBER_CHAR) p++;
       if (p === start || (p < end && !(CLASS[b[p]!]! & TOKEN_END))) return this.readValueTail(first, end);
-      p = skipBlanks(this.bytes, p, end);
+      p = skipBlanks(b, p, end);
     }
     if (p === first) return this.readValueTail(p, end); // no value: the error
     return this.lineEndAt(p, end);
@@ -676,7 +683,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
    * error in the input is met first, may.
    */
   private checkBudget(pos: number): void {
-    if (pos + WORK.extra <= this.limits.maxWork) return;
+    if (pos + this.extraWork <= this.limits.maxWork) return;
     this.scanned = pos;
     this.fail('budget', `decoding spent more than its budget of ${this.limits.maxWork} work units`);
   }

@@ -12,9 +12,12 @@
  * Equal byte hashes are bounded too: at most MAX_CHAIN entries share one, and once one parse has
  * compared MAX_COLLISIONS_PER_PARSE different parts of equal hash the cache sits the parse out.
  */
-import { sameBytes } from './bytes.ts';
+import * as bytesModule from './bytes.ts';
 import type { SeriesFilter } from './types.ts';
-import { WORK } from './work.ts';
+import * as workModule from './work.ts';
+
+const { sameBytes } = bytesModule;
+const { WORK } = workModule;
 
 /** What the parser knows about one metric name in the parse under way (e.g. its family). */
 export interface NameMemo {

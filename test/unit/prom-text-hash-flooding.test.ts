@@ -103,6 +103,21 @@ describe('the work budget', () => {
     expect(2 * 4 * 1024 * 1024).toBeLessThan(DEFAULT_PARSE_LIMITS.maxWork / 4);
   });
 
+  test('units are the bytes plus each sample line\'s charge, the same cold, warm and in every lane', () => {
+    // 0, 1, 2 and 3 labels; a comment and a skipped family: bytes only.
+    const text = '# HELP a_total A.\na_total 1\nb{x="1"} 2\nc{x="1",y="2"} 3\nd{x="1",y="2",z="3"} 4\nskipped{x="1"} 5\n';
+    const charge = (labels: number): number => 16 * (labels + 1) + (labels * (labels - 1)) / 2;
+    const full = Buffer.byteLength(text) + charge(0) + charge(1) + charge(2) + charge(3) + charge(1);
+    const kept = Buffer.byteLength(text) + charge(0) + charge(1) + charge(2) + charge(3);
+    clearSeriesCache();
+    for (let parse = 0; parse < 3; parse++) {
+      parsePromText(text);
+      expect(lastParseWork().units).toBe(full);
+      parsePromText(text, { keepPrefixes: ['a_', 'b', 'c', 'd'] });
+      expect(lastParseWork().units).toBe(kept);
+    }
+  });
+
   test('past maxWork the parse fails with kind budget; at exactly its units it passes', () => {
     parsePromText(honest);
     const { units } = lastParseWork();
