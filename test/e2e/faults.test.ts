@@ -344,9 +344,9 @@ describe('shim faults', () => {
     await expectRecovered();
   });
 
-  // Shows a NodeLab bug (see docs/security.md, "Known issues"): the lab binds each shim at a short
-  // path and renames it into the sandbox, but FakeShim keeps the short path, so switching a running
-  // shim to `refuse` hard-links a path that no longer exists.
+  // Guards a NodeLab bug that was fixed: the lab binds each shim at a short path and renames it into
+  // the sandbox, and FakeShim once kept the short path, so switching a running shim to `refuse`
+  // hard-linked a path that no longer existed.
   test('lab: setShimBehaviour(refuse) on a running pod leaves a refusing socket at the sandbox path', async () => {
     // Last in this block, and not undone: after the failed switch only lab.close() can stop the shim.
     await node.lab.setShimBehaviour('ci', VICTIM, { kind: 'refuse' });
