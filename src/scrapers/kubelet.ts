@@ -7,10 +7,10 @@ import { open, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb } from 'node:zlib';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Logger } from '../log.js';
-import type { KubeletEndpoint } from '../translate/records.js';
+import type { Logger } from '../log.ts';
+import type { KubeletEndpoint } from '../translate/records.ts';
 import { identityOf, type FileIdentity } from '../file-identity.ts';
-import { SourceError, type SourceErrorReason } from './source-error.js';
+import { SourceError, type SourceErrorReason } from './source-error.ts';
 
 const gunzip = promisify(gunzipCb);
 

@@ -11,7 +11,7 @@
  *   continues what it published;
  * - wrapped uint64, negative, NaN and infinite values are rejected (see KUBELET_SANITY_LIMITS).
  */
-import type { KubeletContainerStats, KubeletNodeStats, KubeletRejectReason, KubeletStats } from './records.js';
+import type { KubeletContainerStats, KubeletNodeStats, KubeletRejectReason, KubeletStats } from './records.ts';
 import { parsePromText, type PromSample } from '../prom-text/index.ts';
 
 /** The only families the decoder reads; the parser skips every other line undecoded. */

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { decodeKubeletMetrics } from '../../src/translate/kubelet-decode.js';
+import { decodeKubeletMetrics } from '../../src/translate/kubelet-decode.ts';
 import type {
   KubeletContainerStats,
   KubeletNodeStats,
   KubeletPodStats,
   KubeletRejectReason,
   KubeletStats,
-} from '../../src/translate/records.js';
+} from '../../src/translate/records.ts';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/kubelet/${name}`, import.meta.url));
 

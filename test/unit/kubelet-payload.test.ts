@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { formatGoFloat, renderKubeletPayload } from '../../src/lab/kubelet-payload.js';
-import { decodeKubeletMetrics } from '../../src/translate/kubelet-decode.js';
+import { formatGoFloat, renderKubeletPayload } from '../../src/lab/kubelet-payload.ts';
+import { decodeKubeletMetrics } from '../../src/translate/kubelet-decode.ts';
 
 describe('renderKubeletPayload', () => {
   test('renders the 1.30+ format: sorted families and series, HELP stability, ms timestamps', () => {

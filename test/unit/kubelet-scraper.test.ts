@@ -4,16 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { FakeKubelet, type FakeKubeletFault, type FakeKubeletOptions } from '../../src/lab/fake-kubelet.js';
+import { FakeKubelet, type FakeKubeletFault, type FakeKubeletOptions } from '../../src/lab/fake-kubelet.ts';
 import {
   createCertificateAuthority,
   createServerCertificate,
   type CertificateAuthority,
   type PemPair,
-} from '../../src/lab/tls.js';
-import { silentLogger } from '../../src/log.js';
-import { KubeletClient, type KubeletClientOptions } from '../../src/scrapers/kubelet.js';
-import { SourceError } from '../../src/scrapers/source-error.js';
+} from '../../src/lab/tls.ts';
+import { silentLogger } from '../../src/log.ts';
+import { KubeletClient, type KubeletClientOptions } from '../../src/scrapers/kubelet.ts';
+import { SourceError } from '../../src/scrapers/source-error.ts';
 import { pastCtimeTick } from '../support/file-times.ts';
 
 const TOKEN = 'token-of-the-kata-bridge-serviceaccount';
