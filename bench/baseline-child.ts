@@ -70,7 +70,13 @@ async function read(): Promise<unknown> {
   const k = await kubeletRun;
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { kind: 'read', wallMs, cpuMs: (cpu.user + cpu.system) / 1000, kubeletMs: k.ms, bytes: sizes.reduce((a, b) => a + b, 0) + k.bytes };
+  return {
+    kind: 'read',
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    kubeletMs: k.ms,
+    bytes: sizes.reduce((a, b) => a + b, 0) + k.bytes,
+  };
 }
 
 process.on('message', (message: { kind: string } & Partial<Start>) => {
@@ -80,7 +86,15 @@ process.on('message', (message: { kind: string } & Partial<Start>) => {
     sockets = message.sockets ?? [];
     limit = pLimit(message.concurrency ?? 8);
     const k = message.kubelet!;
-    kubelet = new KubeletClient({ baseUrl: k.url, tokenFile: k.tokenFile, caFile: k.caFile, insecureSkipTlsVerify: false, timeoutMs: 10_000, maxBytes: 64 * 2 ** 20, logger: silentLogger });
+    kubelet = new KubeletClient({
+      baseUrl: k.url,
+      tokenFile: k.tokenFile,
+      caFile: k.caFile,
+      insecureSkipTlsVerify: false,
+      timeoutMs: 10_000,
+      maxBytes: 64 * 2 ** 20,
+      logger: silentLogger,
+    });
     reply({ kind: 'started' });
   } else if (message.kind === 'read') read().then(reply, fail);
   else if (message.kind === 'stop') {

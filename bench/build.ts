@@ -22,10 +22,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The Dockerfile's tsc flags, minus --rootDir / --outDir and the entry point. */
 export const DOCKERFILE_TSC_FLAGS = [
-  '--target', 'ES2023', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--lib', 'ES2023', '--types', 'node',
-  '--strict', '--noUncheckedIndexedAccess', '--noImplicitOverride', '--noFallthroughCasesInSwitch',
-  '--esModuleInterop', '--skipLibCheck', '--resolveJsonModule', '--isolatedModules', '--verbatimModuleSyntax',
-  '--rewriteRelativeImportExtensions', '--sourceMap',
+  '--target',
+  'ES2023',
+  '--module',
+  'NodeNext',
+  '--moduleResolution',
+  'NodeNext',
+  '--lib',
+  'ES2023',
+  '--types',
+  'node',
+  '--strict',
+  '--noUncheckedIndexedAccess',
+  '--noImplicitOverride',
+  '--noFallthroughCasesInSwitch',
+  '--esModuleInterop',
+  '--skipLibCheck',
+  '--resolveJsonModule',
+  '--isolatedModules',
+  '--verbatimModuleSyntax',
+  '--rewriteRelativeImportExtensions',
+  '--sourceMap',
 ];
 
 /** The DaemonSet manifest of this tree, or of another checkout. */
@@ -78,8 +95,10 @@ export function compileBenchChildren(tree?: string): CompiledBench {
     [
       join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
       ...DOCKERFILE_TSC_FLAGS,
-      '--rootDir', source,
-      '--outDir', out,
+      '--rootDir',
+      source,
+      '--outDir',
+      out,
       join(source, 'bench', 'exporter-child.ts'),
       join(source, 'bench', 'baseline-child.ts'),
     ],
@@ -87,7 +106,9 @@ export function compileBenchChildren(tree?: string): CompiledBench {
   );
   copyFileSync(join(source, 'package.json'), join(out, 'package.json'));
   symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
-  process.stderr.write(`compiled the exporter and baseline children${tree === undefined ? '' : ` of ${key}`} with the Dockerfile's tsc flags in ${Date.now() - started} ms\n`);
+  process.stderr.write(
+    `compiled the exporter and baseline children${tree === undefined ? '' : ` of ${key}`} with the Dockerfile's tsc flags in ${Date.now() - started} ms\n`,
+  );
   const bench: CompiledBench = { dir: out, file: (name) => join(out, 'bench', `${name}.js`) };
   compiled.set(key, bench);
   return bench;

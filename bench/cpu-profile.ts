@@ -33,7 +33,7 @@ interface CpuProfile {
 function label(node: CpuNode): string {
   const { url, functionName } = node.callFrame;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
-  const file = pkg ?? (url.includes('/src/') ? `src/${url.split('/src/')[1]}` : url.split('/').pop() ?? '');
+  const file = pkg ?? (url.includes('/src/') ? `src/${url.split('/src/')[1]}` : (url.split('/').pop() ?? ''));
   return `${functionName || '(anonymous)'} ${file}`.trim();
 }
 

@@ -117,20 +117,22 @@ process.on('message', (message: { kind: string; flags?: string[]; env?: Record<s
       const idle: ProcessMemory = processMemory();
       reply({ kind: 'started', idle });
     }, fail);
-  }
-  else if (message.kind === 'collect') collect().then(reply, fail);
+  } else if (message.kind === 'collect') collect().then(reply, fail);
   else if (message.kind === 'mappings') {
-    const spaces = getHeapSpaceStatistics().map((s) => ({ mapping: `V8 ${s.space_name} (used ${(s.space_used_size / 2 ** 20).toFixed(1)} MiB)`, rssBytes: s.physical_space_size }));
+    const spaces = getHeapSpaceStatistics().map((s) => ({
+      mapping: `V8 ${s.space_name} (used ${(s.space_used_size / 2 ** 20).toFixed(1)} MiB)`,
+      rssBytes: s.physical_space_size,
+    }));
     const { external, arrayBuffers } = process.memoryUsage();
-    const native = [{ mapping: 'V8 external memory (of which array buffers ' + (arrayBuffers / 2 ** 20).toFixed(1) + ' MiB)', rssBytes: external }];
+    const native = [
+      { mapping: 'V8 external memory (of which array buffers ' + (arrayBuffers / 2 ** 20).toFixed(1) + ' MiB)', rssBytes: external },
+    ];
     reply({ kind: 'mappings', mappings: [...residentByMapping().slice(0, 6), ...spaces, ...native] });
-  }
-  else if (message.kind === 'series') {
+  } else if (message.kind === 'series') {
     const latest = exporter?.latest();
     if (latest === undefined) fail(new Error('no collection yet'));
     else exporter!.renderer.render(latest, 'text').then((text) => reply({ kind: 'series', series: countSeries(text) }), fail);
-  }
-  else if (message.kind === 'stop') {
+  } else if (message.kind === 'stop') {
     void (exporter?.close() ?? Promise.resolve()).finally(() => {
       reply({ kind: 'stopped', maxRssBytes: processMemory().peakRssBytes });
       setTimeout(() => process.exit(0), 50);

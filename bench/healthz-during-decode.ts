@@ -52,7 +52,10 @@ async function measure(hostile: number, onMainThread: boolean): Promise<number[]
     state.shim = await startFakeShim({ socketPath: bindPath, payload: () => payload });
     await rename(bindPath, socketPath);
   }
-  const parsed = parseCommandLine([...lab.flags(), '--collect.min-interval=0s', '--shim.interval=0s', '--web.listen-address=127.0.0.1:0'], {});
+  const parsed = parseCommandLine(
+    [...lab.flags(), '--collect.min-interval=0s', '--shim.interval=0s', '--web.listen-address=127.0.0.1:0'],
+    {},
+  );
   if (parsed.kind !== 'run') throw new Error('no configuration');
   const exporter = new Exporter({
     config: parsed.config,

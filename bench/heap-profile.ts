@@ -34,7 +34,12 @@ function where(url: string): string {
   const path = url.startsWith('file://') ? fileURLToPath(url) : url;
   const rel = relative(root, path);
   const nm = rel.lastIndexOf('node_modules/');
-  if (nm >= 0) return rel.slice(nm + 'node_modules/'.length).split('/').slice(0, rel.includes('/@', nm) ? 2 : 1).join('/');
+  if (nm >= 0)
+    return rel
+      .slice(nm + 'node_modules/'.length)
+      .split('/')
+      .slice(0, rel.includes('/@', nm) ? 2 : 1)
+      .join('/');
   return rel.startsWith('..') ? path : rel;
 }
 
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
     gc?.();
     const retained = process.memoryUsage();
     console.log(
-      `collection ${i + 1}: ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU; heap used ${(before.heapUsed / MIB).toFixed(1)} → ${(after.heapUsed / MIB).toFixed(1)} MiB (reserved ${(after.heapTotal / MIB).toFixed(0)}), external+buffers ${((after.external) / MIB).toFixed(1)} MiB; after GC ${(retained.heapUsed / MIB).toFixed(1)} MiB; spaces used/size MiB: ${spaces}`,
+      `collection ${i + 1}: ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU; heap used ${(before.heapUsed / MIB).toFixed(1)} → ${(after.heapUsed / MIB).toFixed(1)} MiB (reserved ${(after.heapTotal / MIB).toFixed(0)}), external+buffers ${(after.external / MIB).toFixed(1)} MiB; after GC ${(retained.heapUsed / MIB).toFixed(1)} MiB; spaces used/size MiB: ${spaces}`,
     );
   }
   await new Promise((r) => setTimeout(r, 100));
@@ -79,7 +84,11 @@ async function main(): Promise<void> {
   const session = new Session();
   session.connect();
   await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 16 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 16 * 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
   for (let i = 0; i < collections; i++) await collect();
   const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: ProfileNode } };
   session.disconnect();
@@ -102,7 +111,11 @@ async function main(): Promise<void> {
   walk(profile.head, undefined);
   const total = [...byFile.values()].reduce((a, b) => a + b, 0);
   const top = (map: Map<string, number>, count: number): string =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, count).map(([k, v]) => `${(v / MIB / collections).toFixed(1).padStart(7)} MiB  ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, count)
+      .map(([k, v]) => `${(v / MIB / collections).toFixed(1).padStart(7)} MiB  ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`)
+      .join('\n');
   console.log(`\nAllocated per collection (sampled, garbage included): ${(total / MIB / collections).toFixed(1)} MiB`);
   console.log('\nBy file:\n' + top(byFile, 15));
   console.log('\nBy allocating function (with its innermost project caller):\n' + top(byFunction, 30));

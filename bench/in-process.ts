@@ -23,7 +23,9 @@ export async function startInProcessExporter(n: number): Promise<InProcessExport
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: process.execArgv.filter((a) => a !== '--expose-gc'),
   });
-  const ready = await new Promise<{ flags: string[]; env: Record<string, string> }>((resolve) => node.once('message', resolve as (m: unknown) => void));
+  const ready = await new Promise<{ flags: string[]; env: Record<string, string> }>((resolve) =>
+    node.once('message', resolve as (m: unknown) => void),
+  );
   const exporter = await startBenchExporter(ready.flags, ready.env, n);
   // A profile of fewer pods than asked for would measure another node.
   if (exporter.watcher.pods().size < n) throw new Error(`the pod list never reached ${n} pods`);

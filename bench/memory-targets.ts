@@ -31,7 +31,8 @@ export function memoryVerdicts(sizes: readonly { n: number; idleRss: number; pea
   ];
   for (const s of sizes) {
     const target = PEAK_RSS_TARGETS_MIB.get(s.n);
-    if (target !== undefined) verdicts.push({ target: `peak RSS ≤ ${target} MiB (N = ${s.n})`, measured: mib(s.peakRss), ok: s.peakRss <= target * MIB });
+    if (target !== undefined)
+      verdicts.push({ target: `peak RSS ≤ ${target} MiB (N = ${s.n})`, measured: mib(s.peakRss), ok: s.peakRss <= target * MIB });
   }
   return verdicts;
 }

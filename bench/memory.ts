@@ -44,7 +44,8 @@ function parseVariant(spec: string): Variant {
 const variants: Variant[] = [{ name: 'as shipped', flags: [], env: {} }];
 for (const arg of argv) {
   if (arg.startsWith('--variant=')) variants.push(parseVariant(arg.slice('--variant='.length)));
-  if (arg.startsWith('--tree=')) variants.push({ name: `tree ${arg.slice('--tree='.length)}`, flags: [], env: {}, tree: arg.slice('--tree='.length) });
+  if (arg.startsWith('--tree='))
+    variants.push({ name: `tree ${arg.slice('--tree='.length)}`, flags: [], env: {}, tree: arg.slice('--tree='.length) });
 }
 
 const median = (values: number[]): number => {
@@ -56,15 +57,20 @@ const mib = (bytes: number): string => (bytes / MIB).toFixed(1);
 
 async function main(): Promise<void> {
   const node = new Child('node-child.ts', [String(n)]);
-  const exporters = variants.map((v) => new Child('exporter-child.ts', [], { runtime: 'compiled', extraFlags: v.flags, env: v.env, tree: v.tree }));
+  const exporters = variants.map(
+    (v) => new Child('exporter-child.ts', [], { runtime: 'compiled', extraFlags: v.flags, env: v.env, tree: v.tree }),
+  );
   try {
     const ready = await node.next<{ flags: string[]; env: Record<string, string> }>();
     const idle: ProcessMemory[] = [];
     // One at a time, so that no start-up competes with another's for the cores.
-    for (const exporter of exporters) idle.push((await exporter.request<{ idle: ProcessMemory }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n })).idle);
+    for (const exporter of exporters)
+      idle.push((await exporter.request<{ idle: ProcessMemory }>({ kind: 'start', flags: ready.flags, env: ready.env, pods: n })).idle);
     if (argv.includes('--mappings')) {
       const { mappings } = await exporters[0]!.request<{ mappings: { mapping: string; rssBytes: number }[] }>({ kind: 'mappings' });
-      console.log(`## Resident mappings of the first exporter, idle; then its V8 heap spaces (physical) and external memory\n${mappings.map((m) => `${mib(m.rssBytes).padStart(7)} MiB  ${m.mapping}`).join('\n')}\n`);
+      console.log(
+        `## Resident mappings of the first exporter, idle; then its V8 heap spaces (physical) and external memory\n${mappings.map((m) => `${mib(m.rssBytes).padStart(7)} MiB  ${m.mapping}`).join('\n')}\n`,
+      );
     }
     const samples: CollectSample[][] = exporters.map(() => []);
     for (let round = 0; round < collections; round++) {
@@ -72,7 +78,9 @@ async function main(): Promise<void> {
       for (const [i, exporter] of exporters.entries()) samples[i]!.push(await exporter.request<CollectSample>({ kind: 'collect' }));
     }
     console.log(`## Memory at N = ${n}, ${collections} collections each, interleaved (resident MiB; CPU and wall: medians)`);
-    console.log('| exporter | node flags and environment added | idle RSS (anonymous + file) | peak RSS | heap used / reserved after a collection | CPU ms | wall ms | shims scraped |');
+    console.log(
+      '| exporter | node flags and environment added | idle RSS (anonymous + file) | peak RSS | heap used / reserved after a collection | CPU ms | wall ms | shims scraped |',
+    );
     console.log('|---|---|---|---|---|---|---|---|');
     for (const [i, v] of variants.entries()) {
       const s = samples[i]!;

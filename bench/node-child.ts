@@ -52,7 +52,10 @@ async function main(): Promise<void> {
     start.shims.push({ socketPath: target, bindPath: join(lab.dir, `b${i}.sock`), payload: i });
     sockets.push(target);
   }
-  const shims = fork(join(dirname(fileURLToPath(import.meta.url)), 'shims-child.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.execArgv });
+  const shims = fork(join(dirname(fileURLToPath(import.meta.url)), 'shims-child.ts'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: process.execArgv,
+  });
   const started = new Promise<{ kind: string; bodyBytes?: number; message?: string }>((resolve) => shims.once('message', resolve));
   shims.send(start);
   const reply = await started;

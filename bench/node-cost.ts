@@ -121,7 +121,8 @@ function processCpuMs(pid: number): number {
 /** The emulated shims' process: the one child of the simulated node's process. */
 function shimsPid(node: ChildProcess): number {
   const children = readFileSync(`/proc/${node.pid}/task/${node.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
-  if (children.length !== 1 || !Number.isInteger(children[0])) throw new Error(`expected one shims child of the node process, found ${children.join(' ')}`);
+  if (children.length !== 1 || !Number.isInteger(children[0]))
+    throw new Error(`expected one shims child of the node process, found ${children.join(' ')}`);
   return children[0]!;
 }
 
@@ -151,7 +152,12 @@ async function measureSize(n: number, runs: number): Promise<Record<Config, RunF
     const baseline = start('baseline-child.ts');
     children.push(baseline);
     const k = ready.kubelet;
-    await request(baseline, { kind: 'start', sockets: ready.sockets, concurrency, kubelet: { url: k.kubeletUrl, tokenFile: k.kubeletTokenFile, caFile: k.kubeletCaFile } });
+    await request(baseline, {
+      kind: 'start',
+      sockets: ready.sockets,
+      concurrency,
+      kubelet: { url: k.kubeletUrl, tokenFile: k.kubeletTokenFile, caFile: k.kubeletCaFile },
+    });
     const exporters: Record<'b' | 'c', { child: ChildProcess; clockMs: number }> = {
       b: { child: start('node-cost-child.ts'), clockMs: Date.now() },
       c: { child: start('node-cost-child.ts'), clockMs: Date.now() },
@@ -233,7 +239,11 @@ export async function runNodeCost(args: readonly string[]): Promise<boolean> {
   const sizes = (flagValue(args, 'node-cost-sizes') ?? '50,250,500').split(',').map(Number);
   if (args.includes('--with-2500') && !sizes.includes(2500)) sizes.push(2500);
   console.log('## Node cost per sandbox per minute, 15 s scrape interval');
-  console.log(`cpu: ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}; node ${process.version}; load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `cpu: ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}; node ${process.version}; load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(
     `method: exporters with an injected clock, ${runs} runs of ${RUN_MINUTES} simulated minutes (${COLLECTIONS_PER_RUN} collections 15 s apart) after 2 simulated minutes of warm-up, the three configurations interleaved run by run; all children under tsx; shim CPU = calls × ${SHIM_CPU_PER_CALL_MS} ms (Kata's figure per call); shim concurrency 8, or N × 20 ms / 3 s above 1,200 sandboxes so that (a) and (b) fit the deadline`,
   );
@@ -247,7 +257,16 @@ export async function runNodeCost(args: readonly string[]): Promise<boolean> {
     for (const config of ['a', 'b', 'c'] as const) {
       const f = figures[config];
       console.log(
-        `| ${n} | ${CONFIGS[config]} | ${range(f.map((r) => r.exporterCpuMs))} | ${range(f.map((r) => r.calls))} | ${range(f.map((r) => r.shimCpuMs), 1)} | ${range(f.map((r) => r.total), 1)} | ${range(f.map((r) => r.emulatedMsPerCall), 3)} |`,
+        `| ${n} | ${CONFIGS[config]} | ${range(f.map((r) => r.exporterCpuMs))} | ${range(f.map((r) => r.calls))} | ${range(
+          f.map((r) => r.shimCpuMs),
+          1,
+        )} | ${range(
+          f.map((r) => r.total),
+          1,
+        )} | ${range(
+          f.map((r) => r.emulatedMsPerCall),
+          3,
+        )} |`,
       );
       const incomplete = f.reduce((sum, r) => sum + r.incomplete, 0);
       if (incomplete > 0) problems.push(`N = ${n} ${CONFIGS[config]}: ${incomplete} collections with a pod lacking guest data`);
@@ -266,7 +285,11 @@ export async function runNodeCost(args: readonly string[]): Promise<boolean> {
   const perSandbox = [...totals.values()].map((t) => t.c);
   const center = median(perSandbox);
   const spread = Math.max(...perSandbox.map((v) => Math.abs(v / center - 1)));
-  verdicts.push({ target: `(c) cost per sandbox flat within ±25% (N = ${sizes.join(', ')})`, measured: `±${(spread * 100).toFixed(0)}% (${perSandbox.map((v) => fmt(v, 1)).join(' / ')} ms)`, ok: spread <= 0.25 });
+  verdicts.push({
+    target: `(c) cost per sandbox flat within ±25% (N = ${sizes.join(', ')})`,
+    measured: `±${(spread * 100).toFixed(0)}% (${perSandbox.map((v) => fmt(v, 1)).join(' / ')} ms)`,
+    ok: spread <= 0.25,
+  });
   for (const problem of problems) verdicts.push({ target: 'every pod has guest data in every collection', measured: problem, ok: false });
   console.log('\n| target | measured (median) | met |');
   console.log('|---|---|---|');
@@ -274,7 +297,11 @@ export async function runNodeCost(args: readonly string[]): Promise<boolean> {
   // (c)'s shim calls cost what they cost whatever the exporter does: (a) / (c) cannot pass this.
   const ceilings = [...totals].map(([n, t]) => `${fmt(t.a / t.cShim)}× at N = ${n}`);
   console.log(`\nceiling of (a) / (c) were this exporter's own CPU zero (its shim CPU alone): ${ceilings.join(', ')}`);
-  console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nload average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   return verdicts.every((v) => v.ok);
 }
 

@@ -163,11 +163,16 @@ function main(): void {
   for (const k of ['scan', 'full', 'decode'] as const) {
     console.log(`  ${k}: ${median(honest.runs.map((r) => r[k])).toFixed(1)} µs (median of ${honest.runs.length})`);
   }
-  console.log(`  full / scan: ${median(honest.runs.map((r) => r.full / r.scan)).toFixed(2)}×, decode / scan: ${median(honest.runs.map((r) => r.decode / r.scan)).toFixed(2)}×`);
+  console.log(
+    `  full / scan: ${median(honest.runs.map((r) => r.full / r.scan)).toFixed(2)}×, decode / scan: ${median(honest.runs.map((r) => r.decode / r.scan)).toFixed(2)}×`,
+  );
   const attackRuns = flag('attack-runs', 3);
   if (attackRuns === 0) return;
   const limits = { maxSeries: 20_000 }; // --shim.max-series default
-  for (const [name, payload] of [['colliding', collidingNetdevPayload()], ['distinct (control)', distinctNetdevPayload()]] as const) {
+  for (const [name, payload] of [
+    ['colliding', collidingNetdevPayload()],
+    ['distinct (control)', distinctNetdevPayload()],
+  ] as const) {
     const times: number[] = [];
     let outcome = '';
     for (let run = 0; run < attackRuns; run++) {
@@ -181,7 +186,9 @@ function main(): void {
         }),
       );
     }
-    console.log(`${name} payload: ${(payload.length / 1024 / 1024).toFixed(2)} MiB; decode ${median(times).toFixed(1)} ms CPU per payload (runs: ${times.map((t) => t.toFixed(0)).join(', ')}); ${outcome}`);
+    console.log(
+      `${name} payload: ${(payload.length / 1024 / 1024).toFixed(2)} MiB; decode ${median(times).toFixed(1)} ms CPU per payload (runs: ${times.map((t) => t.toFixed(0)).join(', ')}); ${outcome}`,
+    );
   }
 }
 

@@ -16,13 +16,47 @@ import {
 
 const MiB = 1024 * 1024;
 
-const SHIM_ACTIONS = ['connect', 'create', 'start', 'state', 'stats', 'wait', 'exec', 'kill', 'delete', 'pids', 'update', 'pause', 'resume', 'close_io', 'resize_pty', 'shutdown', 'checkpoint', 'cleanup'];
+const SHIM_ACTIONS = [
+  'connect',
+  'create',
+  'start',
+  'state',
+  'stats',
+  'wait',
+  'exec',
+  'kill',
+  'delete',
+  'pids',
+  'update',
+  'pause',
+  'resume',
+  'close_io',
+  'resize_pty',
+  'shutdown',
+  'checkpoint',
+  'cleanup',
+];
 const AGENT_ACTIONS = [
-  'grpc.CheckRequest', 'grpc.CreateContainerRequest', 'grpc.CreateSandboxRequest', 'grpc.GetMetricsRequest',
-  'grpc.GuestDetailsRequest', 'grpc.OnlineCPUMemRequest', 'grpc.StartContainerRequest', 'grpc.StatsContainerRequest',
-  'grpc.UpdateInterfaceRequest', 'grpc.UpdateRoutesRequest', 'grpc.WaitProcessRequest', 'grpc.ReadStreamRequest',
-  'grpc.WriteStreamRequest', 'grpc.SetGuestDateTimeRequest', 'grpc.ExecProcessRequest', 'grpc.SignalProcessRequest',
-  'grpc.RemoveContainerRequest', 'grpc.CopyFileRequest', 'grpc.AddARPNeighborsRequest', 'grpc.ListInterfacesRequest',
+  'grpc.CheckRequest',
+  'grpc.CreateContainerRequest',
+  'grpc.CreateSandboxRequest',
+  'grpc.GetMetricsRequest',
+  'grpc.GuestDetailsRequest',
+  'grpc.OnlineCPUMemRequest',
+  'grpc.StartContainerRequest',
+  'grpc.StatsContainerRequest',
+  'grpc.UpdateInterfaceRequest',
+  'grpc.UpdateRoutesRequest',
+  'grpc.WaitProcessRequest',
+  'grpc.ReadStreamRequest',
+  'grpc.WriteStreamRequest',
+  'grpc.SetGuestDateTimeRequest',
+  'grpc.ExecProcessRequest',
+  'grpc.SignalProcessRequest',
+  'grpc.RemoveContainerRequest',
+  'grpc.CopyFileRequest',
+  'grpc.AddARPNeighborsRequest',
+  'grpc.ListInterfacesRequest',
 ];
 
 function cpus(count: number, seed: number): Record<GuestCpuItem, number>[] {
@@ -63,9 +97,15 @@ const MOUNTS = 14;
 
 export function benchShimValues(index: number): ShimPayloadValues {
   const filesystems = Array.from({ length: MOUNTS }, (_, i) => {
-    const id = ((index * 7919 + i) * 2654435761 >>> 0).toString(16).padStart(8, '0').repeat(8);
+    const id = (((index * 7919 + i) * 2654435761) >>> 0).toString(16).padStart(8, '0').repeat(8);
     const total = 64 * 2 ** 30;
-    return { mount: `/run/kata-containers/shared/containers/${id}/rootfs`, device: `virtiofs-${i}`, total, free: total / 2 - i * 4096, avail: total / 2 - i * 8192 };
+    return {
+      mount: `/run/kata-containers/shared/containers/${id}/rootfs`,
+      device: `virtiofs-${i}`,
+      total,
+      free: total / 2 - i * 4096,
+      avail: total / 2 - i * 8192,
+    };
   });
   const netdev: Record<string, NetdevValues> = { lo: { recvBytes: 48_213, sentBytes: 48_213 } };
   for (let i = 0; i < 8; i++) netdev[`eth${i}`] = { recvBytes: 734_003_200 + index * 977 + i, sentBytes: 52_428_800 + index * 131 + i };
@@ -76,8 +116,18 @@ export function benchShimValues(index: number): ShimPayloadValues {
   }
   const disks: Record<string, DiskValues> = {};
   for (const name of ['vda', 'vdb', 'vdc', 'vdd', 'vde', 'vdf', 'pmem0', 'pmem1']) {
-    disks[name] = { reads: 5_120 + index, sectorsRead: 2_048_000 + index * 8, writes: 2_560 + index, sectorsWritten: 1_024_000 + index * 8 };
-    disks[`${name}${name.startsWith('pmem') ? 'p' : ''}1`] = { reads: 5_000, sectorsRead: 2_000_000, writes: 2_500, sectorsWritten: 1_000_000 };
+    disks[name] = {
+      reads: 5_120 + index,
+      sectorsRead: 2_048_000 + index * 8,
+      writes: 2_560 + index,
+      sectorsWritten: 1_024_000 + index * 8,
+    };
+    disks[`${name}${name.startsWith('pmem') ? 'p' : ''}1`] = {
+      reads: 5_000,
+      sectorsRead: 2_000_000,
+      writes: 2_500,
+      sectorsWritten: 1_000_000,
+    };
   }
   disks.loop0 = { reads: 40, sectorsRead: 3_000, writes: 0, sectorsWritten: 0 };
   return {

@@ -159,14 +159,30 @@ async function startRig(n: number): Promise<Rig> {
   const exporter = new Child('exporter-child.ts', [], { runtime: RUNTIME, extraFlags: EXPORTER_NODE_FLAGS });
   const baseline = new Child('baseline-child.ts', [], { runtime: RUNTIME });
   const tsxExporter = COMPARE_TSX ? new Child('exporter-child.ts', [], { runtime: 'tsx', extraFlags: EXPORTER_NODE_FLAGS }) : undefined;
-  const rig: Rig = { n, node, exporter, baseline, tsxExporter, ready: undefined!, idle: undefined!, tsxIdleRss: undefined, samples: [], tsxSamples: [] };
+  const rig: Rig = {
+    n,
+    node,
+    exporter,
+    baseline,
+    tsxExporter,
+    ready: undefined!,
+    idle: undefined!,
+    tsxIdleRss: undefined,
+    samples: [],
+    tsxSamples: [],
+  };
   try {
     rig.ready = await node.next<Ready>();
     // Every shim at every collection: (b) measures one full collection (--node-cost measures the cadence).
     rig.ready.flags = [...rig.ready.flags, ...deadlineFlags(n, rig.ready.latencyMs), '--shim.interval=0s'];
     const started = await exporter.request<{ idle: ProcessMemory }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
     rig.idle = started.idle;
-    const tsxStarted = await tsxExporter?.request<{ idle: ProcessMemory }>({ kind: 'start', flags: rig.ready.flags, env: rig.ready.env, pods: n });
+    const tsxStarted = await tsxExporter?.request<{ idle: ProcessMemory }>({
+      kind: 'start',
+      flags: rig.ready.flags,
+      env: rig.ready.env,
+      pods: n,
+    });
     rig.tsxIdleRss = tsxStarted?.idle.rssBytes;
     const k = rig.ready.kubelet;
     await baseline.request({
@@ -277,9 +293,21 @@ async function main(): Promise<void> {
   const cpu = cpus();
   const loadBefore = loadavg();
   console.log('## Machine');
-  console.log(`cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`);
-  console.log(`exporter and baseline children: ${RUNTIME === 'compiled' ? `compiled with the Dockerfile's tsc flags, ${Object.entries(imageEnv()).map(([k, v]) => `${k}=${v} `).join('')}node ${imageNodeFlags().join(' ')}` : 'tsx'}${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}${EXPORTER_NODE_FLAGS.length > 0 ? `; exporter children also with ${EXPORTER_NODE_FLAGS.join(' ')}` : ''}`);
-  console.log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} at N ≥ 250, more below (as many sandboxes), after ${WARMUP} warm-up, the sizes interleaved round by round; parse runs: ${Math.max(21, RUNS * 4 + 1)}`);
+  console.log(
+    `cpu: ${cpu[0]?.model ?? 'unknown'} × ${cpu.length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}`,
+  );
+  console.log(
+    `exporter and baseline children: ${
+      RUNTIME === 'compiled'
+        ? `compiled with the Dockerfile's tsc flags, ${Object.entries(imageEnv())
+            .map(([k, v]) => `${k}=${v} `)
+            .join('')}node ${imageNodeFlags().join(' ')}`
+        : 'tsx'
+    }${COMPARE_TSX ? '; plus the exporter under tsx, interleaved' : ''}${EXPORTER_NODE_FLAGS.length > 0 ? `; exporter children also with ${EXPORTER_NODE_FLAGS.join(' ')}` : ''}`,
+  );
+  console.log(
+    `load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; runs per figure: ${RUNS} at N ≥ 250, more below (as many sandboxes), after ${WARMUP} warm-up, the sizes interleaved round by round; parse runs: ${Math.max(21, RUNS * 4 + 1)}`,
+  );
   console.log('figures: median (min–max)\n');
 
   const parseRuns = args.has('skip-parse') ? 1 : Math.max(21, RUNS * 4 + 1);
@@ -293,7 +321,9 @@ async function main(): Promise<void> {
   console.log('| way | µs per payload | vs bare scan |');
   console.log('|---|---|---|');
   console.log(`| bare newline scan, 4 bytes a step (floor) | ${show(col('scan'), 1)} | 1 |`);
-  console.log(`| bare newline scan, Buffer.indexOf per line (earlier floor) | ${show(col('indexOfScan'), 1)} | ${show(ratio((r) => r.indexOfScan / r.scan))}× |`);
+  console.log(
+    `| bare newline scan, Buffer.indexOf per line (earlier floor) | ${show(col('indexOfScan'), 1)} | ${show(ratio((r) => r.indexOfScan / r.scan))}× |`,
+  );
   console.log(`| full parse (parsePromText) | ${show(col('full'), 1)} | ${show(fullScan)}× |`);
   console.log(`| skipping decoder (decodeShimMetrics) | ${show(col('decode'), 1)} | ${show(decodeScan)}× |`);
   console.log(`| peer parse-prometheus-text-format | ${show(col('peer'), 1)} | ${show(ratio((r) => r.peer / r.scan))}× |`);
@@ -303,20 +333,28 @@ async function main(): Promise<void> {
   const sizes = await measureSizes(SIZES);
   const ref = sizes.find((s) => s.n === REFERENCE_N)!;
 
-  console.log(`## (b) One full collection at N = ${ref.n} (${ref.n * 3} containers, ${(ref.bodyBytes / 1024).toFixed(0)} KiB per shim, 20 ms per shim call, concurrency ${CONCURRENCY})`);
+  console.log(
+    `## (b) One full collection at N = ${ref.n} (${ref.n * 3} containers, ${(ref.bodyBytes / 1024).toFixed(0)} KiB per shim, 20 ms per shim call, concurrency ${CONCURRENCY})`,
+  );
   console.log('| figure | value |');
   console.log('|---|---|');
   console.log(`| wall time | ${show(ref.wall, 0, ' ms')} |`);
   console.log(`| ideal (Σ latency / concurrency + kubelet) | ${show(ref.ideal, 0, ' ms')} |`);
-  console.log(`| emulated shim call as served (request in → last byte out), ${ref.served.calls} calls | mean ${fmt(ref.served.mean)} ms, median ${fmt(ref.served.median)} ms, p90 ${fmt(ref.served.p90)} ms, max ${fmt(ref.served.max, 1)} ms |`);
+  console.log(
+    `| emulated shim call as served (request in → last byte out), ${ref.served.calls} calls | mean ${fmt(ref.served.mean)} ms, median ${fmt(ref.served.median)} ms, p90 ${fmt(ref.served.p90)} ms, max ${fmt(ref.served.max, 1)} ms |`,
+  );
   console.log(`| wall / ideal | ${show(ref.wallRatio)}× |`);
   console.log(`| read-only baseline wall / ideal (what the machine allows) | ${show(ref.baseWallRatio)}× |`);
   console.log(`| exporter CPU per collection | ${show(ref.cpu, 0, ' ms')} |`);
   console.log(`| read-only baseline client CPU | ${show(ref.baseCpu, 0, ' ms')} |`);
   console.log(`| exporter CPU / baseline | ${show(ref.cpuRatio)}× |`);
-  console.log(`| exporter peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB (baseline client ${(ref.baselinePeakRss / MIB).toFixed(0)} MiB) |`);
+  console.log(
+    `| exporter peak RSS | ${(ref.peakRss / MIB).toFixed(0)} MiB (baseline client ${(ref.baselinePeakRss / MIB).toFixed(0)} MiB) |`,
+  );
   console.log(`| exporter RSS before its first collection (serving, pod list in) | ${(ref.idleRss / MIB).toFixed(0)} MiB |`);
-  console.log(`| exporter V8 heap right after a collection: used / reserved | ${show(ref.heapUsed, 0, ' MiB')} / ${show(ref.heapTotal, 0, ' MiB')} |`);
+  console.log(
+    `| exporter V8 heap right after a collection: used / reserved | ${show(ref.heapUsed, 0, ' MiB')} / ${show(ref.heapTotal, 0, ' MiB')} |`,
+  );
   console.log('');
   if (ref.tsx) {
     console.log(`### Compiled (as shipped) vs tsx, same runs, N = ${ref.n}`);
@@ -331,9 +369,13 @@ async function main(): Promise<void> {
   console.log(`## (c) Rendering /metrics (text) at N = ${ref.n}`);
   console.log(`render CPU ${show(ref.renderCpu, 1, ' ms')} = ${show(ref.renderShare, 1, '%')} of collection CPU\n`);
   console.log(`## (d) Series at N = ${ref.n}`);
-  console.log(`${ref.series.total} series in kata_bridge_* families; most per container ${ref.series.maxPerContainer} (budget ${CARDINALITY_BUDGET.perContainer}) over ${ref.series.containers} containers; most per pod ${ref.series.maxPerPod} (budget ${CARDINALITY_BUDGET.perPod}) over ${ref.series.pods} pods\n`);
+  console.log(
+    `${ref.series.total} series in kata_bridge_* families; most per container ${ref.series.maxPerContainer} (budget ${CARDINALITY_BUDGET.perContainer}) over ${ref.series.containers} containers; most per pod ${ref.series.maxPerPod} (budget ${CARDINALITY_BUDGET.perPod}) over ${ref.series.pods} pods\n`,
+  );
   console.log('## (e) Scaling');
-  console.log('| N | runs | wall ms | ideal ms | shim call served, mean ms | wall/ideal | CPU ms | baseline CPU ms | CPU/baseline | CPU ms per sandbox: all runs (per run) | render % | idle → peak RSS MiB |');
+  console.log(
+    '| N | runs | wall ms | ideal ms | shim call served, mean ms | wall/ideal | CPU ms | baseline CPU ms | CPU/baseline | CPU ms per sandbox: all runs (per run) | render % | idle → peak RSS MiB |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of sizes) {
     console.log(
@@ -348,11 +390,17 @@ async function main(): Promise<void> {
   const medians = sizes.map((s) => s.perSandboxCpu.median);
   const medianCenter = stat(medians).median;
   const medianSpread = Math.max(...medians.map((v) => Math.abs(v / medianCenter - 1)));
-  console.log(`cost per sandbox over all runs: ${perSandbox.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(spread * 100).toFixed(0)}% from their median`);
-  console.log(`(medians of the per-run figures: ${medians.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(medianSpread * 100).toFixed(0)}% from their median)\n`);
+  console.log(
+    `cost per sandbox over all runs: ${perSandbox.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(spread * 100).toFixed(0)}% from their median`,
+  );
+  console.log(
+    `(medians of the per-run figures: ${medians.map((v) => fmt(v, 3)).join(' / ')} ms, at most ${(medianSpread * 100).toFixed(0)}% from their median)\n`,
+  );
 
   console.log('## (f) Memory of the exporter process (resident MiB)');
-  console.log('| N | idle: all (anonymous + file-backed) | peak over the collections | V8 heap after a collection: used / reserved | target |');
+  console.log(
+    '| N | idle: all (anonymous + file-backed) | peak over the collections | V8 heap after a collection: used / reserved | target |',
+  );
   console.log('|---|---|---|---|---|');
   for (const s of sizes) {
     const target = PEAK_RSS_TARGETS_MIB.get(s.n);
@@ -366,15 +414,31 @@ async function main(): Promise<void> {
     { target: 'full parse ≥ 10× faster than the peer', measured: `${fmt(peerFull.median, 1)}×`, ok: peerFull.median >= 10 },
     { target: 'full parse ≤ 6× the bare scan', measured: `${fmt(fullScan.median)}×`, ok: fullScan.median <= 6 },
     { target: 'skipping decode ≤ 2.5× the bare scan', measured: `${fmt(decodeScan.median)}×`, ok: decodeScan.median <= 2.5 },
-    { target: `collection wall ≤ 1.2× the ideal (N = ${ref.n})`, measured: `${fmt(ref.wallRatio.median)}×`, ok: ref.wallRatio.median <= 1.2 },
-    { target: `collection CPU ≤ 3× the read-only baseline (N = ${ref.n})`, measured: `${fmt(ref.cpuRatio.median)}×`, ok: ref.cpuRatio.median <= 3 },
-    { target: `rendering ≤ 10% of collection CPU (N = ${ref.n})`, measured: `${fmt(ref.renderShare.median, 1)}%`, ok: ref.renderShare.median <= 10 },
+    {
+      target: `collection wall ≤ 1.2× the ideal (N = ${ref.n})`,
+      measured: `${fmt(ref.wallRatio.median)}×`,
+      ok: ref.wallRatio.median <= 1.2,
+    },
+    {
+      target: `collection CPU ≤ 3× the read-only baseline (N = ${ref.n})`,
+      measured: `${fmt(ref.cpuRatio.median)}×`,
+      ok: ref.cpuRatio.median <= 3,
+    },
+    {
+      target: `rendering ≤ 10% of collection CPU (N = ${ref.n})`,
+      measured: `${fmt(ref.renderShare.median, 1)}%`,
+      ok: ref.renderShare.median <= 10,
+    },
     {
       target: `series ≤ ${CARDINALITY_BUDGET.perContainer} per container, ≤ ${CARDINALITY_BUDGET.perPod} per pod`,
       measured: `${ref.series.maxPerContainer} / ${ref.series.maxPerPod}`,
       ok: ref.series.maxPerContainer <= CARDINALITY_BUDGET.perContainer && ref.series.maxPerPod <= CARDINALITY_BUDGET.perPod,
     },
-    { target: `cost per sandbox flat within ±25% (N = ${SIZES.join(', ')})`, measured: `±${(spread * 100).toFixed(0)}%`, ok: spread <= 0.25 },
+    {
+      target: `cost per sandbox flat within ±25% (N = ${SIZES.join(', ')})`,
+      measured: `±${(spread * 100).toFixed(0)}%`,
+      ok: spread <= 0.25,
+    },
   ];
   verdicts.push(...memoryVerdicts(sizes));
   const failures = sizes.flatMap((s) => s.failures.map((f) => `N = ${s.n}: ${f}`));
@@ -383,7 +447,11 @@ async function main(): Promise<void> {
   console.log('| target | measured (median) | met |');
   console.log('|---|---|---|');
   for (const v of verdicts) console.log(`| ${v.target} | ${v.measured} | ${v.ok ? 'yes' : '**no**'} |`);
-  console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nload average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   process.exitCode = verdicts.every((v) => v.ok) ? 0 : 1;
 }
 

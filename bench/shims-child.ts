@@ -41,7 +41,9 @@ async function start(message: ShimsChildStart): Promise<number> {
   for (const shim of message.shims) {
     const body = Buffer.from(benchShimPayload(shim.payload));
     bodyBytes = body.length;
-    running.push(await startFakeShim({ socketPath: shim.socketPath, bindPath: shim.bindPath, payload: () => body, delayMs: message.latencyMs }));
+    running.push(
+      await startFakeShim({ socketPath: shim.socketPath, bindPath: shim.bindPath, payload: () => body, delayMs: message.latencyMs }),
+    );
   }
   return bodyBytes;
 }

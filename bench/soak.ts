@@ -18,7 +18,10 @@ function parseArgv(argv: readonly string[]): SoakOptions {
   const options: SoakOptions = { durationMs: 10 * 60_000 };
   for (const arg of argv) {
     const match = /^--([a-z-]+)=(.*)$/.exec(arg);
-    if (match === null) throw new Error(`soak: unknown argument "${arg}" (use --duration=10m, --pool=30, --churn-interval=100ms, --scrape-interval=1s, --rss-bound-mib=50, --heap-bound-mib=8, --seed=N)`);
+    if (match === null)
+      throw new Error(
+        `soak: unknown argument "${arg}" (use --duration=10m, --pool=30, --churn-interval=100ms, --scrape-interval=1s, --rss-bound-mib=50, --heap-bound-mib=8, --seed=N)`,
+      );
     const [, name, value] = match as unknown as [string, string, string];
     switch (name) {
       case 'duration':

@@ -11,7 +11,12 @@ import { silentLogger } from '../src/log.ts';
  * Starts the exporter as main.ts does (pod watch, then the metrics port on a loopback port) and
  * waits (up to 30 s) until its pod watch holds `pods` pods; `now`: its collection clock.
  */
-export async function startBenchExporter(flags: readonly string[], env: Record<string, string>, pods: number, now?: () => number): Promise<Exporter> {
+export async function startBenchExporter(
+  flags: readonly string[],
+  env: Record<string, string>,
+  pods: number,
+  now?: () => number,
+): Promise<Exporter> {
   // KUBERNETES_SERVICE_HOST/PORT, as the kubelet sets them in a pod.
   Object.assign(process.env, env);
   const parsed = parseCommandLine([...flags, '--collect.min-interval=0s', '--web.listen-address=127.0.0.1:0'], process.env);

@@ -68,14 +68,19 @@ function recordingRules(t: Thresholds): RecordingRule[] {
   const a = t.overheadAdvisor;
   const rec = (record: string, expr: string): RecordingRule => ({ kind: 'record', record, expr });
   const perHandler = (names: Record<'p50' | 'p95' | 'p99' | 'max', string>, peak: string) => [
-    ...(Object.keys(QUANTILES) as (keyof typeof QUANTILES)[]).map((q) => rec(names[q], `quantile by (runtime_handler) (${num(QUANTILES[q])}, ${peak})`)),
+    ...(Object.keys(QUANTILES) as (keyof typeof QUANTILES)[]).map((q) =>
+      rec(names[q], `quantile by (runtime_handler) (${num(QUANTILES[q])}, ${peak})`),
+    ),
     rec(names.max, `max by (runtime_handler) (${peak})`),
   ];
   const recommend = (p99: string, step: number) =>
     [`ceil(${p99} * ${num(1 + a.headroom)} / ${num(step)}) * ${num(step)}`, enoughPods(a.minPods)].join('\n');
   return [
     rec(ADVISOR.podOverheadMemoryPeak, withHandler(`max_over_time(kata_bridge_pod_overhead_memory_bytes[${a.window}])`, a.window)),
-    rec(ADVISOR.podOverheadCpuPeak, withHandler(`max_over_time(namespace_pod:kata_bridge_pod_overhead_cpu_usage:rate5m[${a.window}])`, a.window)),
+    rec(
+      ADVISOR.podOverheadCpuPeak,
+      withHandler(`max_over_time(namespace_pod:kata_bridge_pod_overhead_cpu_usage:rate5m[${a.window}])`, a.window),
+    ),
     rec(ADVISOR.handlerPods, `count by (runtime_handler) (${ADVISOR.podOverheadMemoryPeak})`),
     ...perHandler(ADVISOR.handlerMemory, ADVISOR.podOverheadMemoryPeak),
     ...perHandler(ADVISOR.handlerCpu, ADVISOR.podOverheadCpuPeak),

@@ -57,11 +57,7 @@ const POD = 'cluster, namespace, pod';
 const CONTAINER = `${POD}, container`;
 
 /** Upstream's join of the pod's node, from kube-state-metrics' kube_pod_info. */
-const NODE_JOIN = [
-  `* on (${POD}) group_left (node) topk by (${POD}) (`,
-  `  1, max by (${POD}, node) (kube_pod_info{node!=""})`,
-  ')',
-];
+const NODE_JOIN = [`* on (${POD}) group_left (node) topk by (${POD}) (`, `  1, max by (${POD}, node) (kube_pod_info{node!=""})`, ')'];
 
 /** The container's image, from kube-state-metrics (one, whatever it reports during an update). */
 const IMAGE_JOIN = [
@@ -115,7 +111,10 @@ export function buildCompatGroups(t: Thresholds): RuleGroup[] {
   return [
     {
       name: 'kata-bridge.compat.cadvisor',
-      rules: [cadvisorCopy(COMPAT_RECORDS.cpu, 'kata_bridge_container_cpu_usage_seconds_total', { cpu: 'total' }), cadvisorCopy(COMPAT_RECORDS.memory, 'kata_bridge_container_memory_working_set_bytes')],
+      rules: [
+        cadvisorCopy(COMPAT_RECORDS.cpu, 'kata_bridge_container_cpu_usage_seconds_total', { cpu: 'total' }),
+        cadvisorCopy(COMPAT_RECORDS.memory, 'kata_bridge_container_memory_working_set_bytes'),
+      ],
     },
     {
       // Replaces the upstream group of the same records: disable that one (docs/compatibility.md).
@@ -142,7 +141,7 @@ export const KATA_CGROUP_ROW = { sourceLabels: ['__name__', 'id'], regex: 'conta
 /** The scrape-time drop, as a metric_relabel_configs entry of the kubelet's cAdvisor job. */
 export function relabelSnippet(): string {
   return [
-    "# kata-metrics-bridge (docs/compatibility.md): append to the metric_relabel_configs of the job that",
+    '# kata-metrics-bridge (docs/compatibility.md): append to the metric_relabel_configs of the job that',
     "# scrapes the kubelet's /metrics/cadvisor. Drops cAdvisor's CPU and memory rows of Kata cgroups",
     '# (kata_<64 hex> with the cgroupfs driver: zeros for containers, part or all of the VM on the',
     '# sandbox row); network rows stay. The compatibility rules publish the true values instead.',

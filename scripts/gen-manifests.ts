@@ -43,7 +43,11 @@ export function readSources(root: string): ManifestSources {
   const rulesPath = join(root, RULES_SOURCE);
   const rules = existsSync(rulesPath) ? readFileSync(rulesPath, 'utf8') : undefined;
   const dir = join(root, DASHBOARDS_DIR);
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
   return { rules, dashboards: files.map((file) => ({ file, content: readFileSync(join(dir, file), 'utf8') })) };
 }
 

@@ -60,10 +60,7 @@ function recordingRules(): RecordingRule[] {
   return [
     rec(R.containerCpuRate, 'rate(kata_bridge_container_cpu_usage_seconds_total[5m])'),
     rec(R.containerCpuPerLimit, `${R.containerCpuRate}\n  /\n(kata_bridge_container_cpu_limit_cores > 0)`),
-    rec(
-      R.containerMemPerLimit,
-      'kata_bridge_container_memory_working_set_bytes\n  /\n(kata_bridge_container_memory_limit_bytes > 0)',
-    ),
+    rec(R.containerMemPerLimit, 'kata_bridge_container_memory_working_set_bytes\n  /\n(kata_bridge_container_memory_limit_bytes > 0)'),
     // The pod cgroup has a CPU quota only when every container declares a limit: sum the limits
     // only for those pods (a container is known by any of its per-container series).
     rec(
@@ -104,7 +101,10 @@ function recordingRules(): RecordingRule[] {
     rec(R.podHostDiskReadRate, 'rate(kata_bridge_pod_host_disk_read_bytes_total[5m])'),
     // The guest's traffic against the host's count of the same VM, both directions together.
     rec(R.podGuestPerHostNetwork, `(${R.podGuestTxRate} + ${R.podGuestRxRate})\n  /\n((${R.podHostTxRate} + ${R.podHostRxRate}) > 0)`),
-    rec(R.podGuestPerHostDisk, `(${R.podGuestDiskWriteRate} + ${R.podGuestDiskReadRate})\n  /\n((${R.podHostDiskWriteRate} + ${R.podHostDiskReadRate}) > 0)`),
+    rec(
+      R.podGuestPerHostDisk,
+      `(${R.podGuestDiskWriteRate} + ${R.podGuestDiskReadRate})\n  /\n((${R.podHostDiskWriteRate} + ${R.podHostDiskReadRate}) > 0)`,
+    ),
   ];
 }
 
@@ -306,7 +306,10 @@ function hostTruth(t: Thresholds): AlertRule[] {
     alertOn(t.cpuThrottling, {
       alert: 'KataBridgePodHostCpuThrottled',
       scope: 'pod',
-      expr: [`${R.podHostThrottledPerCpu} >= ${num(t.cpuThrottling.ratio)}`, `and ${R.podHostCpuRate} >= ${num(t.cpuThrottling.minHostCores)}`].join('\n'),
+      expr: [
+        `${R.podHostThrottledPerCpu} >= ${num(t.cpuThrottling.ratio)}`,
+        `and ${R.podHostCpuRate} >= ${num(t.cpuThrottling.minHostCores)}`,
+      ].join('\n'),
       summary: 'A Kata pod spends much of its time throttled under its CPU quota.',
       description: `For every second of CPU the VM of ${POD} got, it waited {{ $value | humanizePercentage }} of a second throttled, for ${t.cpuThrottling.for}: the build runs slower than its CPU limit suggests.`,
     }),
@@ -432,7 +435,7 @@ function blindSpots(t: Thresholds): AlertRule[] {
       expr: 'kata_bridge_pod_metrics_gap{reason!~"shim_unsafe_runtime|shim_disabled"} > 0',
       for: t.podGap.for,
       severity: t.podGap.severity,
-      summary: 'Part of a Kata pod\'s data has been missing for a while.',
+      summary: "Part of a Kata pod's data has been missing for a while.",
       description: `${POD} has been missing data (reason {{ $labels.reason }}, gap {{ $value }}) for ${t.podGap.for}.`,
     },
     {

@@ -4,7 +4,17 @@
  */
 
 import { FLAGS } from '../src/config.ts';
-import { BUILD_INFO, CARDINALITY_BUDGET, FAMILIES, HOST_COLLECTOR_FLAGS, PREFIX, SCOPE_LABELS, SELF_COUNTERS, seriesBudgetUsed, type FamilyScope } from '../src/publish/families.ts';
+import {
+  BUILD_INFO,
+  CARDINALITY_BUDGET,
+  FAMILIES,
+  HOST_COLLECTOR_FLAGS,
+  PREFIX,
+  SCOPE_LABELS,
+  SELF_COUNTERS,
+  seriesBudgetUsed,
+  type FamilyScope,
+} from '../src/publish/families.ts';
 
 const SCOPE_TITLES: Record<FamilyScope, string> = {
   container: 'Per container',
@@ -82,10 +92,10 @@ export function renderMetricsDoc(): string {
     '',
     'With `--collector.shim-raw`, the raw Kata shim families are re-exposed the way kata-monitor',
     'does: their own names, each sample labelled `sandbox_id`, `cri_uid`, `cri_name`,',
-    '`cri_namespace`, and the shim\'s `go_*` / `process_*` families renamed `kata_shim_go_*` /',
-    '`kata_shim_process_*`. Only Kata\'s own families (`kata_*`) pass, and a sample with a label',
+    "`cri_namespace`, and the shim's `go_*` / `process_*` families renamed `kata_shim_go_*` /",
+    "`kata_shim_process_*`. Only Kata's own families (`kata_*`) pass, and a sample with a label",
     'the exporter or Prometheus gives meaning to (`namespace`, `pod`, `job`, ...) is dropped',
-    '(docs/security.md). Their names and units are Kata\'s, outside the budget below.',
+    "(docs/security.md). Their names and units are Kata's, outside the budget below.",
     '',
   );
 
@@ -101,14 +111,16 @@ export function renderMetricsDoc(): string {
   for (const [collector, flag] of Object.entries(HOST_COLLECTOR_FLAGS)) {
     const families = FAMILIES.filter((f) => f.collector === collector);
     const series = families.reduce((sum, f) => sum + f.maxSeriesPerScope, 0);
-    out.push(`| \`--[no-]${flag}\` | ${FLAGS[flag]?.default === true ? 'on' : 'off'} | ${code(families.map((f) => PREFIX + f.name))} | ${series} |`);
+    out.push(
+      `| \`--[no-]${flag}\` | ${FLAGS[flag]?.default === true ? 'on' : 'off'} | ${code(families.map((f) => PREFIX + f.name))} | ${series} |`,
+    );
   }
   out.push('');
 
   out.push('## Cardinality budget', '');
   out.push(
     `At most ${CARDINALITY_BUDGET.perContainer} series per container and ${CARDINALITY_BUDGET.perPod} per pod, by default.`,
-    'The table above states each family\'s maximum; the totals are:',
+    "The table above states each family's maximum; the totals are:",
     '',
     '| scope | budget | used by the families above |',
     '|---|---|---|',

@@ -52,7 +52,11 @@ const RULE_FILE_HEADER = [
   '# (see thresholds.ts and docs/runbooks.md). A test fails when this file drifts from the generator.',
 ];
 
-export function renderRuleFile(groups: RuleGroup[], t: Thresholds = DEFAULT_THRESHOLDS, header: readonly string[] = RULE_FILE_HEADER): string {
+export function renderRuleFile(
+  groups: RuleGroup[],
+  t: Thresholds = DEFAULT_THRESHOLDS,
+  header: readonly string[] = RULE_FILE_HEADER,
+): string {
   const out: string[] = [...header, groups.length === 0 ? 'groups: []' : 'groups:'];
   for (const group of groups) {
     out.push(`  - name: ${scalar(group.name)}`, '    rules:');
@@ -78,4 +82,3 @@ export function renderRuleFile(groups: RuleGroup[], t: Thresholds = DEFAULT_THRE
   }
   return `${out.join('\n')}\n`;
 }
-

@@ -222,7 +222,8 @@ export class Collector {
     try {
       const scrape = await this.deps.kubelet.scrape();
       const stats = decodeKubeletMetrics(scrape.body);
-      for (const [reason, count] of Object.entries(stats.rejected)) this.deps.self.add(this.deps.self.kubeletRejectedSamples, reason, count);
+      for (const [reason, count] of Object.entries(stats.rejected))
+        this.deps.self.add(this.deps.self.kubeletRejectedSamples, reason, count);
       return { stats, endpoint: scrape.endpoint };
     } catch (error) {
       this.deps.logger.warn({ err: loggableError(error), source: 'kubelet' }, 'kubelet scrape failed');
@@ -259,7 +260,8 @@ export class Collector {
         onSettled(plan);
       },
     });
-    for (const error of discovery.errors) this.deps.logger.warn({ err: loggableError(error), source: 'shims' }, 'sandbox discovery problem');
+    for (const error of discovery.errors)
+      this.deps.logger.warn({ err: loggableError(error), source: 'shims' }, 'sandbox discovery problem');
     // Bounded by the sandboxes present: the ones gone are dropped with the old map.
     this.resolved = next;
     const plans = discovery.sandboxes.map((raw) => {
@@ -331,7 +333,9 @@ export class Collector {
       if (outsideVm.incomplete) plan.observation.overheadCgroupIncomplete = true;
       if (collectors.network && plan.podUid !== undefined) {
         const hierarchy = layout.cpuDir ?? layout.memoryDir;
-        const dirs = [...outside, podPath].flatMap((path) => (path === undefined || hierarchy === undefined ? [] : [`${hierarchy}${path}`]));
+        const dirs = [...outside, podPath].flatMap((path) =>
+          path === undefined || hierarchy === undefined ? [] : [`${hierarchy}${path}`],
+        );
         plan.observation.hostNetwork = this.vmms.read(plan.record.id, dirs, plan.record.hypervisor, plan.record.vmmPid);
       }
     }
@@ -349,7 +353,10 @@ export class Collector {
     pods: ReadonlyMap<string, PodRecord>,
     startedAt: number,
     takenAtMs: number,
-  ): { early: (plan: SandboxPlan) => void; finish: (plans: readonly SandboxPlan[]) => Promise<{ ok: boolean; raw: RawSandboxFamilies[] }> } {
+  ): {
+    early: (plan: SandboxPlan) => void;
+    finish: (plans: readonly SandboxPlan[]) => Promise<{ ok: boolean; raw: RawSandboxFamilies[] }>;
+  } {
     const { config } = this.deps;
     const schedule = this.shimSchedule;
     schedule.beginCollection(takenAtMs);
@@ -374,12 +381,10 @@ export class Collector {
       const target: ShimTarget = { id: plan.record.id, socketPath: plan.record.socketPath!, socketIdentity: plan.record.socketIdentity };
       started.set(
         target.id,
-        this.deps.shims
-          .scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body, decodedByMs) })
-          .then(
-            (results) => ({ result: results.get(target.id) }),
-            (error: unknown) => ({ error }),
-          ),
+        this.deps.shims.scrapeAll([target], { deadlineAtMs, handle: (body: Buffer) => this.decodeShim(plan, body, decodedByMs) }).then(
+          (results) => ({ result: results.get(target.id) }),
+          (error: unknown) => ({ error }),
+        ),
       );
     };
     const take = (plan: SandboxPlan): void => {
@@ -484,7 +489,10 @@ export class Collector {
       }
       if (plan.observation.shim.state === 'failed') {
         self.add(self.shimScrapeErrors, plan.observation.shim.reason.replace(/^shim_/, ''));
-        logger.warn({ sandbox: plan.record.id, socket: plan.record.socketPath, reason: plan.observation.shim.reason, source: 'shims' }, 'shim scrape failed');
+        logger.warn(
+          { sandbox: plan.record.id, socket: plan.record.socketPath, reason: plan.observation.shim.reason, source: 'shims' },
+          'shim scrape failed',
+        );
         // A call the deadline kept in the queue was never made: the last answer, if any, stands in.
         if (!result.ok && result.notStarted === true && reuse(plan)) continue;
         failures++;
@@ -518,7 +526,8 @@ export class Collector {
 
   /** What a collection keeps of one decoded body; the guest samples it refused are counted. */
   private kept(outcome: ShimOutcome, raw?: RawSandboxFamilies): DecodedShim {
-    if (outcome.state === 'ok') this.deps.self.add(this.deps.self.guestRejectedSamples, 'implausible_value', outcome.metrics.rejectedSamples);
+    if (outcome.state === 'ok')
+      this.deps.self.add(this.deps.self.guestRejectedSamples, 'implausible_value', outcome.metrics.rejectedSamples);
     return raw === undefined ? { outcome } : { outcome, raw };
   }
 }

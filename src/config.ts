@@ -78,11 +78,18 @@ const FLAG_SPECS = {
   'web.listen-address': { type: 'string', default: `:${DEFAULT_PORT}`, help: 'Address to listen on for /metrics, as host:port or :port.' },
   'web.telemetry-path': { type: 'string', default: '/metrics', help: 'Path under which to expose metrics.' },
   'web.config.file': { type: 'string', help: 'Prometheus exporter-toolkit web config (TLS, client CA, basic auth).' },
-  'node.name': { type: 'string', help: 'This node\'s name (default: env NODE_NAME).' },
+  'node.name': { type: 'string', help: "This node's name (default: env NODE_NAME)." },
   'kubelet.url': { type: 'string', help: 'Kubelet base URL (default: https://$HOST_IP:10250).' },
-  'kubelet.token-file': { type: 'string', help: `Bearer token file, re-read when it rotates (default: ${DEFAULT_TOKEN_FILE} when it exists).` },
+  'kubelet.token-file': {
+    type: 'string',
+    help: `Bearer token file, re-read when it rotates (default: ${DEFAULT_TOKEN_FILE} when it exists).`,
+  },
   'kubelet.ca-file': { type: 'string', help: 'CA bundle that signed the kubelet serving certificate.' },
-  'kubelet.insecure-skip-tls-verify': { type: 'boolean', default: false, help: 'Do not verify the kubelet certificate (serving certs often lack IP SANs).' },
+  'kubelet.insecure-skip-tls-verify': {
+    type: 'boolean',
+    default: false,
+    help: 'Do not verify the kubelet certificate (serving certs often lack IP SANs).',
+  },
   'kubelet.allow-insecure-http': {
     type: 'boolean',
     default: false,
@@ -91,12 +98,24 @@ const FLAG_SPECS = {
   'kubelet.timeout': { type: 'string', default: '4s', help: 'Deadline for one kubelet scrape.' },
   'kubelet.stale-after': { type: 'string', default: '2m', help: 'A kubelet sample older than this is a gap (kubelet_stale).' },
   kubeconfig: { type: 'string', help: 'kubeconfig for the pod watch; in-cluster config when absent.' },
-  'kubeconfig.service-account-dir': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount', help: 'In-cluster config (no --kubeconfig): the service account token and ca.crt.' },
+  'kubeconfig.service-account-dir': {
+    type: 'string',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount',
+    help: 'In-cluster config (no --kubeconfig): the service account token and ca.crt.',
+  },
   'path.cgroupfs': { type: 'string', default: '/sys/fs/cgroup', help: 'cgroup filesystem root.' },
   'path.kata-go': { type: 'string', default: '/run/vc/sbs', help: 'Kata Go runtime sandbox directory.' },
   'path.kata-rs': { type: 'string', default: '/run/kata', help: 'Kata runtime-rs sandbox directory.' },
-  'path.containerd-tasks': { type: 'string', default: '/run/containerd/io.containerd.runtime.v2.task', help: 'containerd shim v2 task bundles.' },
-  'path.crio': { type: 'string', default: '/run/containers/storage/overlay-containers', help: 'CRI-O container state (sandbox annotations).' },
+  'path.containerd-tasks': {
+    type: 'string',
+    default: '/run/containerd/io.containerd.runtime.v2.task',
+    help: 'containerd shim v2 task bundles.',
+  },
+  'path.crio': {
+    type: 'string',
+    default: '/run/containers/storage/overlay-containers',
+    help: 'CRI-O container state (sandbox annotations).',
+  },
   'path.procfs': { type: 'string', default: '/proc', help: 'procfs mount (hypervisor process detection).' },
   'shim.interval': {
     type: 'string',
@@ -107,18 +126,38 @@ const FLAG_SPECS = {
   'shim.concurrency': { type: 'string', default: '8', help: 'Shim sockets scraped at once.' },
   'shim.max-bytes': { type: 'string', default: '4194304', help: 'Largest shim response read; a larger one is cut off (shim_oversize).' },
   'shim.max-series': { type: 'string', default: '20000', help: 'Most series read from one shim; more is cut off (shim_malformed).' },
-  'shim.runtime-rs': { type: 'string', default: 'safe', help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.' },
+  'shim.runtime-rs': {
+    type: 'string',
+    default: 'safe',
+    help: 'Which runtime-rs shims to scrape: safe (hypervisors known not to crash), all, none.',
+  },
   'collector.shim-raw': { type: 'boolean', default: false, help: 'Re-expose raw shim families the way kata-monitor does.' },
-  'collector.host-throttling': { type: 'boolean', default: true, help: 'Per pod: CPU throttled time from cpu.stat (pod and overhead cgroups).' },
-  'collector.host-memory': { type: 'boolean', default: true, help: 'Per pod: host memory limit and OOM kills (memory.max / memory.events, or their v1 forms).' },
-  'collector.host-pressure': { type: 'boolean', default: true, help: 'Per pod: CPU, memory and I/O pressure stall time (PSI, cgroup v2 only).' },
+  'collector.host-throttling': {
+    type: 'boolean',
+    default: true,
+    help: 'Per pod: CPU throttled time from cpu.stat (pod and overhead cgroups).',
+  },
+  'collector.host-memory': {
+    type: 'boolean',
+    default: true,
+    help: 'Per pod: host memory limit and OOM kills (memory.max / memory.events, or their v1 forms).',
+  },
+  'collector.host-pressure': {
+    type: 'boolean',
+    default: true,
+    help: 'Per pod: CPU, memory and I/O pressure stall time (PSI, cgroup v2 only).',
+  },
   'collector.host-disk': { type: 'boolean', default: true, help: 'Per pod: block I/O bytes read and written (io.stat, or v1 blkio).' },
-  'collector.host-network': { type: 'boolean', default: true, help: 'Per pod: network bytes of the pod namespace, from the VMM\'s <procfs>/<pid>/net/dev.' },
+  'collector.host-network': {
+    type: 'boolean',
+    default: true,
+    help: "Per pod: network bytes of the pod namespace, from the VMM's <procfs>/<pid>/net/dev.",
+  },
   'pods.runtime-handlers': { type: 'string', default: '^kata', help: 'Regular expression on the RuntimeClass handler of pods in scope.' },
   'pods.labels-allowlist': {
     type: 'string',
     default: '',
-    help: 'Pod labels to publish on kata_bridge_pod_labels, as kube-state-metrics\' --metric-labels-allowlist for pods: a comma list of label keys (tenant,repository), * for all, or pods=[...]. None by default.',
+    help: "Pod labels to publish on kata_bridge_pod_labels, as kube-state-metrics' --metric-labels-allowlist for pods: a comma list of label keys (tenant,repository), * for all, or pods=[...]. None by default.",
   },
   'audit.namespace-selector': {
     type: 'string',
@@ -128,8 +167,16 @@ const FLAG_SPECS = {
     type: 'string',
     help: 'Label selector of the untrusted pods (AND with --audit.namespace-selector when both are set); turns the isolation audit on.',
   },
-  'path.containerd-config': { type: 'string', default: '/etc/containerd/config.toml', help: 'containerd configuration (and its imports), read by the isolation audit.' },
-  'path.crio-config': { type: 'string', default: '/etc/crio/crio.conf', help: 'CRI-O configuration, with drop-ins in the same path + .d; read when containerd\'s is absent.' },
+  'path.containerd-config': {
+    type: 'string',
+    default: '/etc/containerd/config.toml',
+    help: 'containerd configuration (and its imports), read by the isolation audit.',
+  },
+  'path.crio-config': {
+    type: 'string',
+    default: '/etc/crio/crio.conf',
+    help: "CRI-O configuration, with drop-ins in the same path + .d; read when containerd's is absent.",
+  },
   'path.kata-config': {
     type: 'string',
     default: '/etc/kata-containers/configuration.toml',
@@ -210,7 +257,9 @@ function selector(flag: string, value: string | undefined): LabelSelector | unde
     return parseLabelSelector(value);
   } catch (error) {
     if (!(error instanceof SelectorError)) throw error;
-    throw new ConfigError(`--${flag} "${value}" is not a Kubernetes label selector: ${error.message} (e.g. kata-bridge.io/untrusted=true or tier in (ci,build))`);
+    throw new ConfigError(
+      `--${flag} "${value}" is not a Kubernetes label selector: ${error.message} (e.g. kata-bridge.io/untrusted=true or tier in (ci,build))`,
+    );
   }
 }
 
@@ -286,7 +335,10 @@ class FlagValues {
 
 function parseFlags(argv: readonly string[]): FlagValues {
   const options = Object.fromEntries(
-    Object.entries(FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.default !== undefined ? { default: spec.default } : {}) }]),
+    Object.entries(FLAGS).map(([name, spec]) => [
+      name,
+      { type: spec.type, ...(spec.default !== undefined ? { default: spec.default } : {}) },
+    ]),
   );
   try {
     return new FlagValues(parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true }).values);
@@ -322,8 +374,12 @@ export function parseCommandLine(
   // An IPv6 HOST_IP needs brackets in a URL (once: an already bracketed one is kept).
   const urlHost = hostIp?.includes(':') && !hostIp.startsWith('[') ? `[${hostIp}]` : hostIp;
   const kubeletUrl = flags.optional('kubelet.url') ?? (urlHost ? `https://${urlHost}:10250` : undefined);
-  if (!demo && !nodeName) throw new ConfigError('the node name is unknown: set --node.name or the NODE_NAME environment variable (downward API spec.nodeName)');
-  if (!demo && !kubeletUrl) throw new ConfigError('the kubelet address is unknown: set --kubelet.url or the HOST_IP environment variable (downward API status.hostIP)');
+  if (!demo && !nodeName)
+    throw new ConfigError('the node name is unknown: set --node.name or the NODE_NAME environment variable (downward API spec.nodeName)');
+  if (!demo && !kubeletUrl)
+    throw new ConfigError(
+      'the kubelet address is unknown: set --kubelet.url or the HOST_IP environment variable (downward API status.hostIP)',
+    );
   const runtimeRs = flags.string('shim.runtime-rs');
   if (runtimeRs !== 'safe' && runtimeRs !== 'all' && runtimeRs !== 'none') {
     throw new ConfigError(`--shim.runtime-rs must be safe, all or none, not "${runtimeRs}"`);
@@ -397,7 +453,9 @@ export function parseCommandLine(
     );
   }
   if (config.kubeletTimeoutMs >= config.collectDeadlineMs) {
-    throw new ConfigError(`--kubelet.timeout (${config.kubeletTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);
+    throw new ConfigError(
+      `--kubelet.timeout (${config.kubeletTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`,
+    );
   }
   if (config.shimTimeoutMs >= config.collectDeadlineMs) {
     throw new ConfigError(`--shim.timeout (${config.shimTimeoutMs} ms) must be below --collect.deadline (${config.collectDeadlineMs} ms)`);

@@ -64,7 +64,10 @@ export class ListenError extends Error {
 
   constructor(host: string | undefined, port: number, cause: NodeJS.ErrnoException) {
     const address = `${host === undefined ? '*' : host.includes(':') ? `[${host}]` : host}:${port}`;
-    super(`cannot listen on ${address}: ${(cause.code !== undefined ? LISTEN_HINTS[cause.code] : undefined) ?? `${cause.message}; choose another --web.listen-address`}`, { cause });
+    super(
+      `cannot listen on ${address}: ${(cause.code !== undefined ? LISTEN_HINTS[cause.code] : undefined) ?? `${cause.message}; choose another --web.listen-address`}`,
+      { cause },
+    );
   }
 }
 

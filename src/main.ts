@@ -18,7 +18,9 @@ async function runOnce(exporter: Exporter, config: Config, logger: Logger): Prom
   const snapshot = await exporter.snapshot();
   process.stdout.write(await exporter.renderer.render(snapshot, 'text'));
   await exporter.close();
-  const down = Object.entries(snapshot.sources).filter(([, status]) => !status.up).map(([source]) => source);
+  const down = Object.entries(snapshot.sources)
+    .filter(([, status]) => !status.up)
+    .map(([source]) => source);
   if (down.length > 0) logger.error({ sources: down }, 'sources failed during the collection');
   return down.length > 0 ? 1 : 0;
 }
@@ -82,7 +84,15 @@ async function main(argv: readonly string[]): Promise<number> {
   // Which workloads the isolation audit treats as untrusted (none: the audit is off).
   const audit = { namespaceSelector: config.auditNamespaceSelector?.text, podSelector: config.auditPodSelector?.text };
   logger.info(
-    { address: address.address, port: address.port, path: config.telemetryPath, node: config.nodeName, demo: config.demo, tls: address.tls, audit },
+    {
+      address: address.address,
+      port: address.port,
+      path: config.telemetryPath,
+      node: config.nodeName,
+      demo: config.demo,
+      tls: address.tls,
+      audit,
+    },
     `serving metrics on ${address.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${config.telemetryPath}`,
   );
 

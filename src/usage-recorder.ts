@@ -51,7 +51,9 @@ export class UsageRecorder {
       self,
       sink: output.kind === 'file' ? fileSink(output.path) : streamSink(),
       ledger: await UsageLedger.open(config.usageStateDir, now).catch((error: unknown) => {
-        throw new Error(`cannot open the usage ledger in --usage.state-dir ${config.usageStateDir}: ${String(error)}; mount a writable directory there, or leave the flag unset (records are then once per exporter run)`);
+        throw new Error(
+          `cannot open the usage ledger in --usage.state-dir ${config.usageStateDir}: ${String(error)}; mount a writable directory there, or leave the flag unset (records are then once per exporter run)`,
+        );
       }),
       finalRead: (uid, sandboxId) => reader.read(uid, sandboxId),
       now,
@@ -71,7 +73,9 @@ export class UsageRecorder {
     const endMs = this.deps.now();
     this.ending.add(pod.uid);
     const work = this.record(pod, reason, endMs, tracked)
-      .catch((error: unknown) => this.deps.logger.error({ source: 'usage', uid: pod.uid, err: String(error) }, 'making a usage record failed'))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ source: 'usage', uid: pod.uid, err: String(error) }, 'making a usage record failed'),
+      )
       .finally(() => {
         this.ending.delete(pod.uid);
         this.pending.delete(work);
@@ -85,7 +89,10 @@ export class UsageRecorder {
     if (!tracked && final === undefined) {
       this.count('missed');
       await ledger.add(pod.uid, endMs, false);
-      logger.warn({ source: 'usage', namespace: pod.namespace, pod: pod.name, uid: pod.uid }, 'a Kata pod ended unseen and its cgroups are gone: no usage record');
+      logger.warn(
+        { source: 'usage', namespace: pod.namespace, pod: pod.name, uid: pod.uid },
+        'a Kata pod ended unseen and its cgroups are gone: no usage record',
+      );
       return;
     }
     const record = this.accumulator.finish({ atMs: endMs, reason, pod, node: this.deps.config.nodeName }, final);

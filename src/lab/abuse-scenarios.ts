@@ -28,10 +28,28 @@ export function abusivePods(namespace: string): Record<AbuseClass, LabPodScenari
   return {
     mining: { name: 'miner', namespace, flatCpu: true, containers: [build(2, 400 * MIB)] },
     // 1950 MiB in a 2 GiB + 320 MiB pod: above 90 % of the limit on the host, the VMM's memory included.
-    memory: { name: 'leaky', namespace, containers: [build(0.6, 1950 * MIB)], hostOomKillEverySeconds: HOST_OOM_EVERY_SECONDS, guestOomKillEverySeconds: HOST_OOM_EVERY_SECONDS },
-    network: { name: 'exfil', namespace, containers: [build(0.5, 500 * MIB)], networkTransmitBytesPerSecond: FLOOD.networkTransmitBytesPerSecond },
+    memory: {
+      name: 'leaky',
+      namespace,
+      containers: [build(0.6, 1950 * MIB)],
+      hostOomKillEverySeconds: HOST_OOM_EVERY_SECONDS,
+      guestOomKillEverySeconds: HOST_OOM_EVERY_SECONDS,
+    },
+    network: {
+      name: 'exfil',
+      namespace,
+      containers: [build(0.5, 500 * MIB)],
+      networkTransmitBytesPerSecond: FLOOD.networkTransmitBytesPerSecond,
+    },
     disk: { name: 'filler', namespace, containers: [build(0.5, 500 * MIB)], diskWriteBytesPerSecond: FLOOD.diskWriteBytesPerSecond },
-    'fork-bomb': { name: 'forker', namespace, flatCpu: true, containers: [build(2, 600 * MIB)], guestTasks: 30_000, memoryGrowthBytesPerSecond: 4 * MIB },
+    'fork-bomb': {
+      name: 'forker',
+      namespace,
+      flatCpu: true,
+      containers: [build(2, 600 * MIB)],
+      guestTasks: 30_000,
+      memoryGrowthBytesPerSecond: 4 * MIB,
+    },
   };
 }
 

@@ -139,19 +139,62 @@ export function renderV2MemoryStat(u: LabCgroupUsage): string {
   const stack = pages(m.kernel / 4);
   const slab = m.kernel - stack - pages(m.kernel / 8);
   return lines([
-    ['anon', m.anon], ['file', m.file], ['kernel', m.kernel], ['kernel_stack', stack], ['pagetables', pages(m.kernel / 8)],
-    ['sec_pagetables', 0], ['percpu', 0], ['sock', 0], ['vmalloc', 0], ['shmem', 0], ['zswap', 0], ['zswapped', 0],
-    ['file_mapped', pages(m.file / 4)], ['file_dirty', 0], ['file_writeback', 0], ['swapcached', 0], ['anon_thp', 0],
-    ['file_thp', 0], ['shmem_thp', 0], ['inactive_anon', m.inactiveAnon], ['active_anon', m.activeAnon],
-    ['inactive_file', m.inactiveFile], ['active_file', m.activeFile], ['unevictable', 0],
-    ['slab_reclaimable', pages(slab / 2)], ['slab_unreclaimable', slab - pages(slab / 2)], ['slab', slab],
-    ['workingset_refault_anon', 0], ['workingset_refault_file', 0], ['workingset_activate_anon', 0],
-    ['workingset_activate_file', 0], ['workingset_restore_anon', 0], ['workingset_restore_file', 0],
-    ['workingset_nodereclaim', 0], ['pgscan', 0], ['pgsteal', 0], ['pgscan_kswapd', 0], ['pgscan_direct', 0],
-    ['pgscan_khugepaged', 0], ['pgsteal_kswapd', 0], ['pgsteal_direct', 0], ['pgsteal_khugepaged', 0],
-    ['pgfault', m.anon / PAGE], ['pgmajfault', 0], ['pgrefill', 0], ['pgactivate', 0], ['pgdeactivate', 0],
-    ['pglazyfree', 0], ['pglazyfreed', 0], ['zswpin', 0], ['zswpout', 0], ['zswpwb', 0], ['thp_fault_alloc', 0],
-    ['thp_collapse_alloc', 0], ['thp_swpout', 0], ['thp_swpout_fallback', 0],
+    ['anon', m.anon],
+    ['file', m.file],
+    ['kernel', m.kernel],
+    ['kernel_stack', stack],
+    ['pagetables', pages(m.kernel / 8)],
+    ['sec_pagetables', 0],
+    ['percpu', 0],
+    ['sock', 0],
+    ['vmalloc', 0],
+    ['shmem', 0],
+    ['zswap', 0],
+    ['zswapped', 0],
+    ['file_mapped', pages(m.file / 4)],
+    ['file_dirty', 0],
+    ['file_writeback', 0],
+    ['swapcached', 0],
+    ['anon_thp', 0],
+    ['file_thp', 0],
+    ['shmem_thp', 0],
+    ['inactive_anon', m.inactiveAnon],
+    ['active_anon', m.activeAnon],
+    ['inactive_file', m.inactiveFile],
+    ['active_file', m.activeFile],
+    ['unevictable', 0],
+    ['slab_reclaimable', pages(slab / 2)],
+    ['slab_unreclaimable', slab - pages(slab / 2)],
+    ['slab', slab],
+    ['workingset_refault_anon', 0],
+    ['workingset_refault_file', 0],
+    ['workingset_activate_anon', 0],
+    ['workingset_activate_file', 0],
+    ['workingset_restore_anon', 0],
+    ['workingset_restore_file', 0],
+    ['workingset_nodereclaim', 0],
+    ['pgscan', 0],
+    ['pgsteal', 0],
+    ['pgscan_kswapd', 0],
+    ['pgscan_direct', 0],
+    ['pgscan_khugepaged', 0],
+    ['pgsteal_kswapd', 0],
+    ['pgsteal_direct', 0],
+    ['pgsteal_khugepaged', 0],
+    ['pgfault', m.anon / PAGE],
+    ['pgmajfault', 0],
+    ['pgrefill', 0],
+    ['pgactivate', 0],
+    ['pgdeactivate', 0],
+    ['pglazyfree', 0],
+    ['pglazyfreed', 0],
+    ['zswpin', 0],
+    ['zswpout', 0],
+    ['zswpwb', 0],
+    ['thp_fault_alloc', 0],
+    ['thp_collapse_alloc', 0],
+    ['thp_swpout', 0],
+    ['thp_swpout_fallback', 0],
   ]);
 }
 
@@ -163,11 +206,26 @@ export function renderV2MemoryStat(u: LabCgroupUsage): string {
 export function renderV1MemoryStat(u: LabCgroupUsage, local = true): string {
   const m = memoryParts(u);
   const counters = (x: typeof m): [string, number][] => [
-    ['cache', x.file], ['rss', x.anon], ['rss_huge', 0], ['shmem', 0], ['mapped_file', pages(x.file / 4)], ['dirty', 0],
-    ['writeback', 0], ['workingset_refault_anon', 0], ['workingset_refault_file', 0], ['swap', 0], ['swapcached', 0],
-    ['pgpgin', (x.anon + x.file) / PAGE], ['pgpgout', 0], ['pgfault', x.anon / PAGE], ['pgmajfault', 0],
-    ['inactive_anon', x.inactiveAnon], ['active_anon', x.activeAnon], ['inactive_file', x.inactiveFile],
-    ['active_file', x.activeFile], ['unevictable', 0],
+    ['cache', x.file],
+    ['rss', x.anon],
+    ['rss_huge', 0],
+    ['shmem', 0],
+    ['mapped_file', pages(x.file / 4)],
+    ['dirty', 0],
+    ['writeback', 0],
+    ['workingset_refault_anon', 0],
+    ['workingset_refault_file', 0],
+    ['swap', 0],
+    ['swapcached', 0],
+    ['pgpgin', (x.anon + x.file) / PAGE],
+    ['pgpgout', 0],
+    ['pgfault', x.anon / PAGE],
+    ['pgmajfault', 0],
+    ['inactive_anon', x.inactiveAnon],
+    ['active_anon', x.activeAnon],
+    ['inactive_file', x.inactiveFile],
+    ['active_file', x.activeFile],
+    ['unevictable', 0],
   ];
   const zero = { inactiveFile: 0, activeFile: 0, file: 0, anon: 0, inactiveAnon: 0, activeAnon: 0, kernel: 0 };
   return lines([
@@ -191,7 +249,11 @@ const NO_THROTTLING: LabThrottling = { periods: 0, throttledPeriods: 0, throttle
 export function renderV2CpuStat(cpuSeconds: number, cpuController = true, throttling: LabThrottling = NO_THROTTLING): string {
   const usage = Math.round(cpuSeconds * 1e6);
   const user = Math.round(usage * 0.7);
-  const base: [string, number][] = [['usage_usec', usage], ['user_usec', user], ['system_usec', usage - user]];
+  const base: [string, number][] = [
+    ['usage_usec', usage],
+    ['user_usec', user],
+    ['system_usec', usage - user],
+  ];
   const bandwidth: [string, number][] = [
     ['nr_periods', throttling.periods],
     ['nr_throttled', throttling.throttledPeriods],
@@ -224,12 +286,23 @@ export const CFS_PERIOD_US = 100_000;
 /** cgroup v2 memory.events (hierarchical; `oom_kill` counts processes the OOM killer killed). */
 export function renderV2MemoryEvents(oomKills: number): string {
   // Every OOM kill follows an OOM event and hitting memory.max; the kernel counts both at least as often.
-  return lines([['low', 0], ['high', 0], ['max', oomKills * 12], ['oom', oomKills], ['oom_kill', oomKills], ['oom_group_kill', 0]]);
+  return lines([
+    ['low', 0],
+    ['high', 0],
+    ['max', oomKills * 12],
+    ['oom', oomKills],
+    ['oom_kill', oomKills],
+    ['oom_group_kill', 0],
+  ]);
 }
 
 /** cgroup v1 memory.oom_control (kernel 4.13+ prints oom_kill). */
 export function renderV1OomControl(oomKills: number): string {
-  return lines([['oom_kill_disable', 0], ['under_oom', 0], ['oom_kill', oomKills]]);
+  return lines([
+    ['oom_kill_disable', 0],
+    ['under_oom', 0],
+    ['oom_kill', oomKills],
+  ]);
 }
 
 /** PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`): `some` and `full`, total in µs. */
@@ -261,7 +334,9 @@ export function renderV2IoStat(readBytes: number | undefined, writeBytes: number
   return DISKS.map((d, i) => {
     const r = reads[i]?.bytes ?? 0;
     const w = writes[i]?.bytes ?? 0;
-    return r === 0 && w === 0 ? '' : `${d.device} rbytes=${r} wbytes=${w} rios=${Math.round(r / 65536)} wios=${Math.round(w / 65536)} dbytes=0 dios=0\n`;
+    return r === 0 && w === 0
+      ? ''
+      : `${d.device} rbytes=${r} wbytes=${w} rios=${Math.round(r / 65536)} wios=${Math.round(w / 65536)} dbytes=0 dios=0\n`;
   }).join('');
 }
 
@@ -276,8 +351,12 @@ export function renderV1BlkioServiceBytes(readBytes: number | undefined, writeBy
     total += r + w;
     const sync = Math.round(w / 4) + r;
     return lines([
-      [`${d.device} Read`, r], [`${d.device} Write`, w], [`${d.device} Sync`, sync], [`${d.device} Async`, r + w - sync],
-      [`${d.device} Discard`, 0], [`${d.device} Total`, r + w],
+      [`${d.device} Read`, r],
+      [`${d.device} Write`, w],
+      [`${d.device} Sync`, sync],
+      [`${d.device} Async`, r + w - sync],
+      [`${d.device} Discard`, 0],
+      [`${d.device} Total`, r + w],
     ]);
   });
   return `${out.join('')}Total ${total}\n`;
@@ -347,7 +426,8 @@ export class LabCgroupTree {
 
   private async writeSkeleton(): Promise<void> {
     const { version, hybrid, driver } = this.options;
-    const v2Controllers = this.options.memoryController === false ? 'cpuset cpu io pids\n' : 'cpuset cpu io memory hugetlb pids rdma misc\n';
+    const v2Controllers =
+      this.options.memoryController === false ? 'cpuset cpu io pids\n' : 'cpuset cpu io memory hugetlb pids rdma misc\n';
     if (version === 2) await writeAtomic(join(this.v2Dir ?? this.root, 'cgroup.controllers'), v2Controllers);
     if (version === 1 || hybrid) {
       for (const dir of this.v1Hierarchies) await mkdir(dir, { recursive: true });
@@ -359,7 +439,8 @@ export class LabCgroupTree {
     const v2 = this.v2Dir;
     // A PSI kernel (5.2+) has the pressure files in every v2 cgroup, the root included.
     if (v2 !== undefined) {
-      for (const rel of ['', kubepodsPath(driver), ...QOS_LEVELS.map((qos) => qosCgroupPath(driver, qos))]) await this.writePressure(join(v2, rel));
+      for (const rel of ['', kubepodsPath(driver), ...QOS_LEVELS.map((qos) => qosCgroupPath(driver, qos))])
+        await this.writePressure(join(v2, rel));
     }
   }
 
@@ -418,7 +499,10 @@ export class LabCgroupTree {
     await writeAtomic(join(memDir, 'memory.limit_in_bytes'), `${limits.memoryLimitBytes ?? V1_UNLIMITED}\n`);
     await writeAtomic(join(memDir, 'memory.max_usage_in_bytes'), `${peak}\n`);
     await writeAtomic(join(memDir, 'memory.oom_control'), renderV1OomControl(usage.oomKills ?? 0));
-    await writeAtomic(join(this.root, 'blkio', relPath, 'blkio.throttle.io_service_bytes_recursive'), renderV1BlkioServiceBytes(usage.diskReadBytes, usage.diskWriteBytes));
+    await writeAtomic(
+      join(this.root, 'blkio', relPath, 'blkio.throttle.io_service_bytes_recursive'),
+      renderV1BlkioServiceBytes(usage.diskReadBytes, usage.diskWriteBytes),
+    );
   }
 
   private pathsFor(pod: LabPod): LabPodPaths {
@@ -431,7 +515,9 @@ export class LabCgroupTree {
       const sandbox = sb.systemdLiteralDir
         ? systemdLiteralSandboxPath(podCgroupName(driver, pod.qos, pod.uid), sb.id)
         : `${podPath}/${childName ?? sb.id}`;
-      sandboxes[sb.id] = sb.sandboxCgroupOnly ? { sandbox } : { sandbox, overhead: overheadCgroupPaths(sb.id)[0] ?? `/kata_overhead/${sb.id}` };
+      sandboxes[sb.id] = sb.sandboxCgroupOnly
+        ? { sandbox }
+        : { sandbox, overhead: overheadCgroupPaths(sb.id)[0] ?? `/kata_overhead/${sb.id}` };
     }
     return { pod: podPath, sandboxes };
   }

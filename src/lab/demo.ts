@@ -40,8 +40,20 @@ export const DEMO_SCENARIO: LabScenario = {
       labels: { repository: 'payments-api' },
       sandboxCgroupOnly: true,
       containers: [
-        { name: 'test-runner', cpuCores: 1.2, memoryBytes: 900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '1', memory: '1Gi' } },
-        { name: 'postgres', cpuCores: 0.3, memoryBytes: 400 * MIB, limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '250m', memory: '512Mi' } },
+        {
+          name: 'test-runner',
+          cpuCores: 1.2,
+          memoryBytes: 900 * MIB,
+          limits: { cpu: '2', memory: '2Gi' },
+          requests: { cpu: '1', memory: '1Gi' },
+        },
+        {
+          name: 'postgres',
+          cpuCores: 0.3,
+          memoryBytes: 400 * MIB,
+          limits: { cpu: '1', memory: '1Gi' },
+          requests: { cpu: '250m', memory: '512Mi' },
+        },
       ],
     },
     // CRI-O with cAdvisor stats: the kubelet reports explicit zeros for Kata containers.
@@ -58,7 +70,15 @@ export const DEMO_SCENARIO: LabScenario = {
       name: 'webpack-oom-8s3fw',
       ...QEMU_RUNTIME_RS,
       hostOomKillEverySeconds: 300,
-      containers: [{ name: 'build', cpuCores: 1.1, memoryBytes: 1900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '1', memory: '1Gi' } }],
+      containers: [
+        {
+          name: 'build',
+          cpuCores: 1.1,
+          memoryBytes: 1900 * MIB,
+          limits: { cpu: '2', memory: '2Gi' },
+          requests: { cpu: '1', memory: '1Gi' },
+        },
+      ],
     },
     // A VM that no source joins to a pod.
     { name: 'orphan', hypervisor: 'qemu', runtime: 'go', mapping: 'none', inApiServer: false },
@@ -112,7 +132,10 @@ export async function startDemoNode(base: Config, logger: Logger): Promise<DemoN
     podLabelsAllowlist: labels.podLabelsAllowlist,
     demo: true,
   };
-  logger.info({ dir: lab.dir, pods: DEMO_SCENARIO.pods.length, kubelet: lab.endpoints.kubeletUrl, apiServer: lab.apiServer.url }, 'demo node started');
+  logger.info(
+    { dir: lab.dir, pods: DEMO_SCENARIO.pods.length, kubelet: lab.endpoints.kubeletUrl, apiServer: lab.apiServer.url },
+    'demo node started',
+  );
   return { config, kubeConfig: lab.kubeConfig(), lab, close: () => lab.close() };
 }
 

@@ -328,9 +328,7 @@ export class FakeApiServer {
   }
 
   countRequests(filter: Partial<Pick<RecordedRequest, 'resource' | 'watch' | 'status'>> = {}): number {
-    return this.requests.filter((r) =>
-      Object.entries(filter).every(([key, value]) => r[key as keyof RecordedRequest] === value),
-    ).length;
+    return this.requests.filter((r) => Object.entries(filter).every(([key, value]) => r[key as keyof RecordedRequest] === value)).length;
   }
 
   /** Stop listening and cut every connection; state and history are kept for comeUp(). */
@@ -431,14 +429,19 @@ export class FakeApiServer {
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
     }
-    const deny = this.deny !== undefined && (this.deny.resource === undefined || this.deny.resource === route?.resource) ? this.deny.code : undefined;
+    const deny =
+      this.deny !== undefined && (this.deny.resource === undefined || this.deny.resource === route?.resource) ? this.deny.code : undefined;
     if (deny !== undefined) {
       const resource = route?.resource ?? url.pathname;
       const verb = watch ? 'watch' : 'list';
       return reply(
         deny,
         deny === 403
-          ? status(403, 'Forbidden', `${resource} is forbidden: User "system:serviceaccount:monitoring:kata-metrics-bridge" cannot ${verb} resource "${resource}" at the cluster scope`)
+          ? status(
+              403,
+              'Forbidden',
+              `${resource} is forbidden: User "system:serviceaccount:monitoring:kata-metrics-bridge" cannot ${verb} resource "${resource}" at the cluster scope`,
+            )
           : status(deny, 'InternalError', 'injected failure'),
       );
     }
@@ -450,8 +453,7 @@ export class FakeApiServer {
     try {
       const fieldMatch = parseSelector(query.fieldSelector ?? '', (key) => FIELD_GETTERS[route.resource][key]);
       const labelMatch = parseSelector(query.labelSelector ?? '', (key) => (o) => (o as PodJson).metadata.labels?.[key]);
-      matches = (o) =>
-        (route.namespace === undefined || o.metadata.namespace === route.namespace) && fieldMatch(o) && labelMatch(o);
+      matches = (o) => (route.namespace === undefined || o.metadata.namespace === route.namespace) && fieldMatch(o) && labelMatch(o);
     } catch (error) {
       if (!(error instanceof BadRequest)) throw error;
       return reply(400, status(400, 'BadRequest', error.message));

@@ -99,7 +99,15 @@ export function wideSeriesPayload(head: string, maxBytes: number): Buffer {
 }
 
 export async function startFakeShim(options: FakeShimOptions): Promise<FakeShim> {
-  const stats: FakeShimStats = { calls: 0, inFlight: 0, maxInFlight: 0, oversizeWritten: 0, oversizeClientClosedEarly: false, connections: 0, openConnections: 0 };
+  const stats: FakeShimStats = {
+    calls: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    oversizeWritten: 0,
+    oversizeClientClosedEarly: false,
+    connections: 0,
+    openConnections: 0,
+  };
   let behaviour: ShimBehaviour = options.behaviour ?? { kind: 'normal' };
   const sockets = new Set<Socket>();
   // Requests seen per connection, for `drop` with `onlyReused`.

@@ -15,14 +15,23 @@ export interface HostContainer {
 }
 
 /** The pod cgroup's limits: the containers' summed limits plus the RuntimeClass overhead, only where every container sets one. */
-export function podCgroupLimits(containers: readonly HostContainer[], overhead: { cpu?: string; memory?: string } | undefined): { memoryLimitBytes?: number; cpuQuotaCores?: number } {
+export function podCgroupLimits(
+  containers: readonly HostContainer[],
+  overhead: { cpu?: string; memory?: string } | undefined,
+): { memoryLimitBytes?: number; cpuQuotaCores?: number } {
   const sum = (pick: (c: HostContainer) => number | undefined, extra: number | undefined): number | undefined => {
     const values = containers.map(pick);
     if (values.length === 0 || values.some((v) => v === undefined)) return undefined;
     return values.reduce((s: number, v) => s + (v ?? 0), 0) + (extra ?? 0);
   };
-  const memory = sum((c) => (c.limits?.memory === undefined ? undefined : quantityToBytes(c.limits.memory)), overhead?.memory === undefined ? 0 : quantityToBytes(overhead.memory));
-  const cpu = sum((c) => (c.limits?.cpu === undefined ? undefined : quantityToCores(c.limits.cpu)), overhead?.cpu === undefined ? 0 : quantityToCores(overhead.cpu));
+  const memory = sum(
+    (c) => (c.limits?.memory === undefined ? undefined : quantityToBytes(c.limits.memory)),
+    overhead?.memory === undefined ? 0 : quantityToBytes(overhead.memory),
+  );
+  const cpu = sum(
+    (c) => (c.limits?.cpu === undefined ? undefined : quantityToCores(c.limits.cpu)),
+    overhead?.cpu === undefined ? 0 : quantityToCores(overhead.cpu),
+  );
   return { ...(memory === undefined ? {} : { memoryLimitBytes: memory }), ...(cpu === undefined ? {} : { cpuQuotaCores: cpu }) };
 }
 
@@ -59,7 +68,8 @@ export function hostProfile(input: HostProfileInput): HostProfile {
   const pinned = quota !== undefined && input.cpuDemandCores >= PINNED_FRACTION * quota;
   const throttledShare = quota === undefined ? 0 : (input.cpuThrottledShare ?? (pinned ? PINNED_THROTTLED_SHARE : 0));
   const limit = input.limits.memoryLimitBytes;
-  const memoryTight = input.memoryGrowing || input.hostOomKills || (limit !== undefined && input.workingSetBytes >= MEMORY_TIGHT_FRACTION * limit);
+  const memoryTight =
+    input.memoryGrowing || input.hostOomKills || (limit !== undefined && input.workingSetBytes >= MEMORY_TIGHT_FRACTION * limit);
   return {
     limits: input.limits,
     throttledShare,

@@ -39,10 +39,7 @@ const podLabels = (p: { namespace: string; pod: string }): [string, string][] =>
   ['namespace', p.namespace],
   ['pod', p.pod],
 ];
-const containerLabels = (c: KubeletContainerStats): [string, string][] => [
-  ['container', c.container],
-  ...podLabels(c),
-];
+const containerLabels = (c: KubeletContainerStats): [string, string][] => [['container', c.container], ...podLabels(c)];
 
 function rowsOf<T>(
   items: readonly T[] | undefined,
@@ -63,7 +60,12 @@ function rowsOf<T>(
 const nodeRow =
   (field: keyof KubeletNodeStats) =>
   (input: KubeletPayloadInput): Row[] =>
-    rowsOf(input.node ? [input.node] : [], () => [], (n) => n[field], () => input.timestampMs);
+    rowsOf(
+      input.node ? [input.node] : [],
+      () => [],
+      (n) => n[field],
+      () => input.timestampMs,
+    );
 
 const FAMILIES: readonly FamilyDef[] = [
   {
@@ -71,7 +73,13 @@ const FAMILIES: readonly FamilyDef[] = [
     stability: 'STABLE',
     type: 'counter',
     help: 'Cumulative cpu time consumed by the container in core-seconds',
-    rows: (i) => rowsOf(i.containers, containerLabels, (c) => c.cpuSeconds, (c) => c.cpuTimestampMs ?? i.timestampMs),
+    rows: (i) =>
+      rowsOf(
+        i.containers,
+        containerLabels,
+        (c) => c.cpuSeconds,
+        (c) => c.cpuTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'container_memory_working_set_bytes',
@@ -79,21 +87,38 @@ const FAMILIES: readonly FamilyDef[] = [
     type: 'gauge',
     help: 'Current working set of the container in bytes',
     rows: (i) =>
-      rowsOf(i.containers, containerLabels, (c) => c.memoryWorkingSetBytes, (c) => c.memoryTimestampMs ?? i.timestampMs),
+      rowsOf(
+        i.containers,
+        containerLabels,
+        (c) => c.memoryWorkingSetBytes,
+        (c) => c.memoryTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'container_start_time_seconds',
     stability: 'STABLE',
     type: 'gauge',
     help: 'Start time of the container since unix epoch in seconds',
-    rows: (i) => rowsOf(i.containers, containerLabels, (c) => c.startTimeSeconds, () => undefined),
+    rows: (i) =>
+      rowsOf(
+        i.containers,
+        containerLabels,
+        (c) => c.startTimeSeconds,
+        () => undefined,
+      ),
   },
   {
     name: 'container_swap_usage_bytes',
     stability: 'ALPHA',
     type: 'gauge',
     help: 'Current amount of the container swap usage in bytes. Reported only on non-windows systems',
-    rows: (i) => rowsOf(i.containers, containerLabels, (c) => c.swapBytes, (c) => c.memoryTimestampMs ?? i.timestampMs),
+    rows: (i) =>
+      rowsOf(
+        i.containers,
+        containerLabels,
+        (c) => c.swapBytes,
+        (c) => c.memoryTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'node_cpu_usage_seconds_total',
@@ -121,21 +146,39 @@ const FAMILIES: readonly FamilyDef[] = [
     stability: 'STABLE',
     type: 'counter',
     help: 'Cumulative cpu time consumed by the pod in core-seconds',
-    rows: (i) => rowsOf(i.pods, podLabels, (p) => p.cpuSeconds, (p) => p.cpuTimestampMs ?? i.timestampMs),
+    rows: (i) =>
+      rowsOf(
+        i.pods,
+        podLabels,
+        (p) => p.cpuSeconds,
+        (p) => p.cpuTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'pod_memory_working_set_bytes',
     stability: 'STABLE',
     type: 'gauge',
     help: 'Current working set of the pod in bytes',
-    rows: (i) => rowsOf(i.pods, podLabels, (p) => p.memoryWorkingSetBytes, (p) => p.memoryTimestampMs ?? i.timestampMs),
+    rows: (i) =>
+      rowsOf(
+        i.pods,
+        podLabels,
+        (p) => p.memoryWorkingSetBytes,
+        (p) => p.memoryTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'pod_swap_usage_bytes',
     stability: 'ALPHA',
     type: 'gauge',
     help: 'Current amount of the pod swap usage in bytes. Reported only on non-windows systems',
-    rows: (i) => rowsOf(i.pods, podLabels, (p) => p.swapBytes, (p) => p.memoryTimestampMs ?? i.timestampMs),
+    rows: (i) =>
+      rowsOf(
+        i.pods,
+        podLabels,
+        (p) => p.swapBytes,
+        (p) => p.memoryTimestampMs ?? i.timestampMs,
+      ),
   },
   {
     name: 'resource_scrape_error',
@@ -164,8 +207,7 @@ export function renderKubeletPayload(input: KubeletPayloadInput): string {
     if (rows.length === 0) continue;
     out.push(`# HELP ${fam.name} [${fam.stability}] ${fam.help}`, `# TYPE ${fam.name} ${fam.type}`);
     for (const r of rows) {
-      const labels =
-        r.labels.length === 0 ? '' : `{${r.labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
+      const labels = r.labels.length === 0 ? '' : `{${r.labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
       const ts = r.timestampMs === undefined ? '' : ` ${Math.trunc(r.timestampMs)}`;
       out.push(`${fam.name}${labels} ${formatGoFloat(r.value)}${ts}`);
     }

@@ -20,8 +20,25 @@ import { FakeApiServer } from './fake-apiserver.ts';
 import { FakeKubelet } from './fake-kubelet.ts';
 import { startFakeShim, type FakeShim, type ShimBehaviour } from './fake-shim.ts';
 import { renderKubeletPayload } from './kubelet-payload.ts';
-import { kataPod, kataRuntimeClasses, KATA_OVERHEAD, namespace as buildNamespace, podOverhead, runtimeClass, stableUid, type ContainerOptions } from './pod-builders.ts';
-import { hostNetDev, podNetDev, removeProcess, sandboxProcesses, writeNetDev, writeProcess, type LabSandboxProcesses } from './proc-tree.ts';
+import {
+  kataPod,
+  kataRuntimeClasses,
+  KATA_OVERHEAD,
+  namespace as buildNamespace,
+  podOverhead,
+  runtimeClass,
+  stableUid,
+  type ContainerOptions,
+} from './pod-builders.ts';
+import {
+  hostNetDev,
+  podNetDev,
+  removeProcess,
+  sandboxProcesses,
+  writeNetDev,
+  writeProcess,
+  type LabSandboxProcesses,
+} from './proc-tree.ts';
 import { writeRuntimeConfig, type LabRuntimeConfig } from './runtime-config-files.ts';
 import { renderShimPayload, type GuestCpuItem, type ProcValues } from './shim-payload.ts';
 import { removeSandbox, writeSandbox, type LabMapping, type LabSandboxSpec } from './sandbox-tree.ts';
@@ -231,7 +248,12 @@ function sandboxIdFor(namespace: string, name: string): string {
 }
 
 function qosOf(containers: LabContainer[]): PodQos {
-  const full = containers.every((c) => c.limits?.cpu && c.limits.memory && (c.requests === undefined || (c.requests.cpu === c.limits.cpu && c.requests.memory === c.limits.memory)));
+  const full = containers.every(
+    (c) =>
+      c.limits?.cpu &&
+      c.limits.memory &&
+      (c.requests === undefined || (c.requests.cpu === c.limits.cpu && c.requests.memory === c.limits.memory)),
+  );
   const any = containers.some((c) => c.limits !== undefined || c.requests !== undefined);
   return !any ? 'besteffort' : full ? 'guaranteed' : 'burstable';
 }
@@ -246,7 +268,11 @@ const FIRST_SANDBOX_PID = 10_000;
 const PIDS_PER_SANDBOX = 10;
 
 /** The RuntimeClass kata-deploy 4.0 makes the default: runtime-rs with QEMU. */
-export const QEMU_RUNTIME_RS = { runtime: 'rs', hypervisor: 'qemu', runtimeClassName: 'kata-qemu-runtime-rs' } as const satisfies Partial<LabPodScenario>;
+export const QEMU_RUNTIME_RS = {
+  runtime: 'rs',
+  hypervisor: 'qemu',
+  runtimeClassName: 'kata-qemu-runtime-rs',
+} as const satisfies Partial<LabPodScenario>;
 
 /** What a lying guest reports: an idle VM, whatever the host sees it do. */
 const IDLE_GUEST = { cores: 0.005, memoryBytes: 120 * MIB, networkBytesPerSecond: 300, diskBytesPerSecond: 2_000 } as const;
@@ -336,7 +362,10 @@ export class NodeLab {
     for (const [name, labels] of Object.entries(scenario.namespaces ?? {})) {
       if (!apiServer.hasNamespace(name)) apiServer.addNamespace(buildNamespace(name, labels));
     }
-    const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, { version: scenario.cgroupVersion ?? 1, driver: scenario.cgroupDriver ?? 'cgroupfs' });
+    const cgroups = await LabCgroupTree.create(endpoints.cgroupRoot, {
+      version: scenario.cgroupVersion ?? 1,
+      driver: scenario.cgroupDriver ?? 'cgroupfs',
+    });
     if (scenario.realCgroups) endpoints.cgroupRoot = REAL_CGROUP_ROOT;
 
     lab = new NodeLab(dir, endpoints, kubelet, apiServer, cgroups, runtimeConfig, scenarioFlags(scenario), now, scenario.realCgroups);
@@ -357,7 +386,10 @@ export class NodeLab {
    */
   inCluster(): { flags: string[]; env: Record<string, string> } {
     return {
-      flags: [...this.flags().filter((f) => !f.startsWith('--kubeconfig=')), `--kubeconfig.service-account-dir=${this.endpoints.serviceAccountDir}`],
+      flags: [
+        ...this.flags().filter((f) => !f.startsWith('--kubeconfig=')),
+        `--kubeconfig.service-account-dir=${this.endpoints.serviceAccountDir}`,
+      ],
       env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(this.apiServer.port) },
     };
   }
@@ -399,7 +431,15 @@ export class NodeLab {
       annotations: input.annotations ?? {},
       hostNamespaces: input.hostNamespaces ?? [],
       hostPaths: input.hostPaths ?? {},
-      containers: input.containers ?? [{ name: 'build', cpuCores: 0.8, memoryBytes: 700 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '500m', memory: '1Gi' } }],
+      containers: input.containers ?? [
+        {
+          name: 'build',
+          cpuCores: 0.8,
+          memoryBytes: 700 * MIB,
+          limits: { cpu: '2', memory: '2Gi' },
+          requests: { cpu: '500m', memory: '1Gi' },
+        },
+      ],
       kubelet: input.kubelet ?? 'first-hand',
       mapping: input.mapping ?? 'containerd',
       sandboxCgroupOnly: input.sandboxCgroupOnly ?? runtime === 'rs',
@@ -440,7 +480,8 @@ export class NodeLab {
     if (!this.apiServer.hasNamespace(namespace)) this.apiServer.addNamespace(buildNamespace(namespace));
     if (kata && !this.realCgroups) {
       state.host = this.hostProfileOf(state);
-      if (scenario.sandbox) state.processes = sandboxProcesses(hypervisor, runtime, sandboxId, FIRST_SANDBOX_PID + PIDS_PER_SANDBOX * this.sandboxSeq++);
+      if (scenario.sandbox)
+        state.processes = sandboxProcesses(hypervisor, runtime, sandboxId, FIRST_SANDBOX_PID + PIDS_PER_SANDBOX * this.sandboxSeq++);
       for (const p of Object.values(state.processes ?? {})) await writeProcess(this.endpoints.procDir, p);
     }
     await this.cgroups.addPod({
@@ -466,7 +507,10 @@ export class NodeLab {
         sandboxId,
         runtime,
         sandboxCgroupOnly: scenario.sandboxCgroupOnly,
-        workloadCores: Math.min(1, scenario.containers.reduce((sum, c) => sum + c.cpuCores, 0)),
+        workloadCores: Math.min(
+          1,
+          scenario.containers.reduce((sum, c) => sum + c.cpuCores, 0),
+        ),
         workloadBytes: this.guestUsedMemory(state),
         vmmCores: scenario.vmOverheadCores,
         vmmBytes: scenario.vmOverheadMemoryBytes,
@@ -501,15 +545,13 @@ export class NodeLab {
           nodeName: this.endpoints.nodeName,
           runtimeClassName: scenario.runtimeClassName,
           startTime: new Date(state.startedAtMs).toISOString().replace(/\.\d+Z$/, 'Z'),
-          containers: scenario.containers.map(
-            (c): ContainerOptions => ({
-              name: c.name,
-              limits: c.limits,
-              requests: c.requests,
-              restartCount: c.restartCount,
-              ...(c.privileged === undefined ? {} : { privileged: c.privileged }),
-            }),
-          ),
+          containers: scenario.containers.map((c): ContainerOptions => ({
+            name: c.name,
+            limits: c.limits,
+            requests: c.requests,
+            restartCount: c.restartCount,
+            ...(c.privileged === undefined ? {} : { privileged: c.privileged }),
+          })),
           labels: scenario.labels,
           ...(Object.keys(scenario.annotations).length > 0 ? { annotations: scenario.annotations } : {}),
           hostNamespaces: scenario.hostNamespaces,
@@ -556,7 +598,9 @@ export class NodeLab {
       pod.status = { ...pod.status, phase };
       for (const status of pod.status.containerStatuses ?? []) {
         const startedAt = status.state?.running?.startedAt;
-        status.state = { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt, containerID: status.containerID } };
+        status.state = {
+          terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt, containerID: status.containerID },
+        };
         status.ready = false;
         status.started = false;
       }
@@ -584,7 +628,8 @@ export class NodeLab {
   private realPaths(state: LabPodState): { pod: string; sandboxes: Record<string, { sandbox: string; overhead?: string }> } | undefined {
     const real = state.real;
     if (real === undefined) return undefined;
-    const sandbox = real.overheadPath === undefined ? { sandbox: real.sandboxPath } : { sandbox: real.sandboxPath, overhead: real.overheadPath };
+    const sandbox =
+      real.overheadPath === undefined ? { sandbox: real.sandboxPath } : { sandbox: real.sandboxPath, overhead: real.overheadPath };
     return { pod: real.podPath, sandboxes: { [state.sandboxId]: sandbox } };
   }
 
@@ -612,7 +657,8 @@ export class NodeLab {
     if (container === undefined) return 0;
     const base = state.cpuBase.get(name);
     const override = state.cpuOverride.get(name);
-    if (base !== undefined && override !== undefined) return base.seconds + override * Math.max(0, (Math.min(atMs, state.finishedAtMs ?? atMs) - base.atMs) / 1000);
+    if (base !== undefined && override !== undefined)
+      return base.seconds + override * Math.max(0, (Math.min(atMs, state.finishedAtMs ?? atMs) - base.atMs) / 1000);
     const t = this.seconds(state, atMs);
     return state.scenario.flatCpu ? container.cpuCores * t : work(container.cpuCores, t);
   }
@@ -632,7 +678,14 @@ export class NodeLab {
    */
   private guestUsedMemory(state: LabPodState, atMs?: number | 'peak'): number {
     const containers = state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0);
-    const room = Math.max(0, (state.host?.limits.memoryLimitBytes ?? containers + GIB) - containers - GUEST_KERNEL_BYTES - state.scenario.vmOverheadMemoryBytes - 64 * MIB);
+    const room = Math.max(
+      0,
+      (state.host?.limits.memoryLimitBytes ?? containers + GIB) -
+        containers -
+        GUEST_KERNEL_BYTES -
+        state.scenario.vmOverheadMemoryBytes -
+        64 * MIB,
+    );
     const rate = state.scenario.memoryGrowthBytesPerSecond;
     const growth = atMs === undefined || rate <= 0 || room <= 0 ? 0 : atMs === 'peak' ? room : (rate * this.seconds(state, atMs)) % room;
     // Whole pages, as the kernel counts memory.
@@ -683,7 +736,15 @@ export class NodeLab {
     if (state.scenario.sandboxCgroupOnly) {
       const memoryUsageBytes = guestRam + vmmMemory + 40 * MIB;
       return {
-        sandbox: { cpuSeconds: vcpu + vmm, memoryUsageBytes, inactiveFileBytes: 40 * MIB, memoryPeakBytes: peakRam + vmmMemory + 64 * MIB, oomKills, ...io, pids: [...helperPids, ...vmmPids].sort((a, b) => a - b) },
+        sandbox: {
+          cpuSeconds: vcpu + vmm,
+          memoryUsageBytes,
+          inactiveFileBytes: 40 * MIB,
+          memoryPeakBytes: peakRam + vmmMemory + 64 * MIB,
+          oomKills,
+          ...io,
+          pids: [...helperPids, ...vmmPids].sort((a, b) => a - b),
+        },
         overhead: { cpuSeconds: 0, memoryUsageBytes: 0 },
       };
     }
@@ -691,14 +752,30 @@ export class NodeLab {
     // cgroup v2 (Kata issue 4886) has the whole VMM there; the shim and virtiofsd are in the overhead cgroup.
     const v1 = this.cgroups.options.version === 1;
     return {
-      sandbox: { cpuSeconds: vcpu, memoryUsageBytes: guestRam + 20 * MIB, inactiveFileBytes: 20 * MIB, memoryPeakBytes: peakRam + 44 * MIB, oomKills, pids: vmmPids },
-      overhead: { cpuSeconds: vmm, memoryUsageBytes: vmmMemory + 10 * MIB, inactiveFileBytes: 10 * MIB, ...io, pids: [...helperPids, ...(v1 ? vmmPids : [])].sort((a, b) => a - b) },
+      sandbox: {
+        cpuSeconds: vcpu,
+        memoryUsageBytes: guestRam + 20 * MIB,
+        inactiveFileBytes: 20 * MIB,
+        memoryPeakBytes: peakRam + 44 * MIB,
+        oomKills,
+        pids: vmmPids,
+      },
+      overhead: {
+        cpuSeconds: vmm,
+        memoryUsageBytes: vmmMemory + 10 * MIB,
+        inactiveFileBytes: 10 * MIB,
+        ...io,
+        pids: [...helperPids, ...(v1 ? vmmPids : [])].sort((a, b) => a - b),
+      },
     };
   }
 
   /** A runc pod's cgroup: its containers, nothing else. */
   private runcUsage(state: LabPodState, atMs: number): LabCgroupUsage {
-    return { cpuSeconds: this.workloadCpu(state, atMs), memoryUsageBytes: state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0) };
+    return {
+      cpuSeconds: this.workloadCpu(state, atMs),
+      memoryUsageBytes: state.scenario.containers.reduce((sum, c) => sum + c.memoryBytes, 0),
+    };
   }
 
   private async writeCgroups(state: LabPodState): Promise<void> {
@@ -712,7 +789,9 @@ export class NodeLab {
     const t = this.seconds(state, now);
     await this.cgroups.updatePod(state.uid, {
       ...(state.host === undefined ? {} : { limits: podCgroupState(state.host, t) }),
-      sandboxes: { [state.sandboxId]: { usage: usage.sandbox, ...(state.scenario.sandboxCgroupOnly ? {} : { overheadUsage: usage.overhead }) } },
+      sandboxes: {
+        [state.sandboxId]: { usage: usage.sandbox, ...(state.scenario.sandboxCgroupOnly ? {} : { overheadUsage: usage.overhead }) },
+      },
     });
     await this.writeNetDevs(state, t);
   }
@@ -722,7 +801,10 @@ export class NodeLab {
     const p = state.processes;
     if (p === undefined) return;
     const s = state.scenario;
-    const pod = { receiveBytes: work(s.networkReceiveBytesPerSecond, t) * 1.01, transmitBytes: work(s.networkTransmitBytesPerSecond, t) * 1.01 };
+    const pod = {
+      receiveBytes: work(s.networkReceiveBytesPerSecond, t) * 1.01,
+      transmitBytes: work(s.networkTransmitBytesPerSecond, t) * 1.01,
+    };
     await writeNetDev(this.endpoints.procDir, p.vmm.pid, podNetDev(pod, 50 * t));
     for (const helper of [p.shim, p.virtiofsd]) {
       if (helper !== undefined && helper.pid !== p.vmm.pid) await writeNetDev(this.endpoints.procDir, helper.pid, hostNetDev(t));
@@ -840,13 +922,20 @@ export class NodeLab {
         eth0: { recvBytes: rate(s.networkReceiveBytesPerSecond), sentBytes: rate(s.networkTransmitBytesPerSecond) },
       },
       disks: {
-        vda: { reads: Math.round(t * 3), sectorsRead: diskSectors(s.diskReadBytesPerSecond), writes: Math.round(t * 7), sectorsWritten: diskSectors(s.diskWriteBytesPerSecond) },
+        vda: {
+          reads: Math.round(t * 3),
+          sectorsRead: diskSectors(s.diskReadBytesPerSecond),
+          writes: Math.round(t * 7),
+          sectorsWritten: diskSectors(s.diskWriteBytesPerSecond),
+        },
       },
       shim: proc(vmm * 0.1, 40 * MIB, 12),
       ...(s.hypervisor === 'dragonball' ? {} : { hypervisorProc: proc(vmm * 0.8, s.vmOverheadMemoryBytes, 8) }),
       ...(s.hypervisor === 'firecracker' || s.hypervisor === 'dragonball' ? {} : { virtiofsd: proc(vmm * 0.1, 20 * MIB, 6) }),
       agent: proc(t * 0.005, 30 * MIB, 10),
-      ...(s.hypervisor === 'firecracker' ? { firecracker: { block: { read_bytes: 4096, write_bytes: 8192 }, net: { rx_bytes_count: 1500, tx_bytes_count: 900 } } } : {}),
+      ...(s.hypervisor === 'firecracker'
+        ? { firecracker: { block: { read_bytes: 4096, write_bytes: 8192 }, net: { rx_bytes_count: 1500, tx_bytes_count: 900 } } }
+        : {}),
     });
   }
 

@@ -207,9 +207,7 @@ export function kataPod(options: PodOptions): PodJson {
       hostIP: '10.0.0.5',
       podIP: `10.244.1.${(parseInt(uid.slice(0, 2), 16) % 250) + 2}`,
       startTime,
-      ...(initContainers.length > 0
-        ? { initContainerStatuses: initContainers.map((c) => containerStatus(c, uid, startTime)) }
-        : {}),
+      ...(initContainers.length > 0 ? { initContainerStatuses: initContainers.map((c) => containerStatus(c, uid, startTime)) } : {}),
       containerStatuses: containers.map((c) => containerStatus(c, uid, startTime)),
     },
   };

@@ -40,25 +40,74 @@ function vmmIdentity(hypervisor: Exclude<Hypervisor, 'unknown' | 'dragonball'>, 
   const vmDir = runtime === 'go' ? `/run/vc/vm/${id}` : `/run/kata/${id}`;
   switch (hypervisor) {
     case 'qemu':
-      return { comm: 'qemu-system-x86', cmdline: ['/opt/kata/bin/qemu-system-x86_64', '-name', `sandbox-${id}`, '-uuid', id.slice(0, 36), '-machine', 'q35,accel=kvm', '-m', '2048M,slots=10,maxmem=16G'] };
+      return {
+        comm: 'qemu-system-x86',
+        cmdline: [
+          '/opt/kata/bin/qemu-system-x86_64',
+          '-name',
+          `sandbox-${id}`,
+          '-uuid',
+          id.slice(0, 36),
+          '-machine',
+          'q35,accel=kvm',
+          '-m',
+          '2048M,slots=10,maxmem=16G',
+        ],
+      };
     case 'cloud-hypervisor':
-      return { comm: 'cloud-hyperviso', cmdline: ['/opt/kata/bin/cloud-hypervisor', '--api-socket', `${vmDir}/${runtime === 'go' ? 'clh-api.sock' : 'ch-api.sock'}`] };
+      return {
+        comm: 'cloud-hyperviso',
+        cmdline: ['/opt/kata/bin/cloud-hypervisor', '--api-socket', `${vmDir}/${runtime === 'go' ? 'clh-api.sock' : 'ch-api.sock'}`],
+      };
     case 'firecracker':
-      return { comm: 'firecracker', cmdline: ['/opt/kata/bin/firecracker', '--api-sock', `/run/vc/firecracker/${id.slice(0, 32)}/root/run/firecracker.socket`, '--config-file', `/run/vc/firecracker/${id.slice(0, 32)}/root/fcConfig.json`] };
+      return {
+        comm: 'firecracker',
+        cmdline: [
+          '/opt/kata/bin/firecracker',
+          '--api-sock',
+          `/run/vc/firecracker/${id.slice(0, 32)}/root/run/firecracker.socket`,
+          '--config-file',
+          `/run/vc/firecracker/${id.slice(0, 32)}/root/fcConfig.json`,
+        ],
+      };
   }
 }
 
 /** The shim, VMM and (with virtio-fs) virtiofsd of a sandbox, at pids base, base + 1, base + 2. */
-export function sandboxProcesses(hypervisor: Exclude<Hypervisor, 'unknown'>, runtime: KataRuntime, id: string, basePid: number): LabSandboxProcesses {
+export function sandboxProcesses(
+  hypervisor: Exclude<Hypervisor, 'unknown'>,
+  runtime: KataRuntime,
+  id: string,
+  basePid: number,
+): LabSandboxProcesses {
   const shim: LabProcess = {
     pid: basePid,
     comm: 'containerd-shim',
-    cmdline: [SHIM_BIN[runtime], '-namespace', 'k8s.io', '-address', '/run/containerd/containerd.sock', '-publish-binary', '/usr/bin/containerd', '-id', id],
+    cmdline: [
+      SHIM_BIN[runtime],
+      '-namespace',
+      'k8s.io',
+      '-address',
+      '/run/containerd/containerd.sock',
+      '-publish-binary',
+      '/usr/bin/containerd',
+      '-id',
+      id,
+    ],
   };
   if (hypervisor === 'dragonball') return { shim: { ...shim, threads: ['containerd-shim', 'db_vcpu0', 'db_vcpu1'] }, vmm: shim };
   const vmm: LabProcess = { pid: basePid + 1, ...vmmIdentity(hypervisor, runtime, id) };
   if (hypervisor === 'firecracker') return { shim, vmm };
-  const virtiofsd: LabProcess = { pid: basePid + 2, comm: 'virtiofsd', cmdline: ['/opt/kata/libexec/virtiofsd', `--socket-path=/run/vc/vm/${id}/vhost-fs.sock`, '--shared-dir', `/run/kata-containers/shared/sandboxes/${id}/shared`] };
+  const virtiofsd: LabProcess = {
+    pid: basePid + 2,
+    comm: 'virtiofsd',
+    cmdline: [
+      '/opt/kata/libexec/virtiofsd',
+      `--socket-path=/run/vc/vm/${id}/vhost-fs.sock`,
+      '--shared-dir',
+      `/run/kata-containers/shared/sandboxes/${id}/shared`,
+    ],
+  };
   return { shim, vmm, virtiofsd };
 }
 

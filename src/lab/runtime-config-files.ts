@@ -16,7 +16,13 @@ const HANDLERS = [
   { handler: 'kata-fc', section: 'firecracker', file: 'configuration-fc.toml', rust: false, vmm: '/opt/kata/bin/firecracker' },
   { handler: 'kata-dragonball', section: 'dragonball', file: 'configuration-dragonball.toml', rust: true, vmm: '' },
   // Kata 4.0's default: runtime-rs with QEMU.
-  { handler: 'kata-qemu-runtime-rs', section: 'qemu', file: 'configuration-qemu-runtime-rs.toml', rust: true, vmm: '/opt/kata/bin/qemu-system-x86_64' },
+  {
+    handler: 'kata-qemu-runtime-rs',
+    section: 'qemu',
+    file: 'configuration-qemu-runtime-rs.toml',
+    rust: true,
+    vmm: '/opt/kata/bin/qemu-system-x86_64',
+  },
 ] as const;
 
 /** The handler whose section leaves out privileged_without_host_devices = true. */
@@ -130,7 +136,9 @@ async function put(path: string, text: string): Promise<void> {
 /** Writes the node's runtime configuration under `dir` and says where each file is. */
 export async function writeRuntimeConfig(dir: string): Promise<LabRuntimeConfig> {
   const defaults = join(dir, 'opt/kata/share/defaults/kata-containers');
-  const kataConfigs = Object.fromEntries(HANDLERS.map(({ handler, file, rust }) => [handler, join(defaults, rust ? 'runtime-rs' : '', file)]));
+  const kataConfigs = Object.fromEntries(
+    HANDLERS.map(({ handler, file, rust }) => [handler, join(defaults, rust ? 'runtime-rs' : '', file)]),
+  );
   const config: LabRuntimeConfig = {
     containerdConfig: join(dir, 'etc/containerd/config.toml'),
     containerdDropIn: join(dir, 'opt/kata/containerd/config.d/kata-deploy.toml'),

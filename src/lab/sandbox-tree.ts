@@ -88,7 +88,12 @@ export function rsStateJson(spec: LabSandboxSpec): string {
           sandbox_cgroup_only: spec.sandboxCgroupOnly,
         },
       },
-      hypervisor: { hypervisor_type: spec.hypervisor, pid: null, id: spec.id, config: { memory_info: { default_memory: LAB_VM_MEMORY_MIB } } },
+      hypervisor: {
+        hypervisor_type: spec.hypervisor,
+        pid: null,
+        id: spec.id,
+        config: { memory_info: { default_memory: LAB_VM_MEMORY_MIB } },
+      },
     },
     null,
     2,
@@ -114,7 +119,10 @@ export function sandboxDir(dirs: LabSandboxDirs, spec: Pick<LabSandboxSpec, 'id'
 export async function writeSandbox(dirs: LabSandboxDirs, spec: LabSandboxSpec): Promise<string> {
   const dir = sandboxDir(dirs, spec);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, spec.runtime === 'go' ? 'persist.json' : 'state.json'), spec.runtime === 'go' ? goPersistJson(spec) : rsStateJson(spec));
+  await writeFile(
+    join(dir, spec.runtime === 'go' ? 'persist.json' : 'state.json'),
+    spec.runtime === 'go' ? goPersistJson(spec) : rsStateJson(spec),
+  );
   if (spec.mapping === 'containerd') {
     const bundle = join(dirs.containerdTasksDir, 'k8s.io', spec.id);
     await mkdir(bundle, { recursive: true });

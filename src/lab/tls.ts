@@ -23,10 +23,8 @@ function ensureReflectMetadata(): void {
   const r = Reflect as unknown as Record<string, unknown>;
   if (typeof r.getMetadata === 'function') return;
   const store = new WeakMap<object, Map<string | symbol | undefined, Map<unknown, unknown>>>();
-  const own = (target: object, prop?: string | symbol): Map<unknown, unknown> | undefined =>
-    store.get(target)?.get(prop);
-  const getOwnMetadata = (key: unknown, target: object, prop?: string | symbol): unknown =>
-    own(target, prop)?.get(key);
+  const own = (target: object, prop?: string | symbol): Map<unknown, unknown> | undefined => store.get(target)?.get(prop);
+  const getOwnMetadata = (key: unknown, target: object, prop?: string | symbol): unknown => own(target, prop)?.get(key);
   const getMetadata = (key: unknown, target: object, prop?: string | symbol): unknown => {
     for (let t: object | null = target; t !== null; t = Object.getPrototypeOf(t) as object | null) {
       const m = own(t, prop);
@@ -45,10 +43,8 @@ function ensureReflectMetadata(): void {
     getOwnMetadata,
     getMetadata,
     defineMetadata,
-    hasMetadata: (key: unknown, target: object, prop?: string | symbol) =>
-      getMetadata(key, target, prop) !== undefined,
-    metadata: (key: unknown, value: unknown) => (target: object, prop?: string | symbol) =>
-      defineMetadata(key, value, target, prop),
+    hasMetadata: (key: unknown, target: object, prop?: string | symbol) => getMetadata(key, target, prop) !== undefined,
+    metadata: (key: unknown, value: unknown) => (target: object, prop?: string | symbol) => defineMetadata(key, value, target, prop),
   });
 }
 
@@ -122,9 +118,7 @@ async function exportKeyPem(x509: typeof X509, key: CryptoKey): Promise<string> 
 }
 
 /** A self-signed CA allowed to sign leaf certificates only (pathLength 0). */
-export async function createCertificateAuthority(
-  opts: CertificateOptions = {},
-): Promise<CertificateAuthority> {
+export async function createCertificateAuthority(opts: CertificateOptions = {}): Promise<CertificateAuthority> {
   const x509 = await loadX509();
   const keys = await generateKeys();
   const subject = `CN=${escapeDn(opts.commonName ?? 'kata-metrics-bridge lab CA')}`;
@@ -152,12 +146,7 @@ export async function createCertificateAuthority(
   };
 }
 
-async function issue(
-  ca: CertificateAuthority,
-  subject: string,
-  opts: CertificateOptions,
-  extensions: X509.Extension[],
-): Promise<PemPair> {
+async function issue(ca: CertificateAuthority, subject: string, opts: CertificateOptions, extensions: X509.Extension[]): Promise<PemPair> {
   const x509 = await loadX509();
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.create(
@@ -182,10 +171,7 @@ async function issue(
 }
 
 /** A TLS server certificate signed by `ca`, valid for 127.0.0.1, ::1 and localhost by default. */
-export async function createServerCertificate(
-  ca: CertificateAuthority,
-  opts: ServerCertificateOptions = {},
-): Promise<PemPair> {
+export async function createServerCertificate(ca: CertificateAuthority, opts: ServerCertificateOptions = {}): Promise<PemPair> {
   const x509 = await loadX509();
   const altNames = opts.altNames ?? ['127.0.0.1', '::1', 'localhost'];
   const names: X509.JsonGeneralNames = altNames.map((n) => ({
@@ -200,15 +186,9 @@ export async function createServerCertificate(
 }
 
 /** A TLS client certificate signed by `ca` (for mTLS tests). */
-export async function createClientCertificate(
-  ca: CertificateAuthority,
-  opts: ClientCertificateOptions,
-): Promise<PemPair> {
+export async function createClientCertificate(ca: CertificateAuthority, opts: ClientCertificateOptions): Promise<PemPair> {
   const x509 = await loadX509();
-  const rdns = [
-    ...(opts.organizations ?? []).map((o) => `O=${escapeDn(o)}`),
-    `CN=${escapeDn(opts.commonName)}`,
-  ];
+  const rdns = [...(opts.organizations ?? []).map((o) => `O=${escapeDn(o)}`), `CN=${escapeDn(opts.commonName)}`];
   return issue(ca, rdns.join(', '), opts, [
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),

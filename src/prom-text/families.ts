@@ -80,9 +80,7 @@ export class FamilyTable {
       if (f.samples.length === 0 && !f.filtered) continue;
       const type = f.type ?? 'untyped';
       families.push(
-        f.help === undefined
-          ? { name: f.name, type, samples: f.samples }
-          : { name: f.name, type, help: f.help, samples: f.samples },
+        f.help === undefined ? { name: f.name, type, samples: f.samples } : { name: f.name, type, help: f.help, samples: f.samples },
       );
     }
     return families;

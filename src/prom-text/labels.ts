@@ -9,10 +9,7 @@ import * as internModule from './intern-table.ts';
 import type { InternTable } from './intern-table.ts';
 import type { ParseLimits, PromParseErrorKind, SeriesLabels } from './types.ts';
 
-const {
-  BACKSLASH, CLASS, COMMA, EQUALS, LABEL_CONT, LABEL_START, latin1Slice, LF, QUOTE, RBRACE, skipBlanks,
-  VALUE_SPECIAL,
-} = bytesModule;
+const { BACKSLASH, CLASS, COMMA, EQUALS, LABEL_CONT, LABEL_START, latin1Slice, LF, QUOTE, RBRACE, skipBlanks, VALUE_SPECIAL } = bytesModule;
 const { LABEL_VALUE_ESCAPES } = formatModule;
 const { hashString, mixHash } = hashModule;
 const { INTERN_MAX_BYTES } = internModule;

@@ -45,9 +45,28 @@ import {
  * path (labels, numbers, comments, the intern table, the series cache) do the same.
  */
 const {
-  BACKSLASH, BLANK, CLASS, CR, EMPTY_VIEW, findNewline, HASH, LBRACE, latin1Slice, LF, METRIC_CONT,
-  METRIC_START, NUMBER_CHAR, QUOTE, RBRACE, sameBytes, scanMetricName, scanToken, skipBlanks, SPACE,
-  TOKEN_END, trimBlanksEnd,
+  BACKSLASH,
+  BLANK,
+  CLASS,
+  CR,
+  EMPTY_VIEW,
+  findNewline,
+  HASH,
+  LBRACE,
+  latin1Slice,
+  LF,
+  METRIC_CONT,
+  METRIC_START,
+  NUMBER_CHAR,
+  QUOTE,
+  RBRACE,
+  sameBytes,
+  scanMetricName,
+  scanToken,
+  skipBlanks,
+  SPACE,
+  TOKEN_END,
+  trimBlanksEnd,
 } = bytesModule;
 const { commentKeyword, typeWord } = commentsModule;
 const { HELP_ESCAPES, unescapeBytes, validEscapes } = formatModule;
@@ -362,8 +381,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
     const textEnd = trimBlanksEnd(this.bytes, start, end);
     if (this.omitHelp) {
       if (!validEscapes(this.view, this.bytes, start, textEnd, HELP_ESCAPES)) this.syntax('invalid escape sequence in HELP');
-    }
-    else family.help = this.unescape(start, textEnd, HELP_ESCAPES, 'HELP');
+    } else family.help = this.unescape(start, textEnd, HELP_ESCAPES, 'HELP');
   }
 
   private readType(family: FamilyState, start: number, end: number): void {
@@ -647,7 +665,13 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
   }
 
   /** A series seen before in this parse: counted, and returned only for `keepRepeatsOf` names. */
-  private addRepeat(family: FamilyState, name: string, labels: Readonly<Record<string, string>>, value: number, timestampMs: number | undefined): void {
+  private addRepeat(
+    family: FamilyState,
+    name: string,
+    labels: Readonly<Record<string, string>>,
+    value: number,
+    timestampMs: number | undefined,
+  ): void {
     this.duplicates++;
     if (this.keepRepeatsOf?.has(name) !== true) return;
     family.samples.push(timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs });
@@ -669,8 +693,7 @@ class Parser implements SeriesLabels, TokenReader, LabelSource {
       return;
     }
     this.countKept();
-    const sample: PromSample =
-      timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs };
+    const sample: PromSample = timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs };
     family.samples.push(sample);
     this.series.add(freeSlot, hash, sample);
   }

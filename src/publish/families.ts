@@ -51,7 +51,14 @@ export const HOST_COLLECTOR_FLAGS = {
 export type HostCollectorName = keyof typeof HOST_COLLECTOR_FLAGS;
 
 /** A per-pod value family that a host collector switch turns off. */
-function hostFamily(collector: HostCollectorName, name: string, type: FamilyDef['type'], help: string, source: string, value: (p: PodSnapshot) => number | undefined): FamilyDef {
+function hostFamily(
+  collector: HostCollectorName,
+  name: string,
+  type: FamilyDef['type'],
+  help: string,
+  source: string,
+  value: (p: PodSnapshot) => number | undefined,
+): FamilyDef {
   return { ...podFamily(name, type, help, source, value), collector };
 }
 
@@ -113,7 +120,7 @@ export const FAMILIES: readonly FamilyDef[] = [
   containerFamily(
     'container_cpu_usage_seconds_total',
     'counter',
-    'CPU time used by the container: the kubelet value when first-hand, else the guest total as an estimate for a single-container pod: all of it in the container\'s first life, counted from zero after a restart (see container_metrics_gap). A sample that grew more than the node could have run is refused.',
+    "CPU time used by the container: the kubelet value when first-hand, else the guest total as an estimate for a single-container pod: all of it in the container's first life, counted from zero after a restart (see container_metrics_gap). A sample that grew more than the node could have run is refused.",
     'kubelet container_cpu_usage_seconds_total; during a gap in a one-container pod, guest non-idle CPU',
     (c) => c.cpuSeconds,
   ),
@@ -125,9 +132,21 @@ export const FAMILIES: readonly FamilyDef[] = [
     (c) => c.memoryWorkingSetBytes,
   ),
   containerFamily('container_cpu_limit_cores', 'gauge', 'CPU limit of the container, when set.', 'pod spec', (c) => c.cpuLimitCores),
-  containerFamily('container_memory_limit_bytes', 'gauge', 'Memory limit of the container, when set.', 'pod spec', (c) => c.memoryLimitBytes),
+  containerFamily(
+    'container_memory_limit_bytes',
+    'gauge',
+    'Memory limit of the container, when set.',
+    'pod spec',
+    (c) => c.memoryLimitBytes,
+  ),
   containerFamily('container_cpu_request_cores', 'gauge', 'CPU request of the container, when set.', 'pod spec', (c) => c.cpuRequestCores),
-  containerFamily('container_memory_request_bytes', 'gauge', 'Memory request of the container, when set.', 'pod spec', (c) => c.memoryRequestBytes),
+  containerFamily(
+    'container_memory_request_bytes',
+    'gauge',
+    'Memory request of the container, when set.',
+    'pod spec',
+    (c) => c.memoryRequestBytes,
+  ),
   {
     name: 'container_metrics_gap',
     type: 'gauge',
@@ -181,14 +200,15 @@ export const FAMILIES: readonly FamilyDef[] = [
     source: 'pod watch (metadata.labels), --pods.labels-allowlist',
     collect(snapshot, emit) {
       for (const pod of snapshot.pods) {
-        if (pod.labels !== undefined && Object.keys(pod.labels).length > 0) emit({ namespace: pod.namespace, pod: pod.pod, ...pod.labels }, 1);
+        if (pod.labels !== undefined && Object.keys(pod.labels).length > 0)
+          emit({ namespace: pod.namespace, pod: pod.pod, ...pod.labels }, 1);
       }
     },
   },
   podFamily(
     'pod_vm_memory_bytes',
     'gauge',
-    'Memory the pod\'s VM was configured with, as the host sees it: QEMU -m, Cloud Hypervisor --memory size=, else the size Kata kept in its state file (Cloud Hypervisor and Firecracker started through their API, Dragonball). Never from the guest. Memory hotplugged later for container limits is not included. Absent when neither names it (no state file, an unknown VMM).',
+    "Memory the pod's VM was configured with, as the host sees it: QEMU -m, Cloud Hypervisor --memory size=, else the size Kata kept in its state file (Cloud Hypervisor and Firecracker started through their API, Dragonball). Never from the guest. Memory hotplugged later for container limits is not included. Absent when neither names it (no state file, an unknown VMM).",
     'hypervisor command line under --path.procfs; Go persist.json Config.HypervisorConfig.MemorySize, runtime-rs state.json hypervisor.config.memory_info.default_memory',
     (p) => p.vmMemoryBytes,
   ),
@@ -213,7 +233,13 @@ export const FAMILIES: readonly FamilyDef[] = [
     'shim kata_guest_cpu_time{cpu="total"}: milliseconds from Kata 2.5.0, clock ticks in 2.4, seconds in 2.2–2.3, told from the values (else gap guest_cpu_unit_unknown)',
     (p) => p.guestCpuSeconds,
   ),
-  podFamily('pod_guest_memory_used_bytes', 'gauge', 'Guest memory in use (MemTotal − MemAvailable). Untrusted.', 'shim kata_guest_meminfo', (p) => p.guestMemoryUsedBytes),
+  podFamily(
+    'pod_guest_memory_used_bytes',
+    'gauge',
+    'Guest memory in use (MemTotal − MemAvailable). Untrusted.',
+    'shim kata_guest_meminfo',
+    (p) => p.guestMemoryUsedBytes,
+  ),
   podFamily(
     'pod_overhead_cpu_usage_seconds_total',
     'counter',
@@ -228,17 +254,59 @@ export const FAMILIES: readonly FamilyDef[] = [
     'correlation',
     (p) => p.overheadMemoryBytes,
   ),
-  podFamily('pod_overhead_cpu_reserved_cores', 'gauge', 'CPU reserved for VM overhead by the RuntimeClass (pod spec.overhead).', 'pod spec.overhead', (p) => p.overheadCpuReservedCores),
-  podFamily('pod_overhead_memory_reserved_bytes', 'gauge', 'Memory reserved for VM overhead by the RuntimeClass (pod spec.overhead).', 'pod spec.overhead', (p) => p.overheadMemoryReservedBytes),
-  podFamily('pod_guest_tasks', 'gauge', 'Tasks (threads) running in the guest. Untrusted.', 'shim kata_guest_tasks{item="cur"}', (p) => p.guestTasks),
-  podFamily('pod_guest_network_receive_bytes_total', 'counter', 'Bytes received by the guest on all interfaces but lo. Untrusted.', 'shim kata_guest_netdev_stat', (p) => p.guestNetworkReceiveBytes),
-  podFamily('pod_guest_network_transmit_bytes_total', 'counter', 'Bytes sent by the guest on all interfaces but lo. Untrusted.', 'shim kata_guest_netdev_stat', (p) => p.guestNetworkTransmitBytes),
-  podFamily('pod_guest_disk_read_bytes_total', 'counter', 'Bytes read from the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskReadBytes),
-  podFamily('pod_guest_disk_written_bytes_total', 'counter', 'Bytes written to the guest\'s whole disks. Untrusted.', 'shim kata_guest_diskstat (sectors × 512)', (p) => p.guestDiskWrittenBytes),
+  podFamily(
+    'pod_overhead_cpu_reserved_cores',
+    'gauge',
+    'CPU reserved for VM overhead by the RuntimeClass (pod spec.overhead).',
+    'pod spec.overhead',
+    (p) => p.overheadCpuReservedCores,
+  ),
+  podFamily(
+    'pod_overhead_memory_reserved_bytes',
+    'gauge',
+    'Memory reserved for VM overhead by the RuntimeClass (pod spec.overhead).',
+    'pod spec.overhead',
+    (p) => p.overheadMemoryReservedBytes,
+  ),
+  podFamily(
+    'pod_guest_tasks',
+    'gauge',
+    'Tasks (threads) running in the guest. Untrusted.',
+    'shim kata_guest_tasks{item="cur"}',
+    (p) => p.guestTasks,
+  ),
+  podFamily(
+    'pod_guest_network_receive_bytes_total',
+    'counter',
+    'Bytes received by the guest on all interfaces but lo. Untrusted.',
+    'shim kata_guest_netdev_stat',
+    (p) => p.guestNetworkReceiveBytes,
+  ),
+  podFamily(
+    'pod_guest_network_transmit_bytes_total',
+    'counter',
+    'Bytes sent by the guest on all interfaces but lo. Untrusted.',
+    'shim kata_guest_netdev_stat',
+    (p) => p.guestNetworkTransmitBytes,
+  ),
+  podFamily(
+    'pod_guest_disk_read_bytes_total',
+    'counter',
+    "Bytes read from the guest's whole disks. Untrusted.",
+    'shim kata_guest_diskstat (sectors × 512)',
+    (p) => p.guestDiskReadBytes,
+  ),
+  podFamily(
+    'pod_guest_disk_written_bytes_total',
+    'counter',
+    "Bytes written to the guest's whole disks. Untrusted.",
+    'shim kata_guest_diskstat (sectors × 512)',
+    (p) => p.guestDiskWrittenBytes,
+  ),
   podFamily(
     'pod_guest_oom_kills_total',
     'counter',
-    'Processes the guest kernel OOM-killed inside the VM (the build\'s own process died). Reported by the guest: untrusted.',
+    "Processes the guest kernel OOM-killed inside the VM (the build's own process died). Reported by the guest: untrusted.",
     'shim kata_guest_vm_stat{item="oom_kill"}',
     (p) => p.guestOomKills,
   ),
@@ -247,7 +315,7 @@ export const FAMILIES: readonly FamilyDef[] = [
     'throttling',
     'pod_host_cpu_throttled_seconds_total',
     'counter',
-    'Time the pod\'s host cgroups were throttled by their CPU quota: the build runs slower than its limit suggests.',
+    "Time the pod's host cgroups were throttled by their CPU quota: the build runs slower than its limit suggests.",
     'host cgroups, pod + overhead: v2 cpu.stat throttled_usec, v1 cpu.stat throttled_time (cpu controller)',
     (p) => p.hostCpuThrottledSeconds,
   ),
@@ -263,7 +331,7 @@ export const FAMILIES: readonly FamilyDef[] = [
     'memory',
     'pod_host_oom_kills_total',
     'counter',
-    'Processes the host kernel OOM-killed in the pod\'s cgroups (the VMM, virtiofsd or the shim: the whole VM dies).',
+    "Processes the host kernel OOM-killed in the pod's cgroups (the VMM, virtiofsd or the shim: the whole VM dies).",
     'host cgroups, pod + overhead: v2 memory.events oom_kill, v1 memory.oom_control oom_kill',
     (p) => p.hostOomKills,
   ),
@@ -279,7 +347,8 @@ export const FAMILIES: readonly FamilyDef[] = [
     collect(snapshot, emit) {
       for (const pod of snapshot.pods) {
         for (const resource of PRESSURE_RESOURCES) {
-          for (const kind of PRESSURE_KINDS) emitDefined(emit, { namespace: pod.namespace, pod: pod.pod, resource, kind }, pod.hostPressure?.[resource]?.[kind]);
+          for (const kind of PRESSURE_KINDS)
+            emitDefined(emit, { namespace: pod.namespace, pod: pod.pod, resource, kind }, pod.hostPressure?.[resource]?.[kind]);
         }
       }
     },
@@ -288,7 +357,7 @@ export const FAMILIES: readonly FamilyDef[] = [
     'disk',
     'pod_host_disk_read_bytes_total',
     'counter',
-    'Bytes the pod\'s host cgroups read from block devices, all devices.',
+    "Bytes the pod's host cgroups read from block devices, all devices.",
     'host cgroups, pod + overhead: v2 io.stat rbytes, v1 blkio.throttle.io_service_bytes_recursive Read',
     (p) => p.hostDiskReadBytes,
   ),
@@ -296,7 +365,7 @@ export const FAMILIES: readonly FamilyDef[] = [
     'disk',
     'pod_host_disk_written_bytes_total',
     'counter',
-    'Bytes the pod\'s host cgroups wrote to block devices, all devices (virtio-fs writes are virtiofsd\'s, charged where it runs).',
+    "Bytes the pod's host cgroups wrote to block devices, all devices (virtio-fs writes are virtiofsd's, charged where it runs).",
     'host cgroups, pod + overhead: v2 io.stat wbytes, v1 blkio.throttle.io_service_bytes_recursive Write',
     (p) => p.hostDiskWrittenBytes,
   ),
@@ -304,29 +373,29 @@ export const FAMILIES: readonly FamilyDef[] = [
     'network',
     'pod_host_network_receive_bytes_total',
     'counter',
-    'Bytes the pod received, as the host kernel counts them in the pod\'s network namespace (every interface but lo and Kata\'s *_kata plumbing).',
-    'the VMM\'s <procfs>/<pid>/net/dev (VMM found in the sandbox\'s cgroups)',
+    "Bytes the pod received, as the host kernel counts them in the pod's network namespace (every interface but lo and Kata's *_kata plumbing).",
+    "the VMM's <procfs>/<pid>/net/dev (VMM found in the sandbox's cgroups)",
     (p) => p.hostNetworkReceiveBytes,
   ),
   hostFamily(
     'network',
     'pod_host_network_transmit_bytes_total',
     'counter',
-    'Bytes the pod sent, as the host kernel counts them in the pod\'s network namespace (every interface but lo and Kata\'s *_kata plumbing).',
-    'the VMM\'s <procfs>/<pid>/net/dev (VMM found in the sandbox\'s cgroups)',
+    "Bytes the pod sent, as the host kernel counts them in the pod's network namespace (every interface but lo and Kata's *_kata plumbing).",
+    "the VMM's <procfs>/<pid>/net/dev (VMM found in the sandbox's cgroups)",
     (p) => p.hostNetworkTransmitBytes,
   ),
   podFamily(
     'pod_guest_sample_age_seconds',
     'gauge',
-    'Age of the shim answer the pod\'s guest values come from: each shim is called once per --shim.interval and its answer re-published in between; past 3 intervals it is a gap (shim_stale).',
+    "Age of the shim answer the pod's guest values come from: each shim is called once per --shim.interval and its answer re-published in between; past 3 intervals it is a gap (shim_stale).",
     'collector: time since the shim call',
     (p) => p.guestSampleAgeSeconds,
   ),
   {
     name: 'pod_metrics_gap',
     type: 'gauge',
-    help: 'Present (1) while part of the pod\'s data is missing; reason says which source and why.',
+    help: "Present (1) while part of the pod's data is missing; reason says which source and why.",
     scope: 'pod',
     extraLabels: ['reason'],
     maxSeriesPerScope: 5,
@@ -384,7 +453,7 @@ export const FAMILIES: readonly FamilyDef[] = [
   {
     name: 'node_host_pressure_supported',
     type: 'gauge',
-    help: 'Whether the kubelet\'s cgroup hierarchy has PSI files (1: cgroup v2 with PSI on), so pods can have pod_host_pressure_seconds_total; 0 on cgroup v1 and on kernels without PSI.',
+    help: "Whether the kubelet's cgroup hierarchy has PSI files (1: cgroup v2 with PSI on), so pods can have pod_host_pressure_seconds_total; 0 on cgroup v1 and on kernels without PSI.",
     scope: 'node',
     extraLabels: [],
     maxSeriesPerScope: 1,
@@ -450,7 +519,8 @@ export const FAMILIES: readonly FamilyDef[] = [
     extraLabels: ['config', 'path'],
     maxSeriesPerScope: 0,
     maxSeriesNote: '1 per configuration file the audit reads',
-    source: '--path.containerd-config and its imports, or --path.crio-config and its drop-ins; the Kata configuration of each Kata handler in use',
+    source:
+      '--path.containerd-config and its imports, or --path.crio-config and its drop-ins; the Kata configuration of each Kata handler in use',
     collect(snapshot, emit) {
       for (const file of snapshot.audit?.configs ?? []) emit({ config: file.config, path: file.path }, file.readable ? 1 : 0);
     },
@@ -476,7 +546,7 @@ export const FAMILIES: readonly FamilyDef[] = [
   ),
   auditFamily(
     'audit_privileged_container',
-    'A privileged container in a Kata pod (any namespace). host_devices: true when the runtime hands it the host\'s devices (privileged_without_host_devices false or unset for the handler), false when not, unknown when the runtime configuration could not be read.',
+    "A privileged container in a Kata pod (any namespace). host_devices: true when the runtime hands it the host's devices (privileged_without_host_devices false or unset for the handler), false when not, unknown when the runtime configuration could not be read.",
     (audit) => audit.privilegedContainers,
     { container: (f) => f.container, host_devices: (f) => f.hostDevices },
     { note: '1 per privileged container of a Kata pod' },
@@ -491,13 +561,13 @@ export const FAMILIES: readonly FamilyDef[] = [
   auditFamily('audit_host_path', 'An untrusted pod with hostPath volumes.', (audit) => audit.hostPaths, {}),
   auditFamily(
     'audit_kata_annotations',
-    'An untrusted pod that carries io.katacontainers.* annotations, which can change its VM\'s configuration; see audit_kata_annotations_honoured.',
+    "An untrusted pod that carries io.katacontainers.* annotations, which can change its VM's configuration; see audit_kata_annotations_honoured.",
     (audit) => audit.kataAnnotations,
     {},
   ),
   auditFamily(
     'audit_kata_annotations_honoured',
-    'Beside each audit_kata_annotations: honoured=true when the node would apply at least one of the pod\'s Kata annotations (passed by the runtime\'s pod_annotations, and for hypervisor ones enabled by enable_annotations), false when none (or the pod is not a Kata pod), unknown when a configuration needed to decide could not be read.',
+    "Beside each audit_kata_annotations: honoured=true when the node would apply at least one of the pod's Kata annotations (passed by the runtime's pod_annotations, and for hypervisor ones enabled by enable_annotations), false when none (or the pod is not a Kata pod), unknown when a configuration needed to decide could not be read.",
     (audit) => audit.kataAnnotations,
     { honoured: (f) => f.honoured },
   ),

@@ -39,7 +39,14 @@ function podTableHtml(table: PodTable | undefined): string {
   const rows =
     table === undefined
       ? ''
-      : table.rows.map((row) => `<tr>${podCells(row).map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}</tr>`).join('');
+      : table.rows
+          .map(
+            (row) =>
+              `<tr>${podCells(row)
+                .map((cell) => `<td>${escapeHtml(cell)}</td>`)
+                .join('')}</tr>`,
+          )
+          .join('');
   return `<table id="pod-table"><caption>Kata pods by host CPU, updated <span id="pod-table-time">${table === undefined ? 'at the first collection' : escapeHtml(new Date(table.takenAtMs).toISOString())}</span> <span id="pod-table-status"></span></caption>
 <thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>`;
 }

@@ -213,7 +213,10 @@ export function sanAllowed(subjectAltName: string | undefined, allowed: readonly
 }
 
 /** Why a TLS connection breaks the client-certificate policy after the handshake, or undefined. */
-export function clientCertificateProblem(tls: TlsSettings, socket: Pick<TLSSocket, 'getPeerCertificate' | 'authorized' | 'authorizationError'>): string | undefined {
+export function clientCertificateProblem(
+  tls: TlsSettings,
+  socket: Pick<TLSSocket, 'getPeerCertificate' | 'authorized' | 'authorizationError'>,
+): string | undefined {
   if (tls.clientAuthType === 'NoClientCert' || tls.clientAuthType === 'RequestClientCert') return undefined;
   const peer = socket.getPeerCertificate();
   const present = peer !== null && peer !== undefined && Object.keys(peer).length > 0;

@@ -25,7 +25,8 @@ const OPENMETRICS_TYPE: Record<string, string> = { untyped: 'unknown' };
  * in _total: a Kata counter without the suffix (kata_agent_scrape_count) can only be `unknown`.
  */
 function openMetricsFamily(name: string, type: string): { familyName: string; type: string } {
-  if (type === 'counter') return name.endsWith('_total') ? { familyName: name.slice(0, -'_total'.length), type } : { familyName: name, type: 'unknown' };
+  if (type === 'counter')
+    return name.endsWith('_total') ? { familyName: name.slice(0, -'_total'.length), type } : { familyName: name, type: 'unknown' };
   return { familyName: name, type: OPENMETRICS_TYPE[type] ?? type };
 }
 

@@ -68,7 +68,10 @@ export function createApp(options: AppOptions): Express {
 
   app.get('/readyz', (_req, res) => {
     const ready = core.isReady();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'waiting for the first pod list from the API server\n');
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ready\n' : 'waiting for the first pod list from the API server\n');
   });
 
   // The snapshot before the current one, so the pod table has rates.

@@ -107,7 +107,9 @@ export function registerSelfMetrics(registry: Registry, self: SelfStats, build: 
     ),
   );
   registry.registerMetric(
-    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () => mapValues(self.guestRejectedSamples, 'reason')),
+    callbackMetric(PREFIX + guestRejectedSamples.name, guestRejectedSamples.help, 'counter', () =>
+      mapValues(self.guestRejectedSamples, 'reason'),
+    ),
   );
   registry.registerMetric(
     callbackMetric(PREFIX + usageRecords.name, usageRecords.help, 'counter', () => mapValues(self.usageRecords, 'result')),

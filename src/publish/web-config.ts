@@ -66,7 +66,10 @@ const UNMATCHABLE_BCRYPT = /^\$2x?\$/;
 
 const bcryptHash = z.string({ error: 'must be a bcrypt hash string' }).superRefine((hash, ctx) => {
   if (UNMATCHABLE_BCRYPT.test(hash)) {
-    ctx.addIssue({ code: 'custom', message: `is a ${hash.slice(0, hash.indexOf('$', 1) + 1)} bcrypt hash, which no password can match: generate a $2y$ hash (htpasswd -nbBC 10 user password)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `is a ${hash.slice(0, hash.indexOf('$', 1) + 1)} bcrypt hash, which no password can match: generate a $2y$ hash (htpasswd -nbBC 10 user password)`,
+    });
   } else if (!BCRYPT.test(hash)) {
     ctx.addIssue({ code: 'custom', message: 'is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04-31, 53 characters)' });
   }
@@ -79,36 +82,43 @@ const scalarString = z.union([z.string(), z.number(), z.boolean()]).transform(St
 
 const MAP = { error: 'must be a map of keys to values' };
 
-const tlsSchema = z.strictObject({
-  cert: nonEmpty('cert').optional(),
-  key: nonEmpty('key').optional(),
-  client_ca: nonEmpty('client_ca').optional(),
-  cert_file: nonEmpty('cert_file').optional(),
-  key_file: nonEmpty('key_file').optional(),
-  client_ca_file: nonEmpty('client_ca_file').optional(),
-  client_auth_type: z.enum(CLIENT_AUTH_TYPES, { error: `must be one of ${CLIENT_AUTH_TYPES.join(', ')}` }).default('NoClientCert'),
-  client_allowed_sans: stringList('client_allowed_sans').optional(),
-  min_version: z.enum(Object.keys(TLS_VERSIONS) as [string, ...string[]], { error: 'must be one of TLS10, TLS11, TLS12, TLS13' }).default('TLS12'),
-  max_version: z.enum(Object.keys(TLS_VERSIONS) as [string, ...string[]], { error: 'must be one of TLS10, TLS11, TLS12, TLS13' }).default('TLS13'),
-  cipher_suites: z
-    .array(
-      z.string().refine((name) => name in CIPHER_SUITES, {
-        error: (issue) =>
-          `cipher suite "${String(issue.input)}" is not supported: use one of ${Object.keys(CIPHER_SUITES).join(', ')} (TLS 1.3 suites are not configurable)`,
-      }),
-      { error: 'must be a list of cipher suite names' },
-    )
-    .optional(),
-  prefer_server_cipher_suites: z.boolean({ error: 'must be true or false' }).default(true),
-  curve_preferences: z
-    .array(
-      z.string().refine((name) => name in CURVES, {
-        error: (issue) => `curve "${String(issue.input)}" is not supported: use one of ${Object.keys(CURVES).join(', ')}`,
-      }),
-      { error: 'must be a list of curve names' },
-    )
-    .optional(),
-}, MAP);
+const tlsSchema = z.strictObject(
+  {
+    cert: nonEmpty('cert').optional(),
+    key: nonEmpty('key').optional(),
+    client_ca: nonEmpty('client_ca').optional(),
+    cert_file: nonEmpty('cert_file').optional(),
+    key_file: nonEmpty('key_file').optional(),
+    client_ca_file: nonEmpty('client_ca_file').optional(),
+    client_auth_type: z.enum(CLIENT_AUTH_TYPES, { error: `must be one of ${CLIENT_AUTH_TYPES.join(', ')}` }).default('NoClientCert'),
+    client_allowed_sans: stringList('client_allowed_sans').optional(),
+    min_version: z
+      .enum(Object.keys(TLS_VERSIONS) as [string, ...string[]], { error: 'must be one of TLS10, TLS11, TLS12, TLS13' })
+      .default('TLS12'),
+    max_version: z
+      .enum(Object.keys(TLS_VERSIONS) as [string, ...string[]], { error: 'must be one of TLS10, TLS11, TLS12, TLS13' })
+      .default('TLS13'),
+    cipher_suites: z
+      .array(
+        z.string().refine((name) => name in CIPHER_SUITES, {
+          error: (issue) =>
+            `cipher suite "${String(issue.input)}" is not supported: use one of ${Object.keys(CIPHER_SUITES).join(', ')} (TLS 1.3 suites are not configurable)`,
+        }),
+        { error: 'must be a list of cipher suite names' },
+      )
+      .optional(),
+    prefer_server_cipher_suites: z.boolean({ error: 'must be true or false' }).default(true),
+    curve_preferences: z
+      .array(
+        z.string().refine((name) => name in CURVES, {
+          error: (issue) => `curve "${String(issue.input)}" is not supported: use one of ${Object.keys(CURVES).join(', ')}`,
+        }),
+        { error: 'must be a list of curve names' },
+      )
+      .optional(),
+  },
+  MAP,
+);
 
 const headersSchema = z
   .record(z.string(), scalarString, { error: 'must be a map of header names to values' })
@@ -125,23 +135,23 @@ const headersSchema = z
     }
   });
 
-const webConfigSchema = z.strictObject({
-  tls_server_config: tlsSchema.optional(),
-  http_server_config: z
-    .strictObject({
-      http2: z.boolean({ error: 'must be true or false' }).default(true),
-      headers: headersSchema.optional(),
-    }, MAP)
-    .optional(),
-  basic_auth_users: z
-    .record(
-      z.string(),
-      bcryptHash,
-      { error: 'must be a map of user names to bcrypt hashes' },
-    )
-    .optional(),
-  rate_limit: z.unknown().optional(),
-}, MAP);
+const webConfigSchema = z.strictObject(
+  {
+    tls_server_config: tlsSchema.optional(),
+    http_server_config: z
+      .strictObject(
+        {
+          http2: z.boolean({ error: 'must be true or false' }).default(true),
+          headers: headersSchema.optional(),
+        },
+        MAP,
+      )
+      .optional(),
+    basic_auth_users: z.record(z.string(), bcryptHash, { error: 'must be a map of user names to bcrypt hashes' }).optional(),
+    rate_limit: z.unknown().optional(),
+  },
+  MAP,
+);
 
 export interface WebConfig {
   /** Absolute path of the file this came from. */
@@ -180,14 +190,18 @@ export function parseWebConfig(text: string, file: string): WebConfig {
   if (doc.errors.length > 0) {
     const error = doc.errors[0]!;
     const line = error.linePos?.[0]?.line;
-    throw new WebConfigError(`${file}${line !== undefined ? `:${line}` : ''}: not valid YAML: ${error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+    throw new WebConfigError(
+      `${file}${line !== undefined ? `:${line}` : ''}: not valid YAML: ${error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+    );
   }
   const raw: unknown = doc.toJS() ?? {};
   const parsed = webConfigSchema.safeParse(raw);
   if (!parsed.success) throw new WebConfigError(parsed.error.issues.map((issue) => issueMessage(file, issue)).join('; '));
   const data = parsed.data;
   if (data.rate_limit !== undefined) {
-    throw new WebConfigError(`${file}: rate_limit is not supported by kata-metrics-bridge: remove it (Prometheus scrapes share one collection anyway)`);
+    throw new WebConfigError(
+      `${file}: rate_limit is not supported by kata-metrics-bridge: remove it (Prometheus scrapes share one collection anyway)`,
+    );
   }
 
   const fail = (key: string, message: string): never => {
@@ -201,7 +215,8 @@ export function parseWebConfig(text: string, file: string): WebConfig {
   if (t !== undefined) {
     if (t.cert !== undefined && t.cert_file !== undefined) fail('tls_server_config.cert', 'set cert or cert_file, not both');
     if (t.key !== undefined && t.key_file !== undefined) fail('tls_server_config.key', 'set key or key_file, not both');
-    if (t.client_ca !== undefined && t.client_ca_file !== undefined) fail('tls_server_config.client_ca', 'set client_ca or client_ca_file, not both');
+    if (t.client_ca !== undefined && t.client_ca_file !== undefined)
+      fail('tls_server_config.client_ca', 'set client_ca or client_ca_file, not both');
     if (t.cert === undefined && t.cert_file === undefined) fail('tls_server_config.cert_file', 'missing: TLS needs a certificate');
     if (t.key === undefined && t.key_file === undefined) fail('tls_server_config.key_file', 'missing: TLS needs a private key');
     const hasCa = t.client_ca !== undefined || t.client_ca_file !== undefined;
@@ -211,8 +226,15 @@ export function parseWebConfig(text: string, file: string): WebConfig {
     if (!hasCa && (t.client_auth_type === 'VerifyClientCertIfGiven' || t.client_auth_type === 'RequireAndVerifyClientCert')) {
       fail('tls_server_config.client_ca_file', `missing: client_auth_type ${t.client_auth_type} verifies client certificates against it`);
     }
-    if (t.client_allowed_sans !== undefined && t.client_auth_type !== 'RequireAnyClientCert' && t.client_auth_type !== 'RequireAndVerifyClientCert') {
-      fail('tls_server_config.client_allowed_sans', 'needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert (the others let a client connect without a certificate)');
+    if (
+      t.client_allowed_sans !== undefined &&
+      t.client_auth_type !== 'RequireAnyClientCert' &&
+      t.client_auth_type !== 'RequireAndVerifyClientCert'
+    ) {
+      fail(
+        'tls_server_config.client_allowed_sans',
+        'needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert (the others let a client connect without a certificate)',
+      );
     }
     const minVersion = TLS_VERSIONS[t.min_version]!;
     const maxVersion = TLS_VERSIONS[t.max_version]!;
@@ -230,9 +252,15 @@ export function parseWebConfig(text: string, file: string): WebConfig {
       clientAllowedSans: t.client_allowed_sans ?? [],
       minVersion,
       maxVersion,
-      ciphers: t.cipher_suites === undefined || t.cipher_suites.length === 0 ? undefined : [TLS13_SUITES, ...t.cipher_suites.map((name) => CIPHER_SUITES[name]!)].join(':'),
+      ciphers:
+        t.cipher_suites === undefined || t.cipher_suites.length === 0
+          ? undefined
+          : [TLS13_SUITES, ...t.cipher_suites.map((name) => CIPHER_SUITES[name]!)].join(':'),
       honorCipherOrder: t.prefer_server_cipher_suites,
-      ecdhCurve: t.curve_preferences === undefined || t.curve_preferences.length === 0 ? undefined : t.curve_preferences.map((name) => CURVES[name]!).join(':'),
+      ecdhCurve:
+        t.curve_preferences === undefined || t.curve_preferences.length === 0
+          ? undefined
+          : t.curve_preferences.map((name) => CURVES[name]!).join(':'),
     };
   }
 
@@ -262,8 +290,10 @@ export function loadTlsMaterial(config: WebConfig): TlsMaterial | undefined {
   const file = config.file;
   const cert = tls.certPem ?? readPem(file, 'tls_server_config.cert_file', tls.certFile!);
   const key = tls.keyPem ?? readPem(file, 'tls_server_config.key_file', tls.keyFile!);
-  const ca = tls.clientCaPem ?? (tls.clientCaFile === undefined ? undefined : readPem(file, 'tls_server_config.client_ca_file', tls.clientCaFile));
-  if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new WebConfigError(`${file}: tls_server_config.cert_file: ${tls.certFile ?? 'cert'} holds no PEM certificate`);
+  const ca =
+    tls.clientCaPem ?? (tls.clientCaFile === undefined ? undefined : readPem(file, 'tls_server_config.client_ca_file', tls.clientCaFile));
+  if (!cert.includes('-----BEGIN CERTIFICATE-----'))
+    throw new WebConfigError(`${file}: tls_server_config.cert_file: ${tls.certFile ?? 'cert'} holds no PEM certificate`);
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
     throw new WebConfigError(`${file}: tls_server_config.client_ca_file: ${tls.clientCaFile ?? 'client_ca'} holds no PEM certificate`);
   }
@@ -284,7 +314,9 @@ export function loadWebConfig(file: string): LoadedWebConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new WebConfigError(`--web.config.file ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new WebConfigError(
+      `--web.config.file ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   const config = parseWebConfig(text, file);
   return { config, material: loadTlsMaterial(config) };

@@ -78,7 +78,12 @@ export class ApiClient {
         prepared = await this.credentials.prepare(href);
       } catch (error) {
         if (error instanceof SourceError) throw error;
-        throw new SourceError('unauthorized', href, `credentials could not be prepared: ${errorMessage(error)}`, this.hint('unauthorized', target));
+        throw new SourceError(
+          'unauthorized',
+          href,
+          `credentials could not be prepared: ${errorMessage(error)}`,
+          this.hint('unauthorized', target),
+        );
       }
       baseDispatcher = prepared.dispatcher;
       // Our own deadlines bound every request (a list's request timeout, a watch's idle limit);
@@ -94,8 +99,7 @@ export class ApiClient {
         const text = await readAll(response.body, 64 * 1024, href).catch(() => '');
         throw this.statusError(response.status, text, href, target);
       }
-      const fail = (error: unknown) =>
-        error instanceof SourceError ? error : this.transportError(error, href, target, timedOut);
+      const fail = (error: unknown) => (error instanceof SourceError ? error : this.transportError(error, href, target, timedOut));
       return { url: href, body: response.body, deadline, fail, close };
     } catch (error) {
       await close();
@@ -123,8 +127,7 @@ export class ApiClient {
     }
     const detail = `HTTP ${code}${message ? `: ${message}` : ''}`;
     if (code === 410) return new GoneError('http_status', href, detail);
-    const reason: SourceErrorReason =
-      code === 401 || code === 403 ? 'unauthorized' : code === 404 ? 'not_found' : 'http_status';
+    const reason: SourceErrorReason = code === 401 || code === 403 ? 'unauthorized' : code === 404 ? 'not_found' : 'http_status';
     return new SourceError(reason, href, detail, this.hint(reason, target, code));
   }
 

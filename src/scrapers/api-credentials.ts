@@ -41,7 +41,12 @@ function readCredential(path: string, what: string): string {
     return readTextSync(path, MAX_CREDENTIAL_BYTES);
   } catch (error) {
     if (error instanceof FileTooLarge) {
-      throw new SourceError('unauthorized', path, `the service account ${what} is larger than 1 MiB`, 'check the mounted service account files');
+      throw new SourceError(
+        'unauthorized',
+        path,
+        `the service account ${what} is larger than 1 MiB`,
+        'check the mounted service account files',
+      );
     }
     throw new SourceError(
       'unauthorized',
@@ -63,7 +68,12 @@ export function inClusterCredentials(
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
   if (!host || !port) {
-    throw new SourceError('io', 'in-cluster config', 'KUBERNETES_SERVICE_HOST/PORT are not set', 'run inside a pod with a service account, or pass --kubeconfig');
+    throw new SourceError(
+      'io',
+      'in-cluster config',
+      'KUBERNETES_SERVICE_HOST/PORT are not set',
+      'run inside a pod with a service account, or pass --kubeconfig',
+    );
   }
   const tokenFile = join(serviceAccountDir, 'token');
   const caFile = join(serviceAccountDir, 'ca.crt');
@@ -96,7 +106,12 @@ export function kubeconfigFileCredentials(path: string): ApiCredentials {
   try {
     kc.loadFromFile(path);
   } catch (error) {
-    throw new SourceError('io', path, `cannot load the kubeconfig: ${(error as Error).message}`, 'check the --kubeconfig path and its YAML');
+    throw new SourceError(
+      'io',
+      path,
+      `cannot load the kubeconfig: ${(error as Error).message}`,
+      'check the --kubeconfig path and its YAML',
+    );
   }
   return kubeConfigCredentials(kc, `--kubeconfig ${path}`);
 }

@@ -7,7 +7,14 @@ import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 import { CGROUP_FILES, decodeCgroupUsage, parseSingleValue, type CgroupFileTexts } from '../translate/cgroup-decode.ts';
-import { HOST_FILES, NO_HOST_READS, decodeHostFiles, pressureFileName, type HostFileTexts, type HostReads } from '../translate/host-decode.ts';
+import {
+  HOST_FILES,
+  NO_HOST_READS,
+  decodeHostFiles,
+  pressureFileName,
+  type HostFileTexts,
+  type HostReads,
+} from '../translate/host-decode.ts';
 import {
   CGROUP_DRIVERS,
   QOS_LEVELS,
@@ -200,7 +207,7 @@ export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Pr
     return v2Layout(root, 'hybrid', unifiedDir, kubepodsDrivers(unifiedDir));
   }
   const kind: CgroupLayoutKind = unifiedDir === undefined ? 'v1' : 'hybrid';
-  const v1Drivers = [...new Set([...(kubepodsDrivers(cpuDir)), ...(kubepodsDrivers(memoryDir))])];
+  const v1Drivers = [...new Set([...kubepodsDrivers(cpuDir), ...kubepodsDrivers(memoryDir)])];
   if (v1Drivers.length === 0 && unifiedDir !== undefined) {
     const v2Drivers = kubepodsDrivers(unifiedDir);
     if (v2Drivers.length > 0) {
@@ -223,7 +230,9 @@ export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Pr
  * cpu.pressure (the root's files came later than the children's on some kernels).
  */
 function v2Layout(root: string, kind: CgroupLayoutKind, dir: string, drivers: CgroupDriver[]): CgroupLayout {
-  const pressure = [dir, ...drivers.map((d) => abs(dir, kubepodsPath(d)))].some((d) => entryAt(join(d, pressureFileName('cpu'))) !== undefined);
+  const pressure = [dir, ...drivers.map((d) => abs(dir, kubepodsPath(d)))].some(
+    (d) => entryAt(join(d, pressureFileName('cpu'))) !== undefined,
+  );
   return { root, kind, version: 2, cpuDir: dir, memoryDir: dir, unifiedDir: dir, throttleDir: dir, blkioDir: dir, drivers, pressure };
 }
 
@@ -262,7 +271,8 @@ export async function indexPodCgroups(layout: CgroupLayout): Promise<Map<string,
   if (dir === undefined) return index;
   for (const driver of CGROUP_DRIVERS) {
     const levels: PodQos[] = ['guaranteed', ...QOS_LEVELS];
-    for (const qos of levels) addPodEntries(index, driver, qos, qosCgroupPath(driver, qos), subdirectories(abs(dir, qosCgroupPath(driver, qos))));
+    for (const qos of levels)
+      addPodEntries(index, driver, qos, qosCgroupPath(driver, qos), subdirectories(abs(dir, qosCgroupPath(driver, qos))));
   }
   return index;
 }
@@ -303,7 +313,12 @@ export async function findSandboxCgroups(
   return result;
 }
 
-function findSandboxCgroup(layout: CgroupLayout, podPath: string | undefined, sandboxId: string, hint?: SandboxCgroupHint): FoundCgroup | undefined {
+function findSandboxCgroup(
+  layout: CgroupLayout,
+  podPath: string | undefined,
+  sandboxId: string,
+  hint?: SandboxCgroupHint,
+): FoundCgroup | undefined {
   const sandboxHint = hint?.sandboxCgroupPath ? firstExisting(layout, hintCandidates(hint.sandboxCgroupPath), 'hint') : undefined;
   // An id that is not a single path step would let the naming rules escape the pod cgroup.
   if (sandboxHint !== undefined || podPath === undefined || !isSandboxId(sandboxId)) return sandboxHint;
@@ -400,7 +415,8 @@ function hostFilesToRead(layout: CgroupLayout, relPath: string, reads: HostReads
   const names = HOST_FILES[layout.version];
   const at = (dir: string | undefined): string | undefined => (dir === undefined ? undefined : abs(dir, relPath));
   const plan: HostFileRead[] = [];
-  if (reads.throttling && layout.version === 1) plan.push({ dir: at(layout.throttleDir), file: names.cpuStat, put: (t, text) => (t.cpuStat = text) });
+  if (reads.throttling && layout.version === 1)
+    plan.push({ dir: at(layout.throttleDir), file: names.cpuStat, put: (t, text) => (t.cpuStat = text) });
   if (reads.memoryLimit) plan.push({ dir: at(layout.memoryDir), file: names.memoryLimit, put: (t, text) => (t.memoryLimit = text) });
   if (reads.oomKills) plan.push({ dir: at(layout.memoryDir), file: names.memoryEvents, put: (t, text) => (t.memoryEvents = text) });
   if (reads.pressure) {
@@ -429,7 +445,11 @@ function filesToRead(layout: CgroupLayout, relPath: string): { cpu: FileRead; me
  * SourceError('not_found') when the cgroup is absent or vanished during the read (its numbers
  * would be half of a torn-down cgroup), SourceError('io') for any other failure.
  */
-export async function readCgroupUsage(layout: CgroupLayout, relPath: string, reads: HostReads = NO_HOST_READS): Promise<CgroupUsage | SourceError> {
+export async function readCgroupUsage(
+  layout: CgroupLayout,
+  relPath: string,
+  reads: HostReads = NO_HOST_READS,
+): Promise<CgroupUsage | SourceError> {
   const target = `cgroup ${relPath}`;
   const path = normaliseCgroupPath(relPath);
   if (path === undefined) return new SourceError('malformed', target, 'not a path inside the cgroup hierarchy');
@@ -444,10 +464,17 @@ export async function readCgroupUsage(layout: CgroupLayout, relPath: string, rea
       if (text !== undefined) files[k] = text;
     });
     // A missing file is normal only while its directory is still there.
-    const missingDirs = new Set(keys.filter((k, i) => texts[i] === undefined && plan[k].dir !== undefined).map((k) => plan[k].dir as string));
+    const missingDirs = new Set(
+      keys.filter((k, i) => texts[i] === undefined && plan[k].dir !== undefined).map((k) => plan[k].dir as string),
+    );
     for (const dir of missingDirs) {
       if (!isDirectory(dir)) {
-        return new SourceError('not_found', target, `no cgroup directory ${dir}`, 'the pod or sandbox was probably removed; it is gone at the next collection');
+        return new SourceError(
+          'not_found',
+          target,
+          `no cgroup directory ${dir}`,
+          'the pod or sandbox was probably removed; it is gone at the next collection',
+        );
       }
     }
     const usage = decodeCgroupUsage(path, layout.version, files);

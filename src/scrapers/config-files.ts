@@ -17,16 +17,14 @@ import { errorCode, isGone } from './source-error.ts';
 
 export type FileProblem = 'missing' | 'unreadable' | 'too_large' | 'invalid';
 
-export type FileRead<T> =
-  | { path: string; ok: true; value: T }
-  | { path: string; ok: false; problem: FileProblem; message: string };
+export type FileRead<T> = { path: string; ok: true; value: T } | { path: string; ok: false; problem: FileProblem; message: string };
 
 export const CONFIG_FILE_MAX_BYTES = 1024 * 1024;
 
 /** What an operator does about an unreadable file, per kind. */
 const MOUNT_HINTS: Record<ConfigKind, string> = {
-  containerd: 'mount it (and the files it imports) read-only into the exporter\'s pod at the same path, or set --path.containerd-config',
-  crio: 'mount /etc/crio read-only into the exporter\'s pod at the same path, or set --path.crio-config',
+  containerd: "mount it (and the files it imports) read-only into the exporter's pod at the same path, or set --path.containerd-config",
+  crio: "mount /etc/crio read-only into the exporter's pod at the same path, or set --path.crio-config",
   kata: 'mount the Kata configuration directory (kata-deploy: /opt/kata/share/defaults/kata-containers) read-only at the same path, or set --path.kata-config for handlers that name none',
 };
 
@@ -80,7 +78,11 @@ export class ConfigFileReader {
     }
     if (!info.isFile()) return this.settle(key, kind, this.failure(path, 'unreadable', 'not a regular file'));
     if (info.size > this.maxBytes) {
-      return this.settle(key, kind, this.failure(path, 'too_large', `${info.size} bytes, more than the ${this.maxBytes} this exporter reads`));
+      return this.settle(
+        key,
+        kind,
+        this.failure(path, 'too_large', `${info.size} bytes, more than the ${this.maxBytes} this exporter reads`),
+      );
     }
     const identity = identityOf(info);
     const cached = this.cache.get(key);

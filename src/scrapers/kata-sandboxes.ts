@@ -71,9 +71,7 @@ const SOCKET_FILE = 'shim-monitor.sock';
 function ioError(path: string, error: unknown): SourceError {
   const code = errorCode(error);
   const hint =
-    code === 'EACCES' || code === 'EPERM'
-      ? 'run the exporter as root: Kata state and bundles are readable by root only'
-      : undefined;
+    code === 'EACCES' || code === 'EPERM' ? 'run the exporter as root: Kata state and bundles are readable by root only' : undefined;
   return new SourceError('io', path, `cannot read: ${error instanceof Error ? error.message : String(error)}`, hint);
 }
 
@@ -137,7 +135,8 @@ export class KnownFiles {
       stat = undefined;
     }
     const known = this.files.get(path);
-    if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && identityOf(stat) === known.identity) return known.text;
+    if (stat !== undefined && known !== undefined && stat.isFile() && stat.size <= BigInt(maxBytes) && identityOf(stat) === known.identity)
+      return known.text;
     const text = readOptional(path, maxBytes, errors);
     const settled = stat !== undefined && stat.mtimeNs < BigInt(Date.now()) * 1_000_000n - SETTLED_NS;
     if (text === undefined || stat === undefined || !stat.isFile() || !settled) this.files.delete(path);
@@ -243,7 +242,8 @@ async function readSandboxAt(
   const stateText = read(`${dir}/${STATE_FILE[runtime]}`, paths.maxFileBytes, local);
   const containerdConfig =
     bundles.containerd?.has(id) === false ? undefined : read(`${containerdBundles(paths)}/${id}/config.json`, paths.maxFileBytes, local);
-  const crioConfig = bundles.crio?.has(id) === false ? undefined : read(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
+  const crioConfig =
+    bundles.crio?.has(id) === false ? undefined : read(`${paths.crioDir}/${id}/userdata/config.json`, paths.maxFileBytes, local);
   // Looked at last: a socket still there means the directory outlived the reads; without one, the
   // directory itself says whether the sandbox was torn down meanwhile.
   const socket = socketAt(socketPath);
@@ -285,7 +285,9 @@ function readThreadNames(procDir: string, pid: number): string[] {
   const taskDir = join(procDir, String(pid), 'task');
   let tids: string[];
   try {
-    tids = readdirSync(taskDir).filter((t) => PID.test(t)).slice(0, MAX_THREADS);
+    tids = readdirSync(taskDir)
+      .filter((t) => PID.test(t))
+      .slice(0, MAX_THREADS);
   } catch {
     return [];
   }
@@ -305,10 +307,7 @@ function readThreadNames(procDir: string, pid: number): string[] {
  * Every process's comm and cmdline, read once per collection. Processes that exit meanwhile,
  * and ones we may not read (hidepid), are left out.
  */
-async function readProcessTable(
-  procDir: string,
-  errors: SourceError[],
-): Promise<Array<Omit<HostProcess, 'threadNames'>>> {
+async function readProcessTable(procDir: string, errors: SourceError[]): Promise<Array<Omit<HostProcess, 'threadNames'>>> {
   let pids: string[];
   try {
     pids = readdirSync(procDir).filter((p) => PID.test(p));
@@ -351,7 +350,10 @@ export async function discoverSandboxes(options: SandboxDiscoveryOptions = {}): 
   const found: Omit<RawSandbox, 'processes'>[] = [];
   const known = options.knownFiles;
   const read: ReadFile = known === undefined ? readOptional : (path, maxBytes, local) => known.read(path, maxBytes, local);
-  for (const [runtime, ids] of [['go', goIds], ['rs', rsIds]] as const) {
+  for (const [runtime, ids] of [
+    ['go', goIds],
+    ['rs', rsIds],
+  ] as const) {
     for (const id of ids) {
       const sandbox = await readSandboxAt(runtime, id, paths, errors, bundles, read);
       if (sandbox === undefined) continue;

@@ -72,7 +72,12 @@ export async function scrapeShim(socketPath: string, options: ShimScrapeOptions)
  * closed", a reset, a broken pipe): that one is retried once, on a fresh connection, within the
  * same deadline. Every other failure is final, and every failure retires its client.
  */
-export async function readShimBody(socketPath: string, options: ShimScrapeOptions, sink: BodySink, lease: () => ClientLease | Promise<ClientLease>): Promise<Buffer> {
+export async function readShimBody(
+  socketPath: string,
+  options: ShimScrapeOptions,
+  sink: BodySink,
+  lease: () => ClientLease | Promise<ClientLease>,
+): Promise<Buffer> {
   const deadline: Deadline = { passed: false };
   const timer = setTimeout(() => {
     deadline.passed = true;
@@ -224,9 +229,19 @@ export function toSourceError(error: unknown, socketPath: string, deadlineMs: nu
   const message = error instanceof Error ? error.message : String(error);
   switch (code) {
     case 'ENOENT':
-      return new SourceError('unreachable', socketPath, 'no such socket', 'the sandbox is gone or its shim did not start its monitor socket');
+      return new SourceError(
+        'unreachable',
+        socketPath,
+        'no such socket',
+        'the sandbox is gone or its shim did not start its monitor socket',
+      );
     case 'ECONNREFUSED':
-      return new SourceError('unreachable', socketPath, 'connection refused: nothing listens on the socket', 'the shim has exited; the sandbox directory is stale');
+      return new SourceError(
+        'unreachable',
+        socketPath,
+        'connection refused: nothing listens on the socket',
+        'the shim has exited; the sandbox directory is stale',
+      );
     case 'EACCES':
     case 'EPERM':
       return new SourceError('unreachable', socketPath, 'permission denied', RUN_AS_ROOT);

@@ -48,12 +48,10 @@ const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
 const ERROR_SNIPPET_BYTES = 512;
 
 const HINTS: Record<SourceErrorReason, string> = {
-  unreachable:
-    'check --kubelet.url (the node IP from status.hostIP, port 10250) and that no firewall or NetworkPolicy blocks it',
+  unreachable: 'check --kubelet.url (the node IP from status.hostIP, port 10250) and that no firewall or NetworkPolicy blocks it',
   timeout: 'the kubelet did not answer in time: check the node load and that --kubelet.url reaches the kubelet itself',
   oversize: 'the body passed the byte cap: check that --kubelet.url points at the kubelet, or raise the cap',
-  unauthorized:
-    'check the ServiceAccount token (--kubelet.token-file) and that its ClusterRole grants get on nodes/metrics',
+  unauthorized: 'check the ServiceAccount token (--kubelet.token-file) and that its ClusterRole grants get on nodes/metrics',
   not_found:
     'neither /metrics/resource nor /metrics/resource/v1alpha1 exists: check that --kubelet.url is the kubelet (port 10250) and that it runs Kubernetes 1.14 or newer',
   http_status: 'check the kubelet logs on this node',
@@ -209,9 +207,7 @@ export class KubeletClient {
           'check --kubelet.token-file and that the ServiceAccount token is mounted (automountServiceAccountToken)',
         )
       : undefined;
-    this.ca = opts.caFile
-      ? new WatchedFile(opts.caFile, 'the kubelet CA bundle', 'check --kubelet.ca-file')
-      : undefined;
+    this.ca = opts.caFile ? new WatchedFile(opts.caFile, 'the kubelet CA bundle', 'check --kubelet.ca-file') : undefined;
     if (opts.insecureSkipTlsVerify && opts.caFile) {
       opts.logger.warn({ caFile: opts.caFile }, 'kubelet TLS verification is off: --kubelet.ca-file is ignored');
     }

@@ -12,7 +12,14 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { inClusterCredentials, kubeConfigCredentials, kubeconfigFileCredentials, type ApiCredentials } from './api-credentials.ts';
 import { ApiClient, errorMessage, type Target } from './api-client.ts';
-import { Reflector, type BackoffOptions, type ReflectorDeps, type ResourceKind, type ResourceWatchStats, type WatchErrorInfo } from './reflector.ts';
+import {
+  Reflector,
+  type BackoffOptions,
+  type ReflectorDeps,
+  type ResourceKind,
+  type ResourceWatchStats,
+  type WatchErrorInfo,
+} from './reflector.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import {
   isNamespaceJson,
@@ -147,7 +154,12 @@ export class PodWatcher {
       podDeps,
     );
     this.classWatch = new Reflector(
-      byName({ resource: 'runtimeclasses', group: 'node.k8s.io' }, '/apis/node.k8s.io/v1/runtimeclasses', isRuntimeClassJson, toRuntimeClassRecord),
+      byName(
+        { resource: 'runtimeclasses', group: 'node.k8s.io' },
+        '/apis/node.k8s.io/v1/runtimeclasses',
+        isRuntimeClassJson,
+        toRuntimeClassRecord,
+      ),
       deps,
     );
     this.namespaceWatch = options.watchNamespaces

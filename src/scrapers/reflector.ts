@@ -279,11 +279,13 @@ export class Reflector<T> {
       // unless it keeps happening.
       this.resourceVersion = undefined;
       this.stats.consecutiveFailures += 1;
-      this.logger.info({ source: 'apiserver', resource: this.kind.target.resource, url: error.target }, `${this.kind.target.resource}: resourceVersion expired (410), relisting`);
+      this.logger.info(
+        { source: 'apiserver', resource: this.kind.target.resource, url: error.target },
+        `${this.kind.target.resource}: resourceVersion expired (410), relisting`,
+      );
       return;
     }
-    const sourceError =
-      error instanceof SourceError ? error : new SourceError('malformed', this.client.server, errorMessage(error));
+    const sourceError = error instanceof SourceError ? error : new SourceError('malformed', this.client.server, errorMessage(error));
     this.stats.consecutiveFailures += 1;
     this.stats.lastError = {
       reason: sourceError.reason,

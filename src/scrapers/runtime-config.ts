@@ -167,7 +167,10 @@ export class RuntimeConfigSource {
 
   private limitReached(message: string): void {
     this.note(`limit:${message}`, 'reached', () =>
-      this.options.logger.warn({ source: 'audit' }, `${message}: the exporter reads no further and the audit answers unknown where it needs it`),
+      this.options.logger.warn(
+        { source: 'audit' },
+        `${message}: the exporter reads no further and the audit answers unknown where it needs it`,
+      ),
     );
   }
 

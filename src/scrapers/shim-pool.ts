@@ -94,7 +94,10 @@ class PooledShims implements ShimPool {
   }
 
   scrapeAll(targets: readonly ShimTarget[], options?: ScrapeAllOptions): Promise<Map<string, ShimScrapeResult>>;
-  scrapeAll<T>(targets: readonly ShimTarget[], options: ScrapeAllOptions & { handle: ShimBodyHandler<T> }): Promise<Map<string, ShimScrapeResult<T>>>;
+  scrapeAll<T>(
+    targets: readonly ShimTarget[],
+    options: ScrapeAllOptions & { handle: ShimBodyHandler<T> },
+  ): Promise<Map<string, ShimScrapeResult<T>>>;
   async scrapeAll<T>(
     targets: readonly ShimTarget[],
     options: ScrapeAllOptions & { handle?: ShimBodyHandler<T> } = {},

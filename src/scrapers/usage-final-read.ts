@@ -8,7 +8,15 @@
 import type { HostCollectors } from '../translate/records.ts';
 import type { FinalHostRead } from '../translate/usage.ts';
 import { finalHostRead, type FinalCgroup } from '../translate/usage-final.ts';
-import { detectCgroupLayout, findSandboxCgroups, hostReads, indexPodCgroups, readCgroupMemoryPeak, readCgroupUsage, type CgroupLayout } from './cgroups.ts';
+import {
+  detectCgroupLayout,
+  findSandboxCgroups,
+  hostReads,
+  indexPodCgroups,
+  readCgroupMemoryPeak,
+  readCgroupUsage,
+  type CgroupLayout,
+} from './cgroups.ts';
 import { SourceError } from './source-error.ts';
 
 export class FinalCgroupReader {

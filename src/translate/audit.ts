@@ -96,7 +96,10 @@ const KATA_SECTIONS: Record<Exclude<Hypervisor, 'unknown'>, readonly string[]> =
 
 /** enable_annotations of the pod's hypervisor section, or of every section when that is not known. */
 function enabledPatterns(config: KataConfig, hypervisor: Hypervisor | undefined): string[] {
-  const own = hypervisor === undefined || hypervisor === 'unknown' ? [] : KATA_SECTIONS[hypervisor].filter((s) => Object.hasOwn(config.hypervisors, s));
+  const own =
+    hypervisor === undefined || hypervisor === 'unknown'
+      ? []
+      : KATA_SECTIONS[hypervisor].filter((s) => Object.hasOwn(config.hypervisors, s));
   const sections = own.length > 0 ? own : Object.keys(config.hypervisors);
   return sections.flatMap((section) => config.hypervisors[section]?.enableAnnotations ?? []);
 }

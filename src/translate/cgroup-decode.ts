@@ -37,7 +37,7 @@ export function parseFlatKeyed(text: string): Map<string, bigint> {
  */
 export function flatKeyedValue(text: string, key: string): bigint | undefined {
   if (key === '') return undefined;
-  for (let at = text.indexOf(key); at >= 0; ) {
+  for (let at = text.indexOf(key); at >= 0;) {
     const lineStart = at === 0 ? 0 : text.lastIndexOf('\n', at - 1) + 1;
     const nl = text.indexOf('\n', at);
     const lineEnd = nl < 0 ? text.length : nl;
@@ -109,8 +109,7 @@ export function decodeCgroupUsage(path: string, version: CgroupVersion, files: C
   if (cpuSeconds !== undefined) usage.cpuSeconds = cpuSeconds;
   const memoryUsageBytes = files.memoryUsage === undefined ? undefined : toBytes(parseSingleValue(files.memoryUsage));
   if (memoryUsageBytes !== undefined) usage.memoryUsageBytes = memoryUsageBytes;
-  const inactive =
-    files.memoryStat === undefined ? undefined : toBytes(flatKeyedValue(files.memoryStat, INACTIVE_FILE_KEY[version]));
+  const inactive = files.memoryStat === undefined ? undefined : toBytes(flatKeyedValue(files.memoryStat, INACTIVE_FILE_KEY[version]));
   if (inactive !== undefined) usage.memoryInactiveFileBytes = inactive;
   const workingSet = workingSetBytes(memoryUsageBytes, inactive);
   if (workingSet !== undefined) usage.memoryWorkingSetBytes = workingSet;

@@ -110,9 +110,7 @@ export function podUidFromCgroupPath(path: string): string | undefined {
  * (`crio-<id>.scope` under CRI-O).
  */
 export function sandboxChildNames(driver: CgroupDriver, sandboxId: string): string[] {
-  return driver === 'systemd'
-    ? [`cri-containerd-${sandboxId}.scope`, `crio-${sandboxId}.scope`]
-    : [`kata_${sandboxId}`, sandboxId];
+  return driver === 'systemd' ? [`cri-containerd-${sandboxId}.scope`, `crio-${sandboxId}.scope`] : [`kata_${sandboxId}`, sandboxId];
 }
 
 /**

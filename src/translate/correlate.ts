@@ -5,34 +5,17 @@
 
 import { PLAUSIBLE_CPU_MARGIN, type CounterEffect, type CounterOptions, type CounterOutcome, type CounterState } from './counters.ts';
 import { addHostCounters, hostTotals, sumBoth } from './host-totals.ts';
-import {
-  PRESSURE_KINDS,
-  PRESSURE_RESOURCES,
-  type HostNetworkRead,
-  type HostPressure,
-} from './records.ts';
-import type {
-  CgroupUsage,
-  GuestCpuSeconds,
-  KubeletStats,
-  PodRecord,
-  SandboxPodRef,
-  SandboxRecord,
-  ShimMetrics,
-} from './records.ts';
-import type {
-  ContainerGapReason,
-  ContainerSnapshot,
-  PodGapReason,
-  PodSnapshot,
-  SandboxState,
-  SandboxSummary,
-} from './snapshot.ts';
+import { PRESSURE_KINDS, PRESSURE_RESOURCES, type HostNetworkRead, type HostPressure } from './records.ts';
+import type { CgroupUsage, GuestCpuSeconds, KubeletStats, PodRecord, SandboxPodRef, SandboxRecord, ShimMetrics } from './records.ts';
+import type { ContainerGapReason, ContainerSnapshot, PodGapReason, PodSnapshot, SandboxState, SandboxSummary } from './snapshot.ts';
 
 export type ShimOutcome =
   | { state: 'ok'; metrics: ShimMetrics }
   | { state: 'skipped'; reason: 'shim_unsafe_runtime' | 'shim_disabled' | 'shim_socket_missing' }
-  | { state: 'failed'; reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' | 'shim_stale' };
+  | {
+      state: 'failed';
+      reason: 'shim_unreachable' | 'shim_timeout' | 'shim_oversize' | 'shim_malformed' | 'shim_decode_budget' | 'shim_stale';
+    };
 
 export interface SandboxObservation {
   sandbox: SandboxRecord;
@@ -152,19 +135,21 @@ function chooseSandboxPerPod(
     if (current === undefined || preferSandbox(observation, current)) chosen.set(uid, observation);
   }
   const chosenSet = new Set(chosen.values());
-  const summaries = observations.map((o) => ({
-    id: o.sandbox.id,
-    runtime: o.sandbox.runtime,
-    hypervisor: o.sandbox.hypervisor,
-    state: unmapped.includes(o) ? 'unmapped' : chosenSet.has(o) ? shimState(o.shim) : 'superseded',
-  }) satisfies SandboxSummary);
+  const summaries = observations.map(
+    (o) =>
+      ({
+        id: o.sandbox.id,
+        runtime: o.sandbox.runtime,
+        hypervisor: o.sandbox.hypervisor,
+        state: unmapped.includes(o) ? 'unmapped' : chosenSet.has(o) ? shimState(o.shim) : 'superseded',
+      }) satisfies SandboxSummary,
+  );
   summaries.sort((a, b) => cmp(a.id, b.id));
   return { chosen, summaries };
 }
 
 function preferSandbox(candidate: SandboxObservation, current: SandboxObservation): boolean {
-  const rank = (o: SandboxObservation): number =>
-    o.shim?.state === 'ok' ? 0 : o.sandbox.socketPath !== undefined ? 1 : 2;
+  const rank = (o: SandboxObservation): number => (o.shim?.state === 'ok' ? 0 : o.sandbox.socketPath !== undefined ? 1 : 2);
   const diff = rank(candidate) - rank(current);
   return diff !== 0 ? diff < 0 : candidate.sandbox.id < current.sandbox.id;
 }
@@ -234,7 +219,8 @@ function correlatePod(
     snapshot.hostMemoryWorkingSetBytes = host.memoryWorkingSetBytes;
   }
   const podCgroup = input.podCgroups.get(pod.uid);
-  if (host !== undefined && podCgroup !== undefined) applyHostTotals(snapshot, gaps, podKey, epoch, counters, podCgroup, observation?.overheadCgroup);
+  if (host !== undefined && podCgroup !== undefined)
+    applyHostTotals(snapshot, gaps, podKey, epoch, counters, podCgroup, observation?.overheadCgroup);
   // The VMM is found and trusted through the pod's cgroups: without them (torn down, or never
   // found), cgroup_not_found says why no host family is there, network included.
   const network = host === undefined ? undefined : observation?.hostNetwork;
@@ -325,18 +311,22 @@ function sumUsage(usages: readonly CgroupUsage[]): CgroupUsage | undefined {
     if (total === undefined) break;
     const cpuSeconds = sumBoth(total.cpuSeconds, u.cpuSeconds);
     const memoryWorkingSetBytes = sumBoth(total.memoryWorkingSetBytes, u.memoryWorkingSetBytes);
-    total = cpuSeconds === null || memoryWorkingSetBytes === null ? undefined : { ...addHostCounters(total, u), cpuSeconds, memoryWorkingSetBytes };
+    total =
+      cpuSeconds === null || memoryWorkingSetBytes === null
+        ? undefined
+        : { ...addHostCounters(total, u), cpuSeconds, memoryWorkingSetBytes };
   }
   return total;
 }
-
 
 function hostCounter(counters: CounterState, scope: string, key: string, epoch: string, value: number | undefined): number | undefined {
   return value === undefined ? undefined : counters.update(scope, key, epoch, { source: 'cgroup', value });
 }
 
 /** Counter keys of the pressure series, built once (six per pod per collection otherwise). */
-const PRESSURE_COUNTER_KEYS = PRESSURE_RESOURCES.flatMap((resource) => PRESSURE_KINDS.map((kind) => ({ resource, kind, key: `host_psi_${resource}_${kind}` })));
+const PRESSURE_COUNTER_KEYS = PRESSURE_RESOURCES.flatMap((resource) =>
+  PRESSURE_KINDS.map((kind) => ({ resource, kind, key: `host_psi_${resource}_${kind}` })),
+);
 
 /** The host families beyond CPU and memory usage: counters kept monotonic like host CPU. */
 function applyHostTotals(

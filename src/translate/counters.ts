@@ -150,12 +150,18 @@ export class CounterState {
     let sample = candidates[0];
     if (sample === undefined) return { effect: 'undecided', published: current?.published };
     if (candidates.length > 1) {
-      const chosen = current !== undefined && current.source === sample.source
-        ? only(candidates.filter((c) => continues(c.value, current.lastRaw, bound(current, c)) && !isNotNewer(c.timestampMs, current.lastTimestampMs)))
-        : this.movedFromPending(pending.get(key), epoch, candidates, options.maxPerSecond);
+      const chosen =
+        current !== undefined && current.source === sample.source
+          ? only(
+              candidates.filter(
+                (c) => continues(c.value, current.lastRaw, bound(current, c)) && !isNotNewer(c.timestampMs, current.lastTimestampMs),
+              ),
+            )
+          : this.movedFromPending(pending.get(key), epoch, candidates, options.maxPerSecond);
       pending.delete(key);
       if (chosen === undefined) {
-        if (current === undefined || current.source !== sample.source) pending.set(key, { epoch, values: candidates.map((c) => c.value), atMs: this.nowMs });
+        if (current === undefined || current.source !== sample.source)
+          pending.set(key, { epoch, values: candidates.map((c) => c.value), atMs: this.nowMs });
         return { effect: 'undecided', published: current?.published };
       }
       sample = chosen;

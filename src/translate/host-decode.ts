@@ -8,7 +8,14 @@
  * are bounded.
  */
 import { flatKeyedValue, microsecondsToSeconds, nanosecondsToSeconds, parseSingleValue } from './cgroup-decode.ts';
-import { PRESSURE_RESOURCES, type CgroupVersion, type HostCgroupFields, type HostPressure, type PressureKind, type PressureResource } from './records.ts';
+import {
+  PRESSURE_RESOURCES,
+  type CgroupVersion,
+  type HostCgroupFields,
+  type HostPressure,
+  type PressureKind,
+  type PressureResource,
+} from './records.ts';
 
 /** More lines than any device or interface list the kernel prints for one cgroup or namespace. */
 export const MAX_LINES = 4096;
@@ -143,7 +150,10 @@ export function decodeNetDev(text: string): NetDevSums | undefined {
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const name = line.slice(0, colon).trim();
-    const fields = line.slice(colon + 1).trim().split(/\s+/);
+    const fields = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/);
     if (name === '' || name.includes('|') || fields.length < 16 || !UINT_RE.test(fields[0]!) || !UINT_RE.test(fields[8]!)) continue;
     interfaces.push(name);
     if (!isPodInterface(name)) continue;
@@ -192,7 +202,12 @@ export interface HostFileTexts {
 
 /** The file names each version reads for each host group. */
 export const HOST_FILES: Record<CgroupVersion, { cpuStat: string; memoryLimit: string; memoryEvents: string; io: string }> = {
-  1: { cpuStat: 'cpu.stat', memoryLimit: 'memory.limit_in_bytes', memoryEvents: 'memory.oom_control', io: 'blkio.throttle.io_service_bytes_recursive' },
+  1: {
+    cpuStat: 'cpu.stat',
+    memoryLimit: 'memory.limit_in_bytes',
+    memoryEvents: 'memory.oom_control',
+    io: 'blkio.throttle.io_service_bytes_recursive',
+  },
   2: { cpuStat: 'cpu.stat', memoryLimit: 'memory.max', memoryEvents: 'memory.events', io: 'io.stat' },
 };
 

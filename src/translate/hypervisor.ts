@@ -84,9 +84,7 @@ export function hypervisorOfProcess(process: HostProcess): Hypervisor | undefine
  * The one hypervisor the sandbox's processes show, with its pid. Undefined when none is seen or
  * when they disagree: a guess would feed the shim safety rule.
  */
-export function hypervisorFromProcesses(
-  processes: readonly HostProcess[],
-): { hypervisor: Hypervisor; pid: number } | undefined {
+export function hypervisorFromProcesses(processes: readonly HostProcess[]): { hypervisor: Hypervisor; pid: number } | undefined {
   let found: { hypervisor: Hypervisor; pid: number } | undefined;
   for (const process of processes) {
     const hypervisor = hypervisorOfProcess(process);

@@ -44,14 +44,7 @@ import {
   type PromSample,
   type SeriesLabels,
 } from '../prom-text/index.ts';
-import type {
-  GuestCpuUnit,
-  GuestStats,
-  Hypervisor,
-  KataRuntime,
-  ProcessStats,
-  ShimMetrics,
-} from './records.ts';
+import type { GuestCpuUnit, GuestStats, Hypervisor, KataRuntime, ProcessStats, ShimMetrics } from './records.ts';
 
 /**
  * Largest value accepted from a shim: 2^53 − 1. Integers above it are not exact in a double, and a
@@ -217,11 +210,7 @@ function isWholeDiskMemo(name: string): boolean {
  * older or trimmed shim's output, e.g. only kata_hypervisor_netdev) is a Kata payload with nothing
  * to read: it decodes to empty readings.
  */
-export function decodeShimMetrics(
-  body: Uint8Array,
-  runtime: KataRuntime,
-  options: DecodeShimOptions = {},
-): ShimMetrics {
+export function decodeShimMetrics(body: Uint8Array, runtime: KataRuntime, options: DecodeShimOptions = {}): ShimMetrics {
   const userHz = options.userHz ?? 100;
   const parsed = parsePromText(body, withLimits(runtime === 'go' ? GO_PARSE_OPTIONS : RS_PARSE_OPTIONS, options.limits));
 

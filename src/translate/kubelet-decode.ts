@@ -15,13 +15,7 @@ import type { KubeletContainerStats, KubeletNodeStats, KubeletRejectReason, Kube
 import { parsePromText, type PromSample } from '../prom-text/index.ts';
 
 /** The only families the decoder reads; the parser skips every other line undecoded. */
-export const KUBELET_KEEP_PREFIXES: readonly string[] = [
-  'node_',
-  'pod_',
-  'container_',
-  'scrape_error',
-  'resource_scrape_error',
-];
+export const KUBELET_KEEP_PREFIXES: readonly string[] = ['node_', 'pod_', 'container_', 'scrape_error', 'resource_scrape_error'];
 
 /**
  * Upper bounds past which a value cannot be real, so it is rejected as `implausible_value`.
@@ -75,14 +69,8 @@ const FIELDS: ReadonlyMap<string, FieldSpec> = new Map<string, FieldSpec>([
   ],
   ['container_start_time_seconds', { scope: 'container', field: 'startTimeSeconds', kind: 'start' }],
   ['container_swap_usage_bytes', { scope: 'container', field: 'swapBytes', kind: 'bytes' }],
-  [
-    'pod_cpu_usage_seconds_total',
-    { scope: 'pod', field: 'cpuSeconds', timestampField: 'cpuTimestampMs', kind: 'cpu' },
-  ],
-  [
-    'pod_memory_working_set_bytes',
-    { scope: 'pod', field: 'memoryWorkingSetBytes', timestampField: 'memoryTimestampMs', kind: 'bytes' },
-  ],
+  ['pod_cpu_usage_seconds_total', { scope: 'pod', field: 'cpuSeconds', timestampField: 'cpuTimestampMs', kind: 'cpu' }],
+  ['pod_memory_working_set_bytes', { scope: 'pod', field: 'memoryWorkingSetBytes', timestampField: 'memoryTimestampMs', kind: 'bytes' }],
   ['pod_swap_usage_bytes', { scope: 'pod', field: 'swapBytes', kind: 'bytes' }],
 ]);
 

@@ -65,8 +65,7 @@ export function valueProblem(value: string): string | undefined {
 // ─── lexer ───────────────────────────────────────────────────────────────────
 
 type Token =
-  | { kind: 'identifier'; text: string }
-  | { kind: '!' | '=' | '==' | '!=' | '>' | '<' | '(' | ')' | ',' | 'in' | 'notin' | 'end' };
+  { kind: 'identifier'; text: string } | { kind: '!' | '=' | '==' | '!=' | '>' | '<' | '(' | ')' | ',' | 'in' | 'notin' | 'end' };
 
 const SPECIAL = new Set(['!', '=', ',', '(', ')', '<', '>']);
 const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';

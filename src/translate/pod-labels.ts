@@ -38,8 +38,12 @@ export function parseLabelsAllowlist(text: string): LabelsAllowlist {
   let body = text.trim();
   const ksm = /^pods=\[(.*)\]$/.exec(body);
   if (ksm !== null) body = ksm[1]!;
-  else if (/^[a-z]+=\[/.test(body)) throw new LabelsAllowlistError(`only the pods resource applies here, not "${body.slice(0, body.indexOf('='))}"`);
-  const keys = body.split(',').map((key) => key.trim()).filter((key) => key !== '');
+  else if (/^[a-z]+=\[/.test(body))
+    throw new LabelsAllowlistError(`only the pods resource applies here, not "${body.slice(0, body.indexOf('='))}"`);
+  const keys = body
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
   if (keys.includes('*')) {
     if (keys.length > 1) throw new LabelsAllowlistError('"*" allows every label: list no other key beside it');
     return { all: true, keys: new Set() };
@@ -52,14 +56,20 @@ export function parseLabelsAllowlist(text: string): LabelsAllowlist {
 
 /** KSM's sanitiser: invalid characters to `_`, then camelCase to snake_case. */
 export function sanitizeLabelName(key: string): string {
-  return key.replace(/[^a-zA-Z0-9_]/g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  return key
+    .replace(/[^a-zA-Z0-9_]/g, '_')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toLowerCase();
 }
 
 /**
  * The allowlisted labels of one pod as published label names and values; an empty object when
  * none applies. Conflicting names are suffixed as KSM does, so no label is silently overwritten.
  */
-export function publishedPodLabels(labels: Readonly<Record<string, string>> | undefined, allowlist: LabelsAllowlist): Record<string, string> {
+export function publishedPodLabels(
+  labels: Readonly<Record<string, string>> | undefined,
+  allowlist: LabelsAllowlist,
+): Record<string, string> {
   if (labels === undefined || (!allowlist.all && allowlist.keys.size === 0)) return {};
   const keys = Object.keys(labels)
     .filter((key) => allowlist.all || allowlist.keys.has(key))

@@ -123,9 +123,7 @@ export interface RuntimeClassJson {
 
 /** The value as a plain JSON object, or undefined (arrays and null are not objects here). */
 export function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 function text(value: unknown): string | undefined {
@@ -270,8 +268,7 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
   const labels = stringMap(record(pod.metadata)?.labels);
   const published = publishedPodLabels(labels, labelsAllowlist);
   const startedAt = seconds(status?.startTime);
-  const mapSpecs = (key: string, init: boolean) =>
-    list(spec?.[key]).flatMap((c) => toContainerSpec(c, init) ?? []);
+  const mapSpecs = (key: string, init: boolean) => list(spec?.[key]).flatMap((c) => toContainerSpec(c, init) ?? []);
   return {
     uid: pod.metadata.uid,
     namespace: pod.metadata.namespace,
@@ -283,10 +280,9 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
     runtimeClassName: text(spec?.runtimeClassName),
     ...(overhead ? { overhead, overheadSource: 'pod' as const } : {}),
     containers: [...mapSpecs('initContainers', true), ...mapSpecs('containers', false)],
-    containerStatuses: [
-      ...list(status?.initContainerStatuses),
-      ...list(status?.containerStatuses),
-    ].flatMap((s) => toContainerStatus(s) ?? []),
+    containerStatuses: [...list(status?.initContainerStatuses), ...list(status?.containerStatuses)].flatMap(
+      (s) => toContainerStatus(s) ?? [],
+    ),
     labels,
     ...(Object.keys(published).length > 0 ? { publishedLabels: published } : {}),
     isolation: isolationOf(record(pod.metadata), spec),
@@ -297,10 +293,7 @@ export function toBasePodRecord(pod: PodJson, labelsAllowlist: LabelsAllowlist =
  * Adds the RuntimeClass handler, and the class's overhead when the pod carries none of its own.
  * Idempotent: a record that already took the class overhead gets the current one.
  */
-export function joinRuntimeClass(
-  base: PodRecord,
-  runtimeClasses: ReadonlyMap<string, RuntimeClassRecord>,
-): PodRecord {
+export function joinRuntimeClass(base: PodRecord, runtimeClasses: ReadonlyMap<string, RuntimeClassRecord>): PodRecord {
   const runtimeClass = base.runtimeClassName === undefined ? undefined : runtimeClasses.get(base.runtimeClassName);
   const joined: PodRecord = { ...base, runtimeHandler: runtimeClass?.handler };
   if (base.overheadSource !== 'pod') {

@@ -236,10 +236,7 @@ export function mergeKataConfigs(layers: readonly KataConfig[]): KataConfig {
 // ─── globs (Go's path.Match, as containerd matches pod_annotations and imports) ─
 
 type GlobPart =
-  | { kind: 'star' }
-  | { kind: 'any' }
-  | { kind: 'char'; char: string }
-  | { kind: 'class'; negated: boolean; ranges: [string, string][] };
+  { kind: 'star' } | { kind: 'any' } | { kind: 'char'; char: string } | { kind: 'class'; negated: boolean; ranges: [string, string][] };
 
 /** Parses a path.Match pattern; undefined when it is malformed (Go's ErrBadPattern). */
 function parseGlob(pattern: string): GlobPart[] | undefined {

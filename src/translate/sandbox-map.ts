@@ -12,9 +12,7 @@ import { hypervisorFromProcesses, vmMemoryFromCmdline } from './hypervisor.ts';
 import { asObject, asString, asStringMap, decodeKataState } from './kata-state.ts';
 import type { RawSandbox, SandboxMappingSource, SandboxPodRef, SandboxRecord } from './records.ts';
 
-export type SandboxPodMapping =
-  | { mapped: true; ref: SandboxPodRef }
-  | { mapped: false; sandboxId: string; reason: string };
+export type SandboxPodMapping = { mapped: true; ref: SandboxPodRef } | { mapped: false; sandboxId: string; reason: string };
 
 /** The bundle files a mapping may read; RawSandbox carries them. */
 export type SandboxBundles = Pick<RawSandbox, 'containerdConfig' | 'crioConfig'>;
@@ -143,8 +141,7 @@ export function mapSandboxToPod(record: SandboxRecord, bundles: SandboxBundles):
     return {
       mapped: false,
       sandboxId: record.id,
-      reason:
-        'no pod UID or name/namespace in the containerd or CRI-O bundle, the Kata state annotations or the sandbox cgroup path',
+      reason: 'no pod UID or name/namespace in the containerd or CRI-O bundle, the Kata state annotations or the sandbox cgroup path',
     };
   }
   const [source, fields] = primary;

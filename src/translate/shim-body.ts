@@ -20,7 +20,8 @@ export function decodeShimBody(body: Uint8Array, input: ShimBodyInput): ShimOutc
     const metrics = decodeShimMetrics(body, input.runtime, { hypervisor: input.hypervisor, limits: { maxSeries: input.maxSeries } });
     return { state: 'ok', metrics };
   } catch (error) {
-    if (error instanceof PromParseError) return { state: 'failed', reason: error.kind === 'budget' ? 'shim_decode_budget' : 'shim_malformed' };
+    if (error instanceof PromParseError)
+      return { state: 'failed', reason: error.kind === 'budget' ? 'shim_decode_budget' : 'shim_malformed' };
     throw error;
   }
 }

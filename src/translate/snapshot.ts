@@ -99,14 +99,7 @@ export interface PodSnapshot {
 }
 
 /** What a sandbox's shim scrape came to, for `kata_bridge_sandboxes{runtime,state}`. */
-export type SandboxState =
-  | 'scraped'
-  | 'failed'
-  | 'unsafe_skipped'
-  | 'disabled'
-  | 'no_socket'
-  | 'unmapped'
-  | 'superseded'; // another sandbox maps to the same pod and was preferred
+export type SandboxState = 'scraped' | 'failed' | 'unsafe_skipped' | 'disabled' | 'no_socket' | 'unmapped' | 'superseded'; // another sandbox maps to the same pod and was preferred
 
 export interface SandboxSummary {
   id: string;

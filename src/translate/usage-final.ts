@@ -21,11 +21,15 @@ export interface FinalCgroup {
  * The peak is the sum of each cgroup's peak: at least the peak of their sum, equal when they peaked together.
  */
 export function finalHostRead(pod: FinalCgroup, outside: readonly (FinalCgroup | undefined)[]): FinalHostRead | undefined {
-  const parts = outsideUsage(outside.map((part) => part?.usage), false);
+  const parts = outsideUsage(
+    outside.map((part) => part?.usage),
+    false,
+  );
   if (parts.incomplete) return undefined;
   const total = parts.total;
   const cpuSeconds = total === undefined ? pod.usage.cpuSeconds : sumBoth(pod.usage.cpuSeconds, total.cpuSeconds);
-  const workingSet = total === undefined ? pod.usage.memoryWorkingSetBytes : sumBoth(pod.usage.memoryWorkingSetBytes, total.memoryWorkingSetBytes);
+  const workingSet =
+    total === undefined ? pod.usage.memoryWorkingSetBytes : sumBoth(pod.usage.memoryWorkingSetBytes, total.memoryWorkingSetBytes);
   if (cpuSeconds === null || workingSet === null) return undefined;
   let peak = pod.peakBytes;
   for (const part of outside) peak = peak === undefined || part?.peakBytes === undefined ? undefined : peak + part.peakBytes;

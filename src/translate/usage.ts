@@ -160,7 +160,17 @@ export class UsageAccumulator {
       let usage = this.pods.get(pod.uid);
       if (usage === undefined) {
         if (this.pods.size >= MAX_TRACKED_PODS) continue;
-        usage = { collections: 0, firstAtMs: atMs, lastAtMs: -Infinity, latest: pod, containers: new Map(), gibSeconds: 0, gaps: new Set(), containerGaps: new Map(), audit: new Set() };
+        usage = {
+          collections: 0,
+          firstAtMs: atMs,
+          lastAtMs: -Infinity,
+          latest: pod,
+          containers: new Map(),
+          gibSeconds: 0,
+          gaps: new Set(),
+          containerGaps: new Map(),
+          audit: new Set(),
+        };
         this.pods.set(pod.uid, usage);
       }
       // A collection that started before one already taken in adds nothing (it raced it).
@@ -285,7 +295,8 @@ function gibSeconds(usage: PodUsage, startMs: number, endMs: number): number | u
 function overheadAtEnd(latest: PodSnapshot | undefined, final: FinalHostRead | undefined): number | undefined {
   const overhead = latest?.overheadCpuSeconds;
   const host = latest?.hostCpuSeconds;
-  if (overhead === undefined || host === undefined || final?.cpuSeconds === undefined || host <= 0 || final.cpuSeconds < host) return overhead;
+  if (overhead === undefined || host === undefined || final?.cpuSeconds === undefined || host <= 0 || final.cpuSeconds < host)
+    return overhead;
   return overhead * (final.cpuSeconds / host);
 }
 

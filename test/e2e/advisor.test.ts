@@ -66,9 +66,33 @@ interface HandlerSpec {
  * reservation is below what its pods use, which the advisor must not judge).
  */
 const HANDLERS: readonly HandlerSpec[] = [
-  { name: 'kata-qemu', finished: 36, running: 4, memoryMiB: [180, 420], cpuCores: [0.02, 0.06], reservedMemoryBytes: 320 * MI, reservedCpuCores: 0.25 },
-  { name: 'kata-clh', finished: 21, running: 3, memoryMiB: [50, 100], cpuCores: [0.1, 0.2], reservedMemoryBytes: 130 * MI, reservedCpuCores: 0.25 },
-  { name: 'kata-fc', finished: 4, running: 2, memoryMiB: [150, 250], cpuCores: [0.01, 0.02], reservedMemoryBytes: 130 * MI, reservedCpuCores: 0.25 },
+  {
+    name: 'kata-qemu',
+    finished: 36,
+    running: 4,
+    memoryMiB: [180, 420],
+    cpuCores: [0.02, 0.06],
+    reservedMemoryBytes: 320 * MI,
+    reservedCpuCores: 0.25,
+  },
+  {
+    name: 'kata-clh',
+    finished: 21,
+    running: 3,
+    memoryMiB: [50, 100],
+    cpuCores: [0.1, 0.2],
+    reservedMemoryBytes: 130 * MI,
+    reservedCpuCores: 0.25,
+  },
+  {
+    name: 'kata-fc',
+    finished: 4,
+    running: 2,
+    memoryMiB: [150, 250],
+    cpuCores: [0.01, 0.02],
+    reservedMemoryBytes: 130 * MI,
+    reservedCpuCores: 0.25,
+  },
 ];
 /** Pods that ended before the window: were they counted, kata-clh's p99 would be 2 GiB and alert. */
 /** The running pod whose VM plus overhead does not fit its host memory limit. */
@@ -98,7 +122,13 @@ const within = ([lo, hi]: readonly [number, number], k: number) => lo + (hi - lo
 
 function population(t0: number): Pod[] {
   const pods: Pod[] = [];
-  const add = (handler: string, index: number, spec: Pick<HandlerSpec, 'memoryMiB' | 'cpuCores' | 'reservedMemoryBytes' | 'reservedCpuCores'>, start: number, end: number | undefined) => {
+  const add = (
+    handler: string,
+    index: number,
+    spec: Pick<HandlerSpec, 'memoryMiB' | 'cpuCores' | 'reservedMemoryBytes' | 'reservedCpuCores'>,
+    start: number,
+    end: number | undefined,
+  ) => {
     const vmMemoryBytes = 2 * GI;
     // The first running kata-qemu pod leaves its VM less room than the overhead it uses.
     const room = handler === MISFIT.handler && index === MISFIT.index ? 64 * MI : GI;
@@ -125,12 +155,17 @@ function population(t0: number): Pod[] {
   for (const { handler, pods: n } of BEFORE_WINDOW) {
     for (let j = 0; j < n; j++) {
       const start = t0 - 26 * HOUR + j * 300;
-      add(handler, 100 + j, { memoryMiB: [2048, 2048], cpuCores: [1.5, 1.5], reservedMemoryBytes: 130 * MI, reservedCpuCores: 0.25 }, start, start + LIFE);
+      add(
+        handler,
+        100 + j,
+        { memoryMiB: [2048, 2048], cpuCores: [1.5, 1.5], reservedMemoryBytes: 130 * MI, reservedCpuCores: 0.25 },
+        start,
+        start + LIFE,
+      );
     }
   }
   return pods;
 }
-
 
 interface Row {
   name: string;
@@ -151,7 +186,15 @@ function rowsAt(pod: Pod, t: number): Row[] {
   return [
     {
       name: 'kata_bridge_pod_info',
-      labels: { ...id, uid: `uid-${pod.name}`, sandbox_id: `sb-${pod.name}`, runtime_handler: pod.handler, runtime: 'go', hypervisor: 'qemu', sandbox_cgroup_only: 'false' },
+      labels: {
+        ...id,
+        uid: `uid-${pod.name}`,
+        sandbox_id: `sb-${pod.name}`,
+        runtime_handler: pod.handler,
+        runtime: 'go',
+        hypervisor: 'qemu',
+        sandbox_cgroup_only: 'false',
+      },
       value: 1,
     },
     { name: 'kata_bridge_pod_overhead_memory_bytes', labels: id, value: overhead },
@@ -167,7 +210,9 @@ function rowsAt(pod: Pod, t: number): Row[] {
 }
 
 const labelText = (labels: Record<string, string>) =>
-  `{${Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/[\\"]/g, '\\$&').replace(/\n/g, '\\n')}"`).join(',')}}`;
+  `{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v.replace(/[\\"]/g, '\\$&').replace(/\n/g, '\\n')}"`)
+    .join(',')}}`;
 
 /** Sample lines grouped by metric name (both formats want a family's samples together). */
 function sampleLines(samples: Iterable<{ t: number; rows: Row[] }>, timestamp: (t: number) => string): string[] {
@@ -187,7 +232,8 @@ function* history(pods: Pod[], t0: number): Generator<{ t: number; rows: Row[] }
   // The labels Prometheus gives the live target's series, so past and present are one series.
   const scraped = { job: JOB, instance: target };
   for (const pod of pods) {
-    for (let t = pod.start; t <= (pod.end ?? t0); t += STEP) yield { t, rows: rowsAt(pod, t).map((r) => ({ ...r, labels: { ...scraped, ...r.labels } })) };
+    for (let t = pod.start; t <= (pod.end ?? t0); t += STEP)
+      yield { t, rows: rowsAt(pod, t).map((r) => ({ ...r, labels: { ...scraped, ...r.labels } })) };
   }
 }
 
@@ -226,7 +272,14 @@ function serveRunningPods(): Promise<string> {
     const running = pods.filter((p) => p.end === undefined);
     const found = req.url === '/metrics';
     res.writeHead(found ? 200 : 404, { 'content-type': 'text/plain; version=0.0.4' });
-    res.end(found ? `${sampleLines(running.map((p) => ({ t: now / 1000, rows: rowsAt(p, now / 1000) })), () => String(now)).join('\n')}\n` : 'not found\n');
+    res.end(
+      found
+        ? `${sampleLines(
+            running.map((p) => ({ t: now / 1000, rows: rowsAt(p, now / 1000) })),
+            () => String(now),
+          ).join('\n')}\n`
+        : 'not found\n',
+    );
   });
   return new Promise((resolve) => server!.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server!.address() as AddressInfo).port}`)));
 }
@@ -241,7 +294,9 @@ function rulesUnderTest(): string {
 function overheadRateRule(rules: string): string {
   const doc: unknown = parseYaml(rules);
   const groups = isRecord(doc) && Array.isArray(doc['groups']) ? doc['groups'].filter(isRecord) : [];
-  const rule = groups.flatMap((g) => (Array.isArray(g['rules']) ? g['rules'].filter(isRecord) : [])).find((r) => r['record'] === R.podOverheadCpuRate);
+  const rule = groups
+    .flatMap((g) => (Array.isArray(g['rules']) ? g['rules'].filter(isRecord) : []))
+    .find((r) => r['record'] === R.podOverheadCpuRate);
   if (rule === undefined) throw new Error(`no recording rule ${R.podOverheadCpuRate} in the generated rules`);
   return stringifyYaml({ groups: [{ name: 'backfill', rules: [rule] }] });
 }
@@ -263,7 +318,18 @@ beforeAll(async () => {
   try {
     await run(
       PROMTOOL,
-      ['tsdb', 'create-blocks-from', 'rules', `--url=${past.url}`, `--start=${t0 - 26 * HOUR}`, `--end=${t0}`, `--eval-interval=${STEP}s`, `--output-dir=${data}`, '--quiet', rateRule],
+      [
+        'tsdb',
+        'create-blocks-from',
+        'rules',
+        `--url=${past.url}`,
+        `--start=${t0 - 26 * HOUR}`,
+        `--end=${t0}`,
+        `--eval-interval=${STEP}s`,
+        `--output-dir=${data}`,
+        '--quiet',
+        rateRule,
+      ],
       { timeout: 60_000 },
     );
   } finally {
@@ -275,8 +341,16 @@ beforeAll(async () => {
   await waitFor(
     'the running pods scraped, the advisor recommendations and the capacity alerts',
     async () => {
-      const [up, recommended, alerts] = await Promise.all([prom!.query(`up{job="${JOB}"} == 1`), prom!.query(ADVISOR.recommendedMemory), prom!.alerts()]);
-      return up.length === 1 && recommended.length === 2 && alerts.some((a) => a.labels['alertname'] === 'KataBridgeOverheadAdvisorTooFewPods' && a.state === 'firing');
+      const [up, recommended, alerts] = await Promise.all([
+        prom!.query(`up{job="${JOB}"} == 1`),
+        prom!.query(ADVISOR.recommendedMemory),
+        prom!.alerts(),
+      ]);
+      return (
+        up.length === 1 &&
+        recommended.length === 2 &&
+        alerts.some((a) => a.labels['alertname'] === 'KataBridgeOverheadAdvisorTooFewPods' && a.state === 'firing')
+      );
     },
     { timeoutMs: 60_000, intervalMs: 500, describe: () => prom!.log() },
   );
@@ -303,15 +377,21 @@ describe('the overhead advisor on a real Prometheus, a day of pods backfilled', 
     expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(HANDLERS.map((h) => [h.name, h.finished + h.running])));
   });
 
-  it('gives the p50, p95, p99 and max of each handler\'s peak overhead memory and CPU as computed from the samples', async () => {
+  it("gives the p50, p95, p99 and max of each handler's peak overhead memory and CPU as computed from the samples", async () => {
     for (const [resource, names, peakOf] of [
       ['memory', ADVISOR.handlerMemory, (p: Pod) => p.peakMemoryBytes],
       ['cpu', ADVISOR.handlerCpu, (p: Pod) => p.cpuCores],
     ] as const) {
-      for (const [stat, phi] of [['p50', 0.5], ['p95', 0.95], ['p99', 0.99], ['max', 1]] as const) {
+      for (const [stat, phi] of [
+        ['p50', 0.5],
+        ['p95', 0.95],
+        ['p99', 0.99],
+        ['max', 1],
+      ] as const) {
         const got = byHandler(await prom!.query(names[stat]));
         expect([...got.keys()].sort()).toEqual(HANDLERS.map((h) => h.name).sort());
-        for (const h of HANDLERS) expectClose(got.get(h.name), quantile(phi, inWindow(h.name).map(peakOf)), `${h.name} ${resource} ${stat}`);
+        for (const h of HANDLERS)
+          expectClose(got.get(h.name), quantile(phi, inWindow(h.name).map(peakOf)), `${h.name} ${resource} ${stat}`);
       }
     }
   });
@@ -327,7 +407,10 @@ describe('the overhead advisor on a real Prometheus, a day of pods backfilled', 
       for (const h of advised) {
         const scaled = (quantile(0.99, inWindow(h.name).map(peakOf)) * (1 + ADVICE.headroom)) / step;
         // The population keeps clear of a step edge, where float rounding could flip the ceiling.
-        expect(Math.min(scaled - Math.floor(scaled), Math.ceil(scaled) - scaled), `${h.name} ${resource} is not on a step edge`).toBeGreaterThan(1e-6);
+        expect(
+          Math.min(scaled - Math.floor(scaled), Math.ceil(scaled) - scaled),
+          `${h.name} ${resource} is not on a step edge`,
+        ).toBeGreaterThan(1e-6);
         expectClose(got.get(h.name), recommend(quantile(0.99, inWindow(h.name).map(peakOf)), step), `${h.name} ${resource} recommendation`);
       }
     }
@@ -336,7 +419,10 @@ describe('the overhead advisor on a real Prometheus, a day of pods backfilled', 
   it('fires the capacity alerts for exactly the handlers and the pod they are about', async () => {
     const firing = (await prom!.alerts()).filter((a) => a.state === 'firing');
     const of = (alertname: string, ...labels: string[]) =>
-      firing.filter((a) => a.labels['alertname'] === alertname).map((a) => labels.map((l) => a.labels[l] ?? '').join(' ')).sort();
+      firing
+        .filter((a) => a.labels['alertname'] === alertname)
+        .map((a) => labels.map((l) => a.labels[l] ?? '').join(' '))
+        .sort();
     expect(of('KataBridgeOverheadReservationBelowP99', 'runtime_handler')).toEqual(['kata-qemu']);
     expect(of('KataBridgeOverheadReservationWasteful', 'runtime_handler', 'resource')).toEqual(['kata-qemu cpu']);
     expect(of('KataBridgeOverheadAdvisorTooFewPods', 'runtime_handler')).toEqual(['kata-fc']);

@@ -34,7 +34,10 @@ function expectedDemoSeries(bridge: LabExporter): Map<string, number> {
     if (handler !== null) {
       kataHandlers.add(handler);
       for (const c of scenario.containers.filter((c) => c.privileged)) {
-        expected.set(audit('privileged_container', { ...ref, container: c.name, host_devices: String(handler === HOST_DEVICES_HANDLER) }), 1);
+        expected.set(
+          audit('privileged_container', { ...ref, container: c.name, host_devices: String(handler === HOST_DEVICES_HANDLER) }),
+          1,
+        );
       }
     }
     if (!untrusted(scenario.namespace)) continue;
@@ -51,8 +54,10 @@ function expectedDemoSeries(bridge: LabExporter): Map<string, number> {
   }
   expected.set('kata_bridge_audit_untrusted_pods{}', untrustedPods);
   const { runtimeConfig } = lab;
-  for (const path of [runtimeConfig.containerdConfig, runtimeConfig.containerdDropIn]) expected.set(audit('config_readable', { config: 'containerd', path }), 1);
-  for (const handler of kataHandlers) expected.set(audit('config_readable', { config: 'kata', path: runtimeConfig.kataConfigs[handler]! }), 1);
+  for (const path of [runtimeConfig.containerdConfig, runtimeConfig.containerdDropIn])
+    expected.set(audit('config_readable', { config: 'containerd', path }), 1);
+  for (const handler of kataHandlers)
+    expected.set(audit('config_readable', { config: 'kata', path: runtimeConfig.kataConfigs[handler]! }), 1);
   return expected;
 }
 
@@ -77,11 +82,23 @@ describe('the demo node', () => {
   });
 
   test('one example of every finding', () => {
-    const findings = ['pod_unsandboxed', 'privileged_container', 'host_namespace', 'host_path', 'kata_annotations', 'kata_annotations_honoured'];
+    const findings = [
+      'pod_unsandboxed',
+      'privileged_container',
+      'host_namespace',
+      'host_path',
+      'kata_annotations',
+      'kata_annotations_honoured',
+    ];
     for (const name of findings) {
-      expect([...series.keys()].filter((k) => k.startsWith(`kata_bridge_audit_${name}{`)), name).toHaveLength(1);
+      expect(
+        [...series.keys()].filter((k) => k.startsWith(`kata_bridge_audit_${name}{`)),
+        name,
+      ).toHaveLength(1);
     }
-    expect(series.get(audit('privileged_container', { namespace: 'ci', pod: 'dind-5k8wz', container: 'docker', host_devices: 'true' }))).toBe(1);
+    expect(
+      series.get(audit('privileged_container', { namespace: 'ci', pod: 'dind-5k8wz', container: 'docker', host_devices: 'true' })),
+    ).toBe(1);
     expect(series.get(audit('kata_annotations_honoured', { namespace: 'ci', pod: 'build-debug-3k7mx', honoured: 'true' }))).toBe(1);
   });
 
@@ -181,7 +198,10 @@ describe('a small node whose configuration changes under the exporter', () => {
     bridge.lab.apiServer.modifyNamespace('builds', (ns) => {
       ns.metadata.labels = {};
     });
-    await waitFor('the namespace change to reach the exporter', async () => (await bridge.scrape()).get('kata_bridge_audit_untrusted_pods{}') === 0);
+    await waitFor(
+      'the namespace change to reach the exporter',
+      async () => (await bridge.scrape()).get('kata_bridge_audit_untrusted_pods{}') === 0,
+    );
     const series = await bridge.scrape();
     expect(series.get(audit('kata_annotations', ref))).toBeUndefined();
     expect([...series.keys()].filter((k) => k.startsWith('kata_bridge_audit_kata_annotations_honoured{'))).toEqual([]);

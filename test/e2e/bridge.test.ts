@@ -16,7 +16,9 @@ const MIB = 2 ** 20;
 
 /** A sample from the lab kubelet's own payload. */
 function kubeletValue(lab: NodeLab, family: string, pod: string, container: string): number {
-  const sample = parseSamples(lab.kubeletPayload()).find((s) => s.family === family && s.labels.pod === pod && s.labels.container === container);
+  const sample = parseSamples(lab.kubeletPayload()).find(
+    (s) => s.family === family && s.labels.pod === pod && s.labels.container === container,
+  );
   if (sample === undefined) throw new Error(`lab kubelet has no ${family} for ${pod}/${container}`);
   return sample.value;
 }
@@ -110,11 +112,15 @@ describe('a node with every rule and gap reason at once', () => {
     const overhead = await cgroupFiles(bridge.lab, paths.sandboxes[state.sandboxId]!.overhead!);
     const host = one(series, key('pod_host_cpu_usage_seconds_total', 'namespace="ci",pod="first-hand"'));
     expect(host).toBeCloseTo(pod.cpu + overhead.cpu, 6);
-    expect(one(series, key('pod_host_memory_working_set_bytes', 'namespace="ci",pod="first-hand"'))).toBe(pod.workingSet + overhead.workingSet);
+    expect(one(series, key('pod_host_memory_working_set_bytes', 'namespace="ci",pod="first-hand"'))).toBe(
+      pod.workingSet + overhead.workingSet,
+    );
     const container = kubeletValue(bridge.lab, 'container_cpu_usage_seconds_total', 'first-hand', 'build');
     expect(one(series, key('pod_overhead_cpu_usage_seconds_total', 'namespace="ci",pod="first-hand"'))).toBeCloseTo(host - container, 6);
     const memory = kubeletValue(bridge.lab, 'container_memory_working_set_bytes', 'first-hand', 'build');
-    expect(one(series, key('pod_overhead_memory_bytes', 'namespace="ci",pod="first-hand"'))).toBe(pod.workingSet + overhead.workingSet - memory);
+    expect(one(series, key('pod_overhead_memory_bytes', 'namespace="ci",pod="first-hand"'))).toBe(
+      pod.workingSet + overhead.workingSet - memory,
+    );
   });
 
   test('guest usage: non-idle guest CPU and total − available memory, from the shim', () => {
@@ -252,6 +258,8 @@ describe('over time', () => {
     expect(podSeries(await advance(1), 'pod_info', 'leaving').size).toBe(1);
     await bridge.lab.removePod('ci', 'leaving');
     // The watch delivers the DELETED event; the next collection must not show the pod.
-    await expect.poll(async () => [...(await advance(1)).keys()].filter((k) => k.includes('pod="leaving"')), { timeout: 10_000 }).toEqual([]);
+    await expect
+      .poll(async () => [...(await advance(1)).keys()].filter((k) => k.includes('pod="leaving"')), { timeout: 10_000 })
+      .toEqual([]);
   });
 });

@@ -24,13 +24,27 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { COMPAT_RECORDS, COMPAT_RULES_REL, RELABEL_SNIPPET_REL, SOURCE_LABEL, UPSTREAM_CPU_GROUP } from '../../scripts/compat-rules.ts';
-import { CLUSTERS, KATA_PODS, NODE, PODS, fixtureExposition, hostCpu, simulatedNow, type Cluster, type FixturePod } from '../support/compat-fixtures.ts';
+import {
+  CLUSTERS,
+  KATA_PODS,
+  NODE,
+  PODS,
+  fixtureExposition,
+  hostCpu,
+  simulatedNow,
+  type Cluster,
+  type FixturePod,
+} from '../support/compat-fixtures.ts';
 import { REPO_DIR, isRecord, metricNames, panelRefs, substitute, variables, type Json } from '../support/dashboards.ts';
 import { pollUntil, sleep, startPrometheus, type RunningPrometheus, type Sample } from '../support/prometheus.ts';
 
 const CLIENTS_DIR = join(REPO_DIR, '..', 'shared', 'real-clients', 'kube-prometheus');
 const DASHBOARDS_FILE = join(CLIENTS_DIR, 'grafana-dashboardDefinitions.yaml');
-const UPSTREAM_RULE_FILES = ['kubernetesControlPlane-prometheusRule.yaml', 'kubeStateMetrics-prometheusRule.yaml', 'nodeExporter-prometheusRule.yaml'];
+const UPSTREAM_RULE_FILES = [
+  'kubernetesControlPlane-prometheusRule.yaml',
+  'kubeStateMetrics-prometheusRule.yaml',
+  'nodeExporter-prometheusRule.yaml',
+];
 
 /** Past replayed at the start of a run (a 5-minute rate window, and margin) and how fast. */
 const HISTORY_SECONDS = 330;
@@ -56,8 +70,8 @@ const OPENCOST_QUERIES: Record<string, string> = {
  * cannot outlive the gap it excuses.
  */
 const KNOWN_WRONG: Record<string, string> = {
-  container_memory_rss: 'no source for a Kata container\'s RSS: the exporter has its working set only',
-  container_memory_cache: 'no source for a Kata container\'s page cache',
+  container_memory_rss: "no source for a Kata container's RSS: the exporter has its working set only",
+  container_memory_cache: "no source for a Kata container's page cache",
 };
 const KNOWN_WRONG_RE = new RegExp(`(^|:)(${Object.keys(KNOWN_WRONG).join('|')})($|:)`);
 
@@ -111,10 +125,12 @@ function serve(): Promise<void> {
     res.writeHead(found ? 200 : 404, { 'content-type': 'text/plain; version=0.0.4' });
     res.end(found ? fixtureExposition(simulatedNow(Date.now(), startMs, HISTORY_SECONDS, CATCH_UP_SECONDS)) : 'not found');
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    port = (server.address() as AddressInfo).port;
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      port = (server.address() as AddressInfo).port;
+      resolve();
+    }),
+  );
 }
 
 /**
@@ -158,7 +174,11 @@ async function queryAt(prom: RunningPrometheus, expr: string, time: number): Pro
 /** Labels a result row is compared on: the cluster is what differs by construction, and the
  * instance names the scrape target (the compatibility series come from rules, not from a kubelet). */
 function rowKey(metric: Record<string, string>): string {
-  return JSON.stringify(Object.entries(metric).filter(([k]) => k !== 'cluster' && k !== 'instance').sort());
+  return JSON.stringify(
+    Object.entries(metric)
+      .filter(([k]) => k !== 'cluster' && k !== 'instance')
+      .sort(),
+  );
 }
 
 function close(a: number, b: number): boolean {
@@ -200,15 +220,27 @@ function dashboardChecks(dashboards: Dashboard[]): Check[] {
     for (const ref of panelRefs(d.json)) {
       for (const q of ref.queries) {
         for (const p of PODS) {
-          const exprs = { kata: substitute(q.expr, grafanaValues(d, 'kata', p)), oracle: substitute(q.expr, grafanaValues(d, 'oracle', p)) };
+          const exprs = {
+            kata: substitute(q.expr, grafanaValues(d, 'kata', p)),
+            oracle: substitute(q.expr, grafanaValues(d, 'oracle', p)),
+          };
           const id = `${exprs.kata}\n${exprs.oracle}`;
-          if (!checks.has(id)) checks.set(id, { where: `${d.file} / ${ref.title || '(untitled)'} / ${q.refId} / ${p.namespace}/${p.name}`, exprs, names: metricNames(q.expr) });
+          if (!checks.has(id))
+            checks.set(id, {
+              where: `${d.file} / ${ref.title || '(untitled)'} / ${q.refId} / ${p.namespace}/${p.name}`,
+              exprs,
+              names: metricNames(q.expr),
+            });
         }
       }
     }
   }
   for (const [where, expr] of Object.entries(OPENCOST_QUERIES)) {
-    checks.set(where, { where, exprs: { kata: expr.replace('$cluster', 'kata'), oracle: expr.replace('$cluster', 'oracle') }, names: metricNames(expr) });
+    checks.set(where, {
+      where,
+      exprs: { kata: expr.replace('$cluster', 'kata'), oracle: expr.replace('$cluster', 'oracle') },
+      names: metricNames(expr),
+    });
   }
   return [...checks.values()];
 }
@@ -273,35 +305,50 @@ let without: RunningPrometheus | undefined;
 let checks: Check[] = [];
 let queryTime = 0;
 
-beforeAll(async () => {
-  clientFilesOrFail();
-  const upstream = loadUpstreamGroups();
-  expect(upstream.some((g) => g['name'] === UPSTREAM_CPU_GROUP), `kube-prometheus still has the group ${UPSTREAM_CPU_GROUP}`).toBe(true);
-  checks = dashboardChecks(loadDashboards());
-  startMs = Date.now();
-  await serve();
-  const upstreamText = (groups: Json[]) => stringifyYaml({ groups });
-  [withCompat, without] = await Promise.all([
-    startPrometheus({
-      targets: [],
-      jobName: 'unused',
-      ruleFiles: {
-        'kube-prometheus.rules.yaml': upstreamText(upstream.filter((g) => g['name'] !== UPSTREAM_CPU_GROUP)),
-        'kata-bridge-compat.rules.yaml': readFileSync(join(REPO_DIR, COMPAT_RULES_REL), 'utf8'),
+beforeAll(
+  async () => {
+    clientFilesOrFail();
+    const upstream = loadUpstreamGroups();
+    expect(
+      upstream.some((g) => g['name'] === UPSTREAM_CPU_GROUP),
+      `kube-prometheus still has the group ${UPSTREAM_CPU_GROUP}`,
+    ).toBe(true);
+    checks = dashboardChecks(loadDashboards());
+    startMs = Date.now();
+    await serve();
+    const upstreamText = (groups: Json[]) => stringifyYaml({ groups });
+    [withCompat, without] = await Promise.all([
+      startPrometheus({
+        targets: [],
+        jobName: 'unused',
+        ruleFiles: {
+          'kube-prometheus.rules.yaml': upstreamText(upstream.filter((g) => g['name'] !== UPSTREAM_CPU_GROUP)),
+          'kata-bridge-compat.rules.yaml': readFileSync(join(REPO_DIR, COMPAT_RULES_REL), 'utf8'),
+        },
+        config: (paths) => prometheusYaml(true, paths),
+      }),
+      startPrometheus({
+        targets: [],
+        jobName: 'unused',
+        ruleFiles: { 'kube-prometheus.rules.yaml': upstreamText(upstream) },
+        config: (paths) => prometheusYaml(false, paths),
+      }),
+    ]);
+    // Wait out the replayed past and one OpenCost window of the recorded copies after it.
+    const ready = startMs + (CATCH_UP_SECONDS + OPENCOST_WINDOW_SECONDS + 8) * 1000;
+    await pollUntil(
+      'the fixture target up in both runs',
+      async () => {
+        const ups = await Promise.all([withCompat!, without!].map((p) => p.query('up == 1')));
+        return ups.every((u) => u.length === 1) ? true : undefined;
       },
-      config: (paths) => prometheusYaml(true, paths),
-    }),
-    startPrometheus({ targets: [], jobName: 'unused', ruleFiles: { 'kube-prometheus.rules.yaml': upstreamText(upstream) }, config: (paths) => prometheusYaml(false, paths) }),
-  ]);
-  // Wait out the replayed past and one OpenCost window of the recorded copies after it.
-  const ready = startMs + (CATCH_UP_SECONDS + OPENCOST_WINDOW_SECONDS + 8) * 1000;
-  await pollUntil('the fixture target up in both runs', async () => {
-    const ups = await Promise.all([withCompat!, without!].map((p) => p.query('up == 1')));
-    return ups.every((u) => u.length === 1) ? true : undefined;
-  }, { timeoutMs: 30_000 });
-  await sleep(Math.max(0, ready - Date.now()));
-  queryTime = (Date.now() - 1000) / 1000;
-}, (CATCH_UP_SECONDS + OPENCOST_WINDOW_SECONDS + 90) * 1000);
+      { timeoutMs: 30_000 },
+    );
+    await sleep(Math.max(0, ready - Date.now()));
+    queryTime = (Date.now() - 1000) / 1000;
+  },
+  (CATCH_UP_SECONDS + OPENCOST_WINDOW_SECONDS + 90) * 1000,
+);
 
 afterAll(async () => {
   await Promise.all([withCompat?.close(), without?.close()]);
@@ -325,7 +372,10 @@ describe('kube-prometheus dashboards, OpenCost: Kata pods against a real Prometh
     expect(await queryAt(withCompat!, kataRows, queryTime)).toEqual([]);
     // The runc pod's rows and the oracle's are untouched.
     const others = 'count(container_memory_working_set_bytes{job="kubelet", source=""})';
-    const [kept, all] = await Promise.all([queryAt(withCompat!, others, queryTime), queryAt(without!, `${others.slice(0, -2)}, id!~".*/kata_[0-9a-f]{64}"})`, queryTime)]);
+    const [kept, all] = await Promise.all([
+      queryAt(withCompat!, others, queryTime),
+      queryAt(without!, `${others.slice(0, -2)}, id!~".*/kata_[0-9a-f]{64}"})`, queryTime),
+    ]);
     expect(kept.map((s) => s.value[1])).toEqual(all.map((s) => s.value[1]));
     expect(Number(kept[0]?.value[1])).toBeGreaterThan(10);
   });
@@ -341,14 +391,24 @@ describe('kube-prometheus dashboards, OpenCost: Kata pods against a real Prometh
 
   it('OpenCost reads one true value per Kata container, marked as coming from the exporter', async () => {
     const cpu = await queryAt(withCompat!, OPENCOST_QUERIES['opencost/cpu usage']!.replace('$cluster', 'kata'), queryTime);
-    const copies = await queryAt(withCompat!, `container_cpu_usage_seconds_total{cluster="kata", ${Object.entries(SOURCE_LABEL).map(([k, v]) => `${k}="${v}"`).join(', ')}}`, queryTime);
+    const copies = await queryAt(
+      withCompat!,
+      `container_cpu_usage_seconds_total{cluster="kata", ${Object.entries(SOURCE_LABEL)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(', ')}}`,
+      queryTime,
+    );
     for (const p of KATA_PODS) {
       for (const c of p.containers) {
-        const rows = cpu.filter((s) => s.metric['namespace'] === p.namespace && s.metric['pod'] === p.name && s.metric['container'] === c.name);
+        const rows = cpu.filter(
+          (s) => s.metric['namespace'] === p.namespace && s.metric['pod'] === p.name && s.metric['container'] === c.name,
+        );
         expect(rows, `${p.name}/${c.name}`).toHaveLength(1);
         expect(Number(rows[0]!.value[1])).toBeCloseTo(c.cpu, 3);
         const copy = copies.filter((s) => s.metric['pod'] === p.name && s.metric['container'] === c.name);
-        expect(copy.map((s) => [s.metric['job'], s.metric['metrics_path'], s.metric['image'], s.metric['node']])).toEqual([['kubelet', '/metrics/cadvisor', c.image, NODE]]);
+        expect(copy.map((s) => [s.metric['job'], s.metric['metrics_path'], s.metric['image'], s.metric['node']])).toEqual([
+          ['kubelet', '/metrics/cadvisor', c.image, NODE],
+        ]);
       }
     }
   });
@@ -364,7 +424,11 @@ describe('kube-prometheus dashboards, OpenCost: Kata pods against a real Prometh
 
   it('without the compatibility rules, the same oracle fails for every Kata pod, on CPU and in OpenCost', async () => {
     const report = await runOracle(without!, checks, queryTime);
-    for (const p of KATA_PODS) expect(report.failures.some((f) => f.includes(p.name)), `a failure shows ${p.name}`).toBe(true);
+    for (const p of KATA_PODS)
+      expect(
+        report.failures.some((f) => f.includes(p.name)),
+        `a failure shows ${p.name}`,
+      ).toBe(true);
     expect(report.failures.some((f) => f.includes(COMPAT_RECORDS.cpuRate))).toBe(true);
     expect(report.failures.some((f) => f.startsWith('opencost/cpu usage'))).toBe(true);
     expect(report.failures.some((f) => f.startsWith('opencost/ram usage'))).toBe(true);

@@ -50,7 +50,10 @@ function podsWhere(samples: readonly Sample[], keep: (name: string) => boolean):
 
 describe('kubelet faults', () => {
   const PODS = ['steady', 'clh-only'];
-  const setup = useFaultNode([{ name: 'steady', hypervisor: 'qemu' }, { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true }]);
+  const setup = useFaultNode([
+    { name: 'steady', hypervisor: 'qemu' },
+    { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true },
+  ]);
   const nowMs = setup.nowMs;
   let node: LabExporter;
   let token: string;
@@ -116,7 +119,10 @@ describe('kubelet faults', () => {
     const other = await createCertificateAuthority({ commonName: 'not the kubelet CA' });
     const caFile = join(node.lab.dir, 'other-ca.crt');
     await writeFile(caFile, other.certPem);
-    const pinned = await startExporterOn(node.lab, { flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.ca-file=${caFile}`], now: () => nowMs });
+    const pinned = await startExporterOn(node.lab, {
+      flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.ca-file=${caFile}`],
+      now: () => nowMs,
+    });
     try {
       expectKubeletDown(await timedScrape(pinned));
     } finally {
@@ -126,7 +132,10 @@ describe('kubelet faults', () => {
 
   test('token rotation: the projected token is swapped by symlink and the kubelet expects the new one; the next scrape succeeds', async () => {
     const projected = await projectedToken(join(node.lab.dir, 'serviceaccount'), token);
-    const rotating = await startExporterOn(node.lab, { flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.token-file=${projected.path}`], now: () => nowMs });
+    const rotating = await startExporterOn(node.lab, {
+      flags: ['--kubelet.timeout=1s', '--shim.timeout=1s', `--kubelet.token-file=${projected.path}`],
+      now: () => nowMs,
+    });
     try {
       const before = await timedScrape(rotating);
       expectAnswered(before);
@@ -191,7 +200,8 @@ describe('API server faults', () => {
   });
 
   /** Throws unless the exporter's pod watch is (re-)established within 10 s. */
-  const watching = () => waitFor('the pod watch to be established', () => node.exporter.watcher.stats().pods.watching, { timeoutMs: 10_000, intervalMs: 100 });
+  const watching = () =>
+    waitFor('the pod watch to be established', () => node.exporter.watcher.stats().pods.watching, { timeoutMs: 10_000, intervalMs: 100 });
 
   test('baseline: three pods, the pod source up', () => {
     expectAnswered(baseline);
@@ -244,7 +254,11 @@ describe('API server faults', () => {
   test('down at start: not ready (/readyz 503) and /metrics still answers; it comes up: ready, and the pods appear', async () => {
     const expected = await timedScrape(node);
     await node.lab.apiServer.goDown();
-    const late = await startExporterOn(node.lab, { flags: ['--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs, readyTimeoutMs: 0 });
+    const late = await startExporterOn(node.lab, {
+      flags: ['--shim.timeout=1s', '--kubelet.timeout=1s'],
+      now: () => nowMs,
+      readyTimeoutMs: 0,
+    });
     try {
       expect((await late.get('/readyz')).status).toBe(503);
       const down = await timedScrape(late);
@@ -254,8 +268,16 @@ describe('API server faults', () => {
       // The node's sandboxes are not hidden meanwhile: each is reported as unmapped.
       expect(find(down.samples, 'kata_bridge_sandbox_unmapped')).toHaveLength(2);
       await node.lab.apiServer.comeUp();
-      await waitFor('/readyz 200 once the API server is back', async () => (await late.get('/readyz')).status === 200, { timeoutMs: 10_000, intervalMs: 100 });
-      const up = await scrapeUntil(late, 'the pod source up with both pods', (s) => sourceUp(s.samples, 'pods') === 1 && find(s.samples, 'kata_bridge_pod_info').length === 2, 10_000);
+      await waitFor('/readyz 200 once the API server is back', async () => (await late.get('/readyz')).status === 200, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
+      const up = await scrapeUntil(
+        late,
+        'the pod source up with both pods',
+        (s) => sourceUp(s.samples, 'pods') === 1 && find(s.samples, 'kata_bridge_pod_info').length === 2,
+        10_000,
+      );
       expectAnswered(up);
       // A fresh exporter on the same frozen node publishes exactly what the first one does.
       expect(otherPods(up.samples, [])).toEqual(otherPods(expected.samples, []));
@@ -447,7 +469,10 @@ describe('cgroup and process faults', () => {
 // ─── sandbox churn ──────────────────────────────────────────────────────────────
 
 describe('sandbox churn', () => {
-  const setup = useFaultNode([{ name: 'steady', hypervisor: 'qemu' }, { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true }]);
+  const setup = useFaultNode([
+    { name: 'steady', hypervisor: 'qemu' },
+    { name: 'clh-only', hypervisor: 'cloud-hypervisor', sandboxCgroupOnly: true },
+  ]);
   const nowMs = setup.nowMs;
   let node: LabExporter;
   let baseline: Scrape;
@@ -499,25 +524,35 @@ describe('starvation: 30 hanging shims and 6 honest pods, default flags', () => 
   const HONEST = Array.from({ length: 6 }, (_, i) => `honest-${i}`);
   const HANGING = Array.from({ length: 30 }, (_, i) => `hanging-${i}`);
   // Interleaved, so that discovery meets honest sandboxes among, before and after the hanging ones.
-  const pods = HANGING.flatMap((name, i) => (i % 5 === 4 ? [{ name, shim: { kind: 'hang' } as const }, { name: HONEST[(i - 4) / 5]! }] : [{ name, shim: { kind: 'hang' } as const }]));
+  const pods = HANGING.flatMap((name, i) =>
+    i % 5 === 4 ? [{ name, shim: { kind: 'hang' } as const }, { name: HONEST[(i - 4) / 5]! }] : [{ name, shim: { kind: 'hang' } as const }],
+  );
   // No flags: --shim.timeout 3s, --shim.concurrency 8, --collect.deadline 5s, as the issue ran it.
   const setup = useFaultNode(pods, []);
   const COLLECTIONS = 8;
 
-  test('after the first collection, every honest pod has guest data in every collection; every hanging one keeps shim_timeout', { timeout: 180_000 }, async () => {
-    const { node } = setup;
-    const hangingCalls = () => HANGING.reduce((sum, name) => sum + node.lab.pods.get(`ci/${name}`)!.shim!.stats.calls, 0);
-    const gapsPerCollection: string[][] = [];
-    for (let i = 0; i < COLLECTIONS; i++) {
-      const scrape = await timedScrape(node);
-      expectAnswered(scrape);
-      const missing = HONEST.filter((pod) => podGaps(scrape.samples, pod).length > 0 || find(scrape.samples, 'kata_bridge_pod_guest_cpu_usage_seconds_total', { pod }).length !== 1);
-      gapsPerCollection.push(missing);
-      for (const pod of HANGING) expect(podGaps(scrape.samples, pod), `${pod} in collection ${i + 2}`).toEqual(['shim_timeout']);
-    }
-    // The baseline scrape was the first collection, in which every sandbox was new to the exporter.
-    expect(gapsPerCollection).toEqual(Array.from({ length: COLLECTIONS }, () => []));
-    // Backed off: the hanging shims were not all asked in every collection.
-    expect(hangingCalls()).toBeLessThan(HANGING.length * (COLLECTIONS + 1));
-  });
+  test(
+    'after the first collection, every honest pod has guest data in every collection; every hanging one keeps shim_timeout',
+    { timeout: 180_000 },
+    async () => {
+      const { node } = setup;
+      const hangingCalls = () => HANGING.reduce((sum, name) => sum + node.lab.pods.get(`ci/${name}`)!.shim!.stats.calls, 0);
+      const gapsPerCollection: string[][] = [];
+      for (let i = 0; i < COLLECTIONS; i++) {
+        const scrape = await timedScrape(node);
+        expectAnswered(scrape);
+        const missing = HONEST.filter(
+          (pod) =>
+            podGaps(scrape.samples, pod).length > 0 ||
+            find(scrape.samples, 'kata_bridge_pod_guest_cpu_usage_seconds_total', { pod }).length !== 1,
+        );
+        gapsPerCollection.push(missing);
+        for (const pod of HANGING) expect(podGaps(scrape.samples, pod), `${pod} in collection ${i + 2}`).toEqual(['shim_timeout']);
+      }
+      // The baseline scrape was the first collection, in which every sandbox was new to the exporter.
+      expect(gapsPerCollection).toEqual(Array.from({ length: COLLECTIONS }, () => []));
+      // Backed off: the hanging shims were not all asked in every collection.
+      expect(hangingCalls()).toBeLessThan(HANGING.length * (COLLECTIONS + 1));
+    },
+  );
 });

@@ -24,7 +24,8 @@ const NET_DEV = [
   'tap0_kata: 1048576    2000    0    0    0     0          0         0  7340032    5000    0    0    0     0       0          0',
   '',
 ].join('\n');
-const PSI = (some: number, full: number) => `some avg10=0.00 avg60=0.00 avg300=0.00 total=${some}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=${full}\n`;
+const PSI = (some: number, full: number) =>
+  `some avg10=0.00 avg60=0.00 avg300=0.00 total=${some}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=${full}\n`;
 
 let lab: NodeLab | undefined;
 let close: (() => Promise<void>) | undefined;
@@ -67,7 +68,8 @@ async function writeHostFiles(node: NodeLab, version: 1 | 2): Promise<void> {
     await put(join(root, 'memory', paths.pod, 'memory.limit_in_bytes'), '2147483648\n');
     await put(join(root, 'memory', paths.pod, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 1\n');
     await put(join(root, 'memory', overhead, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 1\n');
-    const blkio = (r: number, w: number) => `8:0 Read ${r}\n8:0 Write ${w}\n8:0 Sync ${w}\n8:0 Async ${r}\n8:0 Discard 0\n8:0 Total ${r + w}\nTotal ${r + w}\n`;
+    const blkio = (r: number, w: number) =>
+      `8:0 Read ${r}\n8:0 Write ${w}\n8:0 Sync ${w}\n8:0 Async ${r}\n8:0 Discard 0\n8:0 Total ${r + w}\nTotal ${r + w}\n`;
     await put(join(root, 'blkio', paths.pod, 'blkio.throttle.io_service_bytes_recursive'), blkio(3145728, 1048576));
     await put(join(root, 'blkio', overhead, 'blkio.throttle.io_service_bytes_recursive'), blkio(0, 9437184));
     await put(join(cpu, overhead, 'cgroup.procs'), `${VMM_PID}\n`);
@@ -87,7 +89,10 @@ const key = (name: string, extra: Record<string, string> = {}) => seriesKey(`kat
 
 describe.each([1, 2] as const)('cgroup v%i', (version) => {
   test('every host family appears with the values in the files', async () => {
-    lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: version });
+    lab = await NodeLab.start({
+      pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }],
+      cgroupVersion: version,
+    });
     await writeHostFiles(lab, version);
     const series = await scrapeOnce(lab);
 
@@ -129,7 +134,10 @@ async function removeIoStatAndVmm(node: NodeLab): Promise<void> {
 }
 
 test('without the files or a VMM, the pod says why instead of going silent', async () => {
-  lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: 2 });
+  lab = await NodeLab.start({
+    pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }],
+    cgroupVersion: 2,
+  });
   await removeIoStatAndVmm(lab);
   const series = await scrapeOnce(lab);
   expect(one(series, key('pod_metrics_gap', { reason: 'host_file_missing' }))).toBe(1);
@@ -139,9 +147,14 @@ test('without the files or a VMM, the pod says why instead of going silent', asy
 });
 
 test('--no-collector.host-network reads no VMM and raises no network gap', async () => {
-  lab = await NodeLab.start({ pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }], cgroupVersion: 2 });
+  lab = await NodeLab.start({
+    pods: [{ name: POD, namespace: 'ci', runtime: 'go', hypervisor: 'qemu', sandboxCgroupOnly: false }],
+    cgroupVersion: 2,
+  });
   await removeIoStatAndVmm(lab);
-  const running = await startExporterOn(lab, { flags: ['--no-collector.host-network', '--no-collector.host-memory', '--no-collector.host-disk'] });
+  const running = await startExporterOn(lab, {
+    flags: ['--no-collector.host-network', '--no-collector.host-memory', '--no-collector.host-disk'],
+  });
   close = () => running.exporter.close();
   const series = await running.scrape();
   expect(series.has(key('pod_metrics_gap', { reason: 'host_vmm_not_found' }))).toBe(false);

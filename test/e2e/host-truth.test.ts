@@ -49,7 +49,11 @@ const HOST_ABUSE_ALERTS = {
 } as const;
 
 /** The guest checked against the host: tamper signals. */
-const TAMPER_ALERTS = ['KataBridgeGuestCpuUnderReported', 'KataBridgeGuestNetworkUnderReported', 'KataBridgeGuestDiskUnderReported'] as const;
+const TAMPER_ALERTS = [
+  'KataBridgeGuestCpuUnderReported',
+  'KataBridgeGuestNetworkUnderReported',
+  'KataBridgeGuestDiskUnderReported',
+] as const;
 
 /** The per-pod host families of issue 13 (with the host CPU and memory the exporter already had). */
 const HOST_FAMILIES = [
@@ -74,7 +78,11 @@ function testRules(): string {
   const override: Record<string, Record<string, string>> = {};
   for (const [key, value] of Object.entries(DEFAULT_THRESHOLDS)) {
     if (typeof value !== 'object' || !('for' in value)) continue;
-    const windows = Object.fromEntries(Object.keys(value).filter((k) => /window$/i.test(k)).map((k) => [k, WINDOW]));
+    const windows = Object.fromEntries(
+      Object.keys(value)
+        .filter((k) => /window$/i.test(k))
+        .map((k) => [k, WINDOW]),
+    );
     override[key] = { ...windows, for: FOR };
   }
   const text = generate(resolveThresholds(override));
@@ -101,7 +109,12 @@ async function startNode(scenario: LabScenario): Promise<Node> {
  * Polls the active (pending or firing) alerts until every expected `alert pod` pair has been seen,
  * and returns every pair seen meanwhile: alerts of flapping signals count once seen.
  */
-async function seenAlerts(prom: RunningPrometheus, alerts: readonly string[], expected: readonly string[], timeoutMs: number): Promise<Set<string>> {
+async function seenAlerts(
+  prom: RunningPrometheus,
+  alerts: readonly string[],
+  expected: readonly string[],
+  timeoutMs: number,
+): Promise<Set<string>> {
   const wanted = new Set(alerts);
   const seen = new Set<string>();
   await pollUntil(
@@ -130,7 +143,13 @@ function dashboard(uid: string): PanelRef[] {
   return panelRefs(d.dashboard);
 }
 
-async function runPanel(prom: RunningPrometheus, refs: PanelRef[], title: string, values: Record<string, string>, refId = 'A'): Promise<Sample[]> {
+async function runPanel(
+  prom: RunningPrometheus,
+  refs: PanelRef[],
+  title: string,
+  values: Record<string, string>,
+  refId = 'A',
+): Promise<Sample[]> {
   const query = refs.find((r) => r.title === title)?.queries.find((q) => q.refId === refId);
   if (query === undefined) throw new Error(`no panel "${title}" query ${refId}`);
   return prom.query(substitute(query.expr, values));
@@ -166,10 +185,19 @@ describe('the lying guest, real Prometheus', () => {
 
   it('raises every host-fed abuse alert and every tamper alert for the liar, and none for the honest build', async () => {
     const alerts = [...Object.values(HOST_ABUSE_ALERTS), ...TAMPER_ALERTS];
-    const seen = await seenAlerts(node.prom, alerts, alerts.map((a) => pair(a, LIAR)), 150_000);
+    const seen = await seenAlerts(
+      node.prom,
+      alerts,
+      alerts.map((a) => pair(a, LIAR)),
+      150_000,
+    );
     expect([...seen].filter((s) => !s.endsWith(`/${LIAR}`))).toEqual([]);
     // The guest-fed second opinions stay silent: the guest says it idles.
-    const guestFed = (await node.prom.alerts()).filter((a) => a.state !== 'inactive' && /^KataBridge(GuestTasks|GuestNetworkEgress|GuestDiskWrite|ContainerCpu)/.test(a.labels['alertname'] ?? ''));
+    const guestFed = (await node.prom.alerts()).filter(
+      (a) =>
+        a.state !== 'inactive' &&
+        /^KataBridge(GuestTasks|GuestNetworkEgress|GuestDiskWrite|ContainerCpu)/.test(a.labels['alertname'] ?? ''),
+    );
     expect(guestFed.map((a) => a.labels)).toEqual([]);
   }, 180_000);
 
@@ -222,7 +250,14 @@ describe('the lying guest, real Prometheus', () => {
     const throttling = await runPanel(node.prom, refs, 'CPU throttling by pod', ALL);
     expect(first(throttling, 'top')).toBe(LIAR);
     const pressure = await runPanel(node.prom, refs, 'Pressure (PSI): the most stalled pod', ALL);
-    expect(pressure.map((s) => `${s.metric['resource']} ${s.metric['kind']}`).sort()).toEqual(['cpu full', 'cpu some', 'io full', 'io some', 'memory full', 'memory some']);
+    expect(pressure.map((s) => `${s.metric['resource']} ${s.metric['kind']}`).sort()).toEqual([
+      'cpu full',
+      'cpu some',
+      'io full',
+      'io some',
+      'memory full',
+      'memory some',
+    ]);
     const oom = await runPanel(node.prom, refs, 'OOM kills of live pods', ALL);
     expect(Number(oom[0]?.value[1])).toBeGreaterThan(0);
   });
@@ -261,7 +296,9 @@ describe('the Kata 4 default node (every sandbox runtime-rs with QEMU), real Pro
       const labels = `namespace="${NAMESPACE}",pod="${name}"`;
       for (const family of HOST_FAMILIES) if (!series.has(`${family}{${labels}}`)) missing.push(`${family} ${name}`);
       for (const resource of ['cpu', 'io', 'memory']) {
-        for (const kind of ['full', 'some']) if (!series.has(`${PRESSURE}{kind="${kind}",${labels},resource="${resource}"}`)) missing.push(`${PRESSURE} ${resource} ${kind} ${name}`);
+        for (const kind of ['full', 'some'])
+          if (!series.has(`${PRESSURE}{kind="${kind}",${labels},resource="${resource}"}`))
+            missing.push(`${PRESSURE} ${resource} ${kind} ${name}`);
       }
     }
     expect(missing).toEqual([]);
@@ -288,7 +325,11 @@ describe('the Kata 4 default node (every sandbox runtime-rs with QEMU), real Pro
   it('raises them again from a fresh Prometheus while the kubelet is down, still without calling a shim', async () => {
     node.bridge.lab.kubelet.setFault({ kind: 'status', status: 503 });
     await node.prom.close();
-    node.prom = await startPrometheus({ targets: [new URL(node.bridge.url).host], jobName: JOB, ruleFiles: { [RULE_FILE_NAME]: testRules() } });
+    node.prom = await startPrometheus({
+      targets: [new URL(node.bridge.url).host],
+      jobName: JOB,
+      ruleFiles: { [RULE_FILE_NAME]: testRules() },
+    });
     await pollUntil(
       'the kubelet source down in the exporter',
       async () => ((await node.prom.query('kata_bridge_source_up{source="kubelet"} == 0')).length > 0 ? true : undefined),

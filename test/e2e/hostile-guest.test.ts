@@ -114,7 +114,9 @@ describe('a hostile guest behind its shim socket', () => {
 
   test('(b) a label value of 100 KB: cut off as shim_malformed', async () => {
     const huge = 'x'.repeat(100 * 1024);
-    const scrape = await serve(insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [`kata_guest_netdev_stat{interface="${huge}",item="recv_bytes"} 1`]));
+    const scrape = await serve(
+      insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [`kata_guest_netdev_stat{interface="${huge}",item="recv_bytes"} 1`]),
+    );
     expectContained(scrape);
     expectCutOff(scrape, 'shim_malformed');
     expect(scrape.text).not.toContain('x'.repeat(200));
@@ -122,7 +124,9 @@ describe('a hostile guest behind its shim socket', () => {
 
   test('(c) 100 labels on one line: cut off as shim_malformed', async () => {
     const labels = Array.from({ length: 100 }, (_, i) => `l${i}="v${i}"`).join(',');
-    const scrape = await serve(insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [`kata_guest_netdev_stat{interface="eth9",item="recv_bytes",${labels}} 1`]));
+    const scrape = await serve(
+      insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [`kata_guest_netdev_stat{interface="eth9",item="recv_bytes",${labels}} 1`]),
+    );
     expectContained(scrape);
     expectCutOff(scrape, 'shim_malformed');
     expect(scrape.text).not.toContain('l99=');
@@ -170,7 +174,8 @@ describe('a hostile guest behind its shim socket', () => {
       expect(find(scrape.samples, family, { pod: HOSTILE }), family).toEqual([]);
     }
     // The guest's honest values (memory, tasks) and the host view stay.
-    const honest = (n: string) => n === 'kata_bridge_pod_guest_memory_used_bytes' || n === 'kata_bridge_pod_guest_tasks' || n.startsWith('kata_bridge_pod_host_');
+    const honest = (n: string) =>
+      n === 'kata_bridge_pod_guest_memory_used_bytes' || n === 'kata_bridge_pod_guest_tasks' || n.startsWith('kata_bridge_pod_host_');
     expect(podLines(scrape.samples, HOSTILE, 'ci', honest)).toEqual(podLines(baseline.samples, HOSTILE, 'ci', honest));
     expect(podGaps(scrape.samples, HOSTILE)).toEqual([]);
   });
@@ -180,8 +185,12 @@ describe('a hostile guest behind its shim socket', () => {
   /** Prometheus text escaping of a label value: backslash, quote, newline. */
   const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
   const escapedInjection = (): string => {
-    let payload = insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [`kata_guest_netdev_stat{interface="${escape(INJECTED_INTERFACE)}",item="recv_bytes"} 11`]);
-    payload = insertIntoFamily(payload, 'kata_guest_diskstat', [`kata_guest_diskstat{disk="${escape(INJECTED_DISK)}",item="sectors_read"} 13`]);
+    let payload = insertIntoFamily(normalPayload, 'kata_guest_netdev_stat', [
+      `kata_guest_netdev_stat{interface="${escape(INJECTED_INTERFACE)}",item="recv_bytes"} 11`,
+    ]);
+    payload = insertIntoFamily(payload, 'kata_guest_diskstat', [
+      `kata_guest_diskstat{disk="${escape(INJECTED_DISK)}",item="sectors_read"} 13`,
+    ]);
     return payload;
   };
 
@@ -207,7 +216,10 @@ describe('a hostile guest behind its shim socket', () => {
   });
 
   test('(f) with --collector.shim-raw the injected text stays inside one escaped label value', async () => {
-    const raw = await startExporterOn(node.lab, { flags: ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`, '--collector.shim-raw'], now: () => nowMs });
+    const raw = await startExporterOn(node.lab, {
+      flags: ['--shim.timeout=1s', `--shim.max-series=${MAX_SERIES}`, '--collector.shim-raw'],
+      now: () => nowMs,
+    });
     try {
       hostile.setPayload(escapedInjection());
       const scrape = await timedScrape(raw);
@@ -218,7 +230,11 @@ describe('a hostile guest behind its shim socket', () => {
       expect(net[0]!.labels.cri_name).toBe(HOSTILE);
       expect(find(scrape.samples, 'kata_guest_diskstat', { disk: INJECTED_DISK, item: 'sectors_read' })).toHaveLength(1);
       expect(scrape.samples.filter((s) => s.labels.namespace === 'victim' || s.labels.cri_namespace === 'victim')).toEqual([]);
-      expect(find(scrape.samples, 'kata_bridge_pod_info').map((s) => s.labels.pod).sort()).toEqual([HOSTILE, ...BYSTANDERS].sort());
+      expect(
+        find(scrape.samples, 'kata_bridge_pod_info')
+          .map((s) => s.labels.pod)
+          .sort(),
+      ).toEqual([HOSTILE, ...BYSTANDERS].sort());
       const ours = scrape.samples.filter((s) => s.name.startsWith('kata_bridge_'));
       expect(otherPods(ours, [HOSTILE])).toEqual(otherPods(baseline.samples, [HOSTILE]));
     } finally {
@@ -265,7 +281,15 @@ describe('a hostile guest through the kubelet (the per-container CRI values it r
   let node: LabExporter;
 
   beforeAll(async () => {
-    node = await startLabExporter({ pods: [{ name: HOSTILE, hypervisor: 'qemu' }, { name: 'steady', hypervisor: 'qemu' }] }, { flags: ['--kubelet.timeout=1s'], now: () => nowMs });
+    node = await startLabExporter(
+      {
+        pods: [
+          { name: HOSTILE, hypervisor: 'qemu' },
+          { name: 'steady', hypervisor: 'qemu' },
+        ],
+      },
+      { flags: ['--kubelet.timeout=1s'], now: () => nowMs },
+    );
   });
 
   afterAll(async () => {
@@ -281,7 +305,9 @@ describe('a hostile guest through the kubelet (the per-container CRI values it r
       const payload = node.lab
         .kubeletPayload()
         .split('\n')
-        .map((l) => (l.startsWith('container_cpu_usage_seconds_total{') && l.includes(`pod="${HOSTILE}"`) ? l.replace(/^(\S+) \S+/, `$1 ${bad}`) : l))
+        .map((l) =>
+          l.startsWith('container_cpu_usage_seconds_total{') && l.includes(`pod="${HOSTILE}"`) ? l.replace(/^(\S+) \S+/, `$1 ${bad}`) : l,
+        )
         .join('\n');
       expect(payload).toContain(` ${bad} `);
       node.lab.kubelet.setFault({ kind: 'raw', headers: { 'content-type': 'text/plain; version=0.0.4' }, body: payload });
@@ -291,12 +317,15 @@ describe('a hostile guest through the kubelet (the per-container CRI values it r
         expect(scrape.elapsedMs).toBeLessThan(ANSWER_BOUND_MS);
         expect(foreignNames(scrape.samples)).toEqual([]);
         for (const s of scrape.samples) expect(Number.isFinite(s.value) && s.value >= 0, `${s.name} ${s.value}`).toBe(true);
-        expect(valueOf(scrape.samples, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' })).toBe(rejectedBefore + 1);
+        expect(valueOf(scrape.samples, 'kata_bridge_kubelet_rejected_samples_total', { reason: 'implausible_value' })).toBe(
+          rejectedBefore + 1,
+        );
         expect(otherPods(scrape.samples, [HOSTILE])).toEqual(otherPods(baseline.samples, [HOSTILE]));
         // The refused value never reaches the counter: it holds at what was published before.
         const cpu = { namespace: 'ci', pod: HOSTILE, container: 'build' };
         const published = valueOf(scrape.samples, 'kata_bridge_container_cpu_usage_seconds_total', cpu);
-        if (published !== undefined) expect(published).toBe(valueOf(baseline.samples, 'kata_bridge_container_cpu_usage_seconds_total', cpu));
+        if (published !== undefined)
+          expect(published).toBe(valueOf(baseline.samples, 'kata_bridge_container_cpu_usage_seconds_total', cpu));
       } finally {
         node.lab.kubelet.setFault(undefined);
       }

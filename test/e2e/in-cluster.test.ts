@@ -41,7 +41,10 @@ describe('in-cluster configuration', () => {
     expect(await child.exited(90_000)).toBe(0);
     const samples = parseSamples(child.stdout);
     expect(samples.find((s) => s.name === 'kata_bridge_source_up' && s.labels.source === 'pods')?.value).toBe(1);
-    const pods = samples.filter((s) => s.name === 'kata_bridge_pod_info').map((s) => s.labels.pod).sort();
+    const pods = samples
+      .filter((s) => s.name === 'kata_bridge_pod_info')
+      .map((s) => s.labels.pod)
+      .sort();
     expect(pods).toEqual(SCENARIO.pods.map((p) => p.name).sort());
   });
 
@@ -52,7 +55,10 @@ describe('in-cluster configuration', () => {
       const original = flags.find((f) => f.startsWith('--kubeconfig.service-account-dir='))!.split('=')[1]!;
       await cp(join(original, 'token'), join(dir, 'token'));
       await writeFile(join(dir, 'ca.crt'), (await createCertificateAuthority()).certPem);
-      const child = runOnce([...flags.filter((f) => f !== `--kubeconfig.service-account-dir=${original}`), `--kubeconfig.service-account-dir=${dir}`], env);
+      const child = runOnce(
+        [...flags.filter((f) => f !== `--kubeconfig.service-account-dir=${original}`), `--kubeconfig.service-account-dir=${dir}`],
+        env,
+      );
       expect(await child.exited(90_000)).not.toBe(0);
       expect(child.stdout).toContain('kata_bridge_source_up{source="pods"} 0');
       expect(child.stderr).toMatch(/certificate|tls/i);

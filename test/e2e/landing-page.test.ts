@@ -12,7 +12,9 @@ import { startExporterOn, startLabExporter, type LabExporter } from '../support/
 import { waitFor } from '../support/wait.ts';
 
 /** The lab's Kata pods as the table names them: in the API server, with a RuntimeClass. */
-const KATA_PODS = DEMO_SCENARIO.pods.filter((p) => p.inApiServer !== false && p.runtimeClassName !== null).map((p) => `${p.namespace ?? 'ci'}/${p.name}`);
+const KATA_PODS = DEMO_SCENARIO.pods
+  .filter((p) => p.inApiServer !== false && p.runtimeClassName !== null)
+  .map((p) => `${p.namespace ?? 'ci'}/${p.name}`);
 const COL = (heading: string) => POD_COLUMNS.findIndex((c) => c.heading === heading);
 
 /** The pod table as the page shows it now: the text of every cell, row by row. */
@@ -37,7 +39,16 @@ describe('landing page in a real browser', () => {
     // Playwright gives each launch a fresh temporary profile.
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -91,10 +102,16 @@ describe('landing page in a real browser', () => {
       await page.goto(`${node.base}/`);
       await page.evaluate('window.loadedOnce = true');
       // The first refreshes: every pod with host data gets a rate.
-      const first = await waitFor('a pod table with host CPU rates', async () => {
-        const rows = await tableCells(page);
-        return rows.length === KATA_PODS.length && hostCpu(rows).filter((v) => !Number.isNaN(v)).length >= KATA_PODS.length - 2 ? rows : undefined;
-      }, { timeoutMs: 6 * POD_TABLE_REFRESH_MS, intervalMs: 200 });
+      const first = await waitFor(
+        'a pod table with host CPU rates',
+        async () => {
+          const rows = await tableCells(page);
+          return rows.length === KATA_PODS.length && hostCpu(rows).filter((v) => !Number.isNaN(v)).length >= KATA_PODS.length - 2
+            ? rows
+            : undefined;
+        },
+        { timeoutMs: 6 * POD_TABLE_REFRESH_MS, intervalMs: 200 },
+      );
       expect(first.map((r) => r[COL('Pod')]).sort()).toEqual([...KATA_PODS].sort());
       const rates = hostCpu(first).filter((v) => !Number.isNaN(v));
       expect(rates).toEqual([...rates].sort((a, b) => b - a));
@@ -106,10 +123,14 @@ describe('landing page in a real browser', () => {
       const [namespace, name] = quietest.split('/') as [string, string];
       const scenario = DEMO_SCENARIO.pods.find((p) => p.name === name)!;
       node.lab.setContainerCpu(namespace, name, scenario.containers?.[0]?.name ?? 'build', 16);
-      const after = await waitFor(`${quietest} at the top of the table`, async () => {
-        const rows = await tableCells(page);
-        return rows[0]?.[COL('Pod')] === quietest ? rows : undefined;
-      }, { timeoutMs: 6 * POD_TABLE_REFRESH_MS, intervalMs: 200 });
+      const after = await waitFor(
+        `${quietest} at the top of the table`,
+        async () => {
+          const rows = await tableCells(page);
+          return rows[0]?.[COL('Pod')] === quietest ? rows : undefined;
+        },
+        { timeoutMs: 6 * POD_TABLE_REFRESH_MS, intervalMs: 200 },
+      );
       expect(hostCpu(after)[0]).toBeGreaterThan(rates[0]!);
       // Same document: updated in place, never reloaded.
       expect(await page.evaluate('window.loadedOnce')).toBe(true);
@@ -131,10 +152,14 @@ describe('landing page in a real browser', () => {
       await page.goto(`${secured.base}/`);
       // Nothing collected yet: the table fills only through the authenticated fetch.
       expect(await tableCells(page)).toEqual([]);
-      const rows = await waitFor('the table filled by /top.json', async () => {
-        const cells = await tableCells(page);
-        return cells.length > 0 ? cells : undefined;
-      }, { timeoutMs: 4 * POD_TABLE_REFRESH_MS, intervalMs: 200 });
+      const rows = await waitFor(
+        'the table filled by /top.json',
+        async () => {
+          const cells = await tableCells(page);
+          return cells.length > 0 ? cells : undefined;
+        },
+        { timeoutMs: 4 * POD_TABLE_REFRESH_MS, intervalMs: 200 },
+      );
       expect(rows.map((r) => r[COL('Pod')]).sort()).toEqual([...KATA_PODS].sort());
       expect(await page.locator('#pod-table-status').textContent()).toBe('');
     } finally {
@@ -160,7 +185,16 @@ describe('renderLandingPage', () => {
   test('escapes reasons and states in the coverage tables', () => {
     const html = renderLandingPage(
       { nodeName: 'n', version: '1', telemetryPath: '/metrics', ready: false },
-      { pods: 1, containers: 2, firstHand: 1, estimated: 1, noValue: 0, containerGaps: { '<b>x</b>': 1 }, podGaps: {}, sandboxes: { scraped: 1 } },
+      {
+        pods: 1,
+        containers: 2,
+        firstHand: 1,
+        estimated: 1,
+        noValue: 0,
+        containerGaps: { '<b>x</b>': 1 },
+        podGaps: {},
+        sandboxes: { scraped: 1 },
+      },
     );
     expect(html).toContain('<td>&lt;b&gt;x&lt;/b&gt;</td>');
     expect(html).toContain('<dd id="containers">2</dd>');

@@ -126,11 +126,13 @@ describe('ten concurrent clients for 60 s on the demo node (min-interval 5s)', (
     // numbers belong to no pod; every other shim is scraped once per collection.
     // A runc pod (no RuntimeClass) has no VM and no shim.
     const expected = Object.fromEntries(
-      DEMO_SCENARIO.pods.filter((p) => p.runtimeClassName !== null).map((p) => {
-        const key = `${p.namespace ?? 'ci'}/${p.name}`;
-        const skipped = (p.runtime === 'rs' && p.hypervisor === 'qemu') || p.name === 'orphan';
-        return [key, skipped ? 0 : collections];
-      }),
+      DEMO_SCENARIO.pods
+        .filter((p) => p.runtimeClassName !== null)
+        .map((p) => {
+          const key = `${p.namespace ?? 'ci'}/${p.name}`;
+          const skipped = (p.runtime === 'rs' && p.hypervisor === 'qemu') || p.name === 'orphan';
+          return [key, skipped ? 0 : collections];
+        }),
     );
     expect(seen).toEqual(expected);
   });

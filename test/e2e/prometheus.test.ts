@@ -89,12 +89,22 @@ const untrusted = (namespace: string) => DEMO_SCENARIO.namespaces?.[namespace]?.
 const DEMO_AUDIT_ALERTS: ReadonlyArray<readonly [alert: string, raisedBy: (pod: LabPod['scenario']) => boolean]> = [
   ['KataBridgeUntrustedPodUnsandboxed', (p) => untrusted(p.namespace) && p.runtimeClassName === null],
   ['KataBridgeUntrustedPodHostNamespace', (p) => untrusted(p.namespace) && p.hostNamespaces.length > 0],
-  ['KataBridgePrivilegedContainerHostDevices', (p) => p.runtimeClassName === HOST_DEVICES_HANDLER && p.containers.some((c) => c.privileged)],
+  [
+    'KataBridgePrivilegedContainerHostDevices',
+    (p) => p.runtimeClassName === HOST_DEVICES_HANDLER && p.containers.some((c) => c.privileged),
+  ],
   ['KataBridgeUntrustedPodHostPath', (p) => untrusted(p.namespace) && Object.keys(p.hostPaths).length > 0],
-  ['KataBridgeUntrustedPodKataAnnotations', (p) => untrusted(p.namespace) && p.runtimeClassName !== null && Object.keys(p.annotations).some(labAppliesKataAnnotation)],
+  [
+    'KataBridgeUntrustedPodKataAnnotations',
+    (p) => untrusted(p.namespace) && p.runtimeClassName !== null && Object.keys(p.annotations).some(labAppliesKataAnnotation),
+  ],
 ];
 /** Audit alerts the demo must not raise: its configuration files are all readable, and its one node audits. */
-const DEMO_QUIET_AUDIT_ALERTS = ['KataBridgePrivilegedContainerHostDevicesUnknown', 'KataBridgeAuditConfigUnreadable', 'KataBridgeAuditDisabledOnNode'];
+const DEMO_QUIET_AUDIT_ALERTS = [
+  'KataBridgePrivilegedContainerHostDevicesUnknown',
+  'KataBridgeAuditConfigUnreadable',
+  'KataBridgeAuditDisabledOnNode',
+];
 
 /** The drill-down pass on ci/lint-zeros-5d2bq: what that pod legitimately lacks. */
 const ALLOWED_EMPTY_ONE_POD: Record<string, string> = {
@@ -127,7 +137,13 @@ function show(samples: Sample[]): string {
 }
 
 /** Runs every query of the given panels; returns one line per failure. */
-async function checkPanels(prom: RunningPrometheus, refs: PanelRef[], values: Record<string, string>, allowedEmpty: Record<string, string>, expectPod?: string): Promise<string[]> {
+async function checkPanels(
+  prom: RunningPrometheus,
+  refs: PanelRef[],
+  values: Record<string, string>,
+  allowedEmpty: Record<string, string>,
+  expectPod?: string,
+): Promise<string[]> {
   const failures: string[] = [];
   for (const ref of refs) {
     for (const q of ref.queries) {
@@ -147,7 +163,8 @@ async function checkPanels(prom: RunningPrometheus, refs: PanelRef[], values: Re
         continue;
       }
       if (result.length === 0 && !(where in allowedEmpty)) failures.push(`${where}: empty result\n  ${expr}`);
-      if (q.expr.includes('$topn') && result.length > Number(values['topn'])) failures.push(`${where}: ${result.length} series for topn=${values['topn']}`);
+      if (q.expr.includes('$topn') && result.length > Number(values['topn']))
+        failures.push(`${where}: ${result.length} series for topn=${values['topn']}`);
       if (expectPod !== undefined) {
         const strays = result.filter((s) => s.metric['pod'] !== undefined && s.metric['pod'] !== expectPod);
         if (strays.length > 0) failures.push(`${where}: series of other pods than ${expectPod}:\n${show(strays)}`);
@@ -206,8 +223,18 @@ describe('calm demo node, committed rules, real Prometheus', () => {
       },
       { timeoutMs: 30_000, intervalMs: 500, describe: () => prom.log() },
     );
-    expect(rules.filter((r) => r.type === 'recording').map((r) => r.name).sort()).toEqual([...names.records].sort());
-    expect(rules.filter((r) => r.type === 'alerting').map((r) => r.name).sort()).toEqual([...names.alerts].sort());
+    expect(
+      rules
+        .filter((r) => r.type === 'recording')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...names.records].sort());
+    expect(
+      rules
+        .filter((r) => r.type === 'alerting')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...names.alerts].sort());
     const broken = rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`);
     expect(broken).toEqual([]);
   });
@@ -262,9 +289,15 @@ describe('calm demo node, committed rules, real Prometheus', () => {
   it("raises an isolation-audit alert for each of the demo's findings, on its pod, and no other", async () => {
     const auditAlerts = new Set([...DEMO_AUDIT_ALERTS.map(([alert]) => alert), ...DEMO_QUIET_AUDIT_ALERTS]);
     const pods = [...bridge.lab.pods.values()].filter((p) => p.scenario.inApiServer).map((p) => p.scenario);
-    const expected = DEMO_AUDIT_ALERTS.flatMap(([alert, raisedBy]) => pods.filter(raisedBy).map((p) => `${alert} ${p.namespace}/${p.name}`)).sort();
+    const expected = DEMO_AUDIT_ALERTS.flatMap(([alert, raisedBy]) =>
+      pods.filter(raisedBy).map((p) => `${alert} ${p.namespace}/${p.name}`),
+    ).sort();
     // The demo shows every finding, so no alert's expectation may come out empty.
-    for (const [alert] of DEMO_AUDIT_ALERTS) expect(expected.some((e) => e.startsWith(`${alert} `)), alert).toBe(true);
+    for (const [alert] of DEMO_AUDIT_ALERTS)
+      expect(
+        expected.some((e) => e.startsWith(`${alert} `)),
+        alert,
+      ).toBe(true);
     const active = await waitFor(
       'the isolation-audit alerts pending or firing',
       async () => {
@@ -295,15 +328,20 @@ describe('calm demo node, committed rules, real Prometheus', () => {
   });
 
   it('every allow-listed empty panel query exists', () => {
-    const keys = new Set(dashboards.flatMap(({ dashboard }) => panelRefs(dashboard).flatMap((ref) => ref.queries.map((q) => key(ref, q.refId)))));
+    const keys = new Set(
+      dashboards.flatMap(({ dashboard }) => panelRefs(dashboard).flatMap((ref) => ref.queries.map((q) => key(ref, q.refId)))),
+    );
     expect(Object.keys({ ...ALLOWED_EMPTY, ...ALLOWED_EMPTY_ONE_POD }).filter((k) => !keys.has(k))).toEqual([]);
   });
 
-  it.each(dashboards.map((d) => [d.file, d.dashboard] as const))('%s: every panel query runs and returns data', async (_file, dashboard) => {
-    const refs = panelRefs(dashboard);
-    expect(refs.flatMap((r) => r.queries).length).toBeGreaterThan(0);
-    expect(await checkPanels(prom, refs, ALL, ALLOWED_EMPTY)).toEqual([]);
-  });
+  it.each(dashboards.map((d) => [d.file, d.dashboard] as const))(
+    '%s: every panel query runs and returns data',
+    async (_file, dashboard) => {
+      const refs = panelRefs(dashboard);
+      expect(refs.flatMap((r) => r.queries).length).toBeGreaterThan(0);
+      expect(await checkPanels(prom, refs, ALL, ALLOWED_EMPTY)).toEqual([]);
+    },
+  );
 
   it('drill-down on one real demo pod (ci/lint-zeros-5d2bq) fills every panel with that pod only', async () => {
     const drill = dashboards.find((d) => d.dashboard['uid'] === 'kata-pod-drilldown');
@@ -325,7 +363,9 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
    * advisor recommending from a single pod per handler so its recommendations have data here.
    */
   function abuseTestRules(): string {
-    const text = generate(resolveThresholds({ cpuAtLimit: { varianceWindow: ABUSE_WINDOW, for: ABUSE_FOR }, overheadAdvisor: { minPods: 1 } }));
+    const text = generate(
+      resolveThresholds({ cpuAtLimit: { varianceWindow: ABUSE_WINDOW, for: ABUSE_FOR }, overheadAdvisor: { minPods: 1 } }),
+    );
     // The recording rules' 5-minute rate window is not a threshold: shorten it in this copy only.
     const rewritten = text.replaceAll('[5m]', `[${ABUSE_WINDOW}]`);
     if (rewritten === text) throw new Error('the generated rules no longer rate over [5m]: update abuseTestRules()');
@@ -335,7 +375,11 @@ describe('abuse: a build pinned at its CPU limit, real Prometheus', () => {
   it(`raises ${MINING_ALERT} for ${BUILD.namespace}/${BUILD.pod} only, and the Build abuse dashboard shows it`, async () => {
     bridge.lab.setContainerCpu(BUILD.namespace, BUILD.pod, BUILD.container, BUILD.cpuLimitCores);
     await sleep(KUBELET_LAG_MS);
-    const p = await startPrometheus({ targets: [new URL(bridge.url).host], jobName: JOB, ruleFiles: { [RULE_FILE_NAME]: abuseTestRules() } });
+    const p = await startPrometheus({
+      targets: [new URL(bridge.url).host],
+      jobName: JOB,
+      ruleFiles: { [RULE_FILE_NAME]: abuseTestRules() },
+    });
     prom = p;
     const mining = async () => (await p.alerts()).filter((a) => a.labels['alertname'] === MINING_ALERT && a.state !== 'inactive');
 

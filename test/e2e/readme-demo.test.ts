@@ -26,7 +26,10 @@ afterAll(async () => {
 test('the README opens with the install-and-demo and install-and-test commands', async () => {
   const readme = await readFile(new URL('README.md', ROOT), 'utf8');
   const block = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-  const commands = block.trim().split('\n').map((line) => line.replace(/\s+#.*$/, '').trim());
+  const commands = block
+    .trim()
+    .split('\n')
+    .map((line) => line.replace(/\s+#.*$/, '').trim());
   expect(commands).toEqual(['npm ci && npm start -- --demo', 'npm ci && npm test']);
   // The block comes first, right under the title.
   expect(readme.split('\n').slice(0, 3)).toEqual(['# kata-metrics-bridge', '', '```sh']);

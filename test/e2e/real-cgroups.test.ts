@@ -63,6 +63,8 @@ test('the host memory of a pod counts the memory its processes really hold', asy
   const key = 'kata_bridge_pod_host_memory_working_set_bytes{namespace="ci",pod="real-burner"}';
   // 96 MiB of workload + the guest kernel in the lab model, touched by the vCPU process, plus
   // 32 MiB by the VMM (the processes touch it once started inside their cgroups).
-  await expect.poll(async () => one(await bridge.scrape(), key), { timeout: 20_000, interval: 200 }).toBeGreaterThanOrEqual(96 * MIB + GUEST_KERNEL_BYTES + 32 * MIB);
+  await expect
+    .poll(async () => one(await bridge.scrape(), key), { timeout: 20_000, interval: 200 })
+    .toBeGreaterThanOrEqual(96 * MIB + GUEST_KERNEL_BYTES + 32 * MIB);
   expect(one(await bridge.scrape(), key)).toBeLessThan(1024 * MIB);
 });

@@ -185,7 +185,10 @@ describe.concurrent('the real process', () => {
     } finally {
       child.kill('SIGKILL');
     }
-    const logs = child.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const logs = child.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logs.find((l) => l.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM', app: 'kata-metrics-bridge' });
   }
 
@@ -254,16 +257,13 @@ describe('--once against an unreachable kubelet', () => {
 
   test('exits non-zero and names the failed source', async () => {
     const closed = await freePort();
-    const child = spawnNode([
-      ...NPM_START,
-      '--once',
-      ...lab.flags(),
-      `--kubelet.url=https://127.0.0.1:${closed}`,
-      '--kubelet.timeout=1s',
-    ]);
+    const child = spawnNode([...NPM_START, '--once', ...lab.flags(), `--kubelet.url=https://127.0.0.1:${closed}`, '--kubelet.timeout=1s']);
     expect(await child.exited(90_000)).not.toBe(0);
     expect(child.stdout).toContain('kata_bridge_source_up{source="kubelet"} 0');
-    const failed = child.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string; sources?: string[] });
+    const failed = child.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; sources?: string[] });
     expect(failed.find((l) => l.msg === 'sources failed during the collection')?.sources).toContain('kubelet');
   });
 });

@@ -22,7 +22,14 @@ const pods: LabPodScenario[] = [
   { name: 'clh', hypervisor: 'cloud-hypervisor' },
   { name: 'fc', hypervisor: 'firecracker' },
   { name: 'dragonball', hypervisor: 'dragonball' },
-  { name: 'pair', hypervisor: 'qemu', containers: [{ name: 'build', cpuCores: 0.5, memoryBytes: 256 * 2 ** 20 }, { name: 'cache', cpuCores: 0.2, memoryBytes: 128 * 2 ** 20 }] },
+  {
+    name: 'pair',
+    hypervisor: 'qemu',
+    containers: [
+      { name: 'build', cpuCores: 0.5, memoryBytes: 256 * 2 ** 20 },
+      { name: 'cache', cpuCores: 0.2, memoryBytes: 128 * 2 ** 20 },
+    ],
+  },
 ];
 
 const podKey = (family: string, pod: string): string => seriesKey(`kata_bridge_${family}`, { namespace: 'ci', pod });
@@ -38,7 +45,8 @@ describe('--shim.interval on the node lab', () => {
   let nowMs = Date.UTC(2026, 0, 5, 9, 0, 0);
   const observed: Observed[] = [];
 
-  const shimCalls = (): Map<string, number> => new Map(pods.map((p) => [p.name, bridge.lab.pods.get(`ci/${p.name}`)?.shim?.stats.calls ?? 0]));
+  const shimCalls = (): Map<string, number> =>
+    new Map(pods.map((p) => [p.name, bridge.lab.pods.get(`ci/${p.name}`)?.shim?.stats.calls ?? 0]));
 
   beforeAll(async () => {
     bridge = await startLabExporter({ pods }, { now: () => nowMs, shimInterval: `${INTERVAL_S}s` });
@@ -96,7 +104,9 @@ describe('--shim.interval on the node lab', () => {
       }
       // Never past the stale bound, so never a gap for an honest shim.
       expect(Math.max(...age)).toBeLessThan(2 * INTERVAL_S + SCRAPE_S);
-      expect(observed.some((o) => o.series.has(seriesKey('kata_bridge_pod_metrics_gap', { namespace: 'ci', pod: name, reason: 'shim_stale' })))).toBe(false);
+      expect(
+        observed.some((o) => o.series.has(seriesKey('kata_bridge_pod_metrics_gap', { namespace: 'ci', pod: name, reason: 'shim_stale' }))),
+      ).toBe(false);
     }
   });
 
@@ -114,7 +124,10 @@ describe('a due shim the collection deadline never reaches', () => {
   const starved = 'starved';
 
   beforeAll(async () => {
-    bridge = await startLabExporter({ pods: [{ name: 'steady' }, { name: starved }] }, { now: () => nowMs, shimInterval: `${INTERVAL_S}s` });
+    bridge = await startLabExporter(
+      { pods: [{ name: 'steady' }, { name: starved }] },
+      { now: () => nowMs, shimInterval: `${INTERVAL_S}s` },
+    );
   });
 
   afterAll(async () => {

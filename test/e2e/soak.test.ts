@@ -16,7 +16,13 @@ describe('soak: 30 s of pod churn against the real exporter process', () => {
   let report: SoakReport;
 
   beforeAll(async () => {
-    report = await runSoak({ durationMs: 30_000, poolMax: 30, rssBoundBytes: RSS_BOUND, heapBoundBytes: HEAP_BOUND, log: (line) => console.info(line) });
+    report = await runSoak({
+      durationMs: 30_000,
+      poolMax: 30,
+      rssBoundBytes: RSS_BOUND,
+      heapBoundBytes: HEAP_BOUND,
+      log: (line) => console.info(line),
+    });
     console.info(formatReport(report));
   }, 400_000);
 
@@ -64,8 +70,10 @@ describe('soak: 30 s of pod churn against the real exporter process', () => {
 describe('soak log classification', () => {
   const line = (fields: Record<string, unknown>) => JSON.stringify({ app: 'kata-metrics-bridge', time: 1, ...fields });
 
-  test('a deleted pod\'s shim that is unreachable mid-scrape is expected churn', () => {
-    expect(classifyLogLine(line({ level: 40, msg: 'shim scrape failed', reason: 'shim_unreachable', source: 'shims' })).kind).toBe('expected');
+  test("a deleted pod's shim that is unreachable mid-scrape is expected churn", () => {
+    expect(classifyLogLine(line({ level: 40, msg: 'shim scrape failed', reason: 'shim_unreachable', source: 'shims' })).kind).toBe(
+      'expected',
+    );
     expect(classifyLogLine(line({ level: 30, msg: 'serving metrics on http://127.0.0.1:1/metrics' })).kind).toBe('expected');
   });
 

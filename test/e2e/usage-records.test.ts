@@ -26,7 +26,9 @@ const BUILD: LabPodScenario = {
   namespace: NAMESPACE,
   ageSeconds: 0,
   labels: { tenant: 'acme' },
-  containers: [{ name: 'build', cpuCores: 1.6, memoryBytes: 900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '2', memory: '2Gi' } }],
+  containers: [
+    { name: 'build', cpuCores: 1.6, memoryBytes: 900 * MIB, limits: { cpu: '2', memory: '2Gi' }, requests: { cpu: '2', memory: '2Gi' } },
+  ],
 };
 /** Runs on: never gets a record. */
 const CALM: LabPodScenario = { name: 'calm', namespace: NAMESPACE, ageSeconds: 0 };
@@ -63,7 +65,10 @@ function fileFlags(stateDir = join(dir, 'state')): string[] {
 
 async function records(): Promise<UsageRecord[]> {
   const text = await readFile(join(dir, 'usage.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as UsageRecord);
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as UsageRecord);
 }
 
 /** Advances the clock, lets the lab's counters move, and scrapes: one collection. */
@@ -142,7 +147,9 @@ describe('a 37-second build scraped every 15 s', () => {
     // The working set is constant over the build's life (no leak in this scenario).
     expect(totals.workingSetBytes).toBe(atLastScrape.workingSetBytes);
     within1Percent(record!.host_memory_gib_seconds, (totals.workingSetBytes / GIB) * 37);
-    expect(record!.containers).toEqual([{ name: 'build', cpu_seconds: expect.any(Number), source: 'kubelet', read_at: new Date(T0 + 30_000).toISOString() }]);
+    expect(record!.containers).toEqual([
+      { name: 'build', cpu_seconds: expect.any(Number), source: 'kubelet', read_at: new Date(T0 + 30_000).toISOString() },
+    ]);
     expect(record!.overhead_cpu_seconds).toBeGreaterThan(0);
     expect(record!.overhead_cpu_seconds).toBeLessThan(record!.host_cpu_seconds!);
 
@@ -150,7 +157,7 @@ describe('a 37-second build scraped every 15 s', () => {
     expect(series.get('kata_bridge_usage_records_total{result="written"}')).toBe(1);
   });
 
-  it('keeps the last collection\'s values, and says so, when its cgroups are gone before its end is seen', async () => {
+  it("keeps the last collection's values, and says so, when its cgroups are gone before its end is seen", async () => {
     const exporter = await start(fileFlags());
     await scrapeAfter(exporter, SCRAPE_INTERVAL_MS);
     await scrapeAfter(exporter, SCRAPE_INTERVAL_MS);
@@ -217,7 +224,10 @@ describe('--usage.output', () => {
   }
 
   function stdoutRecords(write: { mock: { calls: unknown[][] } }): UsageRecord[] {
-    return write.mock.calls.map((call) => String(call[0])).filter((text) => text.includes('"kind":"usage_record"')).map((text) => JSON.parse(text) as UsageRecord);
+    return write.mock.calls
+      .map((call) => String(call[0]))
+      .filter((text) => text.includes('"kind":"usage_record"'))
+      .map((text) => JSON.parse(text) as UsageRecord);
   }
 
   it('stdout: one JSON line per record', async () => {
@@ -245,6 +255,7 @@ describe('--usage.output', () => {
     expect(await readFile(join(dir, 'state', 'usage-ledger.log'), 'utf8').catch(() => 'absent')).toBe('absent');
     const text = await exporter.scrapeText();
     expect(text).toMatch(/^# TYPE kata_bridge_usage_records_total counter$/m);
-    for (const result of ['written', 'failed', 'missed']) expect(text).toMatch(new RegExp(`^kata_bridge_usage_records_total\\{result="${result}"\\} 0$`, 'm'));
+    for (const result of ['written', 'failed', 'missed'])
+      expect(text).toMatch(new RegExp(`^kata_bridge_usage_records_total\\{result="${result}"\\} 0$`, 'm'));
   });
 });

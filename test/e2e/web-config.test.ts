@@ -162,7 +162,8 @@ describe('--web.config.file', () => {
       const info = parseSamples(answer.body).filter((s) => s.family === 'kata_bridge_pod_info');
       expect(info.map((s) => s.labels.pod)).toEqual(['build-1']);
       // Repeated scrapes are served from the verification cache and keep working.
-      for (let i = 0; i < 3; i++) expect((await get(port, '/metrics', { ca: serverCa.certPem, auth: ['prometheus', PASSWORD] })).status).toBe(200);
+      for (let i = 0; i < 3; i++)
+        expect((await get(port, '/metrics', { ca: serverCa.certPem, auth: ['prometheus', PASSWORD] })).status).toBe(200);
     });
 
     test('a hash made by Go (htpasswd-style $2y$) is accepted', async () => {
@@ -260,7 +261,13 @@ describe('--web.config.file', () => {
     beforeAll(async () => {
       port = await serve(
         'mtls.yml',
-        ['tls_server_config:', '  cert_file: tls.crt', '  key_file: tls.key', '  client_ca_file: client-ca.crt', '  client_auth_type: RequireAndVerifyClientCert'].join('\n'),
+        [
+          'tls_server_config:',
+          '  cert_file: tls.crt',
+          '  key_file: tls.key',
+          '  client_ca_file: client-ca.crt',
+          '  client_auth_type: RequireAndVerifyClientCert',
+        ].join('\n'),
       );
     });
 
@@ -342,7 +349,9 @@ describe('--web.config.file', () => {
     const denied = await httpGet(`http://127.0.0.1:${port}/metrics`);
     expect(denied.status).toBe(401);
     expect(denied.headers['www-authenticate']).toBe('Basic');
-    const ok = await httpGet(`http://127.0.0.1:${port}/metrics`, { Authorization: `Basic ${Buffer.from(`prometheus:${PASSWORD}`).toString('base64')}` });
+    const ok = await httpGet(`http://127.0.0.1:${port}/metrics`, {
+      Authorization: `Basic ${Buffer.from(`prometheus:${PASSWORD}`).toString('base64')}`,
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.toString('utf8')).toContain('kata_bridge_pod_info');
   });
@@ -369,7 +378,13 @@ describe('--web.config.file', () => {
     test('a bad web config exits 2 at start-up with a message naming the file and the key', async () => {
       const file = join(dir, 'bad.yml');
       writeFileSync(file, 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: Sometimes\n');
-      const child = spawnNode([BIN, '--node.name=n', '--kubelet.url=https://127.0.0.1:1', `--web.config.file=${file}`, '--web.listen-address=127.0.0.1:0']);
+      const child = spawnNode([
+        BIN,
+        '--node.name=n',
+        '--kubelet.url=https://127.0.0.1:1',
+        `--web.config.file=${file}`,
+        '--web.listen-address=127.0.0.1:0',
+      ]);
       expect(await child.exited()).toBe(2);
       expect(child.stderr).toContain(`kata-metrics-bridge: ${file}: tls_server_config.client_auth_type: must be one of`);
       expect(child.stdout).toBe('');
@@ -378,7 +393,13 @@ describe('--web.config.file', () => {
     test('an unreadable certificate exits 2 naming the certificate file', async () => {
       const file = join(dir, 'missing-cert.yml');
       writeFileSync(file, 'tls_server_config:\n  cert_file: nope.crt\n  key_file: tls.key\n');
-      const child = spawnNode([BIN, '--node.name=n', '--kubelet.url=https://127.0.0.1:1', `--web.config.file=${file}`, '--web.listen-address=127.0.0.1:0']);
+      const child = spawnNode([
+        BIN,
+        '--node.name=n',
+        '--kubelet.url=https://127.0.0.1:1',
+        `--web.config.file=${file}`,
+        '--web.listen-address=127.0.0.1:0',
+      ]);
       expect(await child.exited()).toBe(2);
       expect(child.stderr).toContain(`${file}: tls_server_config.cert_file: cannot read ${join(dir, 'nope.crt')}: ENOENT`);
     });

@@ -51,7 +51,13 @@ export interface MulticollisionOptions {
 }
 
 /** Two blocks from `state` to one state, found by a birthday search. */
-function collidingPair(hash: XorMultiplyHash, state: number, next: () => number, alphabet: string, blockLength: number): [string, string, number] {
+function collidingPair(
+  hash: XorMultiplyHash,
+  state: number,
+  next: () => number,
+  alphabet: string,
+  blockLength: number,
+): [string, string, number] {
   const seen = new Map<number, string>();
   for (;;) {
     let block = '';

@@ -49,7 +49,13 @@ export const ADVERSARIES: Record<string, Adversary> = {
   },
   'many labels': {
     maxN: 2048,
-    lines: (n) => range(n).map((i) => `kata_many{${range(32).map((l) => `l${l}="${i}_${l}"`).join(',')}} ${i}`),
+    lines: (n) =>
+      range(n).map(
+        (i) =>
+          `kata_many{${range(32)
+            .map((l) => `l${l}="${i}_${l}"`)
+            .join(',')}} ${i}`,
+      ),
   },
   'values near every cap': {
     maxN: 64,
@@ -65,20 +71,35 @@ export const ADVERSARIES: Record<string, Adversary> = {
   },
   'FNV-1a 32 collisions (the unseeded hash)': {
     maxN: 4096,
-    lines: (n) => netdev(collisions('fnv', () => multicollision(FNV1A_32, COLLISION_SET, { blockLength: 5 })), n),
+    lines: (n) =>
+      netdev(
+        collisions('fnv', () => multicollision(FNV1A_32, COLLISION_SET, { blockLength: 5 })),
+        n,
+      ),
   },
   "collisions of this process's seeded string hash": {
     maxN: 4096,
-    lines: (n) => netdev(collisions('seeded', () => multicollision(seeded(), COLLISION_SET, { blockLength: 5 })), n),
+    lines: (n) =>
+      netdev(
+        collisions('seeded', () => multicollision(seeded(), COLLISION_SET, { blockLength: 5 })),
+        n,
+      ),
   },
   "collisions of this process's seeded series-part byte hash": {
     maxN: 4096,
     lines: (n) =>
-      netdev(collisions('bytes', () => multicollision(seeded(), COLLISION_SET, { blockLength: 5, from: stateAfter(seeded(), NETDEV) })), n),
+      netdev(
+        collisions('bytes', () => multicollision(seeded(), COLLISION_SET, { blockLength: 5, from: stateAfter(seeded(), NETDEV) })),
+        n,
+      ),
   },
   'intern sampled-byte twins': {
     maxN: 4096,
-    lines: (n) => netdev(collisions('twins', () => sampledTwins(COLLISION_SET)), n),
+    lines: (n) =>
+      netdev(
+        collisions('twins', () => sampledTwins(COLLISION_SET)),
+        n,
+      ),
   },
 };
 

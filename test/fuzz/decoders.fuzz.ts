@@ -88,7 +88,9 @@ const repeatedCpuSeries = fc.array(
   fc.record({
     name: fc.constantFrom('container_cpu_usage_seconds_total', 'container_cpu_usage_seconds'),
     value: fc.oneof(hostileNumber, fc.constantFrom(1000, 1010)), // repeats of one value too
-    timestampMs: fc.option(fc.oneof(fc.integer({ min: -62135596800000, max: 2 ** 42 }), fc.constantFrom(1_700_000_000_000, 1_700_000_001_000))),
+    timestampMs: fc.option(
+      fc.oneof(fc.integer({ min: -62135596800000, max: 2 ** 42 }), fc.constantFrom(1_700_000_000_000, 1_700_000_001_000)),
+    ),
   }),
   { minLength: 1, maxLength: 40 },
 );
@@ -108,13 +110,11 @@ const CPU_FIELDS: Record<(typeof CPU_ITEMS)[number], keyof GuestCpuSeconds> = {
 };
 
 /** Clock ticks of a guest's cpu="total" row and of up to 128 per-CPU rows (10 items each), many of them zero or small. */
-const guestTicks = fc
-  .oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 128 }))
-  .chain((cpus) => {
-    const tick = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 2 ** 31 }));
-    const rows = (cpus + 1) * CPU_ITEMS.length;
-    return fc.array(tick, { minLength: rows, maxLength: rows });
-  });
+const guestTicks = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 128 })).chain((cpus) => {
+  const tick = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 2 ** 31 }));
+  const rows = (cpus + 1) * CPU_ITEMS.length;
+  return fc.array(tick, { minLength: rows, maxLength: rows });
+});
 
 /** kata_guest_cpu_time with the given value per row: row 0 is cpu="total", row i is cpu="i-1". */
 function guestCpuPayload(values: readonly string[]): Buffer {
@@ -141,7 +141,10 @@ function cpuMatchesTicks(cpu: GuestCpuSeconds | undefined, ticks: readonly numbe
   );
 }
 
-export const decoderProperties: Record<'kubelet' | 'shim' | 'kubeletDuplicates' | 'guestCpuUnit' | 'guestCpuHostile', () => fc.IPropertyWithHooks<any>> = {
+export const decoderProperties: Record<
+  'kubelet' | 'shim' | 'kubeletDuplicates' | 'guestCpuUnit' | 'guestCpuHostile',
+  () => fc.IPropertyWithHooks<any>
+> = {
   kubelet: () => {
     const payloads = fixtureBytes('kubelet', '.txt');
     return fc.property(anyInput(payloads), (bytes) =>

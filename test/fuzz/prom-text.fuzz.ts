@@ -53,11 +53,7 @@ const text = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 12 }),
   fc.constantFrom('', '"', '\\', '\n', '\\n', '\\"', 'a"b\\c\nd', 'é✓😀', '}{,= ', '\r', '\t'),
 );
-const value = fc.oneof(
-  fc.double(),
-  fc.integer(),
-  fc.constantFrom(NaN, Infinity, -Infinity, -0, 1.8446743709127774e19, 5e-324),
-);
+const value = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(NaN, Infinity, -Infinity, -0, 1.8446743709127774e19, 5e-324));
 const timestamp = fc.option(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }), { nil: undefined });
 const spelling: fc.Arbitrary<Spelling> = fc.record({
   blank: fc.constantFrom(' ', '\t', '  ', ' \t'),
@@ -201,7 +197,11 @@ interface Mutation {
 /** Byte-level damage to a valid payload: flips, inserted delimiters, cuts, repeats. */
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), byte: fc.constantFrom(10, 13, 32, 34, 35, 44, 61, 92, 123, 125, 0xff, 0xc3) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    byte: fc.constantFrom(10, 13, 32, 34, 35, 44, 61, 92, 123, 125, 0xff, 0xc3),
+  }),
   fc.record({ kind: fc.constant('cut' as const), at: fc.nat(), byte: fc.nat(40) }),
   fc.record({ kind: fc.constant('repeat' as const), at: fc.nat(), byte: fc.nat(40) }),
 );
@@ -235,7 +235,7 @@ const smallLimits: fc.Arbitrary<ParseLimits> = fc.record({
 
 function lineLengths(bytes: Uint8Array): number[] {
   const lengths: number[] = [];
-  for (let start = 0; start < bytes.length; ) {
+  for (let start = 0; start < bytes.length;) {
     const nl = bytes.indexOf(10, start);
     const end = nl < 0 ? bytes.length : nl;
     lengths.push(end - start);
@@ -270,29 +270,47 @@ export const promTextProperties: Record<string, () => fc.IProperty<unknown>> = {
     }),
 
   'with small limits the output never exceeds them': () =>
-    fc.property(fc.oneof(anyInput, fc.tuple(families, spelling).map(([m, h]) => Buffer.from(renderFamilies(m, h)))), smallLimits, (input, limits) => {
-      const result = parseOrKnownError(input, { limits });
-      return result instanceof PromParseError || withinLimits(input, result, limits);
-    }),
+    fc.property(
+      fc.oneof(
+        anyInput,
+        fc.tuple(families, spelling).map(([m, h]) => Buffer.from(renderFamilies(m, h))),
+      ),
+      smallLimits,
+      (input, limits) => {
+        const result = parseOrKnownError(input, { limits });
+        return result instanceof PromParseError || withinLimits(input, result, limits);
+      },
+    ),
 
   'keepPrefixes gives the full result filtered by family name': () =>
-    fc.property(families, spelling, fc.array(fc.string({ unit: 'grapheme-ascii', maxLength: 3 }), { maxLength: 3 }), (model, how, keepPrefixes) => {
-      const input = renderFamilies(model, how);
-      const full = parsePromText(input);
-      const kept = parsePromText(input, { keepPrefixes });
-      const filtered = full.families.filter((f) => keepPrefixes.some((p) => f.name.startsWith(p)));
-      return JSON.stringify(kept.families) === JSON.stringify(filtered) && kept.seriesCount === filtered.reduce((n, f) => n + f.samples.length, 0);
-    }),
+    fc.property(
+      families,
+      spelling,
+      fc.array(fc.string({ unit: 'grapheme-ascii', maxLength: 3 }), { maxLength: 3 }),
+      (model, how, keepPrefixes) => {
+        const input = renderFamilies(model, how);
+        const full = parsePromText(input);
+        const kept = parsePromText(input, { keepPrefixes });
+        const filtered = full.families.filter((f) => keepPrefixes.some((p) => f.name.startsWith(p)));
+        return (
+          JSON.stringify(kept.families) === JSON.stringify(filtered) &&
+          kept.seriesCount === filtered.reduce((n, f) => n + f.samples.length, 0)
+        );
+      },
+    ),
 };
 
 /** A result or error as plain data, to compare two parses of the same input. */
 function outcome(input: Uint8Array | string, options: ParseOptions): unknown {
   const result = parseOrKnownError(input, options);
-  return result instanceof PromParseError ? { kind: result.kind, line: result.line, message: result.message } : JSON.parse(JSON.stringify(result, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
+  return result instanceof PromParseError
+    ? { kind: result.kind, line: result.line, message: result.message }
+    : JSON.parse(JSON.stringify(result, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
 }
 
 /** A pure filter, as keepSeries must be: keeps series whose label values have an even total length. */
-const evenLabelText: SeriesFilter = (_, labels) => ['a', 'b', 'k', 'le', 'quantile'].reduce((n, name) => n + (labels.get(name)?.length ?? 0), 0) % 2 === 0;
+const evenLabelText: SeriesFilter = (_, labels) =>
+  ['a', 'b', 'k', 'le', 'quantile'].reduce((n, name) => n + (labels.get(name)?.length ?? 0), 0) % 2 === 0;
 
 const renderedPayload = fc.tuple(families, spelling).map(([m, h]) => Buffer.from(renderFamilies(m, h)));
 
@@ -300,11 +318,18 @@ promTextProperties['a cache warmed by other payloads, limits and filters never c
   fc.property(
     fc.array(fc.oneof(renderedPayload, anyInput), { minLength: 1, maxLength: 4 }),
     // The default work budget: where a parse over budget stops, and so which error it meets first, may depend on the cache.
-    fc.option(smallLimits.map((l) => ({ ...l, maxWork: DEFAULT_PARSE_LIMITS.maxWork })), { nil: undefined }),
+    fc.option(
+      smallLimits.map((l) => ({ ...l, maxWork: DEFAULT_PARSE_LIMITS.maxWork })),
+      { nil: undefined },
+    ),
     fc.option(fc.array(familyName, { maxLength: 3 }), { nil: undefined }),
     fc.boolean(),
     (inputs, limits, keepPrefixes, filtered) => {
-      const options: ParseOptions = { ...(limits ? { limits } : {}), ...(keepPrefixes ? { keepPrefixes } : {}), ...(filtered ? { keepSeries: evenLabelText } : {}) };
+      const options: ParseOptions = {
+        ...(limits ? { limits } : {}),
+        ...(keepPrefixes ? { keepPrefixes } : {}),
+        ...(filtered ? { keepSeries: evenLabelText } : {}),
+      };
       const target = inputs[0]!;
       clearSeriesCache();
       const cold = outcome(target, options);

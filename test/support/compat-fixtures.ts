@@ -62,7 +62,13 @@ export interface FixturePod {
   vcpuShare?: number;
 }
 
-function container(name: string, image: string, cpu: number, memoryMi: number, limits: { cpu: number; memoryMi: number }): FixtureContainer {
+function container(
+  name: string,
+  image: string,
+  cpu: number,
+  memoryMi: number,
+  limits: { cpu: number; memoryMi: number },
+): FixtureContainer {
   const memory = memoryMi * MI;
   return {
     name,
@@ -187,9 +193,39 @@ function cgroups(p: FixturePod): { pod: string; child: (id: string) => string } 
 /** The rows cAdvisor serves for a pod as a runc pod with these values. */
 function runcRows(p: FixturePod): Row[] {
   const cg = cgroups({ ...p, layout: 'runc' });
-  const containers = p.containers.map((c): Row => ({ id: cg.child(containerId(p, c)), container: c.name, image: c.image, name: containerId(p, c), pod: p, cpu: c.cpu, memory: c.memory, rss: c.rss, cache: c.cache }));
-  const sandbox: Row = { id: cg.child(sandboxId(p)), container: '', image: PAUSE_IMAGE, name: sandboxId(p), pod: p, cpu: p.overhead.cpu, memory: p.overhead.memory, rss: p.overhead.memory, cache: 0 };
-  const podRow: Row = { id: cg.pod, container: '', image: '', name: '', pod: p, cpu: hostCpu(p), memory: hostMemory(p), rss: hostMemory(p), cache: 0 };
+  const containers = p.containers.map((c): Row => ({
+    id: cg.child(containerId(p, c)),
+    container: c.name,
+    image: c.image,
+    name: containerId(p, c),
+    pod: p,
+    cpu: c.cpu,
+    memory: c.memory,
+    rss: c.rss,
+    cache: c.cache,
+  }));
+  const sandbox: Row = {
+    id: cg.child(sandboxId(p)),
+    container: '',
+    image: PAUSE_IMAGE,
+    name: sandboxId(p),
+    pod: p,
+    cpu: p.overhead.cpu,
+    memory: p.overhead.memory,
+    rss: p.overhead.memory,
+    cache: 0,
+  };
+  const podRow: Row = {
+    id: cg.pod,
+    container: '',
+    image: '',
+    name: '',
+    pod: p,
+    cpu: hostCpu(p),
+    memory: hostMemory(p),
+    rss: hostMemory(p),
+    cache: 0,
+  };
   return [podRow, sandbox, ...containers];
 }
 
@@ -205,10 +241,28 @@ function kataRows(p: FixturePod): Row[] {
     { id: cg.child(sandboxId(p)), container: '', image: PAUSE_IMAGE, name: sandboxId(p), pod: p, ...inPod, rss: inPod.memory, cache: 0 },
   ];
   if (p.layout !== 'systemd') {
-    rows.push(...p.containers.map((c): Row => ({ id: cg.child(containerId(p, c)), container: c.name, image: c.image, name: containerId(p, c), pod: p, ...zeros })));
+    rows.push(
+      ...p.containers.map((c): Row => ({
+        id: cg.child(containerId(p, c)),
+        container: c.name,
+        image: c.image,
+        name: containerId(p, c),
+        pod: p,
+        ...zeros,
+      })),
+    );
   }
   if (p.layout === 'cgroupfs-overhead') {
-    rows.push({ id: `/kata_overhead/${sandboxId(p)}`, container: '', image: '', name: '', cpu: host.cpu - inPod.cpu, memory: host.memory - inPod.memory, rss: 0, cache: 0 });
+    rows.push({
+      id: `/kata_overhead/${sandboxId(p)}`,
+      container: '',
+      image: '',
+      name: '',
+      cpu: host.cpu - inPod.cpu,
+      memory: host.memory - inPod.memory,
+      rss: 0,
+      cache: 0,
+    });
   }
   return rows;
 }
@@ -220,7 +274,15 @@ function cadvisor(out: Exposition, cluster: Cluster): void {
   const total = PODS.reduce((s, p) => s + hostCpu(p), 0);
   rows.push({ id: '/', container: '', image: '', name: '', cpu: total + 0.4, memory: 8192 * MI, rss: 6000 * MI, cache: 1000 * MI });
   for (const r of rows) {
-    const labels: Labels = { ...target, container: r.container, id: r.id, image: r.image, name: r.name, namespace: r.pod?.namespace ?? '', pod: r.pod?.name ?? '' };
+    const labels: Labels = {
+      ...target,
+      container: r.container,
+      id: r.id,
+      image: r.image,
+      name: r.name,
+      namespace: r.pod?.namespace ?? '',
+      pod: r.pod?.name ?? '',
+    };
     out.add('container_cpu_usage_seconds_total', 'counter', { ...labels, cpu: 'total' }, counterAt(r.cpu, ms));
     out.add('container_memory_working_set_bytes', 'gauge', labels, r.memory);
     out.add('container_memory_rss', 'gauge', labels, r.rss);
@@ -230,23 +292,89 @@ function cadvisor(out: Exposition, cluster: Cluster): void {
 
 function kubeStateMetrics(out: Exposition, cluster: Cluster): void {
   const target = { cluster, job: 'kube-state-metrics', instance: '10.244.0.5:8080' };
-  out.add('kube_node_info', 'gauge', { ...target, node: NODE, kernel_version: '6.12.0', os_image: 'Debian GNU/Linux 13', container_runtime_version: 'containerd://2.1.4', kubelet_version: 'v1.34.1', internal_ip: '10.0.0.1' }, 1);
+  out.add(
+    'kube_node_info',
+    'gauge',
+    {
+      ...target,
+      node: NODE,
+      kernel_version: '6.12.0',
+      os_image: 'Debian GNU/Linux 13',
+      container_runtime_version: 'containerd://2.1.4',
+      kubelet_version: 'v1.34.1',
+      internal_ip: '10.0.0.1',
+    },
+    1,
+  );
   out.add('kube_node_status_allocatable', 'gauge', { ...target, node: NODE, resource: 'cpu', unit: 'core' }, 16);
   out.add('kube_node_status_allocatable', 'gauge', { ...target, node: NODE, resource: 'memory', unit: 'byte' }, 64 * 1024 * MI);
-  for (const ns of new Set(PODS.map((p) => p.namespace))) out.add('kube_namespace_status_phase', 'gauge', { ...target, namespace: ns, phase: 'Active' }, 1);
+  for (const ns of new Set(PODS.map((p) => p.namespace)))
+    out.add('kube_namespace_status_phase', 'gauge', { ...target, namespace: ns, phase: 'Active' }, 1);
   for (const p of PODS) {
     const pod = { ...target, namespace: p.namespace, pod: p.name, uid: podUid(p) };
     const rs = replicaSet(p);
-    out.add('kube_pod_info', 'gauge', { ...pod, node: NODE, host_ip: '10.0.0.1', pod_ip: '10.244.0.10', created_by_kind: 'ReplicaSet', created_by_name: rs, priority_class: '', host_network: 'false' }, 1);
+    out.add(
+      'kube_pod_info',
+      'gauge',
+      {
+        ...pod,
+        node: NODE,
+        host_ip: '10.0.0.1',
+        pod_ip: '10.244.0.10',
+        created_by_kind: 'ReplicaSet',
+        created_by_name: rs,
+        priority_class: '',
+        host_network: 'false',
+      },
+      1,
+    );
     out.add('kube_pod_owner', 'gauge', { ...pod, owner_kind: 'ReplicaSet', owner_name: rs, owner_is_controller: 'true' }, 1);
-    out.add('kube_replicaset_owner', 'gauge', { ...target, namespace: p.namespace, replicaset: rs, owner_kind: 'Deployment', owner_name: p.deployment, owner_is_controller: 'true' }, 1);
-    for (const phase of ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown']) out.add('kube_pod_status_phase', 'gauge', { ...pod, phase }, phase === 'Running' ? 1 : 0);
+    out.add(
+      'kube_replicaset_owner',
+      'gauge',
+      {
+        ...target,
+        namespace: p.namespace,
+        replicaset: rs,
+        owner_kind: 'Deployment',
+        owner_name: p.deployment,
+        owner_is_controller: 'true',
+      },
+      1,
+    );
+    for (const phase of ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'])
+      out.add('kube_pod_status_phase', 'gauge', { ...pod, phase }, phase === 'Running' ? 1 : 0);
     if (p.layout !== 'runc') out.add('kube_pod_runtimeclass_name_info', 'gauge', { ...pod, runtimeclass_name: 'kata' }, 1);
     for (const c of p.containers) {
-      out.add('kube_pod_container_info', 'gauge', { ...pod, container: c.name, image: c.image, image_spec: c.image, image_id: `${c.image}@sha256:${hex(c.image)}`, container_id: `containerd://${containerId(p, c)}` }, 1);
-      for (const [kind, values] of [['requests', c.requests], ['limits', c.limits]] as const) {
-        out.add(`kube_pod_container_resource_${kind}`, 'gauge', { ...pod, container: c.name, node: NODE, resource: 'cpu', unit: 'core' }, values.cpu);
-        out.add(`kube_pod_container_resource_${kind}`, 'gauge', { ...pod, container: c.name, node: NODE, resource: 'memory', unit: 'byte' }, values.memory);
+      out.add(
+        'kube_pod_container_info',
+        'gauge',
+        {
+          ...pod,
+          container: c.name,
+          image: c.image,
+          image_spec: c.image,
+          image_id: `${c.image}@sha256:${hex(c.image)}`,
+          container_id: `containerd://${containerId(p, c)}`,
+        },
+        1,
+      );
+      for (const [kind, values] of [
+        ['requests', c.requests],
+        ['limits', c.limits],
+      ] as const) {
+        out.add(
+          `kube_pod_container_resource_${kind}`,
+          'gauge',
+          { ...pod, container: c.name, node: NODE, resource: 'cpu', unit: 'core' },
+          values.cpu,
+        );
+        out.add(
+          `kube_pod_container_resource_${kind}`,
+          'gauge',
+          { ...pod, container: c.name, node: NODE, resource: 'memory', unit: 'byte' },
+          values.memory,
+        );
       }
     }
   }
@@ -259,7 +387,20 @@ function exporter(out: Exposition): void {
   for (const p of KATA_PODS) {
     const pod = { ...target, namespace: p.namespace, pod: p.name };
     const runtime = p.layout === 'cgroupfs-overhead' ? 'go' : 'rs';
-    out.add('kata_bridge_pod_info', 'gauge', { ...pod, uid: podUid(p), sandbox_id: sandboxId(p), runtime_handler: 'kata', runtime, hypervisor: 'qemu', sandbox_cgroup_only: String(p.layout !== 'cgroupfs-overhead') }, 1);
+    out.add(
+      'kata_bridge_pod_info',
+      'gauge',
+      {
+        ...pod,
+        uid: podUid(p),
+        sandbox_id: sandboxId(p),
+        runtime_handler: 'kata',
+        runtime,
+        hypervisor: 'qemu',
+        sandbox_cgroup_only: String(p.layout !== 'cgroupfs-overhead'),
+      },
+      1,
+    );
     out.add('kata_bridge_pod_host_cpu_usage_seconds_total', 'counter', pod, counterAt(hostCpu(p), ms));
     out.add('kata_bridge_pod_host_memory_working_set_bytes', 'gauge', pod, hostMemory(p));
     out.add('kata_bridge_pod_overhead_cpu_usage_seconds_total', 'counter', pod, counterAt(p.overhead.cpu, ms));

@@ -37,8 +37,22 @@ export function kubelet(containers: KubeletContainerStats[] = []): KubeletStats 
   };
 }
 
-export function kstat(p: PodRecord, container: string, cpuSeconds: number, memoryWorkingSetBytes: number, cpuTimestampMs = NOW - 5000): KubeletContainerStats {
-  return { namespace: p.namespace, pod: p.name, container, cpuSeconds, cpuTimestampMs, memoryWorkingSetBytes, memoryTimestampMs: cpuTimestampMs };
+export function kstat(
+  p: PodRecord,
+  container: string,
+  cpuSeconds: number,
+  memoryWorkingSetBytes: number,
+  cpuTimestampMs = NOW - 5000,
+): KubeletContainerStats {
+  return {
+    namespace: p.namespace,
+    pod: p.name,
+    container,
+    cpuSeconds,
+    cpuTimestampMs,
+    memoryWorkingSetBytes,
+    memoryTimestampMs: cpuTimestampMs,
+  };
 }
 
 export function guest(busySeconds: number, overrides: Partial<GuestStats> = {}): GuestStats {
@@ -60,7 +74,13 @@ export function shimOk(g: GuestStats): ShimOutcome {
   return { state: 'ok', metrics };
 }
 
-export function sandboxFor(p: PodRecord | undefined, id: string, shim: ShimOutcome | undefined, extra: Partial<SandboxObservation> = {}, record: Partial<SandboxRecord> = {}): SandboxObservation {
+export function sandboxFor(
+  p: PodRecord | undefined,
+  id: string,
+  shim: ShimOutcome | undefined,
+  extra: Partial<SandboxObservation> = {},
+  record: Partial<SandboxRecord> = {},
+): SandboxObservation {
   return {
     sandbox: {
       id,

@@ -19,5 +19,7 @@ export function daemonSetNodeOptions(manifest?: string | URL): string[] {
 
 /** The container's other literal environment variables (MALLOC_ARENA_MAX): what the process runs with besides its flags. */
 export function daemonSetRuntimeEnv(manifest?: string | URL): Record<string, string> {
-  return Object.fromEntries(containerEnv(manifest).flatMap((e) => (e.name !== 'NODE_OPTIONS' && e.value !== undefined ? [[e.name, e.value]] : [])));
+  return Object.fromEntries(
+    containerEnv(manifest).flatMap((e) => (e.name !== 'NODE_OPTIONS' && e.value !== undefined ? [[e.name, e.value]] : [])),
+  );
 }

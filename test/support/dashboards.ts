@@ -78,11 +78,13 @@ export function allPanels(dashboard: Json): Json[] {
 export function panelQueries(panel: Json): PanelQuery[] {
   const targets = panel['targets'];
   if (!Array.isArray(targets)) return [];
-  return targets.filter(isRecord).flatMap((t) =>
-    typeof t['expr'] === 'string' && t['hide'] !== true
-      ? [{ refId: String(t['refId'] ?? ''), expr: t['expr'], instant: t['instant'] === true }]
-      : [],
-  );
+  return targets
+    .filter(isRecord)
+    .flatMap((t) =>
+      typeof t['expr'] === 'string' && t['hide'] !== true
+        ? [{ refId: String(t['refId'] ?? ''), expr: t['expr'], instant: t['instant'] === true }]
+        : [],
+    );
 }
 
 export function panelRefs(dashboard: Json): PanelRef[] {
@@ -121,7 +123,16 @@ export const SELECT_ALL: Readonly<Record<string, string>> = {
 };
 
 /** Grafana's own variables that a query may use without declaring them. */
-export const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__from', '__to']);
+export const GRAFANA_BUILTINS = new Set([
+  '__rate_interval',
+  '__interval',
+  '__interval_ms',
+  '__range',
+  '__range_s',
+  '__range_ms',
+  '__from',
+  '__to',
+]);
 
 const VARIABLE_RE = /\$\{([A-Za-z_]\w*)(?::[\w]+)?\}|\$([A-Za-z_]\w*)|\[\[([A-Za-z_]\w*)\]\]/g;
 
@@ -142,8 +153,40 @@ export function substitute(text: string, values: Readonly<Record<string, string>
   });
 }
 
-const AGGREGATORS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile', 'limitk', 'limit_ratio']);
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'atan2', 'inf', 'nan', 'start', 'end']);
+const AGGREGATORS = new Set([
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'group',
+  'stddev',
+  'stdvar',
+  'count',
+  'count_values',
+  'bottomk',
+  'topk',
+  'quantile',
+  'limitk',
+  'limit_ratio',
+]);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'atan2',
+  'inf',
+  'nan',
+  'start',
+  'end',
+]);
 
 /**
  * The metric names (and recording-rule names) a PromQL expression selects. Strings, label
@@ -174,7 +217,8 @@ export function metricNames(expr: string): string[] {
 /** `rate(x[w])`, `irate`, `increase`: the windows used, to check they follow `$__rate_interval`. */
 export function rateWindows(expr: string): string[] {
   const out: string[] = [];
-  for (const m of expr.matchAll(/\b(?:rate|irate|increase)\s*\(\s*[A-Za-z_:][\w:]*\s*(?:\{[^}]*\})?\s*\[([^\]]+)\]/g)) out.push(m[1]!.trim());
+  for (const m of expr.matchAll(/\b(?:rate|irate|increase)\s*\(\s*[A-Za-z_:][\w:]*\s*(?:\{[^}]*\})?\s*\[([^\]]+)\]/g))
+    out.push(m[1]!.trim());
   return out;
 }
 
@@ -199,7 +243,8 @@ export interface RuleFileNames {
 /** Recording-rule and alert names of a Prometheus rule file, read without a YAML dependency. */
 export function ruleNames(text: string | undefined): RuleFileNames {
   if (text === undefined) return { present: false, records: [], alerts: [] };
-  const pick = (key: string) => [...text.matchAll(new RegExp(`^\\s*(?:-\\s+)?${key}:\\s*["']?([A-Za-z_:][\\w:]*)`, 'gm'))].map((m) => m[1]!);
+  const pick = (key: string) =>
+    [...text.matchAll(new RegExp(`^\\s*(?:-\\s+)?${key}:\\s*["']?([A-Za-z_:][\\w:]*)`, 'gm'))].map((m) => m[1]!);
   return { present: true, records: pick('record'), alerts: pick('alert') };
 }
 

@@ -34,7 +34,12 @@ export async function timedScrape(running: RunningExporter): Promise<Scrape> {
  * Scrapes until `accept` holds; running out of time throws, naming `what` and the last scrape's
  * sources and pods. A scrape that fails (a body that is not UTF-8 or does not parse) fails at once.
  */
-export async function scrapeUntil(running: RunningExporter, what: string, accept: (scrape: Scrape) => boolean, timeoutMs: number): Promise<Scrape> {
+export async function scrapeUntil(
+  running: RunningExporter,
+  what: string,
+  accept: (scrape: Scrape) => boolean,
+  timeoutMs: number,
+): Promise<Scrape> {
   let last: Scrape | undefined;
   const describe = () => {
     if (last === undefined) return 'no scrape answered';
@@ -66,7 +71,10 @@ export interface FaultNodeContext {
 }
 
 /** Registers beforeAll/afterAll hooks for a describe block: one node, one exporter on its frozen clock, one baseline scrape. */
-export function useFaultNode(pods: LabPodScenario[], flags: readonly string[] = ['--shim.timeout=1s', '--kubelet.timeout=1s']): FaultNodeContext {
+export function useFaultNode(
+  pods: LabPodScenario[],
+  flags: readonly string[] = ['--shim.timeout=1s', '--kubelet.timeout=1s'],
+): FaultNodeContext {
   const context = { nowMs: Date.now() } as FaultNodeContext;
   beforeAll(async () => {
     context.node = await startLabExporter({ pods }, { flags, now: () => context.nowMs });
@@ -124,7 +132,13 @@ export interface ReplacedShim {
  * Puts a fake shim of our own at the pod's socket path, serving `payload` (a hostile guest's
  * answer). The lab's own shim stops listening; the lab closes ours when it closes.
  */
-export async function replaceShim(lab: NodeLab, namespace: string, pod: string, payload: string | Uint8Array, behaviour?: ShimBehaviour): Promise<ReplacedShim> {
+export async function replaceShim(
+  lab: NodeLab,
+  namespace: string,
+  pod: string,
+  payload: string | Uint8Array,
+  behaviour?: ShimBehaviour,
+): Promise<ReplacedShim> {
   const state = podState(lab, namespace, pod);
   await state.shim?.close();
   const target = socketPathOf(lab, namespace, pod);

@@ -88,7 +88,10 @@ export interface LabExporter extends RunningExporter {
 }
 
 /** The configuration the harness runs: the lab's flags, the listen address, the min-interval, then `flags`. */
-export function labExporterConfig(lab: Pick<NodeLab, 'flags'>, options: Pick<ExporterOptions, 'minInterval' | 'shimInterval' | 'flags'> = {}): Config {
+export function labExporterConfig(
+  lab: Pick<NodeLab, 'flags'>,
+  options: Pick<ExporterOptions, 'minInterval' | 'shimInterval' | 'flags'> = {},
+): Config {
   const flags = options.flags ?? [];
   if (flags.some((flag) => flag.startsWith(MIN_INTERVAL_FLAG))) {
     throw new Error(`say the min-interval with the harness's minInterval option, not in flags: ${flags.join(' ')}`);

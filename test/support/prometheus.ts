@@ -67,7 +67,10 @@ export const PROMETHEUS_BIN = process.env['PROMETHEUS_BIN'] ?? 'prometheus';
 /** Old names (tests on other branches use them): wait.ts's sleep and waitFor. */
 export { sleep, waitFor as pollUntil };
 
-export function prometheusConfig(options: Pick<PrometheusOptions, 'targets' | 'jobName' | 'intervalSeconds'>, ruleFilePaths: string[]): string {
+export function prometheusConfig(
+  options: Pick<PrometheusOptions, 'targets' | 'jobName' | 'intervalSeconds'>,
+  ruleFilePaths: string[],
+): string {
   const interval = `${options.intervalSeconds ?? 1}s`;
   return [
     'global:',
@@ -95,7 +98,8 @@ interface ApiResponse<T> {
 async function api<T>(url: string): Promise<T> {
   const response = await fetch(url);
   const body = (await response.json()) as ApiResponse<T>;
-  if (body.status !== 'success' || body.data === undefined) throw new Error(`${url}: ${body.errorType ?? response.status}: ${body.error ?? 'no data'}`);
+  if (body.status !== 'success' || body.data === undefined)
+    throw new Error(`${url}: ${body.errorType ?? response.status}: ${body.error ?? 'no data'}`);
   return body.data;
 }
 
@@ -112,7 +116,12 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   const url = `http://127.0.0.1:${port}`;
   const logLines: string[] = [];
   const keep = (chunk: Buffer) => {
-    logLines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+    logLines.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
+    );
     if (logLines.length > 200) logLines.splice(0, logLines.length - 200);
   };
   let child: ChildProcess | undefined;
@@ -177,7 +186,10 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
       if (data.resultType === 'scalar') return [{ metric: {}, value: data.result as [number, string] }];
       throw new Error(`query returned a ${data.resultType}, not an instant vector: ${expr}`);
     },
-    labelValues: (label, match) => api<string[]>(`${url}/api/v1/label/${encodeURIComponent(label)}/values${match === undefined ? '' : `?match[]=${encodeURIComponent(match)}`}`),
+    labelValues: (label, match) =>
+      api<string[]>(
+        `${url}/api/v1/label/${encodeURIComponent(label)}/values${match === undefined ? '' : `?match[]=${encodeURIComponent(match)}`}`,
+      ),
     rules: async () => {
       const data = await api<{ groups: Array<{ rules: RuleInfo[] }> }>(`${url}/api/v1/rules`);
       return data.groups.flatMap((g) => g.rules);

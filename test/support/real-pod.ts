@@ -33,7 +33,11 @@ process.stdin.once('data', () => {
 
 /** The v1 cpuacct and memory mounts (the kubelet's hierarchy on a hybrid host), or the v2 root. */
 export async function realHierarchies(root = '/sys/fs/cgroup'): Promise<string[]> {
-  const exists = async (path: string) => access(path).then(() => true, () => false);
+  const exists = async (path: string) =>
+    access(path).then(
+      () => true,
+      () => false,
+    );
   for (const cpu of ['cpuacct', 'cpu,cpuacct']) {
     if ((await exists(join(root, cpu, 'cpuacct.usage'))) && (await exists(join(root, 'memory', 'memory.usage_in_bytes')))) {
       return [join(root, cpu), join(root, 'memory')];

@@ -9,7 +9,13 @@ import { createHash } from 'node:crypto';
 import { Registry } from '@prometheus-io/client';
 import { FAMILIES, PREFIX, type FamilyDef, type Labels } from '../../src/publish/families.ts';
 import type { ExpositionFormat } from '../../src/publish/exposition-format.ts';
-import { callbackMetric, registerSelfMetrics, withRawFamilies, type BuildInfo, type MetricValue } from '../../src/publish/snapshot-renderer.ts';
+import {
+  callbackMetric,
+  registerSelfMetrics,
+  withRawFamilies,
+  type BuildInfo,
+  type MetricValue,
+} from '../../src/publish/snapshot-renderer.ts';
 import type { SelfStats } from '../../src/translate/self-stats.ts';
 import type { NodeSnapshot } from '../../src/translate/snapshot.ts';
 

@@ -52,7 +52,8 @@ export function podSeries(series: Map<string, number>, name: string, pod: string
 /** The value of a series that must exist; the error lists the family's series that do. */
 export function one(series: Map<string, number>, key: string): number {
   const value = series.get(key);
-  if (value === undefined) throw new Error(`no series ${key}; have:\n${[...series.keys()].filter((k) => k.startsWith(key.split('{')[0]!)).join('\n')}`);
+  if (value === undefined)
+    throw new Error(`no series ${key}; have:\n${[...series.keys()].filter((k) => k.startsWith(key.split('{')[0]!)).join('\n')}`);
   return value;
 }
 
@@ -70,7 +71,12 @@ export function sampleKey(sample: Sample): string {
 }
 
 /** Every series of one pod, as sorted `key value` lines (the comparison unit for "identical"). */
-export function podLines(samples: readonly Sample[], pod: string, namespace = 'ci', nameFilter: (name: string) => boolean = () => true): string[] {
+export function podLines(
+  samples: readonly Sample[],
+  pod: string,
+  namespace = 'ci',
+  nameFilter: (name: string) => boolean = () => true,
+): string[] {
   return samples
     .filter((s) => s.labels.pod === pod && s.labels.namespace === namespace && nameFilter(s.name))
     .map((s) => `${sampleKey(s)} ${s.value}`)
@@ -99,12 +105,16 @@ export function valueOf(samples: readonly Sample[], name: string, labels: Record
 
 /** The reasons of a pod's kata_bridge_pod_metrics_gap series, sorted. */
 export function podGaps(samples: readonly Sample[], pod: string, namespace = 'ci'): string[] {
-  return find(samples, 'kata_bridge_pod_metrics_gap', { namespace, pod }).map((s) => s.labels.reason!).sort();
+  return find(samples, 'kata_bridge_pod_metrics_gap', { namespace, pod })
+    .map((s) => s.labels.reason!)
+    .sort();
 }
 
 /** A pod's kata_bridge_container_metrics_gap series as `container:reason`, sorted. */
 export function containerGaps(samples: readonly Sample[], pod: string, namespace = 'ci'): string[] {
-  return find(samples, 'kata_bridge_container_metrics_gap', { namespace, pod }).map((s) => `${s.labels.container}:${s.labels.reason}`).sort();
+  return find(samples, 'kata_bridge_container_metrics_gap', { namespace, pod })
+    .map((s) => `${s.labels.container}:${s.labels.reason}`)
+    .sort();
 }
 
 export function sourceUp(samples: readonly Sample[], source: string): number | undefined {

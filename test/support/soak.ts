@@ -86,7 +86,15 @@ export interface SoakReport {
   pods: { baseline: number; max: number; end: number };
   /** Counter series carrying a pod label: the exposition-side view of the live counter-state cells. */
   counterSeries: { baseline: number; max: number; end: number };
-  rss: { startBytes: number; maxBytes: number; endBytes: number; growthBytes: number; boundBytes: number; afterGc: boolean; hwmBytes: number };
+  rss: {
+    startBytes: number;
+    maxBytes: number;
+    endBytes: number;
+    growthBytes: number;
+    boundBytes: number;
+    afterGc: boolean;
+    hwmBytes: number;
+  };
   /** V8 heap in use after the forced GCs: what the exporter's objects hold, without allocator slack. */
   heapUsed: { startBytes: number; endBytes: number; growthBytes: number; boundBytes: number };
   exitCode: number | null;
@@ -112,7 +120,11 @@ function prng(seed: number): () => number {
 export const mib = (bytes: number): string => `${(bytes / MIB).toFixed(1)} MiB`;
 
 /** The exporter's own cumulative counters: their label sets grow with error reasons, never with pods. */
-const SELF_FAMILIES = new Set(['kata_bridge_shim_scrape_errors_total', 'kata_bridge_kubelet_rejected_samples_total', 'kata_bridge_shim_rejected_samples_total']);
+const SELF_FAMILIES = new Set([
+  'kata_bridge_shim_scrape_errors_total',
+  'kata_bridge_kubelet_rejected_samples_total',
+  'kata_bridge_shim_rejected_samples_total',
+]);
 
 export interface ExpositionView {
   total: number;
@@ -139,7 +151,13 @@ export function viewOf(text: string): ExpositionView {
 // ─── the exporter's logs ─────────────────────────────────────────────────────
 
 /** Info lines the exporter writes in normal operation. */
-const KNOWN_INFO = [/^serving metrics on /, /: the API server answers again$/, /: resourceVersion expired \(410\), relisting$/, /^shutting down$/, /^already shutting down$/];
+const KNOWN_INFO = [
+  /^serving metrics on /,
+  /: the API server answers again$/,
+  /: resourceVersion expired \(410\), relisting$/,
+  /^shutting down$/,
+  /^already shutting down$/,
+];
 
 export type LogClass = { kind: 'expected'; label: string } | { kind: 'unexpected'; why: string } | { kind: 'soak' };
 
@@ -166,14 +184,17 @@ export function classifyLogLine(line: string): LogClass {
   if (!(level < 50)) return { kind: 'unexpected', why: `level ${String(entry.level)}` };
   if (level <= 30 && KNOWN_INFO.some((re) => re.test(msg))) return { kind: 'expected', label: msg.replace(/ on http:\/\/\S+$/, '') };
   if (level === 40 && msg === 'shim scrape failed' && entry.reason === 'shim_unreachable') {
-    return { kind: 'expected', label: 'shim scrape failed (shim_unreachable): a deleted pod\'s shim' };
+    return { kind: 'expected', label: "shim scrape failed (shim_unreachable): a deleted pod's shim" };
   }
   return { kind: 'unexpected', why: `unknown message at level ${level}` };
 }
 
 class LogCollector {
   readonly summary: LogSummary = { total: 0, byLevel: {}, expected: {}, unexpected: [], unexpectedCount: 0 };
-  private readonly waiters: Array<{ test: (entry: Record<string, unknown>) => boolean; resolve: (entry: Record<string, unknown>) => void }> = [];
+  private readonly waiters: Array<{
+    test: (entry: Record<string, unknown>) => boolean;
+    resolve: (entry: Record<string, unknown>) => void;
+  }> = [];
 
   feed(stream: NodeJS.ReadableStream): void {
     let buffered = '';
@@ -257,14 +278,34 @@ interface ExporterProcess {
 }
 
 async function startExporter(lab: NodeLab, extraFlags: readonly string[]): Promise<ExporterProcess> {
-  const args = [...daemonSetNodeOptions(), '--expose-gc', '--import', 'tsx', '--import', pathToFileURL(GC_HOOK).href, 'src/main.ts', ...lab.flags(), '--web.listen-address=127.0.0.1:0', `--collect.min-interval=${SOAK_MIN_INTERVAL}`, ...extraFlags];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...daemonSetRuntimeEnv(), NODE_OPTIONS: '' } });
+  const args = [
+    ...daemonSetNodeOptions(),
+    '--expose-gc',
+    '--import',
+    'tsx',
+    '--import',
+    pathToFileURL(GC_HOOK).href,
+    'src/main.ts',
+    ...lab.flags(),
+    '--web.listen-address=127.0.0.1:0',
+    `--collect.min-interval=${SOAK_MIN_INTERVAL}`,
+    ...extraFlags,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...daemonSetRuntimeEnv(), NODE_OPTIONS: '' },
+  });
   if (child.pid === undefined) throw new Error('soak: the exporter process did not start');
   const logs = new LogCollector();
   logs.feed(child.stdout!);
   logs.feed(child.stderr!);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const serving = logs.nextLine((e) => typeof e.msg === 'string' && e.msg.startsWith('serving metrics on '), 120_000, '"serving metrics" log line');
+  const serving = logs.nextLine(
+    (e) => typeof e.msg === 'string' && e.msg.startsWith('serving metrics on '),
+    120_000,
+    '"serving metrics" log line',
+  );
   const failed = exited.then((code) => {
     throw new Error(`soak: the exporter exited (${code}) before serving: ${logs.summary.unexpected.join('\n')}`);
   });
@@ -492,7 +533,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       await sleep(churnIntervalMs);
     }
     const drainMs = Date.now() - drainStarted;
-    log(`churn done: +${added}/-${removed} in ${Math.round(churnMs / 1000)} s, drained in ${Math.round(drainMs / 1000)} s; waiting for the series to settle`);
+    log(
+      `churn done: +${added}/-${removed} in ${Math.round(churnMs / 1000)} s, drained in ${Math.round(drainMs / 1000)} s; waiting for the series to settle`,
+    );
 
     // After: the series must come back to the baseline set.
     const settleStarted = Date.now();
@@ -528,7 +571,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         detail: `${baseline.counterSeries} → ${final.counterSeries}`,
       },
       { name: 'pods back to baseline', ok: final.pods === baseline.pods, detail: `${baseline.pods} → ${final.pods}` },
-      { name: 'the churn was seen', ok: maxima.pods > baseline.pods, detail: `at most ${maxima.pods} pods published (baseline ${baseline.pods})` },
+      {
+        name: 'the churn was seen',
+        ok: maxima.pods > baseline.pods,
+        detail: `at most ${maxima.pods} pods published (baseline ${baseline.pods})`,
+      },
       {
         name: `RSS growth under ${mib(rssBoundBytes)}`,
         ok: growth < rssBoundBytes,
@@ -547,7 +594,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     return {
       durationMs: churnMs,
       churn: { added, removed, maxPool, drainMs, opsPerSecond: (added + removed) / ((churnMs + drainMs) / 1000), slowestOpMs },
-      scrapes: { total: latencies.length, failed, failures, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) ?? 0 },
+      scrapes: {
+        total: latencies.length,
+        failed,
+        failures,
+        p50Ms: percentile(sorted, 50),
+        p99Ms: percentile(sorted, 99),
+        maxMs: sorted.at(-1) ?? 0,
+      },
       series: {
         baseline: baseline.bridgeKeys.size,
         end: final.bridgeKeys.size,
@@ -560,7 +614,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       },
       pods: { baseline: baseline.pods, max: maxima.pods, end: final.pods },
       counterSeries: { baseline: baseline.counterSeries, max: maxima.counterSeries, end: final.counterSeries },
-      rss: { startBytes: startGc.rss, maxBytes: rssMax, endBytes: endGc.rss, growthBytes: growth, boundBytes: rssBoundBytes, afterGc: startGc.exposed && endGc.exposed, hwmBytes: hwm },
+      rss: {
+        startBytes: startGc.rss,
+        maxBytes: rssMax,
+        endBytes: endGc.rss,
+        growthBytes: growth,
+        boundBytes: rssBoundBytes,
+        afterGc: startGc.exposed && endGc.exposed,
+        hwmBytes: hwm,
+      },
       heapUsed: { startBytes: startGc.heapUsed, endBytes: endGc.heapUsed, growthBytes: heapGrowth, boundBytes: heapBoundBytes },
       exitCode,
       logs,

@@ -33,7 +33,9 @@ export async function waitFor<T>(
     }
     if (Date.now() > deadline) {
       const detail = options.describe?.() ?? '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `; last error: ${String(lastError)}` : ''}${detail ? `\n${detail}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `; last error: ${String(lastError)}` : ''}${detail ? `\n${detail}` : ''}`,
+      );
     }
     await sleep(options.intervalMs ?? 50);
   }

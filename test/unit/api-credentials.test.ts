@@ -73,7 +73,9 @@ describe('in-cluster credentials', () => {
   test('IPv6 service hosts are bracketed', async () => {
     await writeFile(join(dir, 'token'), 't');
     await writeFile(join(dir, 'ca.crt'), caPem);
-    expect(inClusterCredentials({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, dir).server).toBe('https://[fd00::1]:443');
+    expect(inClusterCredentials({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, dir).server).toBe(
+      'https://[fd00::1]:443',
+    );
   });
 
   test('missing environment or service account files fail at start-up, naming what is missing', async () => {

@@ -48,19 +48,27 @@ function kataView(path: string, hypervisors: Record<string, string[]> | undefine
     path,
     ...(hypervisors === undefined
       ? {}
-      : { config: { hypervisors: Object.fromEntries(Object.entries(hypervisors).map(([name, list]) => [name, { enableAnnotations: list }])) } }),
+      : {
+          config: {
+            hypervisors: Object.fromEntries(Object.entries(hypervisors).map(([name, list]) => [name, { enableAnnotations: list }])),
+          },
+        }),
     files: [{ config: 'kata', path, readable: hypervisors !== undefined }],
   };
 }
 
 function namespaces(entries: Record<string, Record<string, string>>): Map<string, NamespaceRecord> {
-  return new Map(Object.entries(entries).map(([name, labels]) => [name, { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } }]));
+  return new Map(
+    Object.entries(entries).map(([name, labels]) => [name, { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } }]),
+  );
 }
 
 /** Inputs for pods in ci (untrusted) and kube-system (trusted); Kata pods are those with a kata handler. */
 function input(pods: PodRecord[], overrides: Partial<AuditInput> = {}, hypervisors: Record<string, Hypervisor> = {}): AuditInput {
   const kataPods = new Map(
-    pods.filter((p) => /^kata/.test(p.runtimeHandler ?? p.runtimeClassName ?? '')).map((p) => [p.uid, { hypervisor: hypervisors[p.name] ?? 'qemu' }]),
+    pods
+      .filter((p) => /^kata/.test(p.runtimeHandler ?? p.runtimeClassName ?? ''))
+      .map((p) => [p.uid, { hypervisor: hypervisors[p.name] ?? 'qemu' }]),
   );
   return {
     namespaceSelector: parseLabelSelector('kata-bridge.io/untrusted=true'),
@@ -119,8 +127,14 @@ describe('findings', () => {
   test('trusted pods raise only privileged containers (those in Kata pods, any namespace)', () => {
     const trusted = (name: string, o: Partial<PodRecord>) => ({ ...o, namespace: 'kube-system', uid: `uid-${name}` });
     const pods = [
-      kataPod('dind', trusted('dind', { isolation: isolation({ privilegedContainers: ['docker'], hostNamespaces: ['pid'], hostPathVolumes: 1 }) })),
-      runcPod('node-agent', trusted('node-agent', { isolation: isolation({ privilegedContainers: ['agent'], kataAnnotations: [KERNEL_PARAMS] }) })),
+      kataPod(
+        'dind',
+        trusted('dind', { isolation: isolation({ privilegedContainers: ['docker'], hostNamespaces: ['pid'], hostPathVolumes: 1 }) }),
+      ),
+      runcPod(
+        'node-agent',
+        trusted('node-agent', { isolation: isolation({ privilegedContainers: ['agent'], kataAnnotations: [KERNEL_PARAMS] }) }),
+      ),
     ];
     const result = auditNode(input(pods));
     expect(result.untrustedPods).toBe(0);
@@ -130,10 +144,7 @@ describe('findings', () => {
 
   test('host_devices follows the handler: false with privileged_without_host_devices, unknown for a handler the runtime does not list', () => {
     const privileged = isolation({ privilegedContainers: ['c'] });
-    const pods = [
-      handlerPod('clh', 'kata-clh', { isolation: privileged }),
-      handlerPod('unlisted', 'kata-new', { isolation: privileged }),
-    ];
+    const pods = [handlerPod('clh', 'kata-clh', { isolation: privileged }), handlerPod('unlisted', 'kata-new', { isolation: privileged })];
     expect(auditNode(input(pods)).privilegedContainers.map((f) => [f.pod, f.hostDevices])).toEqual([
       ['clh', 'false'],
       ['unlisted', 'unknown'],
@@ -141,14 +152,25 @@ describe('findings', () => {
   });
 
   test('finished pods raise nothing and are not counted', () => {
-    const everything = isolation({ privilegedContainers: ['c'], hostNamespaces: ['network'], hostPathVolumes: 1, kataAnnotations: [KERNEL_PARAMS] });
+    const everything = isolation({
+      privilegedContainers: ['c'],
+      hostNamespaces: ['network'],
+      hostPathVolumes: 1,
+      kataAnnotations: [KERNEL_PARAMS],
+    });
     const pods = [
       kataPod('done', { phase: 'Succeeded', isolation: everything }),
       runcPod('failed', { phase: 'Failed', isolation: everything }),
     ];
     const result = auditNode(input(pods));
     expect(result.untrustedPods).toBe(0);
-    expect([result.unsandboxed, result.privilegedContainers, result.hostNamespaces, result.hostPaths, result.kataAnnotations]).toEqual([[], [], [], [], []]);
+    expect([result.unsandboxed, result.privilegedContainers, result.hostNamespaces, result.hostPaths, result.kataAnnotations]).toEqual([
+      [],
+      [],
+      [],
+      [],
+      [],
+    ]);
   });
 
   test('a pod whose namespace is not known yet is not untrusted (yet)', () => {
@@ -172,22 +194,28 @@ describe('selectors', () => {
     runcPod('b', { labels: { tier: 'web' } }),
     runcPod('c', { labels: { tier: 'ci' }, namespace: 'kube-system', uid: 'uid-c' }),
   ];
-  const unsandboxed = (overrides: Partial<AuditInput>) => auditNode(input(pods, overrides)).unsandboxed.map((f) => `${f.namespace}/${f.pod}`);
+  const unsandboxed = (overrides: Partial<AuditInput>) =>
+    auditNode(input(pods, overrides)).unsandboxed.map((f) => `${f.namespace}/${f.pod}`);
 
   test('namespace selector alone', () => {
     expect(unsandboxed({})).toEqual(['ci/a', 'ci/b']);
   });
 
   test('pod selector alone (namespaces not needed)', () => {
-    expect(unsandboxed({ namespaceSelector: undefined, podSelector: parseLabelSelector('tier=ci'), namespaces: new Map() })).toEqual(['ci/a', 'kube-system/c']);
+    expect(unsandboxed({ namespaceSelector: undefined, podSelector: parseLabelSelector('tier=ci'), namespaces: new Map() })).toEqual([
+      'ci/a',
+      'kube-system/c',
+    ]);
   });
 
   test('both: the namespace AND the pod must match', () => {
     expect(unsandboxed({ podSelector: parseLabelSelector('tier in (ci)') })).toEqual(['ci/a']);
   });
 
-  test('the API server\'s name label selects namespaces by name', () => {
-    expect(unsandboxed({ namespaceSelector: parseLabelSelector('kubernetes.io/metadata.name in (kube-system)') })).toEqual(['kube-system/c']);
+  test("the API server's name label selects namespaces by name", () => {
+    expect(unsandboxed({ namespaceSelector: parseLabelSelector('kubernetes.io/metadata.name in (kube-system)') })).toEqual([
+      'kube-system/c',
+    ]);
   });
 
   test('no selector: nothing is untrusted', () => {
@@ -196,7 +224,12 @@ describe('selectors', () => {
 });
 
 describe('honoured: would the node apply one of the Kata annotations?', () => {
-  function honoured(annotations: string[], overrides: Partial<AuditInput> = {}, podOverrides: Partial<PodRecord> = {}, hypervisor: Hypervisor = 'qemu') {
+  function honoured(
+    annotations: string[],
+    overrides: Partial<AuditInput> = {},
+    podOverrides: Partial<PodRecord> = {},
+    hypervisor: Hypervisor = 'qemu',
+  ) {
     const p = kataPod('p', { isolation: isolation({ kataAnnotations: annotations }), ...podOverrides });
     return auditNode(input([p], overrides, { p: hypervisor })).kataAnnotations.map((f) => f.honoured);
   }
@@ -219,7 +252,10 @@ describe('honoured: would the node apply one of the Kata annotations?', () => {
   test('containerd does not pass annotations its pod_annotations globs do not match: false', () => {
     const runtime = containerd({ ...KATA_DEPLOY, 'kata-qemu': { kataConfigPath: QEMU_CONFIG } });
     expect(honoured([KERNEL_PARAMS, RUNTIME_OVERRIDE], { runtime })).toEqual(['false']);
-    const narrow = containerd({ ...KATA_DEPLOY, 'kata-qemu': { kataConfigPath: QEMU_CONFIG, podAnnotations: ['io.katacontainers.config.runtime.*'] } });
+    const narrow = containerd({
+      ...KATA_DEPLOY,
+      'kata-qemu': { kataConfigPath: QEMU_CONFIG, podAnnotations: ['io.katacontainers.config.runtime.*'] },
+    });
     expect(honoured([KERNEL_PARAMS], { runtime: narrow })).toEqual(['false']);
     expect(honoured([KERNEL_PARAMS, RUNTIME_OVERRIDE], { runtime: narrow })).toEqual(['true']);
   });
@@ -300,13 +336,7 @@ describe('unknown configurations', () => {
 
 describe('which Kata configurations are read', () => {
   test('those of the handlers Kata pods run under, once each; not for runc pods or unlisted handlers', () => {
-    const pods = [
-      kataPod('a'),
-      kataPod('b'),
-      handlerPod('clh', 'kata-clh'),
-      handlerPod('unlisted', 'kata-new'),
-      runcPod('runc'),
-    ];
+    const pods = [kataPod('a'), kataPod('b'), handlerPod('clh', 'kata-clh'), handlerPod('unlisted', 'kata-new'), runcPod('runc')];
     expect(kataConfigPaths(input(pods))).toEqual([DEFAULT_KATA, QEMU_CONFIG]);
     expect(kataConfigPaths(input(pods, { runtime: containerd(undefined) }))).toEqual([]);
   });

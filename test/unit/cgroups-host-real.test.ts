@@ -72,7 +72,9 @@ async function kataPod(): Promise<{ podPath: string; sandboxPath: string; sandbo
 
 /** A node child that runs `script` once told "go" on stdin, after it was moved into its cgroup. */
 async function childIn(cgroup: RealCgroup, script: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `process.stdin.once('data', () => { ${script} });`], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, ['-e', `process.stdin.once('data', () => { ${script} });`], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   children.push(child);
   await once(child, 'spawn');
   await cgroup.attach(child.pid!);
@@ -103,7 +105,7 @@ afterAll(async () => {
 });
 
 describe('real kernel: CPU quota', () => {
-  test('the throttled counter grows and equals the kernel\'s cpu.stat throttled_time', async () => {
+  test("the throttled counter grows and equals the kernel's cpu.stat throttled_time", async () => {
     const { podPath, sandboxCgroup } = await kataPod();
     const podCpuDir = join(layout.throttleDir!, podPath);
     // 10 ms of CPU per 100 ms period: a busy loop is throttled every period.
@@ -143,14 +145,15 @@ describe('real kernel: memory limit', () => {
     expect(after.oomKills).toBe(1);
     // v1 counts the kill in the victim's cgroup (the sandbox child), not in the pod cgroup whose
     // limit it hit: the pod's figure is the sum over its subtree.
-    const kernel = async (path: string) => flatValue(await readFile(join(layout.memoryDir!, path, 'memory.oom_control'), 'utf8'), 'oom_kill');
+    const kernel = async (path: string) =>
+      flatValue(await readFile(join(layout.memoryDir!, path, 'memory.oom_control'), 'utf8'), 'oom_kill');
     expect(await kernel(sandboxPath)).toBe(1);
     expect(after.oomKills).toBe((await kernel(podPath)) + (await kernel(sandboxPath)));
   });
 });
 
-describe('real kernel: the VMM\'s network namespace', () => {
-  test('receive and transmit bytes equal the kernel\'s statistics of the pod interface', async () => {
+describe("real kernel: the VMM's network namespace", () => {
+  test("receive and transmit bytes equal the kernel's statistics of the pod interface", async () => {
     const [nsA, nsB] = [`kmb-${tag}-a`, `kmb-${tag}-b`];
     const [vethA, vethB] = [`kmb${tag}a`, `kmb${tag}b`];
     const ip = (...args: string[]) => run('ip', args);
@@ -161,7 +164,10 @@ describe('real kernel: the VMM\'s network namespace', () => {
     await ip('link', 'set', vethB, 'netns', nsB);
     // Kata's plumbing beside the pod interface (a pair kept inside A): never counted.
     await ip('-n', nsA, 'link', 'add', 'tap0_kata', 'type', 'veth', 'peer', 'name', 'br0_kata');
-    for (const [ns, dev, addr] of [[nsA, vethA, '10.213.77.1/30'], [nsB, vethB, '10.213.77.2/30']] as const) {
+    for (const [ns, dev, addr] of [
+      [nsA, vethA, '10.213.77.1/30'],
+      [nsB, vethB, '10.213.77.2/30'],
+    ] as const) {
       await ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
       await ip('-n', ns, 'link', 'set', dev, 'up');
       await ip('-n', ns, 'link', 'set', 'lo', 'up');
@@ -176,7 +182,10 @@ describe('real kernel: the VMM\'s network namespace', () => {
     const vmm = spawn('ip', ['netns', 'exec', nsA, vmmPath, '600'], { stdio: 'ignore' });
     children.push(vmm);
     await once(vmm, 'spawn');
-    await poll(async () => (await readFile(`/proc/${vmm.pid}/comm`, 'utf8')).trim(), (comm) => comm === 'firecracker');
+    await poll(
+      async () => (await readFile(`/proc/${vmm.pid}/comm`, 'utf8')).trim(),
+      (comm) => comm === 'firecracker',
+    );
     await sandboxCgroup.attach(vmm.pid!);
 
     // Traffic between the two namespaces only: UDP from B to A, and a reply from A to B.
@@ -191,7 +200,8 @@ describe('real kernel: the VMM\'s network namespace', () => {
     const reader = new VmmNetworkReader('/proc');
     reader.beginCollection();
     const hierarchyDirs = [join(layout.cpuDir!, podPath)];
-    const stat = async (name: 'rx_bytes' | 'tx_bytes') => Number((await run('ip', ['netns', 'exec', nsA, 'cat', `/sys/class/net/${vethA}/statistics/${name}`])).stdout.trim());
+    const stat = async (name: 'rx_bytes' | 'tx_bytes') =>
+      Number((await run('ip', ['netns', 'exec', nsA, 'cat', `/sys/class/net/${vethA}/statistics/${name}`])).stdout.trim());
     const read = reader.read(podPath, hierarchyDirs, 'firecracker');
     const [rx, tx] = [await stat('rx_bytes'), await stat('tx_bytes')];
     expect(rx).toBeGreaterThan(50 * 1200);

@@ -73,7 +73,9 @@ describe('decoders', () => {
     // Pod: 8:0 1 MiB read 4 MiB written, 253:0 512 KiB read.
     const want = { readBytes: 1572864, writtenBytes: 4194304 };
     expect(decodeIoBytes(2, fixture(...v2Pod, 'io.stat'))).toEqual(want);
-    expect(decodeIoBytes(1, fixture('v1-cgroupfs-overhead', 'blkio', 'kubepods', `pod${G}`, 'blkio.throttle.io_service_bytes_recursive'))).toEqual(want);
+    expect(
+      decodeIoBytes(1, fixture('v1-cgroupfs-overhead', 'blkio', 'kubepods', `pod${G}`, 'blkio.throttle.io_service_bytes_recursive')),
+    ).toEqual(want);
     // No I/O yet: v2 prints nothing, v1 a bare Total.
     expect(decodeIoBytes(2, '')).toEqual({ readBytes: 0, writtenBytes: 0 });
     expect(decodeIoBytes(1, 'Total 0\n')).toEqual({ readBytes: 0, writtenBytes: 0 });
@@ -92,13 +94,17 @@ describe('decoders', () => {
   ].join('\n');
 
   test('net/dev: the pod interfaces only (no lo, no *_kata plumbing), direction as the pod sees it', () => {
-    expect(decodeNetDev(NET_DEV)).toEqual({ receiveBytes: 5001000, transmitBytes: 702000, interfaces: ['eth0', 'eth1', 'lo', 'tap0_kata'] });
+    expect(decodeNetDev(NET_DEV)).toEqual({
+      receiveBytes: 5001000,
+      transmitBytes: 702000,
+      interfaces: ['eth0', 'eth1', 'lo', 'tap0_kata'],
+    });
     expect(decodeNetDev('Inter-|\n face |\n')).toBeUndefined();
     // A line with too few fields or a non-number is skipped, not half-counted.
     expect(decodeNetDev(`${NET_DEV}  bad0: 1 2 3\n  bad1: x 0 0 0 0 0 0 0 9 0 0 0 0 0 0 0\n`)?.receiveBytes).toBe(5001000);
   });
 
-  test('a namespace with exactly the host init\'s interfaces is the host\'s', () => {
+  test("a namespace with exactly the host init's interfaces is the host's", () => {
     const pod = decodeNetDev(NET_DEV)!;
     const host = decodeNetDev(NET_DEV.replace('tap0_kata', 'cni0'))!;
     expect(isHostNamespace(pod, host)).toBe(false);
@@ -108,10 +114,27 @@ describe('decoders', () => {
 });
 
 describe('host totals', () => {
-  const pod: CgroupUsage = { path: '/p', version: 2, cpuThrottledSeconds: 2, oomKills: 0, diskReadBytes: 10, diskWrittenBytes: 20, memoryLimitBytes: 100, pressure: { cpu: { some: 1 } } };
-  const overhead: CgroupUsage = { path: '/o', version: 2, cpuThrottledSeconds: 0, oomKills: 1, diskReadBytes: 1, diskWrittenBytes: 2, memoryLimitBytes: 5 };
+  const pod: CgroupUsage = {
+    path: '/p',
+    version: 2,
+    cpuThrottledSeconds: 2,
+    oomKills: 0,
+    diskReadBytes: 10,
+    diskWrittenBytes: 20,
+    memoryLimitBytes: 100,
+    pressure: { cpu: { some: 1 } },
+  };
+  const overhead: CgroupUsage = {
+    path: '/o',
+    version: 2,
+    cpuThrottledSeconds: 0,
+    oomKills: 1,
+    diskReadBytes: 1,
+    diskWrittenBytes: 2,
+    memoryLimitBytes: 5,
+  };
 
-  test('counters add the overhead cgroup; limit and pressure are the pod cgroup\'s own', () => {
+  test("counters add the overhead cgroup; limit and pressure are the pod cgroup's own", () => {
     expect(hostTotals(pod, overhead)).toEqual({
       cpuThrottledSeconds: 2,
       oomKills: 1,
@@ -154,7 +177,7 @@ describe.each(HOST_TREES)('host files in fixture tree $tree', (c) => {
   const root = join(FIXTURES, c.tree);
   const podG = podCgroupPath(c.driver, 'guaranteed', G);
 
-  test('PSI is there only on v2 (the hybrid tree\'s kubelet uses v1)', async () => {
+  test("PSI is there only on v2 (the hybrid tree's kubelet uses v1)", async () => {
     expect((await detectCgroupLayout(root)).pressure).toBe(c.version === 2);
   });
 
@@ -188,7 +211,11 @@ describe.each(HOST_TREES)('host files in fixture tree $tree', (c) => {
   test('an unlimited pod has no limit and no missing-file report for it; files it lacks are named', async () => {
     const layout = await detectCgroupLayout(root);
     const podB = podCgroupPath(c.driver, 'burstable', B);
-    const usage = (await readCgroupUsage(layout, podB, hostReads(layout, { throttling: false, memory: true, pressure: false, disk: true, network: false }, 'pod'))) as CgroupUsage;
+    const usage = (await readCgroupUsage(
+      layout,
+      podB,
+      hostReads(layout, { throttling: false, memory: true, pressure: false, disk: true, network: false }, 'pod'),
+    )) as CgroupUsage;
     expect(usage.memoryLimitBytes).toBeUndefined();
     const names = c.version === 2 ? ['memory.events', 'io.stat'] : ['memory.oom_control', 'blkio.throttle.io_service_bytes_recursive'];
     expect(usage.missingFiles).toEqual(names);
@@ -198,7 +225,15 @@ describe.each(HOST_TREES)('host files in fixture tree $tree', (c) => {
     const layout = await detectCgroupLayout(root);
     const none = { throttling: false, memory: false, pressure: false, disk: false, network: false };
     const usage = (await readCgroupUsage(layout, podG, hostReads(layout, none, 'pod'))) as CgroupUsage;
-    for (const field of ['cpuThrottledSeconds', 'memoryLimitBytes', 'oomKills', 'pressure', 'diskReadBytes', 'diskWrittenBytes', 'missingFiles'] as const) {
+    for (const field of [
+      'cpuThrottledSeconds',
+      'memoryLimitBytes',
+      'oomKills',
+      'pressure',
+      'diskReadBytes',
+      'diskWrittenBytes',
+      'missingFiles',
+    ] as const) {
       expect(usage[field]).toBeUndefined();
     }
   });

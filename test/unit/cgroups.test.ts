@@ -121,7 +121,14 @@ describe('cgroup-decode', () => {
   test('v1 uses total_inactive_file (the subtree), not the local inactive_file', () => {
     const stat = 'inactive_file 4096\nhierarchical_memory_limit 9223372036854771712\ntotal_inactive_file 1000\n';
     const usage = decodeCgroupUsage('/kubepods/podx', 1, { cpu: '2500000000\n', memoryUsage: '5000\n', memoryStat: stat });
-    expect(usage).toEqual({ path: '/kubepods/podx', version: 1, cpuSeconds: 2.5, memoryUsageBytes: 5000, memoryInactiveFileBytes: 1000, memoryWorkingSetBytes: 4000 });
+    expect(usage).toEqual({
+      path: '/kubepods/podx',
+      version: 1,
+      cpuSeconds: 2.5,
+      memoryUsageBytes: 5000,
+      memoryInactiveFileBytes: 1000,
+      memoryWorkingSetBytes: 4000,
+    });
   });
 
   test('v2 reads usage_usec and inactive_file; absent files leave fields undefined', () => {
@@ -148,8 +155,16 @@ describe('cgroup-paths', () => {
 
   test('pod directory names parse back to the UID; other names do not', () => {
     expect(parsePodCgroupName(`pod${G}`)).toEqual({ uid: G, driver: 'cgroupfs' });
-    expect(parsePodCgroupName('kubepods-besteffort-podc5d4e3f2_1a0b_4c9d_8e7f_6a5b4c3d2e1f.slice')).toEqual({ uid: E, driver: 'systemd', qos: 'besteffort' });
-    expect(parsePodCgroupName('kubepods-pod3f0d2a51_7c1e_4b9a_9a57_1c2d3e4f5a6b.slice')).toEqual({ uid: G, driver: 'systemd', qos: 'guaranteed' });
+    expect(parsePodCgroupName('kubepods-besteffort-podc5d4e3f2_1a0b_4c9d_8e7f_6a5b4c3d2e1f.slice')).toEqual({
+      uid: E,
+      driver: 'systemd',
+      qos: 'besteffort',
+    });
+    expect(parsePodCgroupName('kubepods-pod3f0d2a51_7c1e_4b9a_9a57_1c2d3e4f5a6b.slice')).toEqual({
+      uid: G,
+      driver: 'systemd',
+      qos: 'guaranteed',
+    });
     // Static pods have a 32-hex-digit UID.
     expect(parsePodCgroupName('pod6f9a1f3b2c4d5e6f7a8b9c0d1e2f3a4b')?.uid).toBe('6f9a1f3b2c4d5e6f7a8b9c0d1e2f3a4b');
     for (const name of ['burstable', 'kubepods-burstable.slice', 'podnot-a-uid', `kata_${SG}`, 'pod']) {
@@ -158,7 +173,9 @@ describe('cgroup-paths', () => {
   });
 
   test('systemd slices expand to nested directories', () => {
-    expect(expandSlice('kubepods-burstable-podab_cd.slice')).toBe('/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podab_cd.slice');
+    expect(expandSlice('kubepods-burstable-podab_cd.slice')).toBe(
+      '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podab_cd.slice',
+    );
     expect(expandSlice('-.slice')).toBe('');
     expect(expandSlice('a--b.slice')).toBeUndefined();
     expect(systemdCgroupsPathToDir(`kubepods-podab_cd.slice:cri-containerd:${SB}`)).toBe(
@@ -200,7 +217,15 @@ function treeCase(tree: string, kind: CgroupLayout['kind'], version: 1 | 2, driv
   const podB = podCgroupPath(driver, 'burstable', B);
   return driver === 'cgroupfs'
     ? { tree, kind, version, driver, overhead, sandboxG: `${podG}/kata_${SG}`, sandboxB: `${podB}/${SB}` }
-    : { tree, kind, version, driver, overhead, sandboxG: `${podG}/cri-containerd-${SG}.scope`, sandboxB: `${podB}/cri-containerd-${SB}.scope` };
+    : {
+        tree,
+        kind,
+        version,
+        driver,
+        overhead,
+        sandboxG: `${podG}/cri-containerd-${SG}.scope`,
+        sandboxB: `${podB}/cri-containerd-${SB}.scope`,
+      };
 }
 
 const TREES: TreeCase[] = [
@@ -237,7 +262,11 @@ describe.each(TREES)('fixture tree $tree', (c) => {
 
   test('pod cgroups decode to the spec values', async () => {
     const layout = await detectCgroupLayout(root);
-    for (const [uid, qos, want] of [[G, 'guaranteed', POD_G], [B, 'burstable', POD_B], [E, 'besteffort', POD_E]] as const) {
+    for (const [uid, qos, want] of [
+      [G, 'guaranteed', POD_G],
+      [B, 'burstable', POD_B],
+      [E, 'besteffort', POD_E],
+    ] as const) {
       const path = podCgroupPath(c.driver, qos, uid);
       expect(usageOf(await readCgroupUsage(layout, path))).toEqual({ path, version: c.version, ...want });
     }
@@ -305,7 +334,10 @@ describe('Kata issue 11325 tree (literal slice:cri-containerd:id directories at 
 
   test('the pod slice reads ~0: the VM is not in it', async () => {
     const layout = await detectCgroupLayout(root);
-    expect(usageOf(await readCgroupUsage(layout, podCgroupPath('systemd', 'guaranteed', G)))).toMatchObject({ cpuSeconds: 0, memoryUsageBytes: 0 });
+    expect(usageOf(await readCgroupUsage(layout, podCgroupPath('systemd', 'guaranteed', G)))).toMatchObject({
+      cpuSeconds: 0,
+      memoryUsageBytes: 0,
+    });
   });
 });
 
@@ -321,7 +353,6 @@ afterAll(async () => {
 });
 
 describe('layout and read edge cases', () => {
-
   test('no cgroup hierarchy at all is a not_found SourceError naming the root', async () => {
     const empty = join(tmp, 'empty');
     await mkdir(empty);
@@ -387,7 +418,14 @@ describe('layout and read edge cases', () => {
         expect(result.reason).toBe('not_found');
         outcomes.add('not_found');
       } else {
-        expect(result).toEqual({ path: paths.pod, version: 2, cpuSeconds: 1, memoryUsageBytes: MiB, memoryInactiveFileBytes: 0, memoryWorkingSetBytes: MiB });
+        expect(result).toEqual({
+          path: paths.pod,
+          version: 2,
+          cpuSeconds: 1,
+          memoryUsageBytes: MiB,
+          memoryInactiveFileBytes: 0,
+          memoryWorkingSetBytes: MiB,
+        });
         outcomes.add('read');
       }
     }
@@ -413,7 +451,10 @@ describe('SandboxCgroupLocations: where each sandbox cgroup is, kept between col
   test('the same pod and hints find the same cgroups without probing again', async () => {
     const first = await locations.find(layout, podG, SG);
     expect(first).toEqual(await findSandboxCgroups(layout, podG, SG));
-    expect(first).toEqual({ sandbox: { path: `${podG}/kata_${SG}`, foundBy: 'naming' }, overhead: { path: `/kata_overhead/${SG}`, foundBy: 'naming' } });
+    expect(first).toEqual({
+      sandbox: { path: `${podG}/kata_${SG}`, foundBy: 'naming' },
+      overhead: { path: `/kata_overhead/${SG}`, foundBy: 'naming' },
+    });
     lstatted.length = 0;
     expect(await locations.find(layout, podG, SG)).toEqual(first);
     expect(lstatted).toEqual([]);
@@ -490,7 +531,14 @@ describe('lab cgroup tree', () => {
       {
         uid: B,
         qos: 'burstable',
-        sandboxes: [{ id: SB, sandboxCgroupOnly: false, usage: { cpuSeconds: 1, memoryUsageBytes: 4 * MiB }, overheadUsage: { cpuSeconds: 2, memoryUsageBytes: 8 * MiB } }],
+        sandboxes: [
+          {
+            id: SB,
+            sandboxCgroupOnly: false,
+            usage: { cpuSeconds: 1, memoryUsageBytes: 4 * MiB },
+            overheadUsage: { cpuSeconds: 2, memoryUsageBytes: 8 * MiB },
+          },
+        ],
       },
     ]);
     const layout = await detectCgroupLayout(root);

@@ -51,7 +51,10 @@ function render(overlay: string, withComponent: boolean): Obj[] {
   const dir = tempDir();
   const rel = (p: string) => JSON.stringify(relative(dir, join(REPO_DIR, p)));
   const components = withComponent ? `components:\n  - ${rel(COMPONENT_REL)}\n` : '';
-  writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${rel(`deploy/kubernetes/overlays/${overlay}`)}\n${components}`);
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${rel(`deploy/kubernetes/overlays/${overlay}`)}\n${components}`,
+  );
   const yaml = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   return parseAllDocuments(yaml).map((d) => d.toJS() as Obj);
 }
@@ -61,7 +64,8 @@ const fileGroups = () => (parseYaml(committed(COMPAT_RULES_REL)) as { groups: Ar
 
 describe('compatibility rules: generated files', () => {
   it('the committed files are what `npm run rules` writes', () => {
-    for (const file of compatFiles(DEFAULT_THRESHOLDS)) expect(committed(file.path), `${file.path} is stale: run npm run rules`).toBe(file.content);
+    for (const file of compatFiles(DEFAULT_THRESHOLDS))
+      expect(committed(file.path), `${file.path} is stale: run npm run rules`).toBe(file.content);
   });
 
   it('promtool check rules accepts the rule file', () => {
@@ -84,7 +88,9 @@ describe('compatibility rules: generated files', () => {
 
   it('the rule file names the upstream group it replaces and the drop snippet is valid relabel YAML', () => {
     expect(committed(COMPAT_RULES_REL)).toContain(UPSTREAM_CPU_GROUP);
-    expect(parseYaml(relabelSnippet())).toEqual([{ source_labels: [...KATA_CGROUP_ROW.sourceLabels], regex: KATA_CGROUP_ROW.regex, action: 'drop' }]);
+    expect(parseYaml(relabelSnippet())).toEqual([
+      { source_labels: [...KATA_CGROUP_ROW.sourceLabels], regex: KATA_CGROUP_ROW.regex, action: 'drop' },
+    ]);
   });
 
   it('the drop matches the CPU and memory rows of kata_ cgroups only', () => {
@@ -95,13 +101,15 @@ describe('compatibility rules: generated files', () => {
     expect(drops.test(`container_memory_working_set_bytes;${kata}`)).toBe(true);
     expect(drops.test(`container_network_receive_bytes_total;${kata}`)).toBe(false);
     expect(drops.test(`container_cpu_usage_seconds_total;/kubepods/burstable/pod0b1c/${'ab12'.repeat(16)}`)).toBe(false);
-    expect(drops.test(`container_cpu_usage_seconds_total;/kubepods.slice/kubepods-pod0b1c.slice/cri-containerd-${'ab12'.repeat(16)}.scope`)).toBe(false);
+    expect(
+      drops.test(`container_cpu_usage_seconds_total;/kubepods.slice/kubepods-pod0b1c.slice/cri-containerd-${'ab12'.repeat(16)}.scope`),
+    ).toBe(false);
     expect(drops.test('container_cpu_usage_seconds_total;/kubepods/burstable/pod0b1c')).toBe(false);
   });
 });
 
 describe('compatibility rules: the kustomize component', () => {
-  it('adds the rule groups to the Operator overlay\'s PrometheusRule, and nothing else', () => {
+  it("adds the rule groups to the Operator overlay's PrometheusRule, and nothing else", () => {
     const plainRule = render('prometheus-operator', false);
     const withRule = render('prometheus-operator', true);
     const rule = (objs: Obj[]) => objs.find((o) => o.kind === 'PrometheusRule' && o.metadata.name === 'kata-metrics-bridge')!;
@@ -112,13 +120,19 @@ describe('compatibility rules: the kustomize component', () => {
     expect(withRule.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(plainRule.map((o) => `${o.kind}/${o.metadata.name}`));
   });
 
-  it('adds the rule file and the drop snippet to the plain-Prometheus overlay\'s ConfigMap, and no PrometheusRule', () => {
+  it("adds the rule file and the drop snippet to the plain-Prometheus overlay's ConfigMap, and no PrometheusRule", () => {
     const objs = render('plain-prometheus', true);
     expect(objs.filter((o) => o.kind === 'PrometheusRule')).toEqual([]);
     const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kata-metrics-bridge-prometheus')!;
     expect(cm.data?.[CONFIGMAP_RULES_KEY]).toBe(committed(COMPAT_RULES_REL));
     expect(cm.data?.[CONFIGMAP_RELABEL_KEY]).toBe(relabelSnippet());
-    const without = render('plain-prometheus', false).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kata-metrics-bridge-prometheus')!;
-    expect(Object.keys(without.data ?? {}).sort()).toEqual(Object.keys(cm.data ?? {}).filter((k) => k !== CONFIGMAP_RULES_KEY && k !== CONFIGMAP_RELABEL_KEY).sort());
+    const without = render('plain-prometheus', false).find(
+      (o) => o.kind === 'ConfigMap' && o.metadata.name === 'kata-metrics-bridge-prometheus',
+    )!;
+    expect(Object.keys(without.data ?? {}).sort()).toEqual(
+      Object.keys(cm.data ?? {})
+        .filter((k) => k !== CONFIGMAP_RULES_KEY && k !== CONFIGMAP_RELABEL_KEY)
+        .sort(),
+    );
   });
 });

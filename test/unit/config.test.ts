@@ -1,5 +1,14 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, DEFAULT_PORT, FLAGS, helpText, isAuditEnabled, parseCommandLine, parseDuration, type Config } from '../../src/config.ts';
+import {
+  ConfigError,
+  DEFAULT_PORT,
+  FLAGS,
+  helpText,
+  isAuditEnabled,
+  parseCommandLine,
+  parseDuration,
+  type Config,
+} from '../../src/config.ts';
 import { matchesLabels } from '../../src/translate/label-selector.ts';
 import { BIN, spawnNode } from '../support/e2e-helpers.ts';
 
@@ -154,8 +163,16 @@ describe('flag values', () => {
   });
 
   test('runtime configuration paths', () => {
-    const config = run(['--path.containerd-config=/host/etc/containerd/config.toml', '--path.crio-config=/host/etc/crio/crio.conf', '--path.kata-config=/k.toml']);
-    expect(config).toMatchObject({ containerdConfigPath: '/host/etc/containerd/config.toml', crioConfigPath: '/host/etc/crio/crio.conf', kataConfigPath: '/k.toml' });
+    const config = run([
+      '--path.containerd-config=/host/etc/containerd/config.toml',
+      '--path.crio-config=/host/etc/crio/crio.conf',
+      '--path.kata-config=/k.toml',
+    ]);
+    expect(config).toMatchObject({
+      containerdConfigPath: '/host/etc/containerd/config.toml',
+      crioConfigPath: '/host/etc/crio/crio.conf',
+      kataConfigPath: '/k.toml',
+    });
   });
 
   test('--help and --version', () => {
@@ -187,14 +204,23 @@ describe('bad flags fail with a clear message', () => {
     [['--web.telemetry-path=/top.json'], /--web.telemetry-path "\/top.json" is taken/],
     [['--kubelet.url=10.0.0.5:10250'], /--kubelet.url "10.0.0.5:10250" must be a base URL/],
     [['--kubelet.url=https://10.0.0.5:10250/metrics'], /must be a base URL/],
-    [['--kubelet.url=http://10.0.0.5:10255'], /--kubelet.url "http:\/\/10.0.0.5:10255" is plain http: the bearer token would travel in clear text.*--kubelet.allow-insecure-http/],
+    [
+      ['--kubelet.url=http://10.0.0.5:10255'],
+      /--kubelet.url "http:\/\/10.0.0.5:10255" is plain http: the bearer token would travel in clear text.*--kubelet.allow-insecure-http/,
+    ],
     [['--collect.deadline=500ms'], /--collect.deadline \(500 ms\) must be above 500 ms/],
     [['--collect.deadline=200ms', '--kubelet.timeout=100ms', '--shim.timeout=100ms'], /--collect.deadline \(200 ms\) must be above 500 ms/],
-    [['--kubelet.ca-file=/ca.crt', '--kubelet.insecure-skip-tls-verify'], /--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict/],
+    [
+      ['--kubelet.ca-file=/ca.crt', '--kubelet.insecure-skip-tls-verify'],
+      /--kubelet.ca-file and --kubelet.insecure-skip-tls-verify contradict/,
+    ],
     [['--shim.timeout=5s', '--collect.deadline=5s'], /--shim.timeout \(5000 ms\) must be below --collect.deadline \(5000 ms\)/],
     [['--shim.timeout=6s'], /--shim.timeout \(6000 ms\) must be below --collect.deadline \(5000 ms\)/],
     [['--log.level=loud'], /--log.level must be one of .*"loud"/],
-    [['--audit.namespace-selector=a=b,'], /--audit.namespace-selector "a=b," is not a Kubernetes label selector: found the end; expected a label key/],
+    [
+      ['--audit.namespace-selector=a=b,'],
+      /--audit.namespace-selector "a=b," is not a Kubernetes label selector: found the end; expected a label key/,
+    ],
     [['--audit.pod-selector=tier in ci'], /--audit.pod-selector "tier in ci" is not a Kubernetes label selector: .*expected '\('/],
     [['--audit.pod-selector=Bad.Prefix/x'], /--audit.pod-selector .* lowercase DNS subdomain/],
   ])('%j', (argv, message) => {

@@ -29,7 +29,19 @@ describe('host families', () => {
     const r = collectOnce(
       input({
         pods: [p],
-        podCgroups: new Map([[p.uid, podCgroup({ cpuThrottledSeconds: 4, oomKills: 0, diskReadBytes: 10, diskWrittenBytes: 20, memoryLimitBytes: 2e9, pressure: { io: { some: 1.5, full: 0.5 } } })]]),
+        podCgroups: new Map([
+          [
+            p.uid,
+            podCgroup({
+              cpuThrottledSeconds: 4,
+              oomKills: 0,
+              diskReadBytes: 10,
+              diskWrittenBytes: 20,
+              memoryLimitBytes: 2e9,
+              pressure: { io: { some: 1.5, full: 0.5 } },
+            }),
+          ],
+        ]),
         sandboxes: [
           sandboxFor(p, 's1', shimOk(guest(50, { oomKills: 3 })), {
             overheadCgroup: { ...cgroup(5, 1e8), oomKills: 1, cpuThrottledSeconds: 0, diskReadBytes: 1, diskWrittenBytes: 2 },
@@ -67,7 +79,9 @@ describe('host families', () => {
   });
 
   test('with the network collector off (no read), no network gap', () => {
-    const r = collectOnce(input({ pods: [p], podCgroups: new Map([[p.uid, podCgroup({})]]), sandboxes: [sandboxFor(p, 's1', shimOk(guest(1)))] }));
+    const r = collectOnce(
+      input({ pods: [p], podCgroups: new Map([[p.uid, podCgroup({})]]), sandboxes: [sandboxFor(p, 's1', shimOk(guest(1)))] }),
+    );
     expect(r.gaps).toEqual([]);
   });
 

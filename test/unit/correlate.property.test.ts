@@ -58,13 +58,18 @@ test('every republished counter is monotonic across source switches, skew and re
           s.kubelet === 'down'
             ? undefined
             : kubelet(
-                s.kubelet === 'missing'
-                  ? []
-                  : names.map((name) => kstat(p, name, s.kubelet === 'zero' ? 0 : lagged, 1e6, sampleTime)),
+                s.kubelet === 'missing' ? [] : names.map((name) => kstat(p, name, s.kubelet === 'zero' ? 0 : lagged, 1e6, sampleTime)),
               );
         const shim: ShimOutcome =
           s.shim === 'ok'
-            ? shimOk(guest(truthWork, { networkReceiveBytes: truthWork * 10, networkTransmitBytes: truthWork, diskReadBytes: truthWork * 3, diskWrittenBytes: truthWork * 7 }))
+            ? shimOk(
+                guest(truthWork, {
+                  networkReceiveBytes: truthWork * 10,
+                  networkTransmitBytes: truthWork,
+                  diskReadBytes: truthWork * 3,
+                  diskWrittenBytes: truthWork * 7,
+                }),
+              )
             : { state: 'failed', reason: 'shim_timeout' };
         counters.beginCollection();
         const result = correlate(
@@ -180,7 +185,9 @@ test('after one outlier from the kubelet or the guest, first sample included, ev
           close(after.host - before.host, hAfter.host - hBefore.host);
           close(after.guest - before.guest, hAfter.guest - hBefore.guest);
           const workload =
-            mode === 'crio' && names.length > 1 ? hAfter.guest - hBefore.guest : after.containers.reduce((sum, c, i) => sum + c - before.containers[i]!, 0);
+            mode === 'crio' && names.length > 1
+              ? hAfter.guest - hBefore.guest
+              : after.containers.reduce((sum, c, i) => sum + c - before.containers[i]!, 0);
           if (mode === 'kubelet') {
             after.containers.forEach((c, i) => close(c - before.containers[i]!, hAfter.containers[i]! - hBefore.containers[i]!));
           }

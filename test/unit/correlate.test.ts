@@ -179,14 +179,26 @@ describe('gaps and sandboxes', () => {
     ['shim_unsafe_runtime', { state: 'skipped', reason: 'shim_unsafe_runtime' }],
   ] as const)('a shim outcome %s is a pod gap', (reason, outcome) => {
     const p = pod('b');
-    const r = only(once(input({ pods: [p], podCgroups: new Map([[p.uid, cgroup(1, 1)]]), kubelet: kubelet([kstat(p, 'build', 1, 1)]), sandboxes: [sandboxFor(p, 's', outcome)] })).pods);
+    const r = only(
+      once(
+        input({
+          pods: [p],
+          podCgroups: new Map([[p.uid, cgroup(1, 1)]]),
+          kubelet: kubelet([kstat(p, 'build', 1, 1)]),
+          sandboxes: [sandboxFor(p, 's', outcome)],
+        }),
+      ).pods,
+    );
     expect(r.gaps).toEqual([reason]);
     expect(r.guestCpuSeconds).toBeUndefined();
   });
 
   test('a running Kata pod with no sandbox and no cgroup has both gaps', () => {
     const p = pod('b');
-    expect(only(once(input({ pods: [p], kubelet: kubelet([kstat(p, 'build', 1, 1)]) })).pods).gaps).toEqual(['cgroup_not_found', 'sandbox_unmapped']);
+    expect(only(once(input({ pods: [p], kubelet: kubelet([kstat(p, 'build', 1, 1)]) })).pods).gaps).toEqual([
+      'cgroup_not_found',
+      'sandbox_unmapped',
+    ]);
   });
 
   test('an unmapped sandbox is reported, never dropped', () => {
@@ -360,7 +372,11 @@ describe('the first sample of a life is bounded by what the node could have run 
 
   test('an honest first guest total is the estimate of the container in its first life', () => {
     const p = at(pod('b'));
-    const result = collectOnce({ pods: [p], kubelet: kubelet([kstat(p, 'build', 0, 1e6)]), sandboxes: [sandboxFor(p, 's', shimOk(guest(300)))] });
+    const result = collectOnce({
+      pods: [p],
+      kubelet: kubelet([kstat(p, 'build', 0, 1e6)]),
+      sandboxes: [sandboxFor(p, 's', shimOk(guest(300)))],
+    });
     expect(only(result.pods).containers[0]).toMatchObject({ source: 'guest_estimate', cpuSeconds: 300 });
   });
 });

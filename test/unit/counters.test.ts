@@ -236,7 +236,10 @@ describe('CounterState properties', () => {
 
   test('published values never decrease within an epoch, whatever the sources do', () => {
     // Mostly the same epoch; now and then a restart starts a new one.
-    const step = fc.tuple(fc.integer({ min: 0, max: 9 }).map((n) => n === 0), sample);
+    const step = fc.tuple(
+      fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+      sample,
+    );
     fc.assert(
       fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
         const s = new CounterState();
@@ -261,9 +264,16 @@ describe('CounterState properties', () => {
   test('a derived difference never decreases within an epoch', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.constantFrom('containers', 'guest'), fc.double({ min: 0, max: 1e6, noNaN: true }), fc.double({ min: 0, max: 1e6, noNaN: true })), {
-          maxLength: 60,
-        }),
+        fc.array(
+          fc.tuple(
+            fc.constantFrom('containers', 'guest'),
+            fc.double({ min: 0, max: 1e6, noNaN: true }),
+            fc.double({ min: 0, max: 1e6, noNaN: true }),
+          ),
+          {
+            maxLength: 60,
+          },
+        ),
         (steps) => {
           const s = new CounterState();
           let previous = 0;

@@ -87,7 +87,9 @@ function checkExpr(where: string, expr: string, declared: Set<string>, ctx: Lint
   if (depth !== 0) errors.push(`${where}: unbalanced parentheses in ${expr}`);
   for (const name of metricNames(expr)) {
     if (ctx.families.has(name) || PROMETHEUS_SERIES.has(name) || ctx.rules.records.includes(name)) continue;
-    errors.push(`${where}: reads ${name}, which is neither a published kata_bridge_ family, a recording rule of the rule file, ALERTS nor up`);
+    errors.push(
+      `${where}: reads ${name}, which is neither a published kata_bridge_ family, a recording rule of the rule file, ALERTS nor up`,
+    );
   }
   for (const v of usedVariables(expr)) {
     if (!declared.has(v) && !GRAFANA_BUILTINS.has(v)) errors.push(`${where}: uses undeclared variable $${v}`);
@@ -101,8 +103,15 @@ function checkExpr(where: string, expr: string, declared: Set<string>, ctx: Lint
         if (label === 'alertstate' || label === 'namespace' || label === 'pod' || label === 'instance') continue;
         if (label === 'alertname') {
           const re = new RegExp(`^(?:${op === '=~' ? value : value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})$`);
-          if ((op === '=~' || op === '=') && !ctx.rules.alerts.some((a) => re.test(a))) errors.push(`${where}: ALERTS{alertname${op}"${value}"} matches no alert of the rule file`);
-        } else if ((op === '=' || op === '=~') && !new RegExp(`\\b${label}:\\s*["']?${op === '=' ? value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : `(?:${value})`}["']?\\s*$`, 'm').test(ctx.ruleText)) {
+          if ((op === '=~' || op === '=') && !ctx.rules.alerts.some((a) => re.test(a)))
+            errors.push(`${where}: ALERTS{alertname${op}"${value}"} matches no alert of the rule file`);
+        } else if (
+          (op === '=' || op === '=~') &&
+          !new RegExp(
+            `\\b${label}:\\s*["']?${op === '=' ? value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : `(?:${value})`}["']?\\s*$`,
+            'm',
+          ).test(ctx.ruleText)
+        ) {
           errors.push(`${where}: ALERTS{${label}${op}"${value}"} matches no label of the rule file`);
         }
       }
@@ -114,10 +123,12 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
   const errors: string[] = [];
   const uid = d['uid'];
   if (typeof d['schemaVersion'] !== 'number' || d['schemaVersion'] < 36) errors.push(`${name}: schemaVersion must be a number ≥ 36`);
-  if (typeof uid !== 'string' || uid === '' || uid.length > 40 || !/^[\w-]+$/.test(uid)) errors.push(`${name}: uid must be 1–40 characters of [A-Za-z0-9_-]`);
+  if (typeof uid !== 'string' || uid === '' || uid.length > 40 || !/^[\w-]+$/.test(uid))
+    errors.push(`${name}: uid must be 1–40 characters of [A-Za-z0-9_-]`);
   if (typeof d['title'] !== 'string' || d['title'] === '') errors.push(`${name}: no title`);
   const tags = d['tags'];
-  if (!Array.isArray(tags) || tags.length === 0 || !tags.every((t) => typeof t === 'string')) errors.push(`${name}: tags must be a non-empty list of strings`);
+  if (!Array.isArray(tags) || tags.length === 0 || !tags.every((t) => typeof t === 'string'))
+    errors.push(`${name}: tags must be a non-empty list of strings`);
   if (!isRecord(d['templating']) || !Array.isArray(d['templating']['list'])) errors.push(`${name}: no templating.list`);
   if (!Array.isArray(d['panels']) || d['panels'].length === 0) errors.push(`${name}: no panels`);
 
@@ -126,7 +137,8 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
   const declared = new Set(vars.map((v) => v.name));
   if (declared.size !== vars.length) errors.push(`${name}: duplicate variable names`);
   const dsVar = vars.find((v) => v.name === 'datasource');
-  if (dsVar === undefined || dsVar.type !== 'datasource' || dsVar.query !== 'prometheus') errors.push(`${name}: needs a variable "datasource" of type datasource with query "prometheus"`);
+  if (dsVar === undefined || dsVar.type !== 'datasource' || dsVar.query !== 'prometheus')
+    errors.push(`${name}: needs a variable "datasource" of type datasource with query "prometheus"`);
   for (const v of vars) {
     if (v.type !== 'query') continue;
     const m = /^label_values\((?:(.*),\s*)?(\w+)\)$/.exec(v.query.trim());
@@ -139,14 +151,17 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
   if (typeof uid === 'string' && NEEDS_POD_SELECTION.has(uid)) {
     for (const needed of ['namespace', 'pod']) {
       const v = vars.find((x) => x.name === needed);
-      if (v === undefined || v.type !== 'query' || !v.query.includes('kata_bridge_pod_info')) errors.push(`${name}: needs a query variable $${needed} over kata_bridge_pod_info`);
+      if (v === undefined || v.type !== 'query' || !v.query.includes('kata_bridge_pod_info'))
+        errors.push(`${name}: needs a query variable $${needed} over kata_bridge_pod_info`);
     }
   }
 
   // Data sources: only ever the variable.
   const refs: Array<{ path: string; value: unknown }> = [];
   datasourceRefs(d, name, refs);
-  for (const r of refs) if (!datasourceOk(r.value)) errors.push(`${r.path}: data source ${JSON.stringify(r.value)} is not {"type":"prometheus","uid":"\${datasource}"}`);
+  for (const r of refs)
+    if (!datasourceOk(r.value))
+      errors.push(`${r.path}: data source ${JSON.stringify(r.value)} is not {"type":"prometheus","uid":"\${datasource}"}`);
 
   // Panels.
   const ids = new Set<unknown>();
@@ -162,23 +177,29 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
     if (!isRecord(g) || ![g['x'], g['y'], g['w'], g['h']].every(isInt)) errors.push(`${where}: gridPos needs integer x, y, w, h`);
     else {
       const [x, y, w, h] = [g['x'], g['y'], g['w'], g['h']] as number[];
-      if (x! < 0 || y! < 0 || w! < 1 || h! < 1 || x! + w! > 24) errors.push(`${where}: gridPos ${JSON.stringify(g)} is outside the 24-column grid`);
+      if (x! < 0 || y! < 0 || w! < 1 || h! < 1 || x! + w! > 24)
+        errors.push(`${where}: gridPos ${JSON.stringify(g)} is outside the 24-column grid`);
       for (const b of boxes) {
-        if (x! < b.x + b.w && b.x < x! + w! && y! < b.y + b.h && b.y < y! + h!) errors.push(`${where}: gridPos overlaps panel ${JSON.stringify(b.title)}`);
+        if (x! < b.x + b.w && b.x < x! + w! && y! < b.y + b.h && b.y < y! + h!)
+          errors.push(`${where}: gridPos overlaps panel ${JSON.stringify(b.title)}`);
       }
       boxes.push({ title, x: x!, y: y!, w: w!, h: h! });
     }
     if (p['type'] === 'row') {
       // A row is a section heading: the full width, one unit high, no query of its own. An
       // expanded row's panels follow it at the top level; only a collapsed row holds them.
-      if (isRecord(g) && (g['x'] !== 0 || g['w'] !== 24 || g['h'] !== 1)) errors.push(`${where}: a row spans the grid (x 0, w 24, h 1), got ${JSON.stringify(g)}`);
+      if (isRecord(g) && (g['x'] !== 0 || g['w'] !== 24 || g['h'] !== 1))
+        errors.push(`${where}: a row spans the grid (x 0, w 24, h 1), got ${JSON.stringify(g)}`);
       if (p['targets'] !== undefined) errors.push(`${where}: a row has no targets (Grafana ignores them)`);
       const children = Array.isArray(p['panels']) ? p['panels'] : [];
-      if (p['collapsed'] !== true && children.length > 0) errors.push(`${where}: an expanded row keeps its panels at the top level, not in "panels"`);
+      if (p['collapsed'] !== true && children.length > 0)
+        errors.push(`${where}: an expanded row keeps its panels at the top level, not in "panels"`);
       continue;
     }
-    if (typeof p['description'] !== 'string' || p['description'].trim().length < 20) errors.push(`${where}: no description saying what the panel answers`);
-    if (typeof p['type'] !== 'string' || !PANEL_TYPES.has(p['type'])) errors.push(`${where}: type ${String(p['type'])} is not one of ${[...PANEL_TYPES].join(', ')}, or row`);
+    if (typeof p['description'] !== 'string' || p['description'].trim().length < 20)
+      errors.push(`${where}: no description saying what the panel answers`);
+    if (typeof p['type'] !== 'string' || !PANEL_TYPES.has(p['type']))
+      errors.push(`${where}: type ${String(p['type'])} is not one of ${[...PANEL_TYPES].join(', ')}, or row`);
     const fc = p['fieldConfig'];
     const defaults = isRecord(fc) ? fc['defaults'] : undefined;
     const unit = isRecord(defaults) ? defaults['unit'] : undefined;
@@ -189,7 +210,8 @@ export function lintDashboard(name: string, d: Json, ctx: LintContext): string[]
     if (queries.length === 0) errors.push(`${where}: no query`);
     if (targets.length !== queries.length) errors.push(`${where}: every target needs a PromQL expr`);
     const refIds = targets.map((t) => t['refId']);
-    if (new Set(refIds).size !== refIds.length || refIds.some((r) => typeof r !== 'string' || r === '')) errors.push(`${where}: targets need unique refIds`);
+    if (new Set(refIds).size !== refIds.length || refIds.some((r) => typeof r !== 'string' || r === ''))
+      errors.push(`${where}: targets need unique refIds`);
     for (const q of queries) {
       checkExpr(`${where} ${q.refId}`, q.expr, declared, ctx, errors);
       for (const f of FILTER_VARIABLES) {
@@ -247,12 +269,33 @@ function goodDashboard(): Json {
       list: [
         { name: 'datasource', type: 'datasource', query: 'prometheus' },
         { name: 'namespace', type: 'query', datasource: DS, query: { query: 'label_values(kata_bridge_pod_info, namespace)', refId: 'A' } },
-        { name: 'pod', type: 'query', datasource: DS, query: { query: 'label_values(kata_bridge_pod_info{namespace=~"$namespace"}, pod)', refId: 'A' } },
+        {
+          name: 'pod',
+          type: 'query',
+          datasource: DS,
+          query: { query: 'label_values(kata_bridge_pod_info{namespace=~"$namespace"}, pod)', refId: 'A' },
+        },
       ],
     },
     panels: [
-      fixturePanel(1, 'timeseries', 'Container CPU', 'How much CPU does each container use?', 0, 'short', 'sum by (pod) (rate(kata_bridge_container_cpu_usage_seconds_total{namespace=~"$namespace", pod=~"$pod"}[$__rate_interval]))'),
-      fixturePanel(2, 'stat', 'Memory', 'How much memory does the pod hold on the host?', 12, 'bytes', 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'),
+      fixturePanel(
+        1,
+        'timeseries',
+        'Container CPU',
+        'How much CPU does each container use?',
+        0,
+        'short',
+        'sum by (pod) (rate(kata_bridge_container_cpu_usage_seconds_total{namespace=~"$namespace", pod=~"$pod"}[$__rate_interval]))',
+      ),
+      fixturePanel(
+        2,
+        'stat',
+        'Memory',
+        'How much memory does the pod hold on the host?',
+        12,
+        'bytes',
+        'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})',
+      ),
       { id: 3, type: 'row', title: 'Section', collapsed: false, gridPos: { x: 0, y: 8, w: 24, h: 1 }, panels: [] },
     ],
   };
@@ -264,18 +307,46 @@ const target = (d: Json, i: number): Json => (panel(d, i)['targets'] as Json[])[
 const varList = (d: Json): Json[] => (d['templating'] as { list: Json[] }).list;
 
 const BROKEN: Array<[string, Mutation, RegExp]> = [
-  ['a hard-coded data source uid on a panel', (d) => (panel(d, 0)['datasource'] = { type: 'prometheus', uid: 'P1809F7CD0C75ACF3' }), /data source .*P1809F7CD0C75ACF3/],
-  ['a hard-coded data source uid on a target', (d) => (target(d, 1)['datasource'] = { type: 'prometheus', uid: 'prom-prod' }), /data source .*prom-prod/],
+  [
+    'a hard-coded data source uid on a panel',
+    (d) => (panel(d, 0)['datasource'] = { type: 'prometheus', uid: 'P1809F7CD0C75ACF3' }),
+    /data source .*P1809F7CD0C75ACF3/,
+  ],
+  [
+    'a hard-coded data source uid on a target',
+    (d) => (target(d, 1)['datasource'] = { type: 'prometheus', uid: 'prom-prod' }),
+    /data source .*prom-prod/,
+  ],
   ['a data source named as a string', (d) => (panel(d, 1)['datasource'] = 'Prometheus'), /data source "Prometheus"/],
   ['no datasource variable', (d) => varList(d).splice(0, 1), /needs a variable "datasource"/],
   ['a panel without a unit', (d) => (panel(d, 0)['fieldConfig'] = { defaults: {}, overrides: [] }), /no fieldConfig\.defaults\.unit/],
   ['a panel without a description', (d) => delete panel(d, 1)['description'], /no description/],
   ['a panel without a title', (d) => (panel(d, 1)['title'] = ''), /no title/],
-  ['a metric the bridge does not publish', (d) => (target(d, 1)['expr'] = 'sum(container_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'), /reads container_memory_working_set_bytes/],
-  ['a misspelt bridge family', (d) => (target(d, 1)['expr'] = 'sum(kata_bridge_pod_host_memory_bytes{namespace=~"$namespace", pod=~"$pod"})'), /reads kata_bridge_pod_host_memory_bytes/],
-  ['a fixed rate window', (d) => (target(d, 0)['expr'] = 'rate(kata_bridge_container_cpu_usage_seconds_total{namespace=~"$namespace", pod=~"$pod"}[5m])'), /rate window \[5m\]/],
-  ['an undeclared variable', (d) => (target(d, 1)['expr'] = 'topk($topn, kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'), /undeclared variable \$topn/],
-  ['a query that ignores the pod selection', (d) => (target(d, 1)['expr'] = 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace"})'), /ignores the \$pod selection/],
+  [
+    'a metric the bridge does not publish',
+    (d) => (target(d, 1)['expr'] = 'sum(container_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'),
+    /reads container_memory_working_set_bytes/,
+  ],
+  [
+    'a misspelt bridge family',
+    (d) => (target(d, 1)['expr'] = 'sum(kata_bridge_pod_host_memory_bytes{namespace=~"$namespace", pod=~"$pod"})'),
+    /reads kata_bridge_pod_host_memory_bytes/,
+  ],
+  [
+    'a fixed rate window',
+    (d) => (target(d, 0)['expr'] = 'rate(kata_bridge_container_cpu_usage_seconds_total{namespace=~"$namespace", pod=~"$pod"}[5m])'),
+    /rate window \[5m\]/,
+  ],
+  [
+    'an undeclared variable',
+    (d) => (target(d, 1)['expr'] = 'topk($topn, kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})'),
+    /undeclared variable \$topn/,
+  ],
+  [
+    'a query that ignores the pod selection',
+    (d) => (target(d, 1)['expr'] = 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace"})'),
+    /ignores the \$pod selection/,
+  ],
   ['duplicate panel ids', (d) => (panel(d, 1)['id'] = 1), /duplicate panel id 1/],
   ['overlapping panels', (d) => (panel(d, 1)['gridPos'] = { x: 6, y: 4, w: 12, h: 8 }), /overlaps panel "Container CPU"/],
   ['a panel wider than the grid', (d) => (panel(d, 1)['gridPos'] = { x: 12, y: 8, w: 13, h: 8 }), /outside the 24-column grid/],
@@ -286,13 +357,32 @@ const BROKEN: Array<[string, Mutation, RegExp]> = [
   ['a target without an expression', (d) => delete target(d, 1)['expr'], /no query|needs a PromQL expr/],
   ['a row narrower than the grid', (d) => (panel(d, 2)['gridPos'] = { x: 0, y: 8, w: 12, h: 1 }), /a row spans the grid/],
   ['a row with a query', (d) => (panel(d, 2)['targets'] = [{ refId: 'A', datasource: DS, expr: 'up' }]), /a row has no targets/],
-  ['an expanded row that holds panels', (d) => (panel(d, 2)['panels'] = [fixturePanel(4, 'stat', 'Inside', 'A panel hidden inside an expanded row.', 0, 'none', 'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})')]), /expanded row keeps its panels/],
+  [
+    'an expanded row that holds panels',
+    (d) =>
+      (panel(d, 2)['panels'] = [
+        fixturePanel(
+          4,
+          'stat',
+          'Inside',
+          'A panel hidden inside an expanded row.',
+          0,
+          'none',
+          'sum(kata_bridge_pod_host_memory_working_set_bytes{namespace=~"$namespace", pod=~"$pod"})',
+        ),
+      ]),
+    /expanded row keeps its panels/,
+  ],
   ['a row without a title', (d) => (panel(d, 2)['title'] = ''), /no title/],
   ['a row overlapping a panel', (d) => (panel(d, 2)['gridPos'] = { x: 0, y: 7, w: 24, h: 1 }), /overlaps panel "Container CPU"/],
 ];
 
 describe('the dashboard lint has teeth', () => {
-  const fixtureCtx: LintContext = { families: publishedFamilies(), rules: { present: false, records: [], alerts: [] }, ruleText: undefined };
+  const fixtureCtx: LintContext = {
+    families: publishedFamilies(),
+    rules: { present: false, records: [], alerts: [] },
+    ruleText: undefined,
+  };
 
   it('accepts the well-formed fixture', () => {
     expect(lintDashboard('fixture', goodDashboard(), fixtureCtx)).toEqual([]);
@@ -302,14 +392,22 @@ describe('the dashboard lint has teeth', () => {
     const d = goodDashboard();
     mutate(d);
     const errors = lintDashboard('fixture', d, fixtureCtx);
-    expect(errors.some((e) => expected.test(e)), `errors were:\n${errors.join('\n')}`).toBe(true);
+    expect(
+      errors.some((e) => expected.test(e)),
+      `errors were:\n${errors.join('\n')}`,
+    ).toBe(true);
   });
 
   it('accepts a recording rule only when the rule file defines it', () => {
     const d = goodDashboard();
     target(d, 1)['expr'] = 'sum(namespace_pod:kata_bridge_host_memory:sum{namespace=~"$namespace", pod=~"$pod"})';
     expect(lintDashboard('fixture', d, fixtureCtx).join('\n')).toMatch(/reads namespace_pod:kata_bridge_host_memory:sum/);
-    const withRule: LintContext = { ...fixtureCtx, rules: ruleNames('groups:\n  - name: x\n    rules:\n      - record: namespace_pod:kata_bridge_host_memory:sum\n        expr: sum(x)\n') };
+    const withRule: LintContext = {
+      ...fixtureCtx,
+      rules: ruleNames(
+        'groups:\n  - name: x\n    rules:\n      - record: namespace_pod:kata_bridge_host_memory:sum\n        expr: sum(x)\n',
+      ),
+    };
     expect(lintDashboard('fixture', d, withRule)).toEqual([]);
   });
 
@@ -326,9 +424,15 @@ describe('the dashboard lint has teeth', () => {
 
 describe('PromQL name extraction', () => {
   it.each([
-    ['sum by (namespace, pod) (rate(kata_bridge_pod_host_cpu_usage_seconds_total{pod=~"$pod"}[$__rate_interval]))', ['kata_bridge_pod_host_cpu_usage_seconds_total']],
+    [
+      'sum by (namespace, pod) (rate(kata_bridge_pod_host_cpu_usage_seconds_total{pod=~"$pod"}[$__rate_interval]))',
+      ['kata_bridge_pod_host_cpu_usage_seconds_total'],
+    ],
     ['topk($topn, a_metric / on (instance, pod) group_left (uid) b_metric > 0.5) or vector(0)', ['a_metric', 'b_metric']],
-    ['label_replace(kata_bridge_pod_metrics_gap, "container", "(whole pod)", "", "") unless ALERTS', ['kata_bridge_pod_metrics_gap', 'ALERTS']],
+    [
+      'label_replace(kata_bridge_pod_metrics_gap, "container", "(whole pod)", "", "") unless ALERTS',
+      ['kata_bridge_pod_metrics_gap', 'ALERTS'],
+    ],
     ['avg_over_time((x / y)[10m:]) and on (pod) stddev_over_time(z[1h:1m] offset 5m) < 1e-3', ['x', 'y', 'z']],
     ['{__name__="kata_bridge_build_info"} * 2', ['kata_bridge_build_info']],
     ['count without (reason) (kata:gap:count) bool', ['kata:gap:count']],

@@ -83,7 +83,7 @@ test('apt-get update waits while another process holds the lists lock', async ()
   expect(result.stderr).toContain('waiting for another process to release the apt lists lock');
 });
 
-test('a failed install exits non-zero with apt-get\'s own message, and removes the policy-rc.d it made', async () => {
+test("a failed install exits non-zero with apt-get's own message, and removes the policy-rc.d it made", async () => {
   const result = await run({ STUB_INSTALL_ERROR: 'Unable to locate package chromium' });
   expect(result.code).not.toBe(0);
   expect(result.stderr).toContain('apt-get install openssl prometheus chromium kubernetes-client failed; apt-get said:');
@@ -91,7 +91,7 @@ test('a failed install exits non-zero with apt-get\'s own message, and removes t
   expect(existsSync(policy)).toBe(false);
 });
 
-test('a lock that is never released ends the wait with apt-get\'s message', async () => {
+test("a lock that is never released ends the wait with apt-get's message", async () => {
   writeFileSync(join(dir, 'locked'), '1000');
   const result = await run({ KMB_APT_LOCK_WAIT: '0' });
   expect(result.code).not.toBe(0);

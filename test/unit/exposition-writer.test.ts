@@ -114,7 +114,24 @@ const HOSTILE_VALUES = [
   `${'\\'.repeat(5000)}z`,
 ];
 
-const NUMBERS = [0, -0, 1, -1, 0.1, 1 / 3, 1e21, 1e-7, 5e-324, Number.MAX_VALUE, -Number.MAX_VALUE, 2 ** 53 + 2, 123456789012, NaN, Infinity, -Infinity];
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.1,
+  1 / 3,
+  1e21,
+  1e-7,
+  5e-324,
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  2 ** 53 + 2,
+  123456789012,
+  NaN,
+  Infinity,
+  -Infinity,
+];
 
 describe('the demo node', () => {
   let bridge: Bridge;
@@ -178,7 +195,11 @@ const familyArb = fc.record({
   help: fc.string({ unit: 'binary', maxLength: 40 }),
   series: fc.array(
     fc.record({
-      labels: fc.dictionary(fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_]{0,8}$/), fc.oneof(fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: 'grapheme-ascii', minLength: 1020, maxLength: 1100 })), { maxKeys: 5 }),
+      labels: fc.dictionary(
+        fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_]{0,8}$/),
+        fc.oneof(fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: 'grapheme-ascii', minLength: 1020, maxLength: 1100 })),
+        { maxKeys: 5 },
+      ),
       value: fc.oneof(fc.double(), fc.integer(), fc.constantFrom(NaN, Infinity, -Infinity, -0)),
     }),
     { maxLength: 6 },

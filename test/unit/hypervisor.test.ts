@@ -43,7 +43,11 @@ describe('cmdlineMentionsSandbox', () => {
     ['Go CLH api socket', ['cloud-hypervisor', '--api-socket', `/run/vc/vm/${ID}/clh-api.sock`], true],
     ['runtime-rs CLH api socket', ['cloud-hypervisor', '--api-socket', `/run/kata/${ID}/ch-api.sock`], true],
     ['runtime-rs shim -id', ['containerd-shim-kata-v2', '-id', ID, '-namespace', 'k8s.io'], true],
-    ['Go Firecracker, id cut to 32', ['firecracker', '--api-sock', `/run/vc/firecracker/${ID.slice(0, 32)}/root/run/firecracker.socket`], true],
+    [
+      'Go Firecracker, id cut to 32',
+      ['firecracker', '--api-sock', `/run/vc/firecracker/${ID.slice(0, 32)}/root/run/firecracker.socket`],
+      true,
+    ],
     ['an 8-character prefix', ['grep', ID.slice(0, 8)], false],
     ['a 33-character prefix', ['x', `/run/${ID.slice(0, 33)}/`], false],
     ['the id inside a longer hex string', ['x', `${ID}00`], false],
@@ -73,8 +77,16 @@ describe('hypervisorOfProcess', () => {
       proc(1, 'containerd-shim', ['/opt/kata/runtime-rs/bin/containerd-shim-kata-v2', '-id', ID], ['containerd-shim', 'db_vcpu0']),
       'dragonball',
     ],
-    ['a shim without db_vcpu threads', proc(1, 'containerd-shim', ['/opt/kata/bin/containerd-shim-kata-v2'], ['containerd-shim']), undefined],
-    ['a non-Kata shim with db_vcpu-named threads', proc(1, 'containerd-shim', ['/usr/bin/containerd-shim-runc-v2'], ['db_vcpu0']), undefined],
+    [
+      'a shim without db_vcpu threads',
+      proc(1, 'containerd-shim', ['/opt/kata/bin/containerd-shim-kata-v2'], ['containerd-shim']),
+      undefined,
+    ],
+    [
+      'a non-Kata shim with db_vcpu-named threads',
+      proc(1, 'containerd-shim', ['/usr/bin/containerd-shim-runc-v2'], ['db_vcpu0']),
+      undefined,
+    ],
     ['virtiofsd', proc(1, 'virtiofsd', ['/opt/kata/libexec/virtiofsd']), undefined],
     ['crictl naming the id', proc(1, 'crictl', ['crictl', 'inspectp', ID]), undefined],
   ])('%s', (_name, process, expected) => {

@@ -173,7 +173,9 @@ describe('units by origin', () => {
   });
 
   it('Firecracker window values never leak into guest or hypervisor totals', () => {
-    const m = decodeText(family('kata_firecracker_block', ['{item="read_bytes"} 4096']) + family('kata_firecracker_net', ['{item="rx_bytes_count"} 100']));
+    const m = decodeText(
+      family('kata_firecracker_block', ['{item="read_bytes"} 4096']) + family('kata_firecracker_net', ['{item="rx_bytes_count"} 100']),
+    );
     expect(m.firecrackerWindow).toEqual({ 'block.read_bytes': 4096, 'net.rx_bytes_count': 100 });
     expect(m.guest.diskReadBytes).toBeUndefined();
     expect(m.guest.networkReceiveBytes).toBeUndefined();
@@ -207,7 +209,11 @@ describe('hostile payloads', () => {
 
   it('one refused interface value leaves the network sum unknown instead of too small', () => {
     const m = decodeText(
-      family('kata_guest_netdev_stat', ['{interface="eth0",item="recv_bytes"} 100', '{interface="eth1",item="recv_bytes"} NaN', '{interface="eth0",item="sent_bytes"} 5']),
+      family('kata_guest_netdev_stat', [
+        '{interface="eth0",item="recv_bytes"} 100',
+        '{interface="eth1",item="recv_bytes"} NaN',
+        '{interface="eth0",item="sent_bytes"} 5',
+      ]),
     );
     expect(m.guest.networkReceiveBytes).toBeUndefined();
     expect(m.guest.networkTransmitBytes).toBe(5);
@@ -241,7 +247,9 @@ describe('hostile payloads', () => {
   });
 
   it('families whose series are all unused (never built) still count as present', () => {
-    const m = decodeText(family('kata_guest_cpu_time', ['{cpu="0",item="user"} 1']) + family('kata_virtiofsd_proc_stat', ['{item="minflt"} 1']));
+    const m = decodeText(
+      family('kata_guest_cpu_time', ['{cpu="0",item="user"} 1']) + family('kata_virtiofsd_proc_stat', ['{item="minflt"} 1']),
+    );
     expect(m.virtiofsd).toEqual({});
     expect(m.guest.cpu).toBeUndefined();
     expect(m.rejectedSamples).toBe(0);
@@ -337,7 +345,9 @@ describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
   });
 
   it('too few non-zero values to tell: no guest CPU', () => {
-    const m = decodeText(family('kata_guest_cpu_time', ['{cpu="total",item="user"} 0', '{cpu="total",item="system"} 0', '{cpu="total",item="idle"} 10']));
+    const m = decodeText(
+      family('kata_guest_cpu_time', ['{cpu="total",item="user"} 0', '{cpu="total",item="system"} 0', '{cpu="total",item="idle"} 10']),
+    );
     expect(m.guest.cpuUnit).toBe('unknown');
     expect(m.guest.cpu).toBeUndefined();
   });
@@ -345,7 +355,10 @@ describe('guest CPU unit across Kata 2.x (the agent names no version)', () => {
 
 describe('guest OOM kills', () => {
   it('kata_guest_vm_stat{item="oom_kill"} is the guest\'s count; the other vm_stat items are not read', () => {
-    for (const [file, runtime] of [['go-qemu.prom', 'go'], ['rs-dragonball.prom', 'rs']] as const) {
+    for (const [file, runtime] of [
+      ['go-qemu.prom', 'go'],
+      ['rs-dragonball.prom', 'rs'],
+    ] as const) {
       expect(decodeFixture(file, runtime).guest.oomKills).toBe(0);
     }
     const m = decodeText(family('kata_guest_vm_stat', ['{item="pgfault"} 900', '{item="oom_kill"} 3']));

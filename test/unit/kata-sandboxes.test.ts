@@ -122,9 +122,7 @@ describe('discoverSandboxes over a copy of the fixture node', () => {
   });
 
   test('reads the containerd bundle and the CRI-O config of the sandbox id', () => {
-    expect(JSON.parse(found.get(A)?.containerdConfig ?? 'null').annotations['io.kubernetes.cri.sandbox-name']).toBe(
-      'build-runner-7f9c4',
-    );
+    expect(JSON.parse(found.get(A)?.containerdConfig ?? 'null').annotations['io.kubernetes.cri.sandbox-name']).toBe('build-runner-7f9c4');
     expect(found.get(A)?.crioConfig).toBeUndefined();
     expect(JSON.parse(found.get(C)?.crioConfig ?? 'null').annotations['io.kubernetes.cri-o.KubeName']).toBe('notebook-0');
     expect(found.get(C)?.containerdConfig).toBeUndefined();
@@ -210,7 +208,10 @@ describe('discoverSandboxes edge cases', () => {
     const crio = opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).map((p) => p.split('/').at(-3));
     // Exactly the fixture's bundles of its sandboxes, read off its tree.
     const ids = new Set(result.sandboxes.map((s) => s.id));
-    const present = (dir: string) => readdirSync(dir).filter((id) => ids.has(id)).sort();
+    const present = (dir: string) =>
+      readdirSync(dir)
+        .filter((id) => ids.has(id))
+        .sort();
     expect(containerd.sort()).toEqual(present(join(paths.containerdTasksDir, 'k8s.io')));
     expect(crio.sort()).toEqual(present(paths.crioDir));
     expect(containerd.length + crio.length).toBeLessThan(2 * ids.size);
@@ -226,9 +227,12 @@ describe('discoverSandboxes edge cases', () => {
       expect(result.sandboxes).toHaveLength(7);
       const tried = result.sandboxes.map((s) => join(paths.crioDir, s.id, 'userdata', 'config.json')).sort();
       expect(opened.filter((p) => p.startsWith(`${paths.crioDir}/`)).sort()).toEqual(tried);
-      expect(result.errors.filter((e) => e.target.startsWith(`${paths.crioDir}/`)).map((e) => [e.reason, e.target]).sort()).toEqual(
-        tried.map((t) => ['io', t]),
-      );
+      expect(
+        result.errors
+          .filter((e) => e.target.startsWith(`${paths.crioDir}/`))
+          .map((e) => [e.reason, e.target])
+          .sort(),
+      ).toEqual(tried.map((t) => ['io', t]));
       expect(result.sandboxes.every((s) => s.crioConfig === undefined)).toBe(true);
       expect(byId(result.sandboxes).get(A)?.containerdConfig).toBeDefined();
     });
@@ -299,9 +303,7 @@ describe('discoverSandboxes edge cases', () => {
     for (let round = 0; round < 5; round++) {
       await onNodeCopy(async (paths) => {
         const discovery = discoverSandboxes(paths);
-        await Promise.all(
-          [A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })),
-        );
+        await Promise.all([A, B, F].map((id) => rm(join(paths.kataGoDir, id), { recursive: true, force: true })));
         await rm(join(paths.kataRsDir, C), { recursive: true, force: true });
         const result = await discovery;
         expect(result.errors).toEqual([]);
@@ -341,7 +343,7 @@ describe('state files and bundles unchanged since the last discovery', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  test('are stat\'d, not opened, and read as before', async () => {
+  test("are stat'd, not opened, and read as before", async () => {
     const result = await discover();
     const a = byId(result.sandboxes).get(A);
     expect(a?.stateText).toBe(await readFile(state, 'utf8'));

@@ -167,7 +167,11 @@ describe('scrapeAll with a body handler: the slot goes on before the handler run
           return body.toString();
         },
       });
-      expect([...results.values()].map((r) => r.ok && r.body)).toEqual(['kata_shim_threads 0\n', 'kata_shim_threads 1\n', 'kata_shim_threads 2\n']);
+      expect([...results.values()].map((r) => r.ok && r.body)).toEqual([
+        'kata_shim_threads 0\n',
+        'kata_shim_threads 1\n',
+        'kata_shim_threads 2\n',
+      ]);
     } finally {
       channel.unsubscribe(onSend);
     }
@@ -234,7 +238,11 @@ describe('bodies of unknown length (chunked, as the Go shim sends them)', () => 
     // 40 KiB, then ~300 KiB (past the 64 KiB start and a doubling), then 40 KiB again.
     const sizes = [1200, 9000, 1200];
     let call = 0;
-    const started = await startFakeShim({ socketPath: join(dir, 'chunked.sock'), payload: () => text(sizes[call++]!), behaviour: { kind: 'normal', chunked: true } });
+    const started = await startFakeShim({
+      socketPath: join(dir, 'chunked.sock'),
+      payload: () => text(sizes[call++]!),
+      behaviour: { kind: 'normal', chunked: true },
+    });
     shims.push(started);
     const pool = createShimPool({ concurrency: 1, ...LIMITS });
     const seen: { equal: boolean; bytes: number; buffer: ArrayBufferLike }[] = [];
@@ -309,20 +317,23 @@ describe('kept connections (one client per shim socket in the pool)', () => {
     ['oversize', { kind: 'oversize', bytes: 100 * 1024 * 1024 }, LIMITS.deadlineMs],
     ['oversize', { kind: 'oversize', bytes: 100 * 1024 * 1024, declareLength: true }, LIMITS.deadlineMs],
     ['unreachable', { kind: 'close_mid_response' }, LIMITS.deadlineMs],
-  ] as const)('a failure (%s, %o) destroys the client: the next scrape opens a new connection and gets a clean body', async (expected, behaviour, deadlineMs) => {
-    const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
-    const s = await shim('fail.sock', { kind: 'normal' }, payload);
-    const pool = createShimPool({ concurrency: 1, deadlineMs, maxBytes: LIMITS.maxBytes });
-    expect(reason(await one(pool, s))).toBe('ok');
-    await s.setBehaviour(behaviour);
-    expect(reason(await one(pool, s))).toBe(expected);
-    await expect.poll(() => s.stats.openConnections).toBe(0);
-    await s.setBehaviour({ kind: 'normal' });
-    const after = await one(pool, s);
-    expect(after.ok && after.body.equals(Buffer.from(payload))).toBe(true);
-    expect(s.stats.connections).toBe(2);
-    await pool.close();
-  });
+  ] as const)(
+    'a failure (%s, %o) destroys the client: the next scrape opens a new connection and gets a clean body',
+    async (expected, behaviour, deadlineMs) => {
+      const payload = await readFile(join(fixtures, 'go-qemu.prom'), 'utf8');
+      const s = await shim('fail.sock', { kind: 'normal' }, payload);
+      const pool = createShimPool({ concurrency: 1, deadlineMs, maxBytes: LIMITS.maxBytes });
+      expect(reason(await one(pool, s))).toBe('ok');
+      await s.setBehaviour(behaviour);
+      expect(reason(await one(pool, s))).toBe(expected);
+      await expect.poll(() => s.stats.openConnections).toBe(0);
+      await s.setBehaviour({ kind: 'normal' });
+      const after = await one(pool, s);
+      expect(after.ok && after.body.equals(Buffer.from(payload))).toBe(true);
+      expect(s.stats.connections).toBe(2);
+      await pool.close();
+    },
+  );
 
   it('closes, at the end of scrapeAll, the client of a socket that call did not scrape', async () => {
     const a = await shim('a.sock', { kind: 'normal' });
@@ -407,7 +418,11 @@ describe('kept connections (one client per shim socket in the pool)', () => {
     shims.push(old);
     const pool = createShimPool({ concurrency: 1, ...LIMITS });
     expect(reason(await one(pool, old))).toBe('ok');
-    const replacement = await startFakeShim({ socketPath: path, bindPath: join(dir, 'swap-new.sock'), payload: () => 'kata_shim_threads 2\n' });
+    const replacement = await startFakeShim({
+      socketPath: path,
+      bindPath: join(dir, 'swap-new.sock'),
+      payload: () => 'kata_shim_threads 2\n',
+    });
     shims.push(replacement);
     const after = await one(pool, replacement);
     expect(after.ok && after.body.toString()).toBe('kata_shim_threads 2\n');

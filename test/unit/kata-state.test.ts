@@ -58,7 +58,10 @@ describe('Go runtime persist.json', () => {
   });
 
   test('older persist.json with CgroupPath instead of SandboxCgroupPath', () => {
-    const info = decodeGoPersist(JSON.stringify({ CgroupPath: '/kubepods/podx/abc', HypervisorState: { Type: 'firecracker', Pid: 77 } }), 'abc');
+    const info = decodeGoPersist(
+      JSON.stringify({ CgroupPath: '/kubepods/podx/abc', HypervisorState: { Type: 'firecracker', Pid: 77 } }),
+      'abc',
+    );
     expect(info).toMatchObject({ sandboxCgroupPath: '/kubepods/podx/abc', hypervisor: 'firecracker', vmmPid: 77 });
   });
 

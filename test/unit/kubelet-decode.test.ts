@@ -41,7 +41,16 @@ function ctr(
   more: Partial<KubeletContainerStats> = {},
 ): KubeletContainerStats {
   const [namespace = '', pod = '', container = ''] = ref.split('/');
-  return { namespace, pod, container, cpuSeconds, cpuTimestampMs: timestampMs, memoryWorkingSetBytes, memoryTimestampMs: timestampMs, ...more };
+  return {
+    namespace,
+    pod,
+    container,
+    cpuSeconds,
+    cpuTimestampMs: timestampMs,
+    memoryWorkingSetBytes,
+    memoryTimestampMs: timestampMs,
+    ...more,
+  };
 }
 
 /** The same for a pod. */
@@ -144,7 +153,14 @@ const CASES: [string, Expected][] = [
         ctr('ci/build-7f9c/build', 212.004837113, 1942155264, 1705499998204, { startTimeSeconds: 1705499711.9203553 }),
         ctr('ci/build-e90a/build', 3.918220741, 150994944, 1705499996677, { startTimeSeconds: 1705499961.2070327 }),
         // CRI-O style: a zero CPU counter and no memory sample at all.
-        { namespace: 'ci', pod: 'lint-5d2b', container: 'lint', cpuSeconds: 0, cpuTimestampMs: 1705499997930, startTimeSeconds: 1705499874 },
+        {
+          namespace: 'ci',
+          pod: 'lint-5d2b',
+          container: 'lint',
+          cpuSeconds: 0,
+          cpuTimestampMs: 1705499997930,
+          startTimeSeconds: 1705499874,
+        },
         ctr('kube-system/kube-proxy-x7k2p/kube-proxy', 5522.181903346, 30355456, 1705499991450, { startTimeSeconds: 1704897730.5012295 }),
       ],
       kubeletScrapeError: false,
@@ -188,11 +204,17 @@ const CASES: [string, Expected][] = [
         pod('kube-system/kube-proxy-x7k2p', 3097.947130012, 33435648, 1759919994105, { swapBytes: 0 }),
       ],
       containers: [
-        ctr('ci/build-7f9c/artifact-uploader', 6.003817925, 20660224, 1759919998311, { startTimeSeconds: 1759917140.3391914, swapBytes: 0 }),
+        ctr('ci/build-7f9c/artifact-uploader', 6.003817925, 20660224, 1759919998311, {
+          startTimeSeconds: 1759917140.3391914,
+          swapBytes: 0,
+        }),
         ctr('ci/build-7f9c/build', 2876.140029957, 3758096384, 1759919998311, { startTimeSeconds: 1759917140.187045, swapBytes: 0 }),
         ctr('ci/build-b44f/build', 417.500321887, 1073741824, 1759919996054, { startTimeSeconds: 1759919351.8770742, swapBytes: 26214400 }),
         ctr('ci/lint-5d2b/lint', 0, 0, 1759919999120, { startTimeSeconds: 1759919810.2551146, swapBytes: 0 }),
-        ctr('kube-system/kube-proxy-x7k2p/kube-proxy', 3097.885610342, 33308672, 1759919993418, { startTimeSeconds: 1759430118.4562953, swapBytes: 0 }),
+        ctr('kube-system/kube-proxy-x7k2p/kube-proxy', 3097.885610342, 33308672, 1759919993418, {
+          startTimeSeconds: 1759430118.4562953,
+          swapBytes: 0,
+        }),
       ],
       kubeletScrapeError: false,
       rejected: NONE,
@@ -202,10 +224,7 @@ const CASES: [string, Expected][] = [
     'broken-zero-time.txt',
     {
       node: { cpuSeconds: 35217.559021884, memoryWorkingSetBytes: 7845199872 },
-      pods: [
-        pod('ci/build-7f9c', 377.602144155, 1206005760, 1650974201188),
-        pod('ci/build-d05e', 2.803117446, 298061824, 1650974202419),
-      ],
+      pods: [pod('ci/build-7f9c', 377.602144155, 1206005760, 1650974201188), pod('ci/build-d05e', 2.803117446, 298061824, 1650974202419)],
       containers: [
         ctr('ci/build-7f9c/artifact-uploader', 1.872110923, 10752000, 1650974200812, { startTimeSeconds: 1650973832.1448002 }),
         ctr('ci/build-7f9c/build', 351.088210374, 920625152, 1650974200812, { startTimeSeconds: 1650973831.9920301 }),
@@ -220,12 +239,8 @@ const CASES: [string, Expected][] = [
     'broken-wrapped-swap.txt',
     {
       node: { cpuSeconds: 833978.250918344, memoryWorkingSetBytes: 28714385408 },
-      pods: [
-        pod('ci/build-7f9c', 97.631720416, 930283264, 1759920600588),
-      ],
-      containers: [
-        ctr('ci/build-7f9c/build', 88.412055017, 601489408, 1759920601207, { swapBytes: 0 }),
-      ],
+      pods: [pod('ci/build-7f9c', 97.631720416, 930283264, 1759920600588)],
+      containers: [ctr('ci/build-7f9c/build', 88.412055017, 601489408, 1759920601207, { swapBytes: 0 })],
       kubeletScrapeError: false,
       rejected: { zero_time: 0, implausible_value: 2, duplicate: 0 },
     },

@@ -9,7 +9,14 @@ describe('renderKubeletPayload', () => {
       node: { cpuSeconds: 833461.5, memoryWorkingSetBytes: 29024583680 },
       pods: [{ namespace: 'ci', pod: 'build-7f9c', cpuSeconds: 3011.25, memoryWorkingSetBytes: 4353687552, swapBytes: 0 }],
       containers: [
-        { namespace: 'ci', pod: 'build-7f9c', container: 'build', cpuSeconds: 2876.5, memoryWorkingSetBytes: 3758096384, startTimeSeconds: 1759917140.5 },
+        {
+          namespace: 'ci',
+          pod: 'build-7f9c',
+          container: 'build',
+          cpuSeconds: 2876.5,
+          memoryWorkingSetBytes: 3758096384,
+          startTimeSeconds: 1759917140.5,
+        },
         { namespace: 'ci', pod: 'build-7f9c', container: 'artifact-uploader', cpuSeconds: 6, cpuTimestampMs: 1759919990000 },
       ],
     });

@@ -5,12 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { FakeKubelet, type FakeKubeletFault, type FakeKubeletOptions } from '../../src/lab/fake-kubelet.ts';
-import {
-  createCertificateAuthority,
-  createServerCertificate,
-  type CertificateAuthority,
-  type PemPair,
-} from '../../src/lab/tls.ts';
+import { createCertificateAuthority, createServerCertificate, type CertificateAuthority, type PemPair } from '../../src/lab/tls.ts';
 import { silentLogger } from '../../src/log.ts';
 import { KubeletClient, type KubeletClientOptions } from '../../src/scrapers/kubelet.ts';
 import { SourceError } from '../../src/scrapers/source-error.ts';
@@ -118,7 +113,11 @@ describe('KubeletClient against a real HTTPS kubelet', () => {
 
   test('a 403 carries the kubelet explanation from the body', async () => {
     const k = await startKubelet();
-    k.setFault({ kind: 'status', status: 403, body: 'Forbidden (user=system:serviceaccount:monitoring:kmb, verb=get, resource=nodes, subresource=metrics)' });
+    k.setFault({
+      kind: 'status',
+      status: 403,
+      body: 'Forbidden (user=system:serviceaccount:monitoring:kmb, verb=get, resource=nodes, subresource=metrics)',
+    });
     const err = await scrapeError(client(k.url));
     expect(err.reason).toBe('unauthorized');
     expect(err.message).toContain('subresource=metrics');

@@ -46,7 +46,13 @@ function pod(l: NodeLab, name: string, namespace = 'ci') {
 
 /** `key value` lines (cpu.stat, memory.events, memory.oom_control) as a map. */
 function keyed(text: string): Map<string, number> {
-  return new Map(text.trim().split('\n').map((l) => l.split(' ') as [string, string]).map(([k, v]) => [k, Number(v)]));
+  return new Map(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string])
+      .map(([k, v]) => [k, Number(v)]),
+  );
 }
 
 /** io.stat: the sum of one key over every device line. */
@@ -56,7 +62,10 @@ function ioStatSum(text: string, key: 'rbytes' | 'wbytes'): number {
 
 /** net/dev: receive and transmit bytes of every interface but lo and Kata's taps. */
 function podTraffic(text: string): { receive: number; transmit: number } {
-  const lines = text.split('\n').slice(2).filter((l) => l.includes(':'));
+  const lines = text
+    .split('\n')
+    .slice(2)
+    .filter((l) => l.includes(':'));
   let receive = 0;
   let transmit = 0;
   for (const line of lines) {
@@ -97,7 +106,10 @@ async function sumOver(dirs: string[], file: string, value: (text: string) => nu
 describe('cgroup v2: the pod cgroup and the VMM', () => {
   it('writes limits, throttling, OOM kills, pressure and I/O in the kernel formats, growing over time', async () => {
     const namespace = 'ci';
-    const l = await startLab({ cgroupVersion: 2, pods: [abusivePods(namespace).memory, abusivePods(namespace).mining, calmPod('calm', namespace)] });
+    const l = await startLab({
+      cgroupVersion: 2,
+      pods: [abusivePods(namespace).memory, abusivePods(namespace).mining, calmPod('calm', namespace)],
+    });
     const dir = (name: string) => join(l.endpoints.cgroupRoot, l.cgroups.paths(pod(l, name).uid)!.pod);
 
     // The kubelet's pod limit: the containers' limits plus kata-qemu's 320Mi overhead.
@@ -107,7 +119,9 @@ describe('cgroup v2: the pod cgroup and the VMM', () => {
     const miner0 = keyed(await read(dir('miner'), 'cpu.stat'));
     const calm0 = keyed(await read(dir('calm'), 'cpu.stat'));
     const psi0 = await read(dir('leaky'), 'memory.pressure');
-    expect(psi0).toMatch(/^some avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=\d+\nfull avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=\d+\n$/);
+    expect(psi0).toMatch(
+      /^some avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=\d+\nfull avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=\d+\n$/,
+    );
 
     await advance(l, 60);
     const events1 = keyed(await read(dir('leaky'), 'memory.events'));
@@ -125,7 +139,10 @@ describe('cgroup v2: the pod cgroup and the VMM', () => {
 
   it('puts the VMM in the sandbox cgroup, named by its comm, with the pod traffic in its net/dev; the shim sees the node', async () => {
     const l = await startLab({ cgroupVersion: 2, pods: [abusivePods('ci').network, { name: 'db', hypervisor: 'dragonball' }] });
-    for (const [name, comm] of [['exfil', 'qemu-system-x86'], ['db', 'containerd-shim']] as const) {
+    for (const [name, comm] of [
+      ['exfil', 'qemu-system-x86'],
+      ['db', 'containerd-shim'],
+    ] as const) {
       const state = pod(l, name);
       const sandbox = join(l.endpoints.cgroupRoot, l.cgroups.paths(state.uid)!.sandboxes[state.sandboxId]!.sandbox);
       const pids = (await read(sandbox, 'cgroup.procs')).trim().split('\n').map(Number);
@@ -157,7 +174,14 @@ describe('cgroup v2: the pod cgroup and the VMM', () => {
 
 describe('cgroup v1: the same facts in v1 files', () => {
   it('writes throttled_time, the memory limit, oom_kill, the peak and blkio bytes per device', async () => {
-    const l = await startLab({ cgroupVersion: 1, pods: [abusivePods('ci').memory, abusivePods('ci').disk, { name: 'nolimit', containers: [{ name: 'b', cpuCores: 0.2, memoryBytes: 100 * MIB }] }] });
+    const l = await startLab({
+      cgroupVersion: 1,
+      pods: [
+        abusivePods('ci').memory,
+        abusivePods('ci').disk,
+        { name: 'nolimit', containers: [{ name: 'b', cpuCores: 0.2, memoryBytes: 100 * MIB }] },
+      ],
+    });
     const root = l.endpoints.cgroupRoot;
     const podPath = (name: string) => l.cgroups.paths(pod(l, name).uid)!.pod;
     expect(await read(root, 'memory', podPath('leaky'), 'memory.limit_in_bytes')).toBe(`${2 * GIB + 320 * MIB}\n`);
@@ -165,15 +189,22 @@ describe('cgroup v1: the same facts in v1 files', () => {
     expect(await read(root, 'memory', podPath('nolimit'), 'memory.limit_in_bytes')).toBe('9223372036854771712\n');
     expect(keyed(await read(root, 'cpu,cpuacct', podPath('leaky'), 'cpu.stat')).has('throttled_time')).toBe(true);
     const oom0 = keyed(await read(root, 'memory', podPath('leaky'), 'memory.oom_control')).get('oom_kill')!;
-    const blkio = (text: string, op: string) => [...text.matchAll(new RegExp(`^\\d+:\\d+ ${op} (\\d+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+    const blkio = (text: string, op: string) =>
+      [...text.matchAll(new RegExp(`^\\d+:\\d+ ${op} (\\d+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
     const blkioFile = 'blkio.throttle.io_service_bytes_recursive';
     const written0 = await sumOver(hostCgroups(l, 'filler', 'blkio'), blkioFile, (t) => blkio(t, 'Write'));
     await advance(l, 20);
-    expect(keyed(await read(root, 'memory', podPath('leaky'), 'memory.oom_control')).get('oom_kill')! - oom0).toBe(20 / HOST_OOM_EVERY_SECONDS);
-    expect((await sumOver(hostCgroups(l, 'filler', 'blkio'), blkioFile, (t) => blkio(t, 'Write'))) - written0).toBeGreaterThan(20 * FLOOD.diskWriteBytesPerSecond * 0.8);
+    expect(keyed(await read(root, 'memory', podPath('leaky'), 'memory.oom_control')).get('oom_kill')! - oom0).toBe(
+      20 / HOST_OOM_EVERY_SECONDS,
+    );
+    expect((await sumOver(hostCgroups(l, 'filler', 'blkio'), blkioFile, (t) => blkio(t, 'Write'))) - written0).toBeGreaterThan(
+      20 * FLOOD.diskWriteBytesPerSecond * 0.8,
+    );
     const text = await read(hostCgroups(l, 'filler', 'blkio')[1]!, blkioFile);
     expect(Number(/^Total (\d+)$/m.exec(text)?.[1])).toBe(blkio(text, 'Total'));
-    expect(Number(await read(root, 'memory', podPath('leaky'), 'memory.max_usage_in_bytes'))).toBeGreaterThanOrEqual(Number(await read(root, 'memory', podPath('leaky'), 'memory.usage_in_bytes')));
+    expect(Number(await read(root, 'memory', podPath('leaky'), 'memory.max_usage_in_bytes'))).toBeGreaterThanOrEqual(
+      Number(await read(root, 'memory', podPath('leaky'), 'memory.usage_in_bytes')),
+    );
     // cgroup v1 lists the VMM's process wherever one of its threads is: the vCPUs' sandbox cgroup and the overhead cgroup.
     const leaky = pod(l, 'leaky');
     const paths = l.cgroups.paths(leaky.uid)!.sandboxes[leaky.sandboxId]!;
@@ -185,13 +216,17 @@ describe('cgroup v1: the same facts in v1 files', () => {
 });
 
 describe('the lying guest', () => {
-  it("grows its host CPU, disk and network counters while its shim reports an idle VM", async () => {
+  it('grows its host CPU, disk and network counters while its shim reports an idle VM', async () => {
     const l = await startLab({ cgroupVersion: 2, pods: [lyingGuestPod('liar', 'ci')] });
     const state = pod(l, 'liar');
     const paths = l.cgroups.paths(state.uid)!;
     const podDir = join(l.endpoints.cgroupRoot, paths.pod);
     const sandbox = join(l.endpoints.cgroupRoot, paths.sandboxes[state.sandboxId]!.sandbox);
-    const vmm = (await read(sandbox, 'cgroup.procs')).trim().split('\n').map(Number).filter((pid) => pid !== state.processes?.shim.pid)[0]!;
+    const vmm = (await read(sandbox, 'cgroup.procs'))
+      .trim()
+      .split('\n')
+      .map(Number)
+      .filter((pid) => pid !== state.processes?.shim.pid)[0]!;
     const host = async () => ({
       cpu: keyed(await read(podDir, 'cpu.stat')).get('usage_usec')! / 1e6,
       written: await sumOver(hostCgroups(l, 'liar'), 'io.stat', (t) => ioStatSum(t, 'wbytes')),
@@ -199,7 +234,11 @@ describe('the lying guest', () => {
     });
     const guest = () => {
       const payload = l.shimPayload(state);
-      const cpu = ['user', 'system', 'irq', 'softirq'].reduce((s, item) => s + guestValue(payload, `kata_guest_cpu_time{cpu="total",item="${item}"}`), 0) / 1000;
+      const cpu =
+        ['user', 'system', 'irq', 'softirq'].reduce(
+          (s, item) => s + guestValue(payload, `kata_guest_cpu_time{cpu="total",item="${item}"}`),
+          0,
+        ) / 1000;
       return {
         cpu,
         written: guestValue(payload, 'kata_guest_diskstat{disk="vda",item="sectors_written"}') * 512,
@@ -213,7 +252,9 @@ describe('the lying guest', () => {
     await advance(l, dt);
     const [h1, g1] = [await host(), guest()];
     // Its leak keeps the VM between 90 % and 100 % of the pod limit on the host, in whole pages.
-    const workingSet = await sumOver(hostCgroups(l, 'liar'), 'memory.current', (t) => Number(t)) - (await sumOver(hostCgroups(l, 'liar'), 'memory.stat', (t) => keyed(t).get('inactive_file')!));
+    const workingSet =
+      (await sumOver(hostCgroups(l, 'liar'), 'memory.current', (t) => Number(t))) -
+      (await sumOver(hostCgroups(l, 'liar'), 'memory.stat', (t) => keyed(t).get('inactive_file')!));
     expect(Number.isInteger(workingSet / 4096)).toBe(true);
     expect(workingSet / Number(await read(podDir, 'memory.max'))).toBeGreaterThanOrEqual(0.9);
     expect(workingSet / Number(await read(podDir, 'memory.max'))).toBeLessThan(1);

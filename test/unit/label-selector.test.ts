@@ -125,11 +125,22 @@ describe('matching', () => {
 // ─── properties ──────────────────────────────────────────────────────────────
 
 const word = fc.stringMatching(/^[a-z0-9]([a-z0-9._-]{0,8}[a-z0-9])?$/).filter((w) => w !== 'in' && w !== 'notin');
-const key = fc.oneof(word, fc.tuple(fc.stringMatching(/^[a-z0-9]{1,6}(\.[a-z0-9]{1,6}){0,2}$/), word).map(([p, n]) => `${p}/${n}`));
+const key = fc.oneof(
+  word,
+  fc.tuple(fc.stringMatching(/^[a-z0-9]{1,6}(\.[a-z0-9]{1,6}){0,2}$/), word).map(([p, n]) => `${p}/${n}`),
+);
 const requirement: fc.Arbitrary<Requirement> = fc.oneof(
-  fc.record({ key, operator: fc.constantFrom('in' as const, 'notin' as const), values: fc.uniqueArray(word, { minLength: 1, maxLength: 3 }) }),
+  fc.record({
+    key,
+    operator: fc.constantFrom('in' as const, 'notin' as const),
+    values: fc.uniqueArray(word, { minLength: 1, maxLength: 3 }),
+  }),
   fc.record({ key, operator: fc.constantFrom('exists' as const, 'notexists' as const), values: fc.constant<string[]>([]) }),
-  fc.record({ key, operator: fc.constantFrom('gt' as const, 'lt' as const), values: fc.integer({ min: -99, max: 99 }).map((n) => [String(n)]) }),
+  fc.record({
+    key,
+    operator: fc.constantFrom('gt' as const, 'lt' as const),
+    values: fc.integer({ min: -99, max: 99 }).map((n) => [String(n)]),
+  }),
 );
 const space = fc.constantFrom('', ' ', '  ', '\t');
 
@@ -153,9 +164,13 @@ function render(r: Requirement, s: string, spelling: number): string {
   }
 }
 
-const labelsArb = fc.dictionary(fc.oneof(key, fc.constantFrom('a', 'b', 'tier')), fc.oneof(word, fc.integer({ min: -100, max: 100 }).map(String)), {
-  maxKeys: 5,
-});
+const labelsArb = fc.dictionary(
+  fc.oneof(key, fc.constantFrom('a', 'b', 'tier')),
+  fc.oneof(word, fc.integer({ min: -100, max: 100 }).map(String)),
+  {
+    maxKeys: 5,
+  },
+);
 
 describe('properties', () => {
   test('any rendering of requirements parses back to the same requirements', () => {

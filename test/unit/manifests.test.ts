@@ -137,12 +137,29 @@ interface TreeTraits {
 /** A rendering and what it must carry. */
 const TREES: Array<[string, () => K8sObject[], TreeTraits]> = [
   ['base', () => render(join(KUBE, 'base')), { audit: false, peer: NOBODY }],
-  ...OVERLAYS.map((o): [string, () => K8sObject[], TreeTraits] => [`overlay ${o}`, () => render(join(KUBE, 'overlays', o)), { audit: false, peer: PROMETHEUS_PEERS[o] }]),
-  ['base + components cri-o, kubelet-ca', () => renderWithComponents(join(KUBE, 'base'), [component('cri-o'), component('kubelet-ca')]), { audit: false, peer: NOBODY }],
-  ['base + component isolation-audit', () => renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]), { audit: true, peer: NOBODY }],
+  ...OVERLAYS.map((o): [string, () => K8sObject[], TreeTraits] => [
+    `overlay ${o}`,
+    () => render(join(KUBE, 'overlays', o)),
+    { audit: false, peer: PROMETHEUS_PEERS[o] },
+  ]),
+  [
+    'base + components cri-o, kubelet-ca',
+    () => renderWithComponents(join(KUBE, 'base'), [component('cri-o'), component('kubelet-ca')]),
+    { audit: false, peer: NOBODY },
+  ],
+  [
+    'base + component isolation-audit',
+    () => renderWithComponents(join(KUBE, 'base'), [component('isolation-audit')]),
+    { audit: true, peer: NOBODY },
+  ],
   [
     'overlay plain-prometheus + components isolation-audit, cri-o, kubelet-ca',
-    () => renderWithComponents(join(KUBE, 'overlays', 'plain-prometheus'), [component('isolation-audit'), component('cri-o'), component('kubelet-ca')]),
+    () =>
+      renderWithComponents(join(KUBE, 'overlays', 'plain-prometheus'), [
+        component('isolation-audit'),
+        component('cri-o'),
+        component('kubelet-ca'),
+      ]),
     { audit: true, peer: PROMETHEUS_PEERS['plain-prometheus'] },
   ],
 ];
@@ -206,7 +223,13 @@ const AUDIT_FLAGS = {
   'path.crio-config': '/etc/crio/crio.conf',
   'path.kata-config': '/etc/kata-containers/configuration.toml',
 };
-const BASE_GRANTS = ['core/nodes/metrics:get', 'core/pods:list', 'core/pods:watch', 'node.k8s.io/runtimeclasses:list', 'node.k8s.io/runtimeclasses:watch'];
+const BASE_GRANTS = [
+  'core/nodes/metrics:get',
+  'core/pods:list',
+  'core/pods:watch',
+  'node.k8s.io/runtimeclasses:list',
+  'node.k8s.io/runtimeclasses:watch',
+];
 const AUDIT_GRANTS = ['core/namespaces:list', 'core/namespaces:watch'];
 
 // ---- what the DaemonSet must look like, in every rendering ----------------------------------
@@ -376,7 +399,10 @@ function checkDaemonSet(objects: K8sObject[]): void {
     for (const flag of ['path.containerd-config', 'path.crio-config', 'path.kata-config']) {
       const file = flags.get(flag);
       expect(file, `--${flag}`).toBeDefined();
-      expect([...AUDIT_CONFIG_DIRS].some((dir) => file!.startsWith(`${dir}/`)), `--${flag}=${file} lies in a mounted directory`).toBe(true);
+      expect(
+        [...AUDIT_CONFIG_DIRS].some((dir) => file!.startsWith(`${dir}/`)),
+        `--${flag}=${file} lies in a mounted directory`,
+      ).toBe(true);
     }
   } else {
     expect(auditMounts).toEqual([]);
@@ -471,7 +497,8 @@ describe('kustomize renderings', () => {
         expect(ns.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
       });
       it('DaemonSet is locked down and only uses known flags', () => checkDaemonSet(objects()));
-      it(`RBAC is exactly the least privilege${audit ? ', plus list/watch on namespaces for the audit' : ''}`, () => checkRbac(objects(), audit ? AUDIT_GRANTS : []));
+      it(`RBAC is exactly the least privilege${audit ? ', plus list/watch on namespaces for the audit' : ''}`, () =>
+        checkRbac(objects(), audit ? AUDIT_GRANTS : []));
       it('ships the dashboards as grafana_dashboard ConfigMaps', () => checkDashboards(objects()));
       it(`a NetworkPolicy admits only ${peer === NOBODY ? 'nobody (no overlay set the Prometheus selectors)' : `pods ${JSON.stringify(peer.podLabels)} of namespace ${peer.namespace}`} to the metrics port`, () =>
         checkNetworkPolicy(objects(), peer));
@@ -527,8 +554,7 @@ describe('kustomize renderings', () => {
     const kinds = new Set(objects.map((o) => o.apiVersion.split('/')[0]));
     expect(kinds.has('monitoring.coreos.com')).toBe(false);
     const map = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kata-metrics-bridge-prometheus') as
-      | (K8sObject & { data: Record<string, string> })
-      | undefined;
+      (K8sObject & { data: Record<string, string> }) | undefined;
     expect(map).toBeDefined();
     const rules = readSources(PROJECT_ROOT).rules;
     if (rules !== undefined) expect(map!.data['kata-bridge.rules.yaml']).toBe(rules);
@@ -553,9 +579,7 @@ describe('kustomize renderings', () => {
     expect(c.args).toContain('--path.crio=/run/containers/storage/overlay-containers');
     expect(c.args).toContain('--kubelet.ca-file=/etc/kata-metrics-bridge/kubelet-ca/ca.crt');
     expect(c.args).not.toContain('--kubelet.insecure-skip-tls-verify');
-    expect(c.volumeMounts).toContainEqual(
-      expect.objectContaining({ mountPath: '/etc/kata-metrics-bridge/kubelet-ca', readOnly: true }),
-    );
+    expect(c.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: '/etc/kata-metrics-bridge/kubelet-ca', readOnly: true }));
     const base = podSpec(render(join(KUBE, 'base'))).containers[0]!;
     expect(base.args?.[0]).toBe('--kubelet.insecure-skip-tls-verify');
   });
@@ -765,7 +789,10 @@ describe('deploy/Dockerfile (static lint: Docker cannot run here)', () => {
       const from = stage[0]!.args;
       const image = from.split(/\s+/).find((w) => !w.startsWith('--'))!;
       const isStage = stages.some((s) => new RegExp(`\\s+AS\\s+${image}$`, 'i').test(s[0]!.args));
-      if (!isStage) expect(image, `stage image at line ${stage[0]!.line}`).toMatch(/^(docker\.io\/(library\/)?)?node:24([.-][^\s]*)?(@sha256:[0-9a-f]{64})?$/);
+      if (!isStage)
+        expect(image, `stage image at line ${stage[0]!.line}`).toMatch(
+          /^(docker\.io\/(library\/)?)?node:24([.-][^\s]*)?(@sha256:[0-9a-f]{64})?$/,
+        );
     }
   });
 
@@ -784,7 +811,10 @@ describe('deploy/Dockerfile (static lint: Docker cannot run here)', () => {
       expect(from, 'node_modules copied from another stage').toBeDefined();
       const stage = stages.find((s) => new RegExp(`\\s+AS\\s+${from}$`, 'i').test(s[0]!.args));
       expect(stage, `stage ${from}`).toBeDefined();
-      expect(runs(stage!).some((r) => /\bnpm ci\b.*--omit=dev|\bnpm prune\b.*--omit=dev/.test(r)), `stage ${from} omits dev dependencies`).toBe(true);
+      expect(
+        runs(stage!).some((r) => /\bnpm ci\b.*--omit=dev|\bnpm prune\b.*--omit=dev/.test(r)),
+        `stage ${from} omits dev dependencies`,
+      ).toBe(true);
     }
   });
 

@@ -48,7 +48,9 @@ describe('docs/metrics.md', () => {
 
   test('states each host collector switch, its default and the series it adds per pod', () => {
     expect(docs).toContain('| `--[no-]collector.host-pressure` | on | `kata_bridge_pod_host_pressure_seconds_total` | 6 |');
-    expect(docs).toContain('| `--[no-]collector.host-memory` | on | `kata_bridge_pod_host_memory_limit_bytes`, `kata_bridge_pod_host_oom_kills_total` | 2 |');
+    expect(docs).toContain(
+      '| `--[no-]collector.host-memory` | on | `kata_bridge_pod_host_memory_limit_bytes`, `kata_bridge_pod_host_oom_kills_total` | 2 |',
+    );
     expect(docs).toContain('| `--[no-]collector.host-network` | on |');
   });
 });

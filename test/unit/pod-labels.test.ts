@@ -14,7 +14,10 @@ const BASE_ARGS = ['--node.name=n1', '--kubelet.url=https://10.0.0.5:10250'];
 
 describe('parseLabelsAllowlist (kube-state-metrics --metric-labels-allowlist, pods only)', () => {
   test('a comma list of keys, blanks ignored', () => {
-    expect(parseLabelsAllowlist(' tenant, app.kubernetes.io/name ,,')).toEqual({ all: false, keys: new Set(['tenant', 'app.kubernetes.io/name']) });
+    expect(parseLabelsAllowlist(' tenant, app.kubernetes.io/name ,,')).toEqual({
+      all: false,
+      keys: new Set(['tenant', 'app.kubernetes.io/name']),
+    });
   });
   test('* allows every label, alone', () => {
     expect(parseLabelsAllowlist('*').all).toBe(true);
@@ -58,7 +61,10 @@ describe('publishedPodLabels', () => {
   const labels = { tenant: 'acme', repository: 'web', 'ci-step': 'test', other: 'x' };
 
   test('only the allowlisted keys, prefixed label_', () => {
-    expect(publishedPodLabels(labels, parseLabelsAllowlist('tenant,ci-step,absent'))).toEqual({ label_tenant: 'acme', label_ci_step: 'test' });
+    expect(publishedPodLabels(labels, parseLabelsAllowlist('tenant,ci-step,absent'))).toEqual({
+      label_tenant: 'acme',
+      label_ci_step: 'test',
+    });
   });
   test('nothing by default', () => {
     expect(publishedPodLabels(labels, NO_LABELS)).toEqual({});

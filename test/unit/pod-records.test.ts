@@ -14,9 +14,7 @@ import {
 } from '../../src/translate/pod-records.ts';
 import type { PodRecord, RuntimeClassRecord } from '../../src/translate/records.ts';
 
-const fixture = JSON.parse(
-  readFileSync(new URL('../fixtures/pods/kata-qemu-ci-pod.json', import.meta.url), 'utf8'),
-) as PodJson;
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/pods/kata-qemu-ci-pod.json', import.meta.url), 'utf8')) as PodJson;
 
 const MiB = 1024 * 1024;
 const classes = new Map<string, RuntimeClassRecord>([
@@ -137,11 +135,7 @@ describe('RuntimeClass join', () => {
       pod({ runtimeClassName: 'gvisor', overhead: { memory: '1Gi' } }),
       { runtimeHandler: undefined, overhead: { cpuCores: undefined, memoryBytes: 1024 * MiB }, overheadSource: 'pod' },
     ],
-    [
-      'no runtimeClassName (runc)',
-      pod({}),
-      { runtimeHandler: undefined, overhead: undefined, overheadSource: undefined },
-    ],
+    ['no runtimeClassName (runc)', pod({}), { runtimeHandler: undefined, overhead: undefined, overheadSource: undefined }],
   ])('%s', (_, input, expected) => {
     const { runtimeHandler, overhead, overheadSource } = toPodRecord(input, classes);
     expect({ runtimeHandler, overhead, overheadSource }).toEqual(expected);
@@ -295,8 +289,14 @@ describe('RuntimeClass records', () => {
       { metadata: { name: 'kata-fc' }, handler: 'kata-fc', overhead: { podFixed: { memory: '130Mi' } } },
       { name: 'kata-fc', handler: 'kata-fc', overhead: { cpuCores: undefined, memoryBytes: 136_314_880 } },
     ],
-    [{ metadata: { name: 'runc' }, handler: 'runc' }, { name: 'runc', handler: 'runc' }],
-    [{ metadata: { name: 'odd' }, handler: 'odd', overhead: {} }, { name: 'odd', handler: 'odd' }],
+    [
+      { metadata: { name: 'runc' }, handler: 'runc' },
+      { name: 'runc', handler: 'runc' },
+    ],
+    [
+      { metadata: { name: 'odd' }, handler: 'odd', overhead: {} },
+      { name: 'odd', handler: 'odd' },
+    ],
   ])('%j', (input, expected) => {
     expect(toRuntimeClassRecord(input)).toEqual(expected);
   });

@@ -7,7 +7,16 @@ const T = 1_700_000_000_000;
 const MIB = 1024 * 1024;
 
 function kataPod(name: string, hostCpuSeconds: number | undefined, extra: Partial<PodSnapshot> = {}): PodSnapshot {
-  return { namespace: 'ci', pod: name, uid: `uid-${name}`, runtimeHandler: 'kata-qemu', hostCpuSeconds, gaps: [], containers: [{ name: 'build' }], ...extra };
+  return {
+    namespace: 'ci',
+    pod: name,
+    uid: `uid-${name}`,
+    runtimeHandler: 'kata-qemu',
+    hostCpuSeconds,
+    gaps: [],
+    containers: [{ name: 'build' }],
+    ...extra,
+  };
 }
 
 function at(takenAtMs: number, pods: PodSnapshot[], audit?: AuditSnapshot): NodeSnapshot {
@@ -21,7 +30,11 @@ const cell = (row: PodRow, heading: string) => podCells(row)[column(heading)];
 describe('podTable', () => {
   test('host and overhead CPU are rates between the two snapshots, highest host CPU first', () => {
     const before = at(T, [kataPod('idle', 100, { overheadCpuSeconds: 10 }), kataPod('busy', 50, { overheadCpuSeconds: 4 })]);
-    const now = at(T + 10_000, [kataPod('idle', 101, { overheadCpuSeconds: 10.5 }), kataPod('busy', 80, { overheadCpuSeconds: 5 }), kataPod('new', 7)]);
+    const now = at(T + 10_000, [
+      kataPod('idle', 101, { overheadCpuSeconds: 10.5 }),
+      kataPod('busy', 80, { overheadCpuSeconds: 5 }),
+      kataPod('new', 7),
+    ]);
     const table = podTable(now, before);
     expect(table.rateSeconds).toBe(10);
     expect(table.rows.map((r) => [r.pod, r.hostCpuCores, r.overheadCpuCores])).toEqual([
@@ -79,7 +92,15 @@ describe('podTable', () => {
 });
 
 describe('pod table cells', () => {
-  const row: PodRow = { namespace: 'ci', pod: 'p', gaps: [], findings: [], hostMemoryBytes: 512 * MIB, overheadMemoryBytes: 100 * MIB, overheadMemoryReservedBytes: 320 * MIB };
+  const row: PodRow = {
+    namespace: 'ci',
+    pod: 'p',
+    gaps: [],
+    findings: [],
+    hostMemoryBytes: 512 * MIB,
+    overheadMemoryBytes: 100 * MIB,
+    overheadMemoryReservedBytes: 320 * MIB,
+  };
 
   test('"—" for what the snapshot does not carry (host memory limit, throttling, OOM kills)', () => {
     expect(cell(row, 'Host memory / limit')).toBe('512 MiB / —');

@@ -77,7 +77,7 @@ function podWatchRequests(fake: FakeApiServer) {
 }
 
 describe('initial list', () => {
-  test('becomes ready with this node\'s pods only, joined with their RuntimeClass', async () => {
+  test("becomes ready with this node's pods only, joined with their RuntimeClass", async () => {
     const fake = await startFake();
     const { watcher } = startWatcher(fake);
     expect(watcher.isReady()).toBe(false);
@@ -127,7 +127,7 @@ describe('initial list', () => {
 });
 
 describe('watch events', () => {
-  test('ADDED, MODIFIED and DELETED are reflected; other nodes\' pods never show', async () => {
+  test("ADDED, MODIFIED and DELETED are reflected; other nodes' pods never show", async () => {
     const fake = await startFake();
     const { watcher } = await readyWatcher(fake);
 
@@ -224,7 +224,7 @@ describe('namespaces (for the isolation audit)', () => {
     expect(fake.countRequests({ resource: 'namespaces' })).toBe(0);
   });
 
-  test('listed and watched with their labels, the API server\'s name label included; ready only once listed', async () => {
+  test("listed and watched with their labels, the API server's name label included; ready only once listed", async () => {
     const fake = await startFake();
     fake.addNamespace(namespace('ci', { 'kata-bridge.io/untrusted': 'true' }));
     fake.addNamespace(namespace('shop'));
@@ -391,9 +391,7 @@ describe('API server unavailable', () => {
     expect(String(error?.hint)).toMatch(/list and watch on pods/);
     expect(String(error?.hint)).toMatch(/kubeconfig/);
     // Bounded and quiet: retries beyond the first few are logged at debug, not error.
-    expect(logs.filter((l) => l.level === 50 && l.resource === 'pods').length).toBeLessThan(
-      watcher.stats().pods.consecutiveFailures,
-    );
+    expect(logs.filter((l) => l.level === 50 && l.resource === 'pods').length).toBeLessThan(watcher.stats().pods.consecutiveFailures);
 
     await fake.comeUp();
     await eventually(() => expect(watcher.isReady()).toBe(true));

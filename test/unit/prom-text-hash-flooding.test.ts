@@ -85,7 +85,8 @@ describe("values that collide in this process's own seeded hashes (an attacker w
 });
 
 test('the hash seed differs between processes', () => {
-  const script = "import { hashString } from './src/prom-text/hash.ts'; process.stdout.write(String(hashString('kata_guest_netdev_stat')));";
+  const script =
+    "import { hashString } from './src/prom-text/hash.ts'; process.stdout.write(String(hashString('kata_guest_netdev_stat')));";
   const run = (): string => execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
   const [a, b] = [run(), run()];
   expect(a).toMatch(/^-?\d+$/);
@@ -103,7 +104,7 @@ describe('the work budget', () => {
     expect(2 * 4 * 1024 * 1024).toBeLessThan(DEFAULT_PARSE_LIMITS.maxWork / 4);
   });
 
-  test('units are the bytes plus each sample line\'s charge, the same cold, warm and in every lane', () => {
+  test("units are the bytes plus each sample line's charge, the same cold, warm and in every lane", () => {
     // 0, 1, 2 and 3 labels; a comment and a skipped family: bytes only.
     const text = '# HELP a_total A.\na_total 1\nb{x="1"} 2\nc{x="1",y="2"} 3\nd{x="1",y="2",z="3"} 4\nskipped{x="1"} 5\n';
     const charge = (labels: number): number => 16 * (labels + 1) + (labels * (labels - 1)) / 2;

@@ -85,7 +85,14 @@ describe('SeriesCache bounds', () => {
     };
     const added = Array.from({ length: MAX_CHAIN + 1 }, (_, i) => {
       const p = sameHash(`m{v="${i}"}`);
-      return cache.add(p.bytes, 0, p.bytes.length, p.hash, { name: 'm', seriesHash: 0, labels: {}, labelCount: 1, longestLabelName: 1, longestLabelValue: 1 });
+      return cache.add(p.bytes, 0, p.bytes.length, p.hash, {
+        name: 'm',
+        seriesHash: 0,
+        labels: {},
+        labelCount: 1,
+        longestLabelName: 1,
+        longestLabelValue: 1,
+      });
     });
     expect(added.map((e) => e !== undefined)).toEqual([...Array<boolean>(MAX_CHAIN).fill(true), false]);
     const known = sameHash('m{v="0"}');

@@ -398,7 +398,12 @@ describe('keepPrefixes', () => {
   test('keeps only matching families, with their HELP and TYPE', () => {
     const result = parsePromText(payload, { keepPrefixes: ['kata_guest_'] });
     expect(result.families).toEqual([
-      { name: 'kata_guest_load', type: 'gauge', help: 'Load.', samples: [{ name: 'kata_guest_load', labels: { item: 'load1' }, value: 0.5 }] },
+      {
+        name: 'kata_guest_load',
+        type: 'gauge',
+        help: 'Load.',
+        samples: [{ name: 'kata_guest_load', labels: { item: 'load1' }, value: 0.5 }],
+      },
       { name: 'kata_guest_tasks', type: 'untyped', samples: [{ name: 'kata_guest_tasks', labels: { item: 'cur' }, value: 12 }] },
     ]);
     expect(result.seriesCount).toBe(2);

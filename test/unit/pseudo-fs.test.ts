@@ -65,7 +65,6 @@ describe.each([
 });
 
 describe('readTextSync', () => {
-
   test('a regular file that fits the buffer costs one read: the size it reports says it is complete', () => {
     const { path, text } = fileOf(2000);
     expect(readTextSync(path, 1024 * 1024)).toBe(text);
@@ -94,7 +93,9 @@ describe('readTextSync', () => {
 describe('readCgroupFileSync', () => {
   test('a real cgroupfs file costs one read and no fstat, where readTextSync takes an fstat and a read of 0', () => {
     // The root's own counters: on a v2 host, a hybrid one, or a v1 one.
-    const path = ['/sys/fs/cgroup/cgroup.stat', '/sys/fs/cgroup/unified/cgroup.stat', '/sys/fs/cgroup/memory/memory.stat'].find((p) => existsSync(p));
+    const path = ['/sys/fs/cgroup/cgroup.stat', '/sys/fs/cgroup/unified/cgroup.stat', '/sys/fs/cgroup/memory/memory.stat'].find((p) =>
+      existsSync(p),
+    );
     if (path === undefined) throw new Error('no cgroupfs mounted under /sys/fs/cgroup');
     const text = readCgroupFileSync(path, 1024 * 1024);
     expect(readCalls).toHaveLength(1);

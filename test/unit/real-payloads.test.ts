@@ -20,7 +20,11 @@ import { input, pod } from '../support/correlation-builders.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIR = resolve(ROOT, '../shared/real-payloads');
 const present = existsSync(DIR);
-const payloads = present ? readdirSync(DIR).filter((f) => !f.endsWith('.source.txt') && f !== 'README.md').sort() : [];
+const payloads = present
+  ? readdirSync(DIR)
+      .filter((f) => !f.endsWith('.source.txt') && f !== 'README.md')
+      .sort()
+  : [];
 const read = (name: string): string => readFileSync(resolve(DIR, name), 'utf8');
 
 test('the real payloads folder is there (../shared/real-payloads beside the repository)', () => {
@@ -41,7 +45,12 @@ const KUBELET_FIELDS: Record<string, Field> = {
   pod_memory_working_set_bytes: { scope: 'pod', field: 'memoryWorkingSetBytes', timestampField: 'memoryTimestampMs', kind: 'bytes' },
   pod_swap_usage_bytes: { scope: 'pod', field: 'swapBytes', kind: 'bytes' },
   container_cpu_usage_seconds_total: { scope: 'container', field: 'cpuSeconds', timestampField: 'cpuTimestampMs', kind: 'cpu' },
-  container_memory_working_set_bytes: { scope: 'container', field: 'memoryWorkingSetBytes', timestampField: 'memoryTimestampMs', kind: 'bytes' },
+  container_memory_working_set_bytes: {
+    scope: 'container',
+    field: 'memoryWorkingSetBytes',
+    timestampField: 'memoryTimestampMs',
+    kind: 'bytes',
+  },
   container_start_time_seconds: { scope: 'container', field: 'startTimeSeconds', kind: 'start' },
   container_swap_usage_bytes: { scope: 'container', field: 'swapBytes', kind: 'bytes' },
 };
@@ -49,7 +58,12 @@ const KUBELET_FIELDS: Record<string, Field> = {
 /** The documented refusals: zero time (kubernetes#109679), negative, non-finite or beyond the sanity limits. */
 function refused(sample: ReferenceSample, kind: Field['kind']): 'zero_time' | 'implausible_value' | undefined {
   if ((sample.timestampMs !== undefined && sample.timestampMs <= 0) || (kind === 'start' && sample.value <= 0)) return 'zero_time';
-  const max = kind === 'cpu' ? KUBELET_SANITY_LIMITS.maxCpuSeconds : kind === 'bytes' ? KUBELET_SANITY_LIMITS.maxBytes : KUBELET_SANITY_LIMITS.maxStartTimeSeconds;
+  const max =
+    kind === 'cpu'
+      ? KUBELET_SANITY_LIMITS.maxCpuSeconds
+      : kind === 'bytes'
+        ? KUBELET_SANITY_LIMITS.maxBytes
+        : KUBELET_SANITY_LIMITS.maxStartTimeSeconds;
   return !Number.isFinite(sample.value) || sample.value < 0 || sample.value > max ? 'implausible_value' : undefined;
 }
 
@@ -87,7 +101,8 @@ describe.each(payloads.filter((f) => f.startsWith('kubelet-')))('kubelet payload
         continue;
       }
       expect(entry?.[field.field], `${file}: ${sample.name}${JSON.stringify(sample.labels)}`).toBe(sample.value);
-      if (field.timestampField !== undefined && sample.timestampMs !== undefined) expect(entry?.[field.timestampField]).toBe(sample.timestampMs);
+      if (field.timestampField !== undefined && sample.timestampMs !== undefined)
+        expect(entry?.[field.timestampField]).toBe(sample.timestampMs);
       checked++;
     }
     expect(checked).toBeGreaterThan(0);
@@ -102,7 +117,12 @@ describe.each(payloads.filter((f) => f.startsWith('kubelet-')))('kubelet payload
 // ─── Kata shim /metrics ──────────────────────────────────────────────────────
 
 /** What the decoder documents for one reading: the family, the item, the factor to base units. */
-const SHIM_READINGS: { read: (m: ReturnType<typeof decodeShimMetrics>) => number | undefined; family: string; item?: string; factor?: number }[] = [
+const SHIM_READINGS: {
+  read: (m: ReturnType<typeof decodeShimMetrics>) => number | undefined;
+  family: string;
+  item?: string;
+  factor?: number;
+}[] = [
   { read: (m) => m.hypervisor.fds, family: 'kata_hypervisor_fds' },
   { read: (m) => m.hypervisor.readBytes, family: 'kata_hypervisor_io_stat', item: 'readbytes' },
   { read: (m) => m.hypervisor.writeBytes, family: 'kata_hypervisor_io_stat', item: 'writebytes' },
@@ -126,8 +146,12 @@ describe.each(payloads.filter((f) => f.startsWith('kata-')))('Kata payload %s', 
     const metrics = decodeShimMetrics(Buffer.from(text), 'go');
     let checked = 0;
     for (const reading of SHIM_READINGS) {
-      const first = reference.samples.find((s) => s.name === reading.family && (reading.item === undefined || s.labels.item === reading.item));
-      expect(reading.read(metrics), `${file}: ${reading.family} ${reading.item ?? ''}`).toBe(first === undefined ? undefined : first.value * (reading.factor ?? 1));
+      const first = reference.samples.find(
+        (s) => s.name === reading.family && (reading.item === undefined || s.labels.item === reading.item),
+      );
+      expect(reading.read(metrics), `${file}: ${reading.family} ${reading.item ?? ''}`).toBe(
+        first === undefined ? undefined : first.value * (reading.factor ?? 1),
+      );
       if (first !== undefined) checked++;
     }
     if (reference.samples.some((s) => /^kata_(shim|guest|agent|hypervisor_(fds|io_stat|proc|threads))/.test(s.name))) {
@@ -152,7 +176,9 @@ describe('the real v1.30.10 duplicate pair', () => {
     const cpu = lines.filter((l) => CPU.test(l));
     const [leftover, live] = [cpu[0]!, cpu[1]!];
     const moved = (line: string, cpuBy: number) =>
-      line.replace(CPU, (whole, value: string, ts: string) => whole.replace(`${value} ${ts}`, `${Number(value) + cpuBy} ${Number(ts) + advanceSeconds * 1000}`));
+      line.replace(CPU, (whole, value: string, ts: string) =>
+        whole.replace(`${value} ${ts}`, `${Number(value) + cpuBy} ${Number(ts) + advanceSeconds * 1000}`),
+      );
     const pair = liveFirst ? [moved(live, advanceCpu), moved(leftover, 0)] : [moved(leftover, 0), moved(live, advanceCpu)];
     return [...pair, ...lines.filter((l) => !CPU.test(l))].join('\n');
   }

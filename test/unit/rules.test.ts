@@ -56,7 +56,14 @@ function headingAnchors(markdown: string): Set<string> {
   const anchors = new Set<string>();
   for (const line of markdown.split('\n')) {
     const m = /^#{1,6} (.+)$/.exec(line);
-    if (m) anchors.add((m[1] ?? '').trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-'));
+    if (m)
+      anchors.add(
+        (m[1] ?? '')
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 _-]/g, '')
+          .replace(/ /g, '-'),
+      );
   }
   return anchors;
 }
@@ -165,8 +172,14 @@ describe('Prometheus rules: completeness', () => {
     for (const a of alerts) {
       const mine = cases.filter((c) => c.alertname === a.alert);
       expect(mine.length, a.alert).toBeGreaterThanOrEqual(2);
-      expect(mine.some((c) => c.fires), `${a.alert} never fires in a test`).toBe(true);
-      expect(mine.some((c) => !c.fires), `${a.alert} has no near miss`).toBe(true);
+      expect(
+        mine.some((c) => c.fires),
+        `${a.alert} never fires in a test`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => !c.fires),
+        `${a.alert} has no near miss`,
+      ).toBe(true);
     }
   });
 

@@ -48,7 +48,10 @@ const warnings = () => logs.filter((l) => l.level === 40);
 
 describe('containerd', () => {
   test('main file, then imports breadth-first: absolute, relative and globbed; later files win', async () => {
-    const dropIn = await put('opt/kata/containerd/config.d/kata-deploy.toml', v3('kata-qemu', 'privileged_without_host_devices = true\npod_annotations = ["io.katacontainers.*"]'));
+    const dropIn = await put(
+      'opt/kata/containerd/config.d/kata-deploy.toml',
+      v3('kata-qemu', 'privileged_without_host_devices = true\npod_annotations = ["io.katacontainers.*"]'),
+    );
     await put('etc/containerd/conf.d/20-local.toml', v3('kata-qemu', 'privileged_without_host_devices = false'));
     await put('etc/containerd/conf.d/10-gpu.toml', v3('nvidia', ''));
     await put('etc/containerd/conf.d/README', 'not imported: does not match *.toml');
@@ -83,7 +86,8 @@ describe('containerd', () => {
   });
 
   test(`imports nested deeper than ${MAX_IMPORT_DEPTH} levels: unknown, said once`, async () => {
-    for (let level = 1; level <= MAX_IMPORT_DEPTH + 1; level++) await put(`etc/containerd/${level}.toml`, `imports = ["${level + 1}.toml"]\n`);
+    for (let level = 1; level <= MAX_IMPORT_DEPTH + 1; level++)
+      await put(`etc/containerd/${level}.toml`, `imports = ["${level + 1}.toml"]\n`);
     await put('etc/containerd/config.toml', 'version = 3\nimports = ["1.toml"]\n');
     const reader = source();
     expect((await reader.runtime()).handlers).toBeUndefined();
@@ -117,10 +121,17 @@ describe('CRI-O', () => {
   test("used when containerd's file is absent: main file, then every drop-in in lexical order", async () => {
     await put('etc/crio/crio.conf', '[crio.runtime.runtimes.kata]\nruntime_type = "vm"\n');
     await put('etc/crio/crio.conf.d/99-kata-deploy', '[crio.runtime.runtimes.kata]\nprivileged_without_host_devices = true\n');
-    await put('etc/crio/crio.conf.d/10-base.conf', '[crio.runtime.runtimes.kata]\nprivileged_without_host_devices = false\nruntime_config_path = "/k.toml"\n');
+    await put(
+      'etc/crio/crio.conf.d/10-base.conf',
+      '[crio.runtime.runtimes.kata]\nprivileged_without_host_devices = false\nruntime_config_path = "/k.toml"\n',
+    );
     const view = await source().runtime();
     expect(view.runtime).toBe('crio');
-    expect(view.files.map((f) => f.path.slice(dir.length))).toEqual(['/etc/crio/crio.conf', '/etc/crio/crio.conf.d/10-base.conf', '/etc/crio/crio.conf.d/99-kata-deploy']);
+    expect(view.files.map((f) => f.path.slice(dir.length))).toEqual([
+      '/etc/crio/crio.conf',
+      '/etc/crio/crio.conf.d/10-base.conf',
+      '/etc/crio/crio.conf.d/99-kata-deploy',
+    ]);
     expect(view.handlers?.get('kata')).toEqual({ privilegedWithoutHostDevices: true, kataConfigPath: '/k.toml' });
   });
 
@@ -169,7 +180,7 @@ describe('bad files', () => {
     expect(warnings()[0]?.err).toContain(`more than the ${CONFIG_FILE_MAX_BYTES}`);
   });
 
-  test('invalid TOML: invalid, with the parser\'s position in the log', async () => {
+  test("invalid TOML: invalid, with the parser's position in the log", async () => {
     await put('etc/containerd/config.toml', 'version = 3\n[plugins\n');
     const view = await source().runtime();
     expect(view.handlers).toBeUndefined();
@@ -249,7 +260,13 @@ describe("resolveImport (containerd's resolveImports)", () => {
     await put('opt/a/containerd/k.toml', '');
     await put('opt/b/containerd/k.toml', '');
     await put('opt/c/other/k.toml', '');
-    expect(await resolveImport(join(dir, 'config.toml'), 'opt/*/containerd/k.toml')).toEqual([join(dir, 'opt/a/containerd/k.toml'), join(dir, 'opt/b/containerd/k.toml')]);
-    expect(await resolveImport(join(dir, 'config.toml'), 'opt/[ab]/*/*.toml')).toEqual([join(dir, 'opt/a/containerd/k.toml'), join(dir, 'opt/b/containerd/k.toml')]);
+    expect(await resolveImport(join(dir, 'config.toml'), 'opt/*/containerd/k.toml')).toEqual([
+      join(dir, 'opt/a/containerd/k.toml'),
+      join(dir, 'opt/b/containerd/k.toml'),
+    ]);
+    expect(await resolveImport(join(dir, 'config.toml'), 'opt/[ab]/*/*.toml')).toEqual([
+      join(dir, 'opt/a/containerd/k.toml'),
+      join(dir, 'opt/b/containerd/k.toml'),
+    ]);
   });
 });

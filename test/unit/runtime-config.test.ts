@@ -70,7 +70,11 @@ describe('containerd', () => {
   });
 
   test('a file of only other settings has no runtimes', () => {
-    expect(parseContainerdConfig('version = 2\n[grpc]\naddress = "/run/containerd/containerd.sock"\n')).toEqual({ version: 2, imports: [], runtimes: {} });
+    expect(parseContainerdConfig('version = 2\n[grpc]\naddress = "/run/containerd/containerd.sock"\n')).toEqual({
+      version: 2,
+      imports: [],
+      runtimes: {},
+    });
   });
 
   test('main file then imports: a later file overrides key by key', () => {
@@ -93,9 +97,15 @@ describe('containerd', () => {
       'version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.kata]\nprivileged_without_host_devices = "yes"',
       /plugins."io.containerd.cri.v1.runtime".containerd.runtimes.kata.privileged_without_host_devices must be true or false/,
     ],
-    ['version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]\npod_annotations = "io.katacontainers.*"', /runtimes.kata.pod_annotations must be a list/],
+    [
+      'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]\npod_annotations = "io.katacontainers.*"',
+      /runtimes.kata.pod_annotations must be a list/,
+    ],
     ['version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]\noptions = 3', /runtimes.kata.options must be a table/],
-    ['version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata.options]\nConfigPath = 7', /runtimes.kata.options.ConfigPath must be a string/],
+    [
+      'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata.options]\nConfigPath = 7',
+      /runtimes.kata.options.ConfigPath must be a string/,
+    ],
     ['version = 2\n[plugins."io.containerd.grpc.v1.cri"]\ncontainerd = "x"', /must be a table/],
   ])('the wrong shape names the key: %s', (text, message) => {
     expect(() => parseContainerdConfig(text)).toThrow(ConfigShapeError);
@@ -110,7 +120,9 @@ describe('containerd', () => {
   });
 
   test('__proto__ keys are dropped, not merged into objects', () => {
-    const parsed = parseContainerdConfig('version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.__proto__]\nprivileged_without_host_devices = true\n');
+    const parsed = parseContainerdConfig(
+      'version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.__proto__]\nprivileged_without_host_devices = true\n',
+    );
     expect(Object.keys(parsed.runtimes)).toEqual([]);
     expect(({} as Record<string, unknown>).privileged_without_host_devices).toBeUndefined();
   });
@@ -130,7 +142,9 @@ describe('CRI-O', () => {
   });
 
   test('wrong shapes', () => {
-    expect(() => parseCrioConfig('[crio.runtime.runtimes.kata]\nruntime_config_path = 1')).toThrow(/crio.runtime.runtimes.kata.runtime_config_path must be a string/);
+    expect(() => parseCrioConfig('[crio.runtime.runtimes.kata]\nruntime_config_path = 1')).toThrow(
+      /crio.runtime.runtimes.kata.runtime_config_path must be a string/,
+    );
     expect(() => parseCrioConfig('[crio.runtime]\nruntimes = []')).toThrow(ConfigShapeError);
   });
 });
@@ -144,15 +158,19 @@ describe('Kata', () => {
     expect(parseKataConfig('[runtime]\n')).toEqual({ hypervisors: {} });
   });
 
-  test('config.d drop-ins replace a section\'s list and keep the rest', () => {
+  test("config.d drop-ins replace a section's list and keep the rest", () => {
     const main = parseKataConfig(fixture('configuration-qemu.toml'));
     const dropIn = parseKataConfig('[hypervisor.qemu]\nenable_annotations = []\n[hypervisor.clh]\nenable_annotations = ["x"]\n');
-    expect(mergeKataConfigs([main, dropIn])).toEqual({ hypervisors: { qemu: { enableAnnotations: [] }, clh: { enableAnnotations: ['x'] } } });
+    expect(mergeKataConfigs([main, dropIn])).toEqual({
+      hypervisors: { qemu: { enableAnnotations: [] }, clh: { enableAnnotations: ['x'] } },
+    });
     expect(mergeKataConfigs([main, parseKataConfig('[hypervisor.qemu]\nkernel_params = "quiet"\n')])).toEqual(main);
   });
 
   test('enable_annotations must be a list of strings', () => {
-    expect(() => parseKataConfig('[hypervisor.qemu]\nenable_annotations = "kernel_params"')).toThrow(/hypervisor.qemu.enable_annotations must be a list of strings/);
+    expect(() => parseKataConfig('[hypervisor.qemu]\nenable_annotations = "kernel_params"')).toThrow(
+      /hypervisor.qemu.enable_annotations must be a list of strings/,
+    );
     expect(() => parseKataConfig('hypervisor = 1')).toThrow(/hypervisor must be a table/);
   });
 });

@@ -89,7 +89,13 @@ describe('the fixture node, end to end', () => {
     });
     expect(mapping(D)).toEqual({
       mapped: true,
-      ref: { sandboxId: D, source: 'containerd', uid: 'd3c2e59a-e8f7-49c3-b274-cdb726f56dbc', name: 'trainer-5d8b7-xk2lq', namespace: 'ml' },
+      ref: {
+        sandboxId: D,
+        source: 'containerd',
+        uid: 'd3c2e59a-e8f7-49c3-b274-cdb726f56dbc',
+        name: 'trainer-5d8b7-xk2lq',
+        namespace: 'ml',
+      },
     });
     expect(mapping(E)).toEqual({
       mapped: true,
@@ -157,13 +163,10 @@ describe('mapSandboxToPod: order of trust', () => {
   const cgroup = `/kubepods/besteffort/pod${OTHER_UID}/sb1`;
 
   test('1. containerd wins over every other source', () => {
-    const mapping = mapSandboxToPod(
-      record({ annotations: containerdAnn(OTHER_UID, 'state-pod', 'other'), sandboxCgroupPath: cgroup }),
-      {
-        containerdConfig: bundle(containerdAnn(UID, 'web-0', 'prod')),
-        crioConfig: bundle(crioAnn({ name: 'crio-pod', namespace: 'x', uid: OTHER_UID })),
-      },
-    );
+    const mapping = mapSandboxToPod(record({ annotations: containerdAnn(OTHER_UID, 'state-pod', 'other'), sandboxCgroupPath: cgroup }), {
+      containerdConfig: bundle(containerdAnn(UID, 'web-0', 'prod')),
+      crioConfig: bundle(crioAnn({ name: 'crio-pod', namespace: 'x', uid: OTHER_UID })),
+    });
     expect(mapping).toEqual({ mapped: true, ref: { sandboxId: 'sb1', source: 'containerd', uid: UID, name: 'web-0', namespace: 'prod' } });
   });
 

@@ -35,7 +35,9 @@ vi.mock('../../src/shim-decoder.ts', async (importOriginal) => {
   const { inlineShimDecoder } = original;
   class InThread {
     decode: typeof inlineShimDecoder.decode = (body, input) =>
-      input.hypervisor !== undefined && input.hypervisor === stuck.hypervisor ? new Promise(() => undefined) : inlineShimDecoder.decode(body, input);
+      input.hypervisor !== undefined && input.hypervisor === stuck.hypervisor
+        ? new Promise(() => undefined)
+        : inlineShimDecoder.decode(body, input);
     close = inlineShimDecoder.close;
   }
   return { ...original, WorkerShimDecoder: InThread };
@@ -65,13 +67,17 @@ describe('a shim payload over its decode budget', () => {
     overBudget.hypervisor = 'cloud-hypervisor';
     try {
       const after = await bridge.scrape();
-      expect([...podSeries(after, 'pod_metrics_gap', 'greedy').keys()]).toEqual(['kata_bridge_pod_metrics_gap{namespace="ci",pod="greedy",reason="shim_decode_budget"}']);
+      expect([...podSeries(after, 'pod_metrics_gap', 'greedy').keys()]).toEqual([
+        'kata_bridge_pod_metrics_gap{namespace="ci",pod="greedy",reason="shim_decode_budget"}',
+      ]);
       expect(podSeries(after, 'pod_guest_cpu_usage_seconds_total', 'greedy').size).toBe(0);
       expect(after.get('kata_bridge_shim_scrape_errors_total{reason="decode_budget"}')).toBe(1);
       expect(podSeries(after, '', 'steady')).toEqual(podSeries(before, '', 'steady'));
       const sandboxId = bridge.lab.pods.get('ci/greedy')!.sandboxId;
       const logged = warn.mock.calls.map(([fields]) => fields as unknown as Record<string, unknown>);
-      expect(logged).toContainEqual(expect.objectContaining({ sandbox: sandboxId, reason: 'shim_decode_budget', socket: expect.stringContaining(sandboxId) }));
+      expect(logged).toContainEqual(
+        expect.objectContaining({ sandbox: sandboxId, reason: 'shim_decode_budget', socket: expect.stringContaining(sandboxId) }),
+      );
     } finally {
       overBudget.hypervisor = undefined;
       warn.mockRestore();
@@ -84,7 +90,10 @@ describe('a decode that has not finished when the collection must answer', () =>
   const nowMs = Date.now();
 
   beforeAll(async () => {
-    bridge = await startLabExporter({ pods }, { flags: ['--collect.deadline=2s', '--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs });
+    bridge = await startLabExporter(
+      { pods },
+      { flags: ['--collect.deadline=2s', '--shim.timeout=1s', '--kubelet.timeout=1s'], now: () => nowMs },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -96,7 +105,9 @@ describe('a decode that has not finished when the collection must answer', () =>
     stuck.hypervisor = 'cloud-hypervisor';
     try {
       const after = await bridge.scrape();
-      expect([...podSeries(after, 'pod_metrics_gap', 'greedy').keys()]).toEqual(['kata_bridge_pod_metrics_gap{namespace="ci",pod="greedy",reason="shim_decode_budget"}']);
+      expect([...podSeries(after, 'pod_metrics_gap', 'greedy').keys()]).toEqual([
+        'kata_bridge_pod_metrics_gap{namespace="ci",pod="greedy",reason="shim_decode_budget"}',
+      ]);
       expect(after.get('kata_bridge_shim_scrape_errors_total{reason="decode_budget"}')).toBe(1);
       expect(podSeries(after, '', 'steady')).toEqual(podSeries(before, '', 'steady'));
     } finally {

@@ -69,7 +69,12 @@ describe('raw shim families (--collector.shim-raw)', () => {
   });
 
   test('the identity labels come from the sandbox and the pod, never from the payload', () => {
-    expect(extract('kata_guest_load 1\n').labels).toEqual({ sandbox_id: 'sb1', cri_uid: 'uid-1', cri_name: 'build-1', cri_namespace: 'ci' });
+    expect(extract('kata_guest_load 1\n').labels).toEqual({
+      sandbox_id: 'sb1',
+      cri_uid: 'uid-1',
+      cri_name: 'build-1',
+      cri_namespace: 'ci',
+    });
   });
 
   test.each([

@@ -30,7 +30,11 @@ const sandboxIds = (n: number): string[] =>
  * Collections at `atMs` over honest shims (every call answered): the ids called in each. Sandboxes
  * of `ids(k)` are present from collection k on.
  */
-function callsPerCollection(times: readonly number[], ids: (collection: number) => readonly string[], intervalMs = INTERVAL_MS): string[][] {
+function callsPerCollection(
+  times: readonly number[],
+  ids: (collection: number) => readonly string[],
+  intervalMs = INTERVAL_MS,
+): string[][] {
   const schedule = new ShimSchedule(intervalMs);
   return times.map((atMs, k) => {
     schedule.beginCollection(atMs);
@@ -66,8 +70,8 @@ describe('ShimSchedule: cadence (--shim.interval)', () => {
     }
     // Each collection after start calls about N × 15 s / 60 s = 100, never the whole node.
     const perCollection = calls.slice(5).map((c) => c.length);
-    expect(Math.max(...perCollection)).toBeLessThanOrEqual(1.3 * (n * SCRAPE_MS) / INTERVAL_MS);
-    expect(Math.min(...perCollection)).toBeGreaterThanOrEqual(0.7 * (n * SCRAPE_MS) / INTERVAL_MS);
+    expect(Math.max(...perCollection)).toBeLessThanOrEqual((1.3 * (n * SCRAPE_MS)) / INTERVAL_MS);
+    expect(Math.min(...perCollection)).toBeGreaterThanOrEqual((0.7 * (n * SCRAPE_MS)) / INTERVAL_MS);
   });
 
   it('never calls an answering shim twice within an interval, with scrape times a few ms early or late', () => {

@@ -67,7 +67,8 @@ describe('label value bound', () => {
       configs: [{ config: 'kata' as const, path: `/${'d/'.repeat(3000)}c.toml`, readable: false }],
     };
     const text = await renderer().render(snapshot([], { audit }), 'text');
-    for (const line of text.split('\n').filter((l) => l.startsWith(`${PREFIX}audit_`))) expect(line.length).toBeLessThan(MAX_LABEL_VALUE_CHARS + 200);
+    for (const line of text.split('\n').filter((l) => l.startsWith(`${PREFIX}audit_`)))
+      expect(line.length).toBeLessThan(MAX_LABEL_VALUE_CHARS + 200);
     expect(toSeriesMap(text).get(`${PREFIX}audit_enabled{}`)).toBe(1);
   });
 });
@@ -117,7 +118,10 @@ describe('a render is a function of its snapshot', () => {
     expect(toSeriesMap(t1).get(key('a'))).toBe(1);
     expect(toSeriesMap(t1).get(key('b'))).toBe(2);
     expect(toSeriesMap(t2).get(key('a'))).toBe(100);
-    for (const [text, a] of [[o1, '1'], [o2, '100']] as const) {
+    for (const [text, a] of [
+      [o1, '1'],
+      [o2, '100'],
+    ] as const) {
       expect(text).toContain(`${PREFIX}container_cpu_usage_seconds_total{namespace="ci",pod="a",container="main"} ${a}\n`);
     }
   });
@@ -144,7 +148,9 @@ describe('a render is a function of its snapshot', () => {
   test('guest refusals are counted by reason, every reason exposed from 0', async () => {
     const self = new SelfStats();
     const r = renderer(self);
-    expect(toSeriesMap(await r.render(snapshot([]), 'text')).get(`${PREFIX}shim_rejected_samples_total{reason="implausible_increase"}`)).toBe(0);
+    expect(
+      toSeriesMap(await r.render(snapshot([]), 'text')).get(`${PREFIX}shim_rejected_samples_total{reason="implausible_increase"}`),
+    ).toBe(0);
     self.add(self.guestRejectedSamples, 'implausible_value', 3);
     const series = toSeriesMap(await r.render(snapshot([]), 'text'));
     expect(series.get(`${PREFIX}shim_rejected_samples_total{reason="implausible_value"}`)).toBe(3);
@@ -183,7 +189,7 @@ describe('raw shim families', () => {
       { name: 'kata_agent_scrape_count', type: 'counter', samples: [{ name: 'kata_agent_scrape_count', labels: {}, value: 3 }] },
       { name: 'kata_shim_go_goroutines', type: 'gauge', samples: [{ name: 'kata_shim_go_goroutines', labels: {}, value: 12 }] },
       // A replacement pattern of String.replace: it must reach the output as the guest wrote it.
-      { name: 'kata_guest_meminfo', type: 'gauge', samples: [{ name: 'kata_guest_meminfo', labels: { item: 'x$&y$`z$\'' }, value: 1 }] },
+      { name: 'kata_guest_meminfo', type: 'gauge', samples: [{ name: 'kata_guest_meminfo', labels: { item: "x$&y$`z$'" }, value: 1 }] },
     ]),
     sandbox('sb2', 'ok', [
       { name: 'kata_guest_load', type: 'gauge', samples: [{ name: 'kata_guest_load', labels: { item: 'load1' }, value: 0.1 }] },

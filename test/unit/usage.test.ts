@@ -44,7 +44,12 @@ function snapshot(atMs: number, pods: PodSnapshot[], extra: Partial<NodeSnapshot
 
 /** `startedAt` null: a pod without status.startTime. */
 function end(atMs: number, startedAt: number | null = T0 / 1000): PodEnd {
-  return { atMs, reason: 'succeeded', node: 'n1', pod: { namespace: 'ci', name: 'build', uid: UID, runtimeHandler: 'kata-qemu', ...(startedAt === null ? {} : { startedAt }) } };
+  return {
+    atMs,
+    reason: 'succeeded',
+    node: 'n1',
+    pod: { namespace: 'ci', name: 'build', uid: UID, runtimeHandler: 'kata-qemu', ...(startedAt === null ? {} : { startedAt }) },
+  };
 }
 
 describe('UsageAccumulator', () => {
@@ -59,7 +64,7 @@ describe('UsageAccumulator', () => {
     expect(acc.size).toBe(0);
   });
 
-  it('takes the kernel\'s peak when the final read has one, else the highest working set seen', () => {
+  it("takes the kernel's peak when the final read has one, else the highest working set seen", () => {
     const acc = new UsageAccumulator();
     acc.observe(snapshot(T0 + 1000, [pod({ hostMemoryWorkingSetBytes: 5 * GIB })]));
     acc.observe(snapshot(T0 + 2000, [pod({ hostMemoryWorkingSetBytes: 2 * GIB })]));
@@ -70,24 +75,53 @@ describe('UsageAccumulator', () => {
     expect(kernel).toMatchObject({ host_memory_peak_bytes: 6 * GIB, host_memory_peak_source: 'kernel', final_read: true });
   });
 
-  it('unions the gap reasons and audit findings of the pod\'s life, and keeps each container\'s latest value and source', () => {
+  it("unions the gap reasons and audit findings of the pod's life, and keeps each container's latest value and source", () => {
     const acc = new UsageAccumulator();
-    const audit = { untrustedPods: 1, unsandboxed: [], privilegedContainers: [{ namespace: 'ci', pod: 'build', container: 'c', hostDevices: 'true' as const }], hostNamespaces: [], hostPaths: [{ namespace: 'ci', pod: 'other' }], kataAnnotations: [], configs: [] };
-    acc.observe(snapshot(T0 + 1000, [pod({ gaps: ['shim_timeout'], containers: [{ name: 'c', cpuSeconds: 4, source: 'kubelet' }] })], { audit }));
-    acc.observe(snapshot(T0 + 2000, [pod({ gaps: ['kubelet_unreachable'], containers: [{ name: 'c', gap: 'kubelet_unreachable', cpuSeconds: 5, source: 'guest_estimate' }] })]));
+    const audit = {
+      untrustedPods: 1,
+      unsandboxed: [],
+      privilegedContainers: [{ namespace: 'ci', pod: 'build', container: 'c', hostDevices: 'true' as const }],
+      hostNamespaces: [],
+      hostPaths: [{ namespace: 'ci', pod: 'other' }],
+      kataAnnotations: [],
+      configs: [],
+    };
+    acc.observe(
+      snapshot(T0 + 1000, [pod({ gaps: ['shim_timeout'], containers: [{ name: 'c', cpuSeconds: 4, source: 'kubelet' }] })], { audit }),
+    );
+    acc.observe(
+      snapshot(T0 + 2000, [
+        pod({
+          gaps: ['kubelet_unreachable'],
+          containers: [{ name: 'c', gap: 'kubelet_unreachable', cpuSeconds: 5, source: 'guest_estimate' }],
+        }),
+      ]),
+    );
     acc.observe(snapshot(T0 + 3000, [pod({ gaps: ['shim_timeout'], containers: [{ name: 'c', gap: 'kubelet_zero' }] })]));
     const record = acc.finish(end(T0 + 4000), undefined);
     expect(record.gaps).toEqual(['kubelet_unreachable', 'shim_timeout']);
     expect(record.container_gaps).toEqual({ c: ['kubelet_unreachable', 'kubelet_zero'] });
     expect(record.audit_findings).toEqual(['privileged_container:c:host_devices=true']);
-    expect(record.containers).toEqual([{ name: 'c', cpu_seconds: 5, source: 'guest_estimate', read_at: new Date(T0 + 2000).toISOString() }]);
+    expect(record.containers).toEqual([
+      { name: 'c', cpu_seconds: 5, source: 'guest_estimate', read_at: new Date(T0 + 2000).toISOString() },
+    ]);
     expect(record.collections).toBe(3);
   });
 
-  it('takes the host counters from the final read, splits the CPU since the last collection as the overhead\'s share was', () => {
+  it("takes the host counters from the final read, splits the CPU since the last collection as the overhead's share was", () => {
     const acc = new UsageAccumulator();
-    acc.observe(snapshot(T0 + 1000, [pod({ hostCpuSeconds: 10, overheadCpuSeconds: 2, hostOomKills: 0, guestOomKills: 1, hostNetworkReceiveBytes: 7 })]));
-    const record = acc.finish(end(T0 + 2000), { cpuSeconds: 15, oomKills: 2, cpuThrottledSeconds: 3, diskReadBytes: 8, diskWrittenBytes: 9 });
+    acc.observe(
+      snapshot(T0 + 1000, [
+        pod({ hostCpuSeconds: 10, overheadCpuSeconds: 2, hostOomKills: 0, guestOomKills: 1, hostNetworkReceiveBytes: 7 }),
+      ]),
+    );
+    const record = acc.finish(end(T0 + 2000), {
+      cpuSeconds: 15,
+      oomKills: 2,
+      cpuThrottledSeconds: 3,
+      diskReadBytes: 8,
+      diskWrittenBytes: 9,
+    });
     expect(record).toMatchObject({
       host_cpu_seconds: 15,
       overhead_cpu_seconds: 3,
@@ -113,19 +147,58 @@ describe('UsageAccumulator', () => {
   it('writes every field of the schema, null when unknown, for a pod never observed', () => {
     const record = new UsageAccumulator().finish(end(T0 + 9000, null), undefined);
     const keys: (keyof UsageRecord)[] = [
-      'kind', 'schema', 'namespace', 'pod', 'uid', 'node', 'runtime_handler', 'sandbox_id', 'labels', 'start', 'end', 'duration_seconds',
-      'end_reason', 'final_read', 'collections', 'host_cpu_seconds', 'overhead_cpu_seconds', 'containers', 'host_memory_peak_bytes',
-      'host_memory_peak_source', 'host_memory_gib_seconds', 'host_cpu_throttled_seconds', 'host_oom_kills', 'guest_oom_kills',
-      'host_network_receive_bytes', 'host_network_transmit_bytes', 'host_disk_read_bytes', 'host_disk_written_bytes', 'gaps',
-      'container_gaps', 'audit_findings',
+      'kind',
+      'schema',
+      'namespace',
+      'pod',
+      'uid',
+      'node',
+      'runtime_handler',
+      'sandbox_id',
+      'labels',
+      'start',
+      'end',
+      'duration_seconds',
+      'end_reason',
+      'final_read',
+      'collections',
+      'host_cpu_seconds',
+      'overhead_cpu_seconds',
+      'containers',
+      'host_memory_peak_bytes',
+      'host_memory_peak_source',
+      'host_memory_gib_seconds',
+      'host_cpu_throttled_seconds',
+      'host_oom_kills',
+      'guest_oom_kills',
+      'host_network_receive_bytes',
+      'host_network_transmit_bytes',
+      'host_disk_read_bytes',
+      'host_disk_written_bytes',
+      'gaps',
+      'container_gaps',
+      'audit_findings',
     ];
     expect(Object.keys(record).sort()).toEqual([...keys].sort());
-    expect(record).toMatchObject({ sandbox_id: null, host_cpu_seconds: null, host_memory_gib_seconds: null, duration_seconds: 0, collections: 0 });
+    expect(record).toMatchObject({
+      sandbox_id: null,
+      host_cpu_seconds: null,
+      host_memory_gib_seconds: null,
+      duration_seconds: 0,
+      collections: 0,
+    });
   });
 });
 
 describe('finalHostRead', () => {
-  const usage = (cpuSeconds: number, ws: number) => ({ path: '/p', version: 2 as const, cpuSeconds, memoryWorkingSetBytes: ws, oomKills: 1, diskReadBytes: 10 });
+  const usage = (cpuSeconds: number, ws: number) => ({
+    path: '/p',
+    version: 2 as const,
+    cpuSeconds,
+    memoryWorkingSetBytes: ws,
+    oomKills: 1,
+    diskReadBytes: 10,
+  });
 
   it('sums the pod cgroup and the cgroups outside it, peaks included', () => {
     expect(finalHostRead({ usage: usage(5, 100), peakBytes: 300 }, [{ usage: usage(1, 20), peakBytes: 40 }])).toEqual({
@@ -144,7 +217,6 @@ describe('finalHostRead', () => {
 });
 
 describe('FinalCgroupReader on a lab tree', () => {
-
   for (const version of [1, 2] as const) {
     it(`reads the pod and overhead cgroups with the kernel's peaks (cgroup v${version}), nothing once they are gone`, async () => {
       const tree = await LabCgroupTree.create(dir, { version, driver: 'cgroupfs' });
@@ -171,13 +243,15 @@ describe('FinalCgroupReader on a lab tree', () => {
 });
 
 describe('UsageLedger', () => {
-
   it('parses its lines and skips what it did not write (a torn last line, junk)', () => {
     expect([...parseLedger(`${UID} 1000\nnot a line\n${'x'.repeat(300)} 5\n0b6e0f4e-11`)]).toEqual([[UID, 1000]]);
   });
 
   it('keeps a uid for the retention, and the newest entries past the bound', () => {
-    const entries = new Map([['old', 0], ['new', RETENTION_MS]]);
+    const entries = new Map([
+      ['old', 0],
+      ['new', RETENTION_MS],
+    ]);
     expect([...prune(entries, RETENTION_MS + 1).keys()]).toEqual(['new']);
     const many = new Map(Array.from({ length: MAX_ENTRIES + 2 }, (_, i) => [`u${i}`, i] as [string, number]));
     const kept = prune(many, MAX_ENTRIES);
@@ -192,7 +266,10 @@ describe('UsageLedger', () => {
     await ledger.add(UID, T0);
     await ledger.add('noted-only', T0, false);
     await ledger.close();
-    await writeFile(join(stateDir, LEDGER_FILE), `${await readFile(join(stateDir, LEDGER_FILE), 'utf8')}expired ${T0 - RETENTION_MS - 1}\ntorn 12`);
+    await writeFile(
+      join(stateDir, LEDGER_FILE),
+      `${await readFile(join(stateDir, LEDGER_FILE), 'utf8')}expired ${T0 - RETENTION_MS - 1}\ntorn 12`,
+    );
     const reopened = await UsageLedger.open(stateDir, () => T0);
     expect(reopened.has(UID)).toBe(true);
     expect(reopened.has('noted-only')).toBe(false);
@@ -202,7 +279,15 @@ describe('UsageLedger', () => {
 });
 
 describe('UsageRecorder', () => {
-  const kataPod: PodRecord = { uid: UID, namespace: 'ci', name: 'build', runtimeClassName: 'kata-qemu', runtimeHandler: 'kata-qemu', containers: [], containerStatuses: [] };
+  const kataPod: PodRecord = {
+    uid: UID,
+    namespace: 'ci',
+    name: 'build',
+    runtimeClassName: 'kata-qemu',
+    runtimeHandler: 'kata-qemu',
+    containers: [],
+    containerStatuses: [],
+  };
 
   async function recorder(options: { final?: boolean; failWrite?: boolean } = {}) {
     const lines: string[] = [];
@@ -240,7 +325,13 @@ describe('UsageRecorder', () => {
     await usage.settled();
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ uid: UID, end_reason: 'succeeded', collections: 1 });
-    expect(self.usageRecords).toEqual(new Map([['written', 1], ['failed', 0], ['missed', 0]]));
+    expect(self.usageRecords).toEqual(
+      new Map([
+        ['written', 1],
+        ['failed', 0],
+        ['missed', 0],
+      ]),
+    );
   });
 
   it('counts a pod that ended unseen with its cgroups gone as missed, and writes nothing for it', async () => {
@@ -248,7 +339,13 @@ describe('UsageRecorder', () => {
     usage.podEnded(kataPod, 'deleted');
     await usage.settled();
     expect(lines).toEqual([]);
-    expect(self.usageRecords).toEqual(new Map([['written', 0], ['failed', 0], ['missed', 1]]));
+    expect(self.usageRecords).toEqual(
+      new Map([
+        ['written', 0],
+        ['failed', 0],
+        ['missed', 1],
+      ]),
+    );
   });
 
   it('records a pod that ended unseen from its cgroups, and ignores pods out of scope', async () => {
@@ -257,7 +354,9 @@ describe('UsageRecorder', () => {
     usage.podEnded(kataPod, 'failed');
     await usage.settled();
     expect(finalReads).toEqual([UID]);
-    expect(lines.map((line) => JSON.parse(line) as UsageRecord)).toMatchObject([{ uid: UID, collections: 0, final_read: true, host_cpu_seconds: 1 }]);
+    expect(lines.map((line) => JSON.parse(line) as UsageRecord)).toMatchObject([
+      { uid: UID, collections: 0, final_read: true, host_cpu_seconds: 1 },
+    ]);
   });
 
   it('counts a record the output refused as failed, once', async () => {
@@ -267,7 +366,13 @@ describe('UsageRecorder', () => {
     await usage.settled();
     usage.podEnded(kataPod, 'deleted');
     await usage.settled();
-    expect(self.usageRecords).toEqual(new Map([['written', 0], ['failed', 1], ['missed', 0]]));
+    expect(self.usageRecords).toEqual(
+      new Map([
+        ['written', 0],
+        ['failed', 1],
+        ['missed', 0],
+      ]),
+    );
   });
 });
 

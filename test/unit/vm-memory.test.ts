@@ -96,6 +96,8 @@ describe('the exporter families', () => {
   test('container requests beside limits', () => {
     const snap = snapshot([pod({ containers: [{ name: 'c1', cpuRequestCores: 0.5, memoryRequestBytes: 256 * MiB }, { name: 'c2' }] })]);
     expect(collect('container_cpu_request_cores', snap)).toEqual([{ labels: { namespace: 'ci', pod: 'p', container: 'c1' }, value: 0.5 }]);
-    expect(collect('container_memory_request_bytes', snap)).toEqual([{ labels: { namespace: 'ci', pod: 'p', container: 'c1' }, value: 256 * MiB }]);
+    expect(collect('container_memory_request_bytes', snap)).toEqual([
+      { labels: { namespace: 'ci', pod: 'p', container: 'c1' }, value: 256 * MiB },
+    ]);
   });
 });

@@ -34,7 +34,10 @@ const HOST_NETDEV = netDev([
 ]);
 
 /** Runs collections until the read is ok, at most the retry period of a failed search. */
-function collectUntilFound(reader: VmmNetworkReader, read: () => ReturnType<VmmNetworkReader['read']>): ReturnType<VmmNetworkReader['read']> {
+function collectUntilFound(
+  reader: VmmNetworkReader,
+  read: () => ReturnType<VmmNetworkReader['read']>,
+): ReturnType<VmmNetworkReader['read']> {
   let answer = read();
   for (let i = 0; i < 4 && answer.state !== 'ok'; i++) {
     reader.beginCollection();
@@ -72,7 +75,7 @@ afterEach(async () => {
 });
 
 describe('VMM comm', () => {
-  test('the hypervisor\'s comm, truncated by the kernel; Dragonball is the shim itself', () => {
+  test("the hypervisor's comm, truncated by the kernel; Dragonball is the shim itself", () => {
     expect(isVmmComm('qemu-system-x86\n', 'qemu')).toBe(true);
     expect(isVmmComm('cloud-hyperviso', 'cloud-hypervisor')).toBe(true);
     expect(isVmmComm('firecracker', 'firecracker')).toBe(true);
@@ -123,7 +126,7 @@ describe('VmmNetworkReader', () => {
     expect(reader.read('S', [pod], 'qemu')).toEqual({ state: 'vmm_not_found' });
   });
 
-  test('a pid that left the sandbox\'s cgroup (exited, pid reused) is dropped, and the new VMM found', async () => {
+  test("a pid that left the sandbox's cgroup (exited, pid reused) is dropped, and the new VMM found", async () => {
     const pod = await cgroupWith('kubepods/podU', [500]);
     await processAt(500, 'qemu-system-x86', POD_NETDEV);
     const reader = new VmmNetworkReader(proc);
@@ -139,7 +142,7 @@ describe('VmmNetworkReader', () => {
     expect(collectUntilFound(reader, () => reader.read('S', [pod], 'qemu'))).toEqual({ state: 'ok', receiveBytes: 70, transmitBytes: 80 });
   });
 
-  test('a VMM in the host\'s network namespace is refused: its counters are the node\'s', async () => {
+  test("a VMM in the host's network namespace is refused: its counters are the node's", async () => {
     const pod = await cgroupWith('kubepods/podU', [600]);
     await processAt(600, 'containerd-shim', HOST_NETDEV);
     const reader = new VmmNetworkReader(proc);
@@ -147,7 +150,7 @@ describe('VmmNetworkReader', () => {
     expect(reader.read('S', [pod], 'dragonball')).toEqual({ state: 'host_namespace' });
   });
 
-  test('Kata\'s recorded pid is tried first: one comm read instead of one per process', async () => {
+  test("Kata's recorded pid is tried first: one comm read instead of one per process", async () => {
     const pids = Array.from({ length: 40 }, (_, i) => 700 + i);
     const pod = await cgroupWith('kubepods/podU', pids);
     for (const pid of pids) await processAt(pid, 'qemu-system-x86', netDev([['eth0', pid, pid]]));

@@ -90,7 +90,8 @@ describe('parseWebConfig: accepted files', () => {
       clientAllowedSans: ['prometheus.monitoring.svc', '10.0.0.7'],
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
-      ciphers: 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305',
+      ciphers:
+        'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305',
       honorCipherOrder: false,
       ecdhCurve: 'X25519:P-256',
     } satisfies TlsSettings);
@@ -130,9 +131,17 @@ describe('parseWebConfig: accepted files', () => {
   });
 
   test('every client_auth_type and TLS version name is accepted', () => {
-    for (const type of ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert']) {
+    for (const type of [
+      'NoClientCert',
+      'RequestClientCert',
+      'RequireAnyClientCert',
+      'VerifyClientCertIfGiven',
+      'RequireAndVerifyClientCert',
+    ]) {
       const ca = type === 'NoClientCert' ? '' : '  client_ca_file: ca.pem\n';
-      expect(parseWebConfig(`tls_server_config:\n  cert_file: a\n  key_file: b\n${ca}  client_auth_type: ${type}\n`, FILE).tls?.clientAuthType).toBe(type);
+      expect(
+        parseWebConfig(`tls_server_config:\n  cert_file: a\n  key_file: b\n${ca}  client_auth_type: ${type}\n`, FILE).tls?.clientAuthType,
+      ).toBe(type);
     }
     const versions = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' };
     for (const [name, node] of Object.entries(versions)) {
@@ -157,46 +166,130 @@ describe('parseWebConfig: refused files name the file and the key', () => {
     ['unknown http_server_config key', 'http_server_config:\n  http3: true\n', /unknown key http_server_config\.http3/],
     ['rate_limit is not supported', 'rate_limit:\n  interval: 1s\n  burst: 20\n', /rate_limit is not supported/],
     ['tls_server_config not a map', 'tls_server_config: yes\n', /tls_server_config: must be a map/],
-    ['cert_file not a string', 'tls_server_config:\n  cert_file: [a]\n  key_file: b\n', /tls_server_config\.cert_file: cert_file must be a string/],
-    ['cert_file empty', 'tls_server_config:\n  cert_file: ""\n  key_file: b\n', /tls_server_config\.cert_file: cert_file must not be empty/],
+    [
+      'cert_file not a string',
+      'tls_server_config:\n  cert_file: [a]\n  key_file: b\n',
+      /tls_server_config\.cert_file: cert_file must be a string/,
+    ],
+    [
+      'cert_file empty',
+      'tls_server_config:\n  cert_file: ""\n  key_file: b\n',
+      /tls_server_config\.cert_file: cert_file must not be empty/,
+    ],
     ['missing cert_file', 'tls_server_config:\n  key_file: b\n', /tls_server_config\.cert_file: missing/],
     ['missing key_file', 'tls_server_config:\n  cert_file: a\n', /tls_server_config\.key_file: missing/],
     ['cert and cert_file', `${CERT}  cert: x\n`, /tls_server_config\.cert: set cert or cert_file, not both/],
-    ['bad client_auth_type', `${CERT}  client_auth_type: RequireClientCert\n`, /tls_server_config\.client_auth_type: must be one of NoClientCert, /],
+    [
+      'bad client_auth_type',
+      `${CERT}  client_auth_type: RequireClientCert\n`,
+      /tls_server_config\.client_auth_type: must be one of NoClientCert, /,
+    ],
     ['client_auth_type a number', `${CERT}  client_auth_type: 4\n`, /tls_server_config\.client_auth_type: must be one of/],
-    ['client CA without client auth', `${CERT}  client_ca_file: ca.pem\n`, /tls_server_config\.client_ca_file: a client CA is set but client_auth_type is NoClientCert/],
+    [
+      'client CA without client auth',
+      `${CERT}  client_ca_file: ca.pem\n`,
+      /tls_server_config\.client_ca_file: a client CA is set but client_auth_type is NoClientCert/,
+    ],
     ['verification without a CA', `${CERT}  client_auth_type: RequireAndVerifyClientCert\n`, /tls_server_config\.client_ca_file: missing/],
-    ['VerifyClientCertIfGiven without a CA', `${CERT}  client_auth_type: VerifyClientCertIfGiven\n`, /tls_server_config\.client_ca_file: missing/],
+    [
+      'VerifyClientCertIfGiven without a CA',
+      `${CERT}  client_auth_type: VerifyClientCertIfGiven\n`,
+      /tls_server_config\.client_ca_file: missing/,
+    ],
     [
       'allowed SANs when a certificate is optional',
       `${CERT}  client_ca_file: ca.pem\n  client_auth_type: VerifyClientCertIfGiven\n  client_allowed_sans: [a]\n`,
       /tls_server_config\.client_allowed_sans: needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert/,
     ],
-    ['allowed SANs not a list', `${CERT}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: a\n`, /tls_server_config\.client_allowed_sans: client_allowed_sans must be a list/],
+    [
+      'allowed SANs not a list',
+      `${CERT}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: a\n`,
+      /tls_server_config\.client_allowed_sans: client_allowed_sans must be a list/,
+    ],
     ['unknown TLS version', `${CERT}  min_version: TLS14\n`, /tls_server_config\.min_version: must be one of TLS10, TLS11, TLS12, TLS13/],
     ['Go-style version spelled differently', `${CERT}  max_version: TLSv1.3\n`, /tls_server_config\.max_version: must be one of/],
-    ['min above max', `${CERT}  min_version: TLS13\n  max_version: TLS12\n`, /tls_server_config\.min_version: TLS13 is above max_version TLS12/],
-    ['an insecure cipher suite', `${CERT}  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n`, /tls_server_config\.cipher_suites\.0: cipher suite "TLS_RSA_WITH_AES_128_CBC_SHA" is not supported/],
-    ['an invented cipher suite', `${CERT}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_INVALID_CIPHER]\n`, /cipher_suites\.1: cipher suite "TLS_INVALID_CIPHER"/],
+    [
+      'min above max',
+      `${CERT}  min_version: TLS13\n  max_version: TLS12\n`,
+      /tls_server_config\.min_version: TLS13 is above max_version TLS12/,
+    ],
+    [
+      'an insecure cipher suite',
+      `${CERT}  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n`,
+      /tls_server_config\.cipher_suites\.0: cipher suite "TLS_RSA_WITH_AES_128_CBC_SHA" is not supported/,
+    ],
+    [
+      'an invented cipher suite',
+      `${CERT}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_INVALID_CIPHER]\n`,
+      /cipher_suites\.1: cipher suite "TLS_INVALID_CIPHER"/,
+    ],
     ['TLS 1.3 suites are not configurable', `${CERT}  cipher_suites: [TLS_AES_128_GCM_SHA256]\n`, /TLS 1\.3 suites are not configurable/],
-    ['cipher_suites a string', `${CERT}  cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n`, /tls_server_config\.cipher_suites: must be a list/],
-    ['an invented curve', `${CERT}  curve_preferences: [CurveP257]\n`, /tls_server_config\.curve_preferences\.0: curve "CurveP257" is not supported/],
-    ['prefer_server_cipher_suites not a boolean', `${CERT}  prefer_server_cipher_suites: "yes"\n`, /prefer_server_cipher_suites: must be true or false/],
+    [
+      'cipher_suites a string',
+      `${CERT}  cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n`,
+      /tls_server_config\.cipher_suites: must be a list/,
+    ],
+    [
+      'an invented curve',
+      `${CERT}  curve_preferences: [CurveP257]\n`,
+      /tls_server_config\.curve_preferences\.0: curve "CurveP257" is not supported/,
+    ],
+    [
+      'prefer_server_cipher_suites not a boolean',
+      `${CERT}  prefer_server_cipher_suites: "yes"\n`,
+      /prefer_server_cipher_suites: must be true or false/,
+    ],
     ['http2 not a boolean', 'http_server_config:\n  http2: "true"\n', /http_server_config\.http2: must be true or false/],
     ['headers a list', 'http_server_config:\n  headers: [X-Frame-Options]\n', /http_server_config\.headers: must be a map/],
-    ['a header outside the allowed set', 'http_server_config:\n  headers:\n    X-Powered-By: me\n', /http_server_config\.headers\.X-Powered-By: header is not allowed/],
-    ['X-Frame-Options value', 'http_server_config:\n  headers:\n    X-Frame-Options: allow-from x\n', /headers\.X-Frame-Options: "allow-from x" is not allowed: use deny or sameorigin/],
-    ['X-Content-Type-Options value', 'http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n', /headers\.X-Content-Type-Options: "sniff" is not allowed: use nosniff/],
+    [
+      'a header outside the allowed set',
+      'http_server_config:\n  headers:\n    X-Powered-By: me\n',
+      /http_server_config\.headers\.X-Powered-By: header is not allowed/,
+    ],
+    [
+      'X-Frame-Options value',
+      'http_server_config:\n  headers:\n    X-Frame-Options: allow-from x\n',
+      /headers\.X-Frame-Options: "allow-from x" is not allowed: use deny or sameorigin/,
+    ],
+    [
+      'X-Content-Type-Options value',
+      'http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n',
+      /headers\.X-Content-Type-Options: "sniff" is not allowed: use nosniff/,
+    ],
     ['basic_auth_users a list', 'basic_auth_users:\n  - alice\n', /basic_auth_users: must be a map of user names to bcrypt hashes/],
     ['a plain-text password', 'basic_auth_users:\n  alice: alice123\n', /basic_auth_users\.alice: is not a bcrypt hash/],
-    ['an apr1 (MD5) hash from htpasswd -m', 'basic_auth_users:\n  alice: $apr1$Q3g3dV1r$3Ck7k5v7x0bkqcPQbyB0s1\n', /basic_auth_users\.alice: is not a bcrypt hash/],
+    [
+      'an apr1 (MD5) hash from htpasswd -m',
+      'basic_auth_users:\n  alice: $apr1$Q3g3dV1r$3Ck7k5v7x0bkqcPQbyB0s1\n',
+      /basic_auth_users\.alice: is not a bcrypt hash/,
+    ],
     ['a SHA-crypt hash', 'basic_auth_users:\n  alice: $6$salt$abc\n', /basic_auth_users\.alice: is not a bcrypt hash/],
-    ['a truncated bcrypt hash', `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
-    ['a bcrypt cost below 4', `basic_auth_users:\n  alice: "$2y$03$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
-    ['a bcrypt hash with a bad character', `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}!"\n`, /basic_auth_users\.alice: is not a bcrypt hash/],
+    [
+      'a truncated bcrypt hash',
+      `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}"\n`,
+      /basic_auth_users\.alice: is not a bcrypt hash/,
+    ],
+    [
+      'a bcrypt cost below 4',
+      `basic_auth_users:\n  alice: "$2y$03$${GO_DAVE_HASH.slice(7)}"\n`,
+      /basic_auth_users\.alice: is not a bcrypt hash/,
+    ],
+    [
+      'a bcrypt hash with a bad character',
+      `basic_auth_users:\n  alice: "${GO_DAVE_HASH.slice(0, -1)}!"\n`,
+      /basic_auth_users\.alice: is not a bcrypt hash/,
+    ],
     ['a hash that is a number', 'basic_auth_users:\n  alice: 12\n', /basic_auth_users\.alice: must be a bcrypt hash string/],
-    ['a $2x$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2x$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2x\$ bcrypt hash, which no password can match: generate a \$2y\$ hash/],
-    ['a $2$ hash (no password matches it)', `basic_auth_users:\n  alice: "$2$10$${GO_DAVE_HASH.slice(7)}"\n`, /basic_auth_users\.alice: is a \$2\$ bcrypt hash, which no password can match/],
+    [
+      'a $2x$ hash (no password matches it)',
+      `basic_auth_users:\n  alice: "$2x$10$${GO_DAVE_HASH.slice(7)}"\n`,
+      /basic_auth_users\.alice: is a \$2x\$ bcrypt hash, which no password can match: generate a \$2y\$ hash/,
+    ],
+    [
+      'a $2$ hash (no password matches it)',
+      `basic_auth_users:\n  alice: "$2$10$${GO_DAVE_HASH.slice(7)}"\n`,
+      /basic_auth_users\.alice: is a \$2\$ bcrypt hash, which no password can match/,
+    ],
     ['not YAML, with the line', 'basic_auth_users: {}\ntls_server_config: [\n', /web\.yml:3: not valid YAML: /],
     ['a duplicate key', 'basic_auth_users:\n  a: x\n  a: y\n', /web\.yml:3: not valid YAML: Map keys must be unique$/],
     ['a list at the top', '- a\n- b\n', /\(top level\): must be a map/],
@@ -243,7 +336,12 @@ describe('loadWebConfig: reading the files', () => {
   }
 
   test('relative certificate paths are read from the config file directory', () => {
-    const loaded = loadWebConfig(write('ok.yml', 'tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.pem\n  client_auth_type: RequireAndVerifyClientCert\n'));
+    const loaded = loadWebConfig(
+      write(
+        'ok.yml',
+        'tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.pem\n  client_auth_type: RequireAndVerifyClientCert\n',
+      ),
+    );
     expect(loaded.material).toEqual({ cert: pki.cert, key: pki.key, ca: pki.ca });
   });
 
@@ -268,14 +366,19 @@ describe('loadWebConfig: reading the files', () => {
 
   test('a certificate file without PEM, and a key that does not match the certificate', () => {
     writeFileSync(join(dir, 'junk.crt'), 'hello\n');
-    expect(loadFailure(write('junk.yml', 'tls_server_config:\n  cert_file: junk.crt\n  key_file: server.key\n'))).toMatch(/junk\.crt holds no PEM certificate/);
+    expect(loadFailure(write('junk.yml', 'tls_server_config:\n  cert_file: junk.crt\n  key_file: server.key\n'))).toMatch(
+      /junk\.crt holds no PEM certificate/,
+    );
     expect(loadFailure(write('mismatch.yml', 'tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n'))).toMatch(
       /tls_server_config: the certificate \(.*server\.crt\), key \(.*other\.key\) is unusable/,
     );
   });
 
   test('a client CA file without a certificate', () => {
-    const file = write('bad-ca.yml', 'tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n');
+    const file = write(
+      'bad-ca.yml',
+      'tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n',
+    );
     expect(loadFailure(file)).toMatch(/tls_server_config\.client_ca_file: .*server\.key holds no PEM certificate/);
   });
 
@@ -495,13 +598,15 @@ describe('basic auth under a wrong-password flood', () => {
 
 describe('client certificates', () => {
   test('parseSubjectAltNames reads the format Node prints, quoted values included', () => {
-    expect(parseSubjectAltNames('DNS:a.example, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, email:x@y, URI:spiffe://c/ns/m')).toEqual([
-      { type: 'DNS', value: 'a.example' },
-      { type: 'IP Address', value: '127.0.0.1' },
-      { type: 'IP Address', value: '0:0:0:0:0:0:0:1' },
-      { type: 'email', value: 'x@y' },
-      { type: 'URI', value: 'spiffe://c/ns/m' },
-    ]);
+    expect(parseSubjectAltNames('DNS:a.example, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, email:x@y, URI:spiffe://c/ns/m')).toEqual(
+      [
+        { type: 'DNS', value: 'a.example' },
+        { type: 'IP Address', value: '127.0.0.1' },
+        { type: 'IP Address', value: '0:0:0:0:0:0:0:1' },
+        { type: 'email', value: 'x@y' },
+        { type: 'URI', value: 'spiffe://c/ns/m' },
+      ],
+    );
     expect(parseSubjectAltNames('DNS:"a, DNS:evil", DNS:b')).toEqual([
       { type: 'DNS', value: 'a, DNS:evil' },
       { type: 'DNS', value: 'b' },
@@ -531,8 +636,16 @@ describe('client certificates', () => {
       honorCipherOrder: true,
     };
     const none = { getPeerCertificate: () => ({}) as never, authorized: false, authorizationError: new Error('x') };
-    const unverified = { getPeerCertificate: () => ({ subject: { CN: 'x' } }) as never, authorized: false, authorizationError: new Error('UNABLE_TO_VERIFY_LEAF_SIGNATURE') };
-    const verified = { getPeerCertificate: () => ({ subject: { CN: 'x' }, subjectaltname: 'DNS:prom' }) as never, authorized: true, authorizationError: undefined as unknown as Error };
+    const unverified = {
+      getPeerCertificate: () => ({ subject: { CN: 'x' } }) as never,
+      authorized: false,
+      authorizationError: new Error('UNABLE_TO_VERIFY_LEAF_SIGNATURE'),
+    };
+    const verified = {
+      getPeerCertificate: () => ({ subject: { CN: 'x' }, subjectaltname: 'DNS:prom' }) as never,
+      authorized: true,
+      authorizationError: undefined as unknown as Error,
+    };
     const at = (type: TlsSettings['clientAuthType'], sans: string[] = []) => ({ ...base, clientAuthType: type, clientAllowedSans: sans });
     expect(clientCertificateProblem(at('NoClientCert'), none)).toBeUndefined();
     expect(clientCertificateProblem(at('RequestClientCert'), unverified)).toBeUndefined();
