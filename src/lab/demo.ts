@@ -107,6 +107,50 @@ export const DEMO_SCENARIO: LabScenario = {
   ],
 };
 
+/** Short builds that the demo runs one after another, so usage records appear (docs/usage-records.md). */
+const SHORT_BUILD_SECONDS = 40;
+const SHORT_BUILD_GAP_SECONDS = 5;
+
+/**
+ * One short CI build at a time: it runs SHORT_BUILD_SECONDS, succeeds, its VM goes a moment later,
+ * then its pod; the next one starts. Each ending writes one usage record on the exporter's stdout.
+ * Returns the function that stops the cycle.
+ */
+function runShortBuilds(lab: NodeLab, logger: Logger): () => void {
+  let n = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const later = (seconds: number, step: () => Promise<void>) => {
+    if (stopped) return;
+    timer = setTimeout(
+      () => step().catch((error: unknown) => logger.warn({ err: error }, 'demo: a short build failed to step')),
+      seconds * 1000,
+    );
+    timer.unref();
+  };
+  const start = async () => {
+    const name = `short-build-${++n}`;
+    await lab.addPod({
+      name,
+      hypervisor: 'cloud-hypervisor',
+      containers: [{ name: 'build', cpuCores: 1.2, memoryBytes: 600 * MIB, limits: { cpu: '2', memory: '1Gi' } }],
+    });
+    later(SHORT_BUILD_SECONDS, async () => {
+      await lab.finishPod('ci', name, 'Succeeded');
+      later(2, async () => {
+        await lab.teardownSandbox('ci', name);
+        await lab.removePod('ci', name);
+        later(SHORT_BUILD_GAP_SECONDS, start);
+      });
+    });
+  };
+  later(SHORT_BUILD_GAP_SECONDS, start);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
 export interface DemoNode {
   config: Config;
   kubeConfig: KubeConfig;
@@ -118,6 +162,7 @@ export interface DemoNode {
 export async function startDemoNode(base: Config, logger: Logger): Promise<DemoNode> {
   const lab = await NodeLab.start(DEMO_SCENARIO);
   lab.startTicking(1000);
+  const stopShortBuilds = base.once ? () => undefined : runShortBuilds(lab, logger);
   const parsed = parseCommandLine(lab.flags(), {});
   if (parsed.kind !== 'run') throw new Error('the demo node produced no exporter configuration');
   // The demo audits its own untrusted namespace and publishes its builds' repository label, unless
@@ -136,7 +181,15 @@ export async function startDemoNode(base: Config, logger: Logger): Promise<DemoN
     { dir: lab.dir, pods: DEMO_SCENARIO.pods.length, kubelet: lab.endpoints.kubeletUrl, apiServer: lab.apiServer.url },
     'demo node started',
   );
-  return { config, kubeConfig: lab.kubeConfig(), lab, close: () => lab.close() };
+  return {
+    config,
+    kubeConfig: lab.kubeConfig(),
+    lab,
+    close: () => {
+      stopShortBuilds();
+      return lab.close();
+    },
+  };
 }
 
 function pickPaths(c: Config): Partial<Config> {
