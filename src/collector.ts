@@ -21,6 +21,7 @@ import type { ShimScrapeResult, ShimTarget } from './scrapers/kata-shim.ts';
 import type { ShimPool } from './scrapers/shim-pool.ts';
 import type { KubeletScrape } from './scrapers/kubelet.ts';
 import type { RuntimeConfigSource } from './scrapers/runtime-config.ts';
+import { pauseForIo } from './scrapers/pseudo-fs.ts';
 import { SourceError } from './scrapers/source-error.ts';
 import { VmmNetworkReader } from './scrapers/vmm-netdev.ts';
 import { auditNode, kataConfigPaths } from './translate/audit.ts';
@@ -336,6 +337,8 @@ export class Collector {
         const dirs = [...outside, podPath].flatMap((path) =>
           path === undefined || hierarchy === undefined ? [] : [`${hierarchy}${path}`],
         );
+        // The VMM's search reads cgroup.procs in each of these cgroups: a group of that many reads.
+        await pauseForIo(dirs.length);
         plan.observation.hostNetwork = this.vmms.read(plan.record.id, dirs, plan.record.hypervisor, plan.record.vmmPid);
       }
     }

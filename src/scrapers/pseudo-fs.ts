@@ -105,12 +105,14 @@ export const READS_PER_PAUSE = 16;
 let readsSincePause = 0;
 
 /**
- * Called before each group of sync reads (a sandbox, a cgroup): every few calls it lets the event
+ * Called before each group of sync reads (a sandbox, a cgroup, a VMM's cgroups), with the number
+ * of directories the group reads: once READS_PER_PAUSE would be reached, it first lets the event
  * loop run pending I/O, so shim answers that arrived meanwhile are read and the next requests go
  * out, instead of waiting for a whole discovery or cgroup pass (tens of ms at N = 250).
  */
-export async function pauseForIo(): Promise<void> {
-  if (++readsSincePause < READS_PER_PAUSE) return;
-  readsSincePause = 0;
+export async function pauseForIo(reads = 1): Promise<void> {
+  readsSincePause += reads;
+  if (readsSincePause < READS_PER_PAUSE) return;
+  readsSincePause = reads;
   await new Promise<void>((resolve) => setImmediate(resolve));
 }

@@ -434,7 +434,8 @@ describe('the overhead advisor on a real Prometheus, a day of pods backfilled', 
     expect(board, 'dashboards/kata-capacity-cost.json').toBeDefined();
     const handlers = await prom!.labelValues('runtime_handler', 'kata_bridge_pod_info');
     expect(handlers).toEqual(expect.arrayContaining(HANDLERS.map((h) => h.name)));
-    const values = { ...SELECT_ALL, runtime_handler: '.+', __range: '1d' };
+    // Over a day Grafana's step is about a minute (1d / its ~1,000 points).
+    const values = { ...SELECT_ALL, runtime_handler: '.+', __range: '1d', __interval: '1m', __interval_ms: '60000' };
     const empty: string[] = [];
     let queries = 0;
     for (const ref of panelRefs(board!.dashboard)) {

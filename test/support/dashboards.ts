@@ -119,6 +119,7 @@ export const SELECT_ALL: Readonly<Record<string, string>> = {
   ...Object.fromEntries(['job', 'instance', 'namespace', 'pod'].map((v) => [v, '.*'])),
   __rate_interval: '10s',
   __interval: '1s',
+  __interval_ms: '1000',
   __range: '1m',
 };
 
