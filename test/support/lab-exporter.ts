@@ -187,11 +187,3 @@ export async function startLabExporter(scenario: LabScenario, options: LabExport
     throw error;
   }
 }
-
-/**
- * startLabExporter with the exporter flags as a second argument: the old entry point, kept only for
- * test/unit/exposition-writer.test.ts while it is edited on another branch.
- */
-export function startBridge(scenario: LabScenario, flags: readonly string[] = []): Promise<LabExporter> {
-  return startLabExporter(scenario, { flags });
-}

@@ -14,7 +14,7 @@ import type { ExpositionFormat } from '../../src/publish/exposition-format.ts';
 import { SnapshotRenderer } from '../../src/publish/snapshot-renderer.ts';
 import { SelfStats } from '../../src/translate/self-stats.ts';
 import type { AuditSnapshot, NodeSnapshot, PodSnapshot } from '../../src/translate/snapshot.ts';
-import { startBridge, type LabExporter as Bridge } from '../support/lab-exporter.ts';
+import { startLabExporter, type LabExporter as Bridge } from '../support/lab-exporter.ts';
 import { oracleRegistry, oracleRender } from '../support/registry-oracle.ts';
 
 const BUILD = { version: '1.2.3', revision: 'abc', nodeVersion: 'v24.0.0' };
@@ -136,7 +136,7 @@ const NUMBERS = [
 describe('the demo node', () => {
   let bridge: Bridge;
   beforeAll(async () => {
-    bridge = await startBridge(DEMO_SCENARIO, ['--collector.shim-raw']);
+    bridge = await startLabExporter(DEMO_SCENARIO, { flags: ['--collector.shim-raw'] });
   });
   afterAll(async () => {
     await bridge?.close();
